@@ -1,0 +1,1 @@
+"""The logic the Lambda functions run: nothing here may import TensorFlow."""

@@ -1,0 +1,1 @@
+"""The training image: fine-tune a preset model on a flower data set and convert it to TFLite."""

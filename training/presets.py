@@ -1,0 +1,144 @@
+"""Preset backbones. A preset owns its input size, its preprocessing and the layers it unfreezes.
+
+Preprocessing is a layer inside the model, so the exported SavedModel and `.tflite` take
+plain RGB pixels in [0, 255] and clients never need to know the backbone's convention.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    image_size: int
+    fine_tune_layers: int  # backbone layers unfrozen from the top in phase 2
+    preprocessing: str
+    has_imagenet_weights: bool
+    _backbone: Callable
+    _preprocess: Callable
+    image_size_fixed: bool = False
+
+    def backbone(self, weights: str | None, image_size: int):
+        """The feature extractor without its classifier; weights: 'imagenet', None or a file path."""
+        return self._backbone(weights, image_size)
+
+    def preprocess_layer(self):
+        return self._preprocess()
+
+
+def _keras():
+    import keras  # imported late: the Lambda side reads preset names without TensorFlow
+
+    return keras
+
+
+def _mobilenet_v2(weights, size):
+    keras = _keras()
+    return keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False, weights=weights)
+
+
+def _resnet50(weights, size):
+    keras = _keras()
+    return keras.applications.ResNet50(input_shape=(size, size, 3), include_top=False, weights=weights)
+
+
+def _tiny_cnn(weights, size):
+    """A few conv blocks: a real, fast model for tests and quick local runs (no pretrained weights)."""
+    keras = _keras()
+    layers = keras.layers
+    inputs = keras.Input((size, size, 3))
+    x = inputs
+    for i, filters in enumerate((16, 32, 64)):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        x = layers.MaxPooling2D(name=f"pool{i}")(x)
+    model = keras.Model(inputs, x, name="tiny_cnn")
+    if weights:
+        model.load_weights(weights)
+    return model
+
+
+def _scale_minus_one_to_one():
+    return _keras().layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")
+
+
+def _scale_zero_to_one():
+    return _keras().layers.Rescaling(1 / 255.0, name="preprocess")
+
+
+def _caffe():
+    return _caffe_layer_class()(name="preprocess")
+
+
+_CAFFE_CLASS = None
+
+
+def _caffe_layer_class():
+    """RGB [0, 255] -> BGR minus the ImageNet means: what Keras' ResNet50 weights expect."""
+    global _CAFFE_CLASS
+    if _CAFFE_CLASS is None:
+        keras = _keras()
+
+        @keras.saving.register_keras_serializable(package="flowers")
+        class CaffePreprocess(keras.layers.Layer):
+            def call(self, inputs):
+                bgr = keras.ops.flip(inputs, axis=-1)
+                return bgr - keras.ops.convert_to_tensor([103.939, 116.779, 123.68], dtype=inputs.dtype)
+
+        _CAFFE_CLASS = CaffePreprocess
+    return _CAFFE_CLASS
+
+
+PRESETS: dict[str, Preset] = {
+    "mobilenet_v2": Preset(
+        name="mobilenet_v2",
+        image_size=224,
+        fine_tune_layers=56,  # blocks 11-16 and the last 1x1 conv
+        preprocessing="x / 127.5 - 1",
+        has_imagenet_weights=True,
+        _backbone=_mobilenet_v2,
+        _preprocess=_scale_minus_one_to_one,
+    ),
+    "resnet_v1_50": Preset(
+        name="resnet_v1_50",
+        image_size=224,
+        fine_tune_layers=32,  # the conv5 stage
+        preprocessing="RGB to BGR, minus ImageNet channel means",
+        has_imagenet_weights=True,
+        _backbone=_resnet50,
+        _preprocess=_caffe,
+    ),
+    "tiny_cnn": Preset(
+        name="tiny_cnn",
+        image_size=64,
+        fine_tune_layers=1000,  # all of it: there is nothing pretrained to keep
+        preprocessing="x / 255",
+        has_imagenet_weights=False,
+        _backbone=_tiny_cnn,
+        _preprocess=_scale_zero_to_one,
+    ),
+}
+
+
+def custom_objects() -> dict:
+    """Classes a saved `.keras` model of any preset may need to load."""
+    return {"flowers>CaffePreprocess": _caffe_layer_class()}
+
+
+def fetch_weights() -> None:
+    """Download every preset's ImageNet weights into the Keras cache (the training image's build step)."""
+    for preset in PRESETS.values():
+        if preset.has_imagenet_weights:
+            preset.backbone("imagenet", preset.image_size)
+            print(f"cached ImageNet weights for {preset.name}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fetch-weights", action="store_true", help="download every preset's ImageNet weights")
+    if parser.parse_args().fetch_weights:
+        fetch_weights()
