@@ -9,23 +9,44 @@ from chalicelib.training_contract import format_metric_line
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stop training cleanly at a wall-clock deadline (checked after every batch)."""
+    """Stop training cleanly at a wall-clock deadline.
 
-    def __init__(self, deadline: float):
+    One host: checked after every batch. Several workers must stop at the same step or the
+    others hang in a collective, so there the check is made at epoch ends and agreed on
+    (any worker out of time stops them all).
+    """
+
+    def __init__(self, deadline: float, multi_worker_strategy=None):
         super().__init__()
         self.deadline = deadline
+        self.strategy = multi_worker_strategy
         self.expired = False
 
+    def _out_of_time(self) -> bool:
+        late = time.monotonic() >= self.deadline
+        if self.strategy is None:
+            return late
+        import tensorflow as tf
+
+        flags = self.strategy.run(lambda: tf.constant(1.0 if late else 0.0))
+        return float(self.strategy.reduce("SUM", flags, axis=None)) > 0
+
     def _check(self) -> None:
-        if time.monotonic() >= self.deadline:
+        if self._out_of_time():
             self.expired = True
             self.model.stop_training = True
 
     def on_train_batch_end(self, batch, logs=None):
-        self._check()
+        if self.strategy is None:
+            self._check()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._check()
+        if self.strategy is None:
+            self._check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.strategy is not None:
+            self._check()
 
 
 class RestoreBest(keras.callbacks.Callback):

@@ -225,24 +225,27 @@ def load(
     only_splits: tuple[str, ...] = SPLITS,
     labels: list[str] | None = None,
 ) -> Dataset:
-    """Scan, decode and split a data set. `labels` fixes the class list (conversion reuses the model's)."""
+    """Scan, split and decode a data set.
+
+    `labels` fixes the class list (conversion reuses the model's); `only_splits` decodes
+    just those splits. Raises DatasetError (with what was found) when there is too little.
+    """
     found = scan(root)
-    kept, pixels, bad = decode(found.root, found.examples, image_size)
-    skipped = found.skipped + bad
-    counts = Counter(e.label for e in kept)
-    if labels is None:
-        labels = sorted(counts)
-    else:
+    skipped = list(found.skipped)
+    examples = found.examples
+    if labels is not None:
         known = set(labels)
-        pairs = [(e, p) for e, p in zip(kept, pixels) if e.label in known]
-        skipped += [Skipped(e.path, "unknown_label", f"label {e.label!r} is not one of the model's classes") for e in kept if e.label not in known]
-        kept, pixels = [e for e, _ in pairs], [p for _, p in pairs]
+        skipped += [Skipped(e.path, "unknown_label", f"label {e.label!r} is not one of the model's classes") for e in examples if e.label not in known]
+        examples = [e for e in examples if e.label in known]
+    examples = [e for e in examples if split_of(e.sha256, fractions) in only_splits]
+    kept, pixels, bad = decode(found.root, examples, image_size)
+    skipped += bad
+    counts = Counter(e.label for e in kept)
+    labels = sorted(counts) if labels is None else labels
     grouped: dict[str, tuple[list, list]] = {name: ([], []) for name in SPLITS}
     for example, pix in zip(kept, pixels):
-        name = split_of(example.sha256, fractions)
-        if name in only_splits:
-            grouped[name][0].append(example)
-            grouped[name][1].append(pix)
+        grouped[split_of(example.sha256, fractions)][0].append(example)
+        grouped[split_of(example.sha256, fractions)][1].append(pix)
     splits = {name: _arrays(*grouped[name], labels, image_size) for name in SPLITS}
     dataset = Dataset(labels, splits, found, sorted(skipped, key=lambda s: s.path))
     if min_images_per_class:

@@ -52,14 +52,18 @@ def make_strategy(p: Plan, devices: list[str] | None = None):
 
 
 def strategy_for(hosts: tuple[str, ...], current_host: str, logical_cpus: int = 0):
-    """Build the strategy; `logical_cpus` > 1 splits the CPU into devices (tests of MirroredStrategy)."""
+    """Build the strategy; `logical_cpus` > 1 splits the CPU into devices (tests of MirroredStrategy).
+
+    Only physical devices are listed before the strategy exists: touching logical devices
+    would start TensorFlow's runtime, and multi-worker collectives must be set up before that.
+    """
     import tensorflow as tf
 
+    devices = None
     if logical_cpus > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
-        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    else:
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or None
-    p = plan(hosts, current_host, len(devices or []))
+        devices = [f"/cpu:{i}" for i in range(logical_cpus)]
+    count = len(devices) if devices else len(tf.config.list_physical_devices("GPU"))
+    p = plan(hosts, current_host, count)
     return p, make_strategy(p, devices)

@@ -25,7 +25,7 @@ class Hyperparameters:
     head_epochs: int = 25  # epochs of the head on cached backbone features (phase 1)
     batch_size: int = 32
     learning_rate: float = 1e-3  # head; fine-tuning starts at learning_rate * fine_tune_lr_scale
-    fine_tune_lr_scale: float = 0.1
+    fine_tune_lr_scale: float = 0.0  # 0: the preset's choice
     fine_tune_layers: int = -1  # -1: the preset's choice; 0: no fine-tuning
     image_size: int = 0  # 0: the preset's input size
     seed: int = 1337
@@ -43,6 +43,9 @@ class Hyperparameters:
 
     def resolved_fine_tune_layers(self) -> int:
         return PRESETS[self.preset].fine_tune_layers if self.fine_tune_layers < 0 else self.fine_tune_layers
+
+    def resolved_fine_tune_lr_scale(self) -> float:
+        return self.fine_tune_lr_scale or PRESETS[self.preset].fine_tune_lr_scale
 
     def resolved_weights(self) -> str | None:
         """'imagenet', None (random init) or a weights file path."""
@@ -110,7 +113,7 @@ _RULES = {
     "head_epochs": lambda v: 1 <= v <= 1000,
     "batch_size": lambda v: 1 <= v <= 4096,
     "learning_rate": lambda v: 0 < v <= 1,
-    "fine_tune_lr_scale": lambda v: 0 < v <= 1,
+    "fine_tune_lr_scale": lambda v: 0 <= v <= 1,
     "fine_tune_layers": lambda v: v >= -1,
     "image_size": lambda v: v == 0 or 32 <= v <= 1024,
     "label_smoothing": lambda v: 0 <= v < 1,

@@ -14,6 +14,36 @@ import keras
 from training.presets import Preset
 
 
+@keras.saving.register_keras_serializable(package="flowers")
+class SyncedModel(keras.Model):
+    """A functional keras.Model whose fit() also runs under MultiWorkerMirroredStrategy.
+
+    Keras 3 reduces every step's scalar logs across workers with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
+    (keras-team/keras#20585). Giving the logs one dimension there makes the mean work;
+    on one host nothing changes.
+    """
+
+    def _synced(self, logs):
+        import tensorflow as tf
+
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    def train_step(self, data):
+        return self._synced(super().train_step(data))
+
+    def test_step(self, data):
+        return self._synced(super().test_step(data))
+
+
+def prepare_multi_worker(model: keras.Model) -> None:
+    """Skip Keras' symbolic build, which reduces a data batch across workers and fails
+    (keras-team/keras#20585); fit() must then run inside `strategy.scope()`."""
+    model._distribute_strategy = None
+
+
 @dataclass
 class Classifier:
     full: keras.Model
@@ -29,16 +59,12 @@ def build(preset: Preset, weights: str | None, image_size: int, num_classes: int
     backbone.trainable = False
     x = backbone(x, training=False)
     features = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    head = keras.Sequential(
-        [
-            keras.Input((features.shape[-1],)),
-            keras.layers.Dropout(dropout, name="dropout"),
-            # float32 output even under mixed precision: softmax in float16 loses accuracy.
-            keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions"),
-        ],
-        name="head",
-    )
-    full = keras.Model(inputs, head(features), name=f"flowers_{preset.name}")
+    head_input = keras.Input((features.shape[-1],), name="features")
+    h = keras.layers.Dropout(dropout, name="dropout")(head_input)
+    # float32 output even under mixed precision: softmax in float16 loses accuracy.
+    h = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(h)
+    head = SyncedModel(head_input, h, name="head")
+    full = SyncedModel(inputs, head(features), name=f"flowers_{preset.name}")
     extractor = keras.Model(inputs, features, name=f"{preset.name}_features")
     return Classifier(full, extractor, head, backbone)
 

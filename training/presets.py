@@ -6,7 +6,9 @@ plain RGB pixels in [0, 255] and clients never need to know the backbone's conve
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 
@@ -15,6 +17,7 @@ class Preset:
     name: str
     image_size: int
     fine_tune_layers: int  # backbone layers unfrozen from the top in phase 2
+    fine_tune_lr_scale: float  # phase-2 learning rate relative to the head's: small for pretrained weights
     preprocessing: str
     has_imagenet_weights: bool
     _backbone: Callable
@@ -23,10 +26,28 @@ class Preset:
 
     def backbone(self, weights: str | None, image_size: int):
         """The feature extractor without its classifier; weights: 'imagenet', None or a file path."""
-        return self._backbone(weights, image_size)
+        try:
+            return self._backbone(weights, image_size)
+        except Exception as exc:  # Keras reports a failed download as a bare Exception
+            if weights == "imagenet" and "URL fetch failure" in str(exc):
+                raise WeightsUnavailable(
+                    f"ImageNet weights for {self.name} are not in the Keras cache ({keras_cache()}) and cannot be "
+                    f"downloaded here. Copy the .h5 file into that folder (../shared/weights has MobileNetV2's; "
+                    f"`make weights` does it), or pass weights=none or weights=/path/to/file.h5."
+                ) from None
+            raise
 
     def preprocess_layer(self):
         return self._preprocess()
+
+
+class WeightsUnavailable(RuntimeError):
+    pass
+
+
+def keras_cache() -> Path:
+    """Where Keras caches downloads: $KERAS_HOME/models, else ~/.keras/models."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
 
 
 def _keras():
@@ -37,6 +58,13 @@ def _keras():
 
 def _mobilenet_v2(weights, size):
     keras = _keras()
+    if weights == "imagenet":
+        # Keras wants the file trained at this resolution (96..224); any of them fits the
+        # architecture, so an offline cache holding only the 224 px file still works.
+        names = [f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{s}_no_top.h5" for s in (size, 224)]
+        cached = [keras_cache() / name for name in names if (keras_cache() / name).is_file()]
+        if cached and size in (96, 128, 160, 192, 224):
+            weights = str(cached[0])
     return keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False, weights=weights)
 
 
@@ -51,10 +79,9 @@ def _tiny_cnn(weights, size):
     layers = keras.layers
     inputs = keras.Input((size, size, 3))
     x = inputs
+    # No batch norm: the backbone always runs in inference mode, so its statistics would never be learnt.
     for i, filters in enumerate((16, 32, 64)):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
-        x = layers.ReLU(name=f"relu{i}")(x)
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(name=f"pool{i}")(x)
     model = keras.Model(inputs, x, name="tiny_cnn")
     if weights:
@@ -98,6 +125,7 @@ PRESETS: dict[str, Preset] = {
         name="mobilenet_v2",
         image_size=224,
         fine_tune_layers=56,  # blocks 11-16 and the last 1x1 conv
+        fine_tune_lr_scale=0.1,
         preprocessing="x / 127.5 - 1",
         has_imagenet_weights=True,
         _backbone=_mobilenet_v2,
@@ -107,6 +135,7 @@ PRESETS: dict[str, Preset] = {
         name="resnet_v1_50",
         image_size=224,
         fine_tune_layers=32,  # the conv5 stage
+        fine_tune_lr_scale=0.1,
         preprocessing="RGB to BGR, minus ImageNet channel means",
         has_imagenet_weights=True,
         _backbone=_resnet50,
@@ -116,6 +145,7 @@ PRESETS: dict[str, Preset] = {
         name="tiny_cnn",
         image_size=64,
         fine_tune_layers=1000,  # all of it: there is nothing pretrained to keep
+        fine_tune_lr_scale=1.0,
         preprocessing="x / 255",
         has_imagenet_weights=False,
         _backbone=_tiny_cnn,

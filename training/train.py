@@ -30,7 +30,22 @@ from chalicelib.training_contract import (
 from training import dataset as ds
 from training.environment import EnvironmentError_, JobEnvironment
 from training.hyperparameters import HyperparameterError, Hyperparameters, parse
-from training.presets import PRESETS
+from training.presets import PRESETS, WeightsUnavailable
+
+
+class Stopwatch:
+    """Named laps of wall time: where a run spends its minutes (metadata and benchmarks)."""
+
+    def __init__(self):
+        self.last = time.monotonic()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> float:
+        """Close the current lap under `name` (adding to it if seen before); return its seconds."""
+        now = time.monotonic()
+        elapsed, self.last = now - self.last, now
+        self.laps[name] = round(self.laps.get(name, 0.0) + elapsed, 2)
+        return elapsed
 
 
 def export_reserve(max_training_time: int) -> float:
@@ -52,23 +67,28 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
 
     from training import callbacks as cb
     from training import evaluation
-    from training.model import augmentation, build, unfreeze_top
+    from training.model import augmentation, build, prepare_multi_worker, unfreeze_top
 
-    if tf.config.list_logical_devices("GPU"):
+    if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(hp.seed)
     preset = PRESETS[hp.preset]
     size = hp.resolved_image_size()
     print(f"strategy={plan.kind} replicas={strategy.num_replicas_in_sync} preset={preset.name} image_size={size}", flush=True)
 
-    t0 = time.monotonic()
+    timer = Stopwatch()
     data = ds.load(env.training_dir, size, hp.splits, hp.min_images_per_class)
     ds.write_report(data, env.output_data_dir / VALIDATION_REPORT)
     counts = {name: len(split.paths) for name, split in data.splits.items()}
     print(f"dataset version={data.scan.version} layout={data.scan.layout} classes={len(data.labels)} "
           f"train={counts['train']} validation={counts['validation']} test={counts['test']} "
-          f"skipped={len(data.skipped)} decode_seconds={time.monotonic() - t0:.1f}", flush=True)
+          f"skipped={len(data.skipped)} decode_seconds={timer.lap('decode'):.1f}", flush=True)
     train, val = data.splits["train"], data.splits["validation"]
+    validated_on = "validation"
+    if not len(val.paths):  # a tiny data set: early stopping watches the test split instead
+        validated_on = "test" if len(data.splits["test"].paths) else "train"
+        val = data.splits[validated_on]
+        print(f"the validation split is empty: validating on the {validated_on} split", flush=True)
     num_classes = len(data.labels)
 
     # Only the chief writes shared outputs; other workers write to throwaway folders.
@@ -80,6 +100,9 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
 
     with strategy.scope():
         clf = build(preset, hp.resolved_weights(), size, num_classes, hp.dropout)
+    if plan.kind == "multi_worker":
+        prepare_multi_worker(clf.head)
+        prepare_multi_worker(clf.full)
     warm = _warm_start(clf.full, hp.warm_start, data.labels)
 
     def onehot(split):
@@ -101,69 +124,73 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     history: list[dict] = []
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
     tensorboard = keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0, write_graph=False, profile_batch=0)
-    budget = cb.TimeBudget(deadline)
+    budget = cb.TimeBudget(deadline, strategy if plan.kind == "multi_worker" else None)
 
     # Phase 1: the head on backbone features computed once (the backbone never runs per epoch here).
     head_ckpt = ckpt_dir / "head.weights.h5"
-    phase1_seconds = time.monotonic()
-    if head_ckpt.exists():
+    resumed = head_ckpt.exists() and (ckpt_dir / "head.json").exists()
+    if resumed:
         clf.head.load_weights(head_ckpt)
-        print(f"resumed: head weights from {head_ckpt}", flush=True)
-        head_epochs_run = 0
+        head_epochs_run = json.loads((ckpt_dir / "head.json").read_text())["epochs"]
+        print(f"resumed: head weights from {head_ckpt} ({head_epochs_run} epochs)", flush=True)
         val_features = _features(clf.extractor, val.images, hp.batch_size)
     else:
+        timer.lap("setup")
         train_features = _features(clf.extractor, train.images, hp.batch_size)
         val_features = _features(clf.extractor, val.images, hp.batch_size)
+        timer.lap("features")
         with strategy.scope():
             clf.head.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss=loss, metrics=["accuracy"])
-        fit = clf.head.fit(
-            batches(train_features, onehot(train), shuffle=True),
-            validation_data=batches(val_features, onehot(val)),
-            epochs=hp.head_epochs,
-            verbose=0,
-            callbacks=[
-                cb.MetricLines("head", hp.head_epochs, history=history),
-                tensorboard,
-                keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True),
-                budget,
-            ],
-        )
+            fit = clf.head.fit(
+                batches(train_features, onehot(train), shuffle=True),
+                validation_data=batches(val_features, onehot(val)),
+                epochs=hp.head_epochs,
+                shuffle=False,  # the tf.data pipeline shuffles
+                verbose=0,
+                callbacks=[
+                    cb.MetricLines("head", hp.head_epochs, history=history),
+                    tensorboard,
+                    keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True),
+                    budget,
+                ],
+            )
         head_epochs_run = len(fit.history.get("loss", []))
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         clf.head.save_weights(head_ckpt)
-    phase1_seconds = time.monotonic() - phase1_seconds
+        (ckpt_dir / "head.json").write_text(json.dumps({"epochs": head_epochs_run}))
+    timer.lap("head")
     head_accuracy = float(_accuracy(clf.head, val_features, val.labels, hp.batch_size))
     print(format_metric_line({"val_accuracy": head_accuracy}, phase="head", result="best"), flush=True)
 
     # Phase 2: fine-tune the top of the backbone on augmented photos, decaying learning rate.
     layers = hp.resolved_fine_tune_layers()
-    phase2_seconds = time.monotonic()
     fine_tuned = False
     if hp.epochs > 0 and layers > 0 and not budget.expired and time.monotonic() < deadline:
         with strategy.scope():
             unfrozen = unfreeze_top(clf.backbone, layers)
             steps = max(1, -(-len(train.paths) // (hp.batch_size * strategy.num_replicas_in_sync)))
-            schedule = keras.optimizers.schedules.CosineDecay(hp.learning_rate * hp.fine_tune_lr_scale, decay_steps=steps * hp.epochs, alpha=0.05)
+            schedule = keras.optimizers.schedules.CosineDecay(hp.learning_rate * hp.resolved_fine_tune_lr_scale(), decay_steps=steps * hp.epochs, alpha=0.05)
             clf.full.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
-        print(f"fine-tuning {unfrozen} layers with weights for {hp.epochs} epochs", flush=True)
-        best = cb.RestoreBest(baseline=head_accuracy)
-        clf.full.fit(
-            batches(train.images, onehot(train), shuffle=True, augment=augmentation(hp.seed) if hp.augmentation else None),
-            validation_data=batches(val.images, onehot(val)),
-            initial_epoch=head_epochs_run,
-            epochs=head_epochs_run + hp.epochs,
-            verbose=0,
-            callbacks=[
-                keras.callbacks.BackupAndRestore(str(ckpt_dir / "fine_tune"), delete_checkpoint=True),
-                cb.MetricLines("fine_tune", head_epochs_run + hp.epochs, history=history),
-                tensorboard,
-                keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=hp.patience),
-                best,
-                budget,
-            ],
-        )
+            print(f"fine-tuning {unfrozen} layers with weights for {hp.epochs} epochs", flush=True)
+            best = cb.RestoreBest(baseline=head_accuracy)
+            clf.full.fit(
+                batches(train.images, onehot(train), shuffle=True, augment=augmentation(hp.seed) if hp.augmentation else None),
+                validation_data=batches(val.images, onehot(val)),
+                initial_epoch=head_epochs_run,
+                epochs=head_epochs_run + hp.epochs,
+                shuffle=False,
+                verbose=0,
+                callbacks=[
+                    keras.callbacks.BackupAndRestore(str(ckpt_dir / "fine_tune"), delete_checkpoint=True),
+                    cb.MetricLines("fine_tune", head_epochs_run + hp.epochs, history=history),
+                    tensorboard,
+                    keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=hp.patience),
+                    best,
+                    budget,
+                ],
+            )
         fine_tuned = best.improved
-    phase2_seconds = time.monotonic() - phase2_seconds
+    timer.lap("fine_tune")
 
     # Evaluate on the test split (the validation split when the data set is too small for one).
     evaluated_on = "test" if len(data.splits["test"].paths) else "validation"
@@ -183,21 +210,26 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
         "hyperparameters": hp.as_dict(),
         "dataset_version": data.scan.version,
         "dataset_counts": counts,
-        "metrics": {"val_accuracy": val_accuracy, "test": dict(metrics, evaluated_on=evaluated_on)},
+        "metrics": {"val_accuracy": val_accuracy, "validated_on": validated_on, "test": dict(metrics, evaluated_on=evaluated_on)},
         "training": {
             "strategy": plan.kind,
             "replicas": strategy.num_replicas_in_sync,
             "head_epochs": head_epochs_run,
+            "resumed": resumed,
             "fine_tuned": fine_tuned,
             "warm_start": warm,
             "stopped_by_time_budget": budget.expired,
-            "seconds": {"phase1": round(phase1_seconds, 1), "phase2": round(phase2_seconds, 1), "total": round(time.monotonic() - started, 1)},
+            "seconds": timer.laps,
             "history": history,
         },
         "source_job": env.job_name,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    timer.lap("evaluate")
     _export(clf.full, model_dir, data.labels, metadata)
+    metadata["training"]["seconds"]["export"] = round(timer.lap("export"), 1)
+    metadata["training"]["seconds"]["total"] = round(time.monotonic() - started, 1)
+    (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     if not plan.is_chief:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"model written to {model_dir} in {time.monotonic() - started:.1f}s", flush=True)
@@ -211,7 +243,8 @@ def _features(extractor, images, batch_size: int):
 
     if len(images) == 0:
         return np.zeros((0, extractor.output_shape[-1]), np.float32)
-    call = tf.function(lambda x: extractor(x, training=False), reduce_retracing=True)
+    spec = tf.TensorSpec([None, *images.shape[1:]], tf.float32)
+    call = tf.function(lambda x: extractor(x, training=False), input_signature=[spec])
     out = [call(tf.cast(images[i : i + batch_size], tf.float32)).numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
@@ -233,7 +266,7 @@ def _reset_stale_checkpoints(ckpt_dir: Path, dataset_version: str, hp: Hyperpara
     fingerprint = _fingerprint(dataset_version, hp)
     if ckpt_dir.exists() and marker.exists() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
         return
-    for stale in ("head.weights.h5", "fine_tune"):
+    for stale in ("head.weights.h5", "head.json", "fine_tune"):
         path = ckpt_dir / stale
         if path.is_dir():
             shutil.rmtree(path)
@@ -299,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         if exc.dataset is not None:
             ds.write_report(exc.dataset, env.output_data_dir / VALIDATION_REPORT)
         fail(env, f"data set: {exc}")
-    except (HyperparameterError, EnvironmentError_) as exc:
+    except (HyperparameterError, EnvironmentError_, WeightsUnavailable) as exc:
         fail(env, str(exc))
     except Exception as exc:  # anything else is a bug: keep the traceback in the log
         traceback.print_exc()

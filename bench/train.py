@@ -1,0 +1,187 @@
+"""Training benchmark: our two-phase recipe against a plain keras.io transfer-learning baseline.
+
+    python bench/train.py DATASET_DIR --preset mobilenet_v2
+    python bench/train.py DATASET_DIR --preset resnet_v1_50 --weights none --resnet-size-only
+
+Prints wall time, images/s per phase, validation and test top-1 of the SavedModel and of
+each TFLite mode, model sizes, and the baseline's figures from the same run and split.
+Writes the figures to bench/results/train-PRESET.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from training import convert as cv  # noqa: E402
+from training import dataset as ds  # noqa: E402
+from training import train  # noqa: E402
+from training.environment import JobEnvironment  # noqa: E402
+from training.hyperparameters import parse  # noqa: E402
+
+
+def job_env(work: Path, data: Path) -> JobEnvironment:
+    return JobEnvironment.from_env({
+        "SM_INPUT_CONFIG_DIR": str(work / "config"), "SM_CHANNEL_TRAINING": str(data),
+        "SM_MODEL_DIR": str(work / "model"), "SM_OUTPUT_DIR": str(work / "output"),
+        "SM_CHECKPOINT_DIR": str(work / "checkpoints"), "TRAINING_JOB_NAME": "bench",
+    })
+
+
+def subset(data: Path, per_class: int, work: Path) -> Path:
+    """The first `per_class` photos of each class folder (a quick size check needs no more)."""
+    out = work / "subset"
+    for folder in sorted(p for p in data.iterdir() if p.is_dir()):
+        (out / folder.name).mkdir(parents=True)
+        for photo in sorted(folder.iterdir())[:per_class]:
+            shutil.copyfile(photo, out / folder.name / photo.name)
+    return out
+
+
+def baseline(data_dir: Path, image_size: int, epochs: int, seed: int) -> dict:
+    """The keras.io / tensorflow.org transfer-learning recipe, on our split: a frozen
+    MobileNetV2 run on every batch of every epoch, flip + rotation augmentation, dropout
+    0.2 and a softmax head, Adam(1e-4), 10 epochs."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    started = time.monotonic()
+    data = ds.load(data_dir, image_size, min_images_per_class=1)
+    decoded = time.monotonic()
+    base = keras.applications.MobileNetV2(input_shape=(image_size, image_size, 3), include_top=False,
+                                          weights=str(_cached_mobilenet()))
+    base.trainable = False
+    inputs = keras.Input((image_size, image_size, 3))
+    x = keras.layers.RandomFlip("horizontal")(inputs)
+    x = keras.layers.RandomRotation(0.2)(x)
+    x = keras.applications.mobilenet_v2.preprocess_input(x)
+    x = base(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    outputs = keras.layers.Dense(len(data.labels), activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    def batches(split, shuffle=False):
+        d = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+        if shuffle:
+            d = d.shuffle(len(split.labels), seed=seed)
+        return d.batch(32).map(lambda a, b: (tf.cast(a, tf.float32), b)).prefetch(tf.data.AUTOTUNE)
+
+    train_split = data.splits["train"]
+    fit_started = time.monotonic()
+    model.fit(batches(train_split, True), validation_data=batches(data.splits["validation"]), epochs=epochs, verbose=0)
+    fit_seconds = time.monotonic() - fit_started
+    results = {}
+    for name in ("validation", "test"):
+        split = data.splits[name]
+        predicted = model.predict(split.images.astype(np.float32), verbose=0).argmax(axis=1)
+        results[f"{name}_accuracy"] = float((predicted == split.labels).mean())
+    return dict(results, wall_seconds=round(time.monotonic() - started, 1), decode_seconds=round(decoded - started, 1),
+                fit_seconds=round(fit_seconds, 1), epochs=epochs,
+                train_images_per_second=round(len(train_split.labels) * epochs / fit_seconds, 1))
+
+
+def _cached_mobilenet() -> Path:
+    from training.presets import keras_cache
+
+    return keras_cache() / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+
+
+def ours(data_dir: Path, work: Path, hyperparameters: dict, quantize: str) -> dict:
+    started = time.monotonic()
+    env = job_env(work, data_dir)
+    meta = train.run(env, parse(hyperparameters))
+    trained = time.monotonic()
+    converted = cv.convert(env.model_dir, work / "tflite", data_dir, quantize=quantize)
+    done = time.monotonic()
+    seconds = meta["training"]["seconds"]
+    counts = meta["dataset_counts"]
+    fine_tune_epochs = sum(1 for h in meta["training"]["history"] if h["phase"] == "fine_tune")
+    return {
+        "wall_seconds_train": round(trained - started, 1),
+        "wall_seconds_convert": round(done - trained, 1),
+        "wall_seconds": round(done - started, 1),
+        "seconds": seconds,
+        "images_per_second": {
+            "decode": round(sum(counts.values()) / max(seconds.get("decode", 0), 1e-9), 1),
+            "features": round((counts["train"] + counts["validation"]) / max(seconds.get("features", 0), 1e-9), 1),
+            "fine_tune": round(counts["train"] * fine_tune_epochs / max(seconds.get("fine_tune", 0), 1e-9), 1) if fine_tune_epochs else None,
+        },
+        "counts": counts,
+        "head_epochs": meta["training"]["head_epochs"],
+        "fine_tune_epochs": fine_tune_epochs,
+        "stopped_by_time_budget": meta["training"]["stopped_by_time_budget"],
+        "val_accuracy": meta["metrics"]["val_accuracy"],
+        "saved_model_test_accuracy": converted["metrics"]["saved_model_test_accuracy"],
+        "saved_model_bytes": sum(f.stat().st_size for f in (env.model_dir / "saved_model").rglob("*") if f.is_file()),
+        "tflite": converted["conversion"]["candidates"],
+        "chosen": converted["quantization"],
+        "chosen_bytes": converted["model"]["size_bytes"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--preset", default="mobilenet_v2")
+    parser.add_argument("--weights", default="")
+    parser.add_argument("--hp", action="append", default=[], help="extra hyperparameter name=value")
+    parser.add_argument("--baseline-epochs", type=int, default=10)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--resnet-size-only", action="store_true", help="a few photos, one head epoch: int8 size only")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="flowers-bench-"))
+    hyperparameters = {"preset": args.preset, "weights": args.weights, "max_training_time": 1800}
+    hyperparameters.update(dict(item.split("=", 1) for item in args.hp))
+    data = args.data
+    quantize = "auto"
+    if args.resnet_size_only:
+        data = subset(args.data, 12, work)
+        hyperparameters.update(epochs=0, head_epochs=1, min_images_per_class=1)
+        quantize = "int8"
+        args.no_baseline = True
+
+    report = {"preset": args.preset, "data": str(args.data), "cpus": os.cpu_count(), "hyperparameters": hyperparameters}
+    report["ours"] = ours(data, work, hyperparameters, quantize)
+    if not args.no_baseline:
+        report["baseline"] = baseline(data, 224, args.baseline_epochs, seed=1337)
+    shutil.rmtree(work, ignore_errors=True)
+
+    o = report["ours"]
+    print(f"\n== {args.preset} on {args.data} ({os.cpu_count()} CPUs)")
+    print(f"ours: {o['wall_seconds']:.0f}s wall ({o['wall_seconds_train']:.0f}s training, {o['wall_seconds_convert']:.0f}s conversion), "
+          f"laps {o['seconds']}")
+    print(f"      images/s {o['images_per_second']}; epochs head {o['head_epochs']}, fine-tune {o['fine_tune_epochs']}")
+    print(f"      val top-1 {o['val_accuracy']:.4f}; test top-1 SavedModel {o['saved_model_test_accuracy']:.4f} "
+          f"({o['saved_model_bytes'] / 1e6:.1f} MB)")
+    for c in o["tflite"]:
+        print(f"      tflite {c['quantization']:8s} test top-1 {c['accuracy']:.4f}  agreement {c['agreement']:.4f}  "
+              f"{c['size_bytes'] / 1e6:.2f} MB")
+    print(f"      auto picks {o['chosen']} ({o['chosen_bytes'] / 1e6:.2f} MB)")
+    if "baseline" in report:
+        b = report["baseline"]
+        print(f"baseline (frozen MobileNetV2 + softmax, {b['epochs']} epochs): {b['wall_seconds']:.0f}s wall, "
+              f"val top-1 {b['validation_accuracy']:.4f}, test top-1 {b['test_accuracy']:.4f}")
+        print(f"ratios: test top-1 ours - baseline = {o['saved_model_test_accuracy'] - b['test_accuracy']:+.4f}; "
+              f"training time ours / baseline = {o['wall_seconds_train'] / b['wall_seconds']:.2f}x")
+    out = ROOT / "bench" / "results" / f"train-{args.preset}{'-size' if args.resnet_size_only else ''}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"figures written to {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""training.convert: every quantization mode, checked against the SavedModel on the test split."""
+import hashlib
+import json
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+from chalicelib.imaging import load_pixels
+from tests.conftest import ROOT
+from training import convert as cv
+
+
+@pytest.mark.parametrize("mode", ["fp32", "fp16", "dynamic", "int8"])
+def test_each_mode_agrees_with_the_saved_model(trained_tiny, tmp_path, mode):
+    meta = cv.convert(trained_tiny.model, tmp_path / mode, trained_tiny.data, quantize=mode)
+    blob = (tmp_path / mode / "model.tflite").read_bytes()
+    assert meta["quantization"] == mode
+    assert meta["model"] == {"file": "model.tflite", "sha256": hashlib.sha256(blob).hexdigest(), "size_bytes": len(blob)}
+    (candidate,) = meta["conversion"]["candidates"]
+    assert candidate["agreement"] >= (1.0 if mode in ("fp32", "fp16") else 0.9)
+    assert abs(candidate["accuracy"] - meta["metrics"]["saved_model_test_accuracy"]) <= (0.0 if mode == "fp32" else 0.1)
+    assert meta["metrics"]["test"]["count"] == meta["test_set"]["count"] > 0
+    assert (tmp_path / mode / "labels.txt").read_text() == (trained_tiny.model / "labels.txt").read_text()
+    on_disk = json.loads((tmp_path / mode / "metadata.json").read_text())
+    assert on_disk["labels"] == ["blue", "green", "red"] and on_disk["input"]["dtype"] == "float32"
+
+
+def test_preprocessing_lives_inside_the_model(trained_tiny, tmp_path):
+    """A client only decodes and resizes: raw [0, 255] pixels in, the right class out."""
+    cv.convert(trained_tiny.model, tmp_path / "out", trained_tiny.data, quantize="fp32")
+    meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    photos = sorted((trained_tiny.data / "red").glob("*.png"))[:5]
+    batch = np.stack([load_pixels(p.read_bytes(), meta["image_size"]).pixels for p in photos]).astype(np.float32)
+    probabilities = cv.tflite_predict(str(tmp_path / "out" / "model.tflite"), batch)
+    assert probabilities.shape == (5, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+    keras_probabilities = cv.saved_model_predict(trained_tiny.model / "saved_model", batch)
+    np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-4)
+
+
+def test_auto_picks_the_smallest_within_half_a_point():
+    candidates = [
+        {"quantization": "fp32", "size_bytes": 400, "accuracy": 0.950},
+        {"quantization": "fp16", "size_bytes": 200, "accuracy": 0.950},
+        {"quantization": "dynamic", "size_bytes": 110, "accuracy": 0.946},
+        {"quantization": "int8", "size_bytes": 100, "accuracy": 0.940},
+    ]
+    assert cv.choose(candidates, 0.950)["quantization"] == "dynamic"
+    assert cv.choose(candidates, 0.944)["quantization"] == "int8"
+    # None close enough: keep the most accurate.
+    assert cv.choose(candidates[2:], 0.99)["quantization"] == "dynamic"
+
+
+def test_auto_from_a_model_archive_with_baseline(trained_tiny, tmp_path):
+    """What the SageMaker Processing job does: model.tar.gz in, the served model scored beside it."""
+    archive_dir = tmp_path / "input"
+    archive_dir.mkdir()
+    with tarfile.open(archive_dir / "model.tar.gz", "w:gz") as tar:
+        for item in trained_tiny.model.iterdir():
+            tar.add(item, arcname=item.name)
+    cv.convert(trained_tiny.model, tmp_path / "served", trained_tiny.data, quantize="fp32")
+    meta = cv.convert(archive_dir, tmp_path / "out", trained_tiny.data, quantize="auto", baseline=tmp_path / "served")
+    modes = [c["quantization"] for c in meta["conversion"]["candidates"]]
+    assert modes == ["fp32", "fp16", "dynamic", "int8"]
+    sizes = {c["quantization"]: c["size_bytes"] for c in meta["conversion"]["candidates"]}
+    assert sizes["fp16"] < sizes["fp32"]
+    chosen = next(c for c in meta["conversion"]["candidates"] if c["quantization"] == meta["quantization"])
+    assert chosen["accuracy"] >= meta["metrics"]["saved_model_test_accuracy"] - 0.005
+    assert meta["metrics"]["baseline"]["accuracy"] == pytest.approx(meta["metrics"]["saved_model_test_accuracy"])
+
+
+def test_cli_errors_are_clear(trained_tiny, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "training.convert", str(trained_tiny.model), str(tmp_path / "o"),
+                             "--data", str(tmp_path / "missing")], cwd=ROOT, capture_output=True, text=True,
+                            env={"SM_OUTPUT_DIR": str(tmp_path / "sm"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "is not a folder" in result.stderr
+    assert "is not a folder" in (tmp_path / "sm" / "failure").read_text()
+    result = subprocess.run([sys.executable, "-m", "training.convert", str(tmp_path), str(tmp_path / "o"),
+                             "--data", str(trained_tiny.data)], cwd=ROOT, capture_output=True, text=True,
+                            env={"SM_OUTPUT_DIR": str(tmp_path / "sm"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1 and "neither saved_model/ nor a model.tar.gz" in result.stderr

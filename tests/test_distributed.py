@@ -1,0 +1,60 @@
+"""training.distribute: the strategy plan, and real runs of both distributed modes on the CPU."""
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, TINY, Job
+from training.distribute import plan
+
+
+def test_plan_single_host():
+    assert plan((), "", devices=0).kind == "default"
+    assert plan(("algo-1",), "algo-1", devices=1).kind == "default"
+    assert plan(("algo-1",), "algo-1", devices=4).kind == "mirrored"
+
+
+def test_plan_multi_host_builds_tf_config():
+    p = plan(("algo-2", "algo-1"), "algo-2", devices=1)
+    assert p.kind == "multi_worker" and not p.is_chief
+    assert p.tf_config == {"cluster": {"worker": ["algo-1:2222", "algo-2:2222"]}, "task": {"type": "worker", "index": 1}}
+    assert plan(("algo-2", "algo-1"), "algo-1", devices=0).is_chief
+    with pytest.raises(ValueError):
+        plan(("algo-1", "algo-2"), "algo-3", devices=0)
+
+
+def run(cmd_env, job):
+    return subprocess.Popen([sys.executable, "-m", "training.train"], env=cmd_env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(job):
+    proc = run(job.env(FLOWERS_CPU_DEVICES="2"), job)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert "strategy=mirrored replicas=2" in out
+    meta = job.metadata()
+    assert meta["training"]["strategy"] == "mirrored" and meta["training"]["replicas"] == 2
+    assert (job.model / "saved_model" / "saved_model.pb").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_on_localhost(tmp_path, colour_data):
+    hosts = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    jobs = [Job(tmp_path / f"worker{i}", colour_data).hyperparameters(**TINY) for i in range(2)]
+    procs = [run(job.env(SM_HOSTS=json.dumps(hosts), SM_CURRENT_HOST=host), job) for job, host in zip(jobs, hosts)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+        assert "strategy=multi_worker replicas=2" in out
+    chief = jobs[sorted(hosts).index(hosts[0])]
+    worker = jobs[1 - jobs.index(chief)]
+    assert chief.metadata()["training"]["strategy"] == "multi_worker"
+    assert not worker.model.exists()  # only the chief writes the model

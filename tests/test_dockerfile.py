@@ -1,0 +1,50 @@
+"""training/Dockerfile cannot be built here (no Docker engine): keep it consistent with the code."""
+import re
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+DOCKERFILE = (ROOT / "training" / "Dockerfile").read_text()
+
+
+def pinned(requirements: str, name: str) -> str:
+    match = re.search(rf"^{re.escape(name)}==([\w.]+)", (ROOT / requirements).read_text(), re.M)
+    assert match, f"{name} is not pinned in {requirements}"
+    return match.group(1)
+
+
+def test_base_image_matches_the_pinned_tensorflow():
+    base = re.search(r"^FROM tensorflow/tensorflow:([\d.]+)-gpu$", DOCKERFILE, re.M)
+    assert base and base.group(1) == pinned("requirements-dev.txt", "tensorflow-cpu")
+
+
+def test_copied_paths_exist():
+    for source in re.findall(r"^COPY (\S+) ", DOCKERFILE, re.M):
+        assert (ROOT / source).exists(), source
+
+
+def test_entrypoints_name_real_modules():
+    modules = set(re.findall(r"python -m ([\w.]+)", DOCKERFILE))
+    assert {"training.train", "training.convert", "training.presets"} <= modules
+    for module in modules:
+        assert (ROOT / Path(*module.split("."))).with_suffix(".py").exists(), module
+    assert "/usr/local/bin/train" in DOCKERFILE and "/usr/local/bin/convert" in DOCKERFILE
+
+
+def test_weights_for_every_preset_are_baked_in():
+    from training.presets import PRESETS
+
+    assert "RUN python -m training.presets --fetch-weights" in DOCKERFILE
+    assert any(p.has_imagenet_weights for p in PRESETS.values())
+
+
+def test_training_requirements_never_pull_a_second_tensorflow():
+    text = (ROOT / "training" / "requirements.txt").read_text()
+    assert not re.search(r"^tensorflow", text, re.M)
+    assert pinned("training/requirements.txt", "numpy") == pinned("requirements.txt", "numpy")
+
+
+def test_lambda_requirements_never_ship_tensorflow():
+    text = (ROOT / "requirements.txt").read_text().lower()
+    assert "tensorflow" not in re.sub(r"#.*", "", text)
+    assert pinned("requirements.txt", "ai-edge-litert") == "1.4.0"

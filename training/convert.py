@@ -1,0 +1,241 @@
+"""The `convert` entrypoint: SavedModel -> verified `.tflite` (+ labels.txt, metadata.json).
+
+    python -m training.convert MODEL_DIR OUTPUT_DIR --data DATASET_DIR
+        [--quantize auto|fp32|fp16|dynamic|int8] [--baseline SERVED_MODEL_DIR]
+
+MODEL_DIR is a training job's model folder, or a folder holding its `model.tar.gz`
+(a SageMaker Processing job gets it that way). Every conversion is checked on the test
+split of DATASET_DIR (the same hash split training used): top-1 of the SavedModel, of
+the `.tflite`, and how often the two agree. `auto` keeps the smallest model within
+0.5 point of the SavedModel's accuracy. `--baseline` also scores the model now in
+production on the same test photos, so the promotion gate compares like with like.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from chalicelib.training_contract import LABELS_FILE, METADATA_FILE, MODEL_FILE, SAVED_MODEL_DIR
+from training import dataset as ds
+
+MODES = ("fp32", "fp16", "dynamic", "int8")
+AUTO_TOLERANCE = 0.005  # accuracy points (0.5 %) a smaller model may lose against the float one
+REPRESENTATIVE_IMAGES = 200
+
+
+class ConversionError(ValueError):
+    pass
+
+
+def unpack(model_dir: Path, scratch: Path) -> Path:
+    """A folder with the SavedModel, unpacking `model.tar.gz` when that is what we were given."""
+    if (model_dir / SAVED_MODEL_DIR).is_dir():
+        return model_dir
+    archive = model_dir / "model.tar.gz" if model_dir.is_dir() else model_dir
+    if archive.is_file() and tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tar:
+            tar.extractall(scratch, filter="data")
+        if (scratch / SAVED_MODEL_DIR).is_dir():
+            return scratch
+    raise ConversionError(f"{model_dir} holds neither {SAVED_MODEL_DIR}/ nor a model.tar.gz with one")
+
+
+def to_tflite(saved_model: Path, mode: str, representative: np.ndarray | None = None) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if mode in ("fp16", "dynamic", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode == "int8":
+        if representative is None or not len(representative):
+            raise ConversionError("int8 needs representative images from the training split")
+
+        def samples():
+            for image in representative:
+                yield [image[None].astype(np.float32)]
+
+        converter.representative_dataset = samples
+        # Integer kernels throughout; float32 in and out so every client feeds the same input.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def tflite_predict(model: bytes | str, images: np.ndarray, batch: int = 32, threads: int | None = None) -> np.ndarray:
+    """Class probabilities from a `.tflite` (bytes or path) with LiteRT, batch by batch."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+    interpreter = Interpreter(num_threads=threads or os.cpu_count() or 1, **kwargs)
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    results, current = [], None
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch].astype(np.float32)
+        if current != len(chunk):
+            interpreter.resize_tensor_input(inp["index"], [len(chunk), *inp["shape"][1:]])
+            interpreter.allocate_tensors()
+            current = len(chunk)
+        interpreter.set_tensor(inp["index"], chunk)
+        interpreter.invoke()
+        results.append(interpreter.get_tensor(out["index"]).astype(np.float32))
+    return np.concatenate(results) if results else np.zeros((0, 0), np.float32)
+
+
+def saved_model_predict(saved_model: Path, images: np.ndarray, batch: int = 32) -> np.ndarray:
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    outputs = []
+    for start in range(0, len(images), batch):
+        result = serve(tf.constant(images[start : start + batch], tf.float32))
+        outputs.append(next(iter(result.values())).numpy())
+    return np.concatenate(outputs)
+
+
+def choose(candidates: list[dict], float_accuracy: float) -> dict:
+    """`auto`: the smallest candidate within AUTO_TOLERANCE of the float model's accuracy."""
+    good = [c for c in candidates if c["accuracy"] >= float_accuracy - AUTO_TOLERANCE - 1e-9]
+    pool = good or candidates
+    return min(pool, key=lambda c: (c["size_bytes"], -c["accuracy"])) if good else max(pool, key=lambda c: c["accuracy"])
+
+
+def test_split(data_dir: Path, metadata: dict, labels: list[str]):
+    """The test photos training set aside (validation when the data set had no test photos)."""
+    fractions = tuple(metadata.get("hyperparameters", {}).get("splits", (0.8, 0.1, 0.1)))
+    data = ds.load(data_dir, metadata["image_size"], fractions, min_images_per_class=0,
+                   only_splits=("validation", "test"), labels=labels)
+    name = "test" if len(data.splits["test"].paths) else "validation"
+    return data, name, data.splits[name], fractions
+
+
+def representative(data_dir: Path, labels: list[str], fractions, size: int, limit: int = REPRESENTATIVE_IMAGES) -> np.ndarray:
+    """Up to `limit` training-split images, spread over the classes, for int8 calibration."""
+    found = ds.scan(data_dir)
+    train = [e for e in found.examples if e.label in set(labels) and ds.split_of(e.sha256, fractions) == "train"]
+    train.sort(key=lambda e: e.sha256)  # deterministic and mixed across classes
+    _, pixels, _ = ds.decode(found.root, train[:limit], size)
+    return np.stack(pixels) if pixels else np.zeros((0, size, size, 3), np.uint8)
+
+
+def score_baseline(baseline_dir: Path, images: np.ndarray, truth: np.ndarray, labels: list[str]) -> dict:
+    """Accuracy of the model in production on the candidate's test photos."""
+    try:
+        meta = json.loads((baseline_dir / METADATA_FILE).read_text())
+        if meta.get("labels") != labels:
+            return {"skipped": "the production model has other classes"}
+        if meta.get("image_size") != images.shape[1]:
+            return {"skipped": "the production model takes another input size"}
+        predicted = tflite_predict(str(baseline_dir / MODEL_FILE), images).argmax(axis=1)
+    except (OSError, ValueError, KeyError) as exc:
+        return {"skipped": f"cannot score the production model: {exc}"}
+    return {"accuracy": float((predicted == truth).mean()) if len(truth) else 0.0, "version": meta.get("version", ""),
+            "sha256": meta.get("model", {}).get("sha256", "")}
+
+
+def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "auto", baseline: Path | None = None) -> dict:
+    from training.evaluation import classification_metrics
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="flowers-convert-") as tmp:
+        source = unpack(Path(model_dir), Path(tmp))
+        metadata = json.loads((source / METADATA_FILE).read_text())
+        labels = [line for line in (source / LABELS_FILE).read_text().splitlines() if line]
+        saved = source / SAVED_MODEL_DIR
+        if not Path(data_dir).is_dir():
+            raise ConversionError(f"--data {data_dir} is not a folder: every conversion is checked on the test split")
+        data, split_name, test, fractions = test_split(Path(data_dir), metadata, labels)
+        if not len(test.paths):
+            raise ConversionError(f"no test or validation photos of the model's classes in {data_dir}")
+        images = test.images.astype(np.float32)
+        reference = saved_model_predict(saved, images)
+        float_accuracy = float((reference.argmax(axis=1) == test.labels).mean())
+        modes = MODES if quantize == "auto" else (quantize,)
+        calibration = representative(Path(data_dir), labels, fractions, metadata["image_size"]) if "int8" in modes else None
+
+        candidates, models = [], {}
+        for mode in modes:
+            t0 = time.monotonic()
+            blob = to_tflite(saved, mode, calibration)
+            probabilities = tflite_predict(blob, images)
+            predicted = probabilities.argmax(axis=1)
+            candidates.append({
+                "quantization": mode,
+                "size_bytes": len(blob),
+                "accuracy": float((predicted == test.labels).mean()),
+                "agreement": float((predicted == reference.argmax(axis=1)).mean()),
+                "max_abs_diff": float(np.abs(probabilities - reference).max()),
+                "seconds": round(time.monotonic() - t0, 1),
+            })
+            models[mode] = (blob, predicted)
+            print(f"quantization={mode} size_bytes={len(blob)} accuracy={candidates[-1]['accuracy']:.4f} "
+                  f"agreement={candidates[-1]['agreement']:.4f}", flush=True)
+        chosen = choose(candidates, float_accuracy) if quantize == "auto" else candidates[0]
+        blob, predicted = models[chosen["quantization"]]
+
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / MODEL_FILE).write_bytes(blob)
+        shutil.copyfile(source / LABELS_FILE, output_dir / LABELS_FILE)
+        test_metrics = classification_metrics(test.labels, predicted, labels)
+        test_metrics["evaluated_on"] = split_name
+        result = dict(metadata)
+        result.update({
+            "quantization": chosen["quantization"],
+            "model": {"file": MODEL_FILE, "sha256": hashlib.sha256(blob).hexdigest(), "size_bytes": len(blob)},
+            "metrics": {"test": test_metrics, "val_accuracy": metadata.get("metrics", {}).get("val_accuracy"),
+                        "saved_model_test_accuracy": float_accuracy, "training_test": metadata.get("metrics", {}).get("test")},
+            "test_set": {
+                "split": split_name,
+                "count": len(test.paths),
+                "sha256": hashlib.sha256("\n".join(sorted(test.paths)).encode()).hexdigest()[:16],
+                "dataset_version": data.scan.version,
+            },
+            "conversion": {"requested": quantize, "candidates": candidates, "tolerance": AUTO_TOLERANCE,
+                           "seconds": round(time.monotonic() - started, 1)},
+            "converted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        if baseline is not None:
+            result["metrics"]["baseline"] = score_baseline(Path(baseline), images, test.labels, labels)
+        (output_dir / METADATA_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"chosen quantization={chosen['quantization']} test_accuracy={test_metrics['accuracy']:.4f} "
+          f"saved_model_accuracy={float_accuracy:.4f} size_bytes={len(blob)}", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.convert", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("output_dir", type=Path)
+    parser.add_argument("--data", type=Path, required=True, help="the data set the model was trained on (its test split checks the conversion)")
+    parser.add_argument("--quantize", choices=("auto",) + MODES, default="auto")
+    parser.add_argument("--baseline", type=Path, help="the served model's folder, scored on the same test photos")
+    args = parser.parse_args(argv)
+    try:
+        convert(args.model_dir, args.output_dir, args.data, args.quantize, args.baseline)
+    except (ConversionError, ds.DatasetError, OSError, json.JSONDecodeError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        failure = Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")) / "failure"
+        try:
+            failure.parent.mkdir(parents=True, exist_ok=True)
+            failure.write_text(str(exc)[:1000])
+        except OSError:
+            pass
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
