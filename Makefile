@@ -8,7 +8,7 @@ DATA ?= $(SHARED)/datasets/flower_photos
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo bench bench-train bench-resnet weights clean
+.PHONY: venv test demo bench bench-train bench-resnet bench-predict weights clean
 
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,13 +30,16 @@ test: $(STAMP) weights
 demo: $(STAMP) weights
 	$(PY) -m training.demo --data $(DATA)
 
-bench: bench-train
+bench: bench-train bench-resnet bench-predict
 
 bench-train: $(STAMP) weights
 	$(PY) bench/train.py $(DATA) --preset mobilenet_v2
 
 bench-resnet: $(STAMP) weights
 	$(PY) bench/train.py $(DATA) --preset resnet_v1_50 --weights none --resnet-size-only
+
+bench-predict: $(STAMP) weights
+	$(PY) bench/predict.py --work build/bench-predict
 
 clean:
 	rm -rf $(VENV) .keras .pytest_cache build out

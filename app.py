@@ -1,4 +1,102 @@
-"""Chalice app: thin wiring only. The logic lives in chalicelib/."""
-from chalice import Chalice
+"""Chalice app: thin wiring only. The logic lives in chalicelib/ (see chalicelib/handlers.py).
+
+Event sources, and why:
+- uploads: S3 -> SQS queue "flowers-uploads" (with a DLQ) -> on_upload. Chalice's on_s3_event
+  cannot be used with `chalice package`/CDK; SQS also batches a burst of uploads into few
+  invocations. Nothing starts a run here: the scheduled tick decides (debounce).
+- tick: every minute, the debounce decision (and healing of lost events).
+- SageMaker training/processing job state changes from EventBridge -> on_sagemaker_job.
+Importing this module reads no settings and creates no client (`chalice package` needs none).
+"""
+import json
+import logging
+
+from chalice import Chalice, IAMAuthorizer, Rate, Response
+
+from chalicelib import handlers, observability
+from chalicelib.api_errors import ApiError
+from chalicelib.predict_request import IMAGE_TYPES
 
 app = Chalice(app_name="flowers")
+app.log.setLevel(logging.WARNING)
+# Image bodies must reach the function as bytes: API Gateway binary media types.
+app.api.binary_types = sorted(set(app.api.binary_types) | set(IMAGE_TYPES))
+# Manual model actions are for operators (IAM-signed requests), not for the public API.
+operators = IAMAuthorizer()
+
+
+@app.middleware("all")
+def _observability(event, get_response):
+    return observability.around(event, get_response)
+
+
+def _respond(call, status=200):
+    """Run a chalicelib function and format its answer; bad input never becomes a 500."""
+    try:
+        return Response(body=json.dumps(call()), status_code=status, headers={"Content-Type": "application/json"})
+    except ApiError as error:
+        headers = {"Content-Type": "application/json", **error.headers}
+        return Response(body=json.dumps(error.body()), status_code=error.status, headers=headers)
+    except Exception:
+        observability.logger.exception("unhandled error")
+        body = {"error": {"code": "internal", "message": "internal error; the request id is in the logs"}}
+        return Response(body=json.dumps(body), status_code=500, headers={"Content-Type": "application/json"})
+
+
+# events -------------------------------------------------------------------------------------
+@app.on_sqs_message(queue="flowers-uploads", batch_size=100, maximum_batching_window_in_seconds=30)
+def on_upload(event):
+    return handlers.on_upload_messages(event.to_dict())
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def tick(event):
+    return handlers.on_tick()
+
+
+@app.on_cw_event({
+    "source": ["aws.sagemaker"],
+    "detail-type": ["SageMaker Training Job State Change", "SageMaker Processing Job State Change"],
+})
+def on_sagemaker_job(event):
+    return handlers.on_sagemaker_event(event.to_dict())
+
+
+# HTTP ---------------------------------------------------------------------------------------
+@app.route("/predict", methods=["POST"], content_types=["*/*"])  # our own 415, in our JSON shape
+def predict():
+    request = app.current_request
+    return _respond(lambda: handlers.predict(request.headers.get("content-type"), request.raw_body, request.query_params))
+
+
+@app.route("/models", methods=["GET"])
+def list_models():
+    return _respond(lambda: handlers.models(app.current_request.query_params))
+
+
+@app.route("/models/current", methods=["GET"])
+def current_model():
+    return _respond(handlers.current_model)
+
+
+@app.route("/status", methods=["GET"])
+def status():
+    return _respond(handlers.status)
+
+
+@app.route("/models/{version}/approve", methods=["POST"], authorizer=operators, content_types=["*/*"])
+def approve_model(version):
+    request = app.current_request
+    return _respond(lambda: handlers.set_model_status(version, "approve", handlers.json_body(request.raw_body)))
+
+
+@app.route("/models/{version}/reject", methods=["POST"], authorizer=operators, content_types=["*/*"])
+def reject_model(version):
+    request = app.current_request
+    return _respond(lambda: handlers.set_model_status(version, "reject", handlers.json_body(request.raw_body)))
+
+
+@app.route("/models/rollback", methods=["POST"], authorizer=operators, content_types=["*/*"])
+def rollback_model():
+    request = app.current_request
+    return _respond(lambda: handlers.rollback(handlers.json_body(request.raw_body)))

@@ -33,3 +33,15 @@ def parse_metric_line(line: str) -> dict[str, float]:
         if match:
             found[definition["Name"]] = float(match.group(1))
     return found
+
+# Added for the pipeline (issue 3): names only, so the Lambdas can validate PRESET without
+# importing training/ (which is not in the Lambda zip). A test keeps it equal to training.presets.
+PRESET_NAMES = ("mobilenet_v2", "resnet_v1_50", "tiny_cnn")
+TRAINING_CHANNEL = "training"  # the input channel holding the data set (SM_CHANNEL_TRAINING)
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+TENSORBOARD_LOCAL_PATH = "/opt/ml/output/tensorboard"
+# The conversion step (a Processing job running the training image's `convert` entrypoint).
+PROCESSING_MODEL_DIR = "/opt/ml/processing/model"
+PROCESSING_OUTPUT_DIR = "/opt/ml/processing/output"
+PROCESSING_DATA_DIR = "/opt/ml/processing/data"
+PROCESSING_BASELINE_DIR = "/opt/ml/processing/baseline"

@@ -1,0 +1,47 @@
+"""ObjectStore on S3. URIs are s3://bucket/key."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from botocore.exceptions import ClientError
+
+from chalicelib.records import ObjectInfo
+
+
+def split(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+class S3ObjectStore:
+    def __init__(self, client):
+        self._s3 = client
+
+    def list(self, uri: str) -> Iterator[ObjectInfo]:
+        bucket, prefix = split(uri)
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(obj["Key"][len(prefix):], obj.get("ETag", "").strip('"'), int(obj.get("Size", 0)))
+
+    def read(self, uri: str) -> bytes:
+        bucket, key = split(uri)
+        return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = split(uri)
+        try:
+            self._s3.head_object(Bucket=bucket, Key=key)
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def join(self, uri: str, *parts: str) -> str:
+        return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+    def download_url(self, uri: str, seconds: int) -> str:
+        bucket, key = split(uri)
+        return self._s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds)

@@ -1,0 +1,126 @@
+"""JobRunner on SageMaker: training jobs, and conversion as a Processing job on the same image.
+
+Conversion needs TensorFlow, which the zip Lambdas must never ship; a Processing job runs
+the training image's `convert` entrypoint on a CPU instance, reads the training job's
+model.tar.gz and the data set, and writes model.tflite, labels.txt and metadata.json to
+s3://ARTIFACT_BUCKET/models/<version>/. The request builders are pure (unit-tested).
+"""
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from chalicelib import training_contract as contract
+from chalicelib.ports import JobRejected
+from chalicelib.records import ConversionSpec, JobStatus, TrainingSpec
+
+SPOT_WAIT_FACTOR = 2  # MaxWaitTimeInSeconds (queueing for spot capacity included) = 2 x MaxRuntime
+_FOR_GOOD = ("ValidationException", "ResourceLimitExceeded", "AccessDeniedException", "ResourceNotFound")
+
+
+def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def training_request(spec: TrainingSpec) -> dict:
+    request = {
+        "TrainingJobName": spec.job_name,
+        "AlgorithmSpecification": {
+            "TrainingImage": spec.image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": spec.metric_definitions,
+        },
+        "RoleArn": spec.role_arn,
+        "HyperParameters": spec.hyperparameters,
+        "InputDataConfig": [{
+            "ChannelName": contract.TRAINING_CHANNEL,
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.dataset_uri,
+                                            "S3DataDistributionType": "FullyReplicated"}},
+            "InputMode": "File",
+        }],
+        "OutputDataConfig": {"S3OutputPath": spec.output_uri},
+        "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
+        "TensorBoardOutputConfig": {"S3OutputPath": spec.tensorboard_uri, "LocalPath": contract.TENSORBOARD_LOCAL_PATH},
+        "Tags": _tags(spec.tags),
+    }
+    if spec.use_spot:
+        request["EnableManagedSpotTraining"] = True
+        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = spec.max_runtime_seconds * SPOT_WAIT_FACTOR
+        request["CheckpointConfig"] = {"S3Uri": spec.checkpoint_uri, "LocalPath": contract.CHECKPOINT_LOCAL_PATH}
+    return request
+
+
+def conversion_request(spec: ConversionSpec) -> dict:
+    entrypoint = ["convert", contract.PROCESSING_MODEL_DIR, contract.PROCESSING_OUTPUT_DIR,
+                  "--data", contract.PROCESSING_DATA_DIR]
+    inputs = [
+        {"InputName": "model", "S3Input": {"S3Uri": spec.model_archive_uri, "LocalPath": contract.PROCESSING_MODEL_DIR,
+                                           "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+        {"InputName": "data", "S3Input": {"S3Uri": spec.dataset_uri, "LocalPath": contract.PROCESSING_DATA_DIR,
+                                          "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+    ]
+    if spec.baseline_uri:
+        # The production model, scored on the same test photos so the promotion gate compares like with like.
+        entrypoint += ["--baseline", contract.PROCESSING_BASELINE_DIR]
+        inputs.append({"InputName": "baseline", "S3Input": {"S3Uri": spec.baseline_uri, "LocalPath": contract.PROCESSING_BASELINE_DIR,
+                                                            "S3DataType": "S3Prefix", "S3InputMode": "File"}})
+    return {
+        "ProcessingJobName": spec.job_name,
+        "RoleArn": spec.role_arn,
+        "AppSpecification": {"ImageUri": spec.image_uri, "ContainerEntrypoint": entrypoint},
+        "ProcessingInputs": inputs,
+        "ProcessingOutputConfig": {"Outputs": [{
+            "OutputName": "model",
+            "S3Output": {"S3Uri": spec.output_uri, "LocalPath": contract.PROCESSING_OUTPUT_DIR, "S3UploadMode": "EndOfJob"},
+        }]},
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": spec.instance_type, "VolumeSizeInGB": 30}},
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
+        "Tags": _tags(spec.tags),
+    }
+
+
+def _already_exists(error: ClientError) -> bool:
+    code = error.response["Error"]["Code"]
+    message = error.response["Error"].get("Message", "").lower()
+    return code == "ResourceInUse" or (code == "ValidationException" and ("already exists" in message or "must be unique" in message))
+
+
+class SageMakerJobRunner:
+    def __init__(self, client):
+        self._sm = client
+
+    def _start(self, call, request: dict) -> bool:
+        try:
+            call(**request)
+            return True
+        except ClientError as error:
+            if _already_exists(error):
+                return False
+            if error.response["Error"]["Code"] in _FOR_GOOD:
+                raise JobRejected(error.response["Error"].get("Message", str(error))) from error
+            raise
+
+    def start_training(self, spec: TrainingSpec) -> bool:
+        return self._start(self._sm.create_training_job, training_request(spec))
+
+    def start_conversion(self, spec: ConversionSpec) -> bool:
+        return self._start(self._sm.create_processing_job, conversion_request(spec))
+
+    def training_status(self, name: str) -> JobStatus | None:
+        try:
+            job = self._sm.describe_training_job(TrainingJobName=name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+                return None
+            raise
+        return JobStatus(name, job.get("TrainingJobStatus", ""), job.get("FailureReason", ""),
+                         job.get("ModelArtifacts", {}).get("S3ModelArtifacts", ""))
+
+    def conversion_status(self, name: str) -> JobStatus | None:
+        try:
+            job = self._sm.describe_processing_job(ProcessingJobName=name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+                return None
+            raise
+        return JobStatus(name, job.get("ProcessingJobStatus", ""), job.get("FailureReason", "") or job.get("ExitMessage", ""))

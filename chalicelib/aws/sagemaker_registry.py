@@ -1,0 +1,186 @@
+"""ModelRegistry on the SageMaker Model Registry: one model package group, one package per model.
+
+A package's description is "flowers model <version>" (how we find a version without a
+describe call per package); its CustomerMetadataProperties hold the URIs, sha256 and
+headline metrics; ModelMetrics points at metadata.json. Approval maps to our status:
+Approved -> approved, PendingManualApproval -> pending, Rejected -> rejected.
+The served model is the newest Approved package.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.records import APPROVED, PENDING, REJECTED, ModelEntry
+
+_TO_AWS = {APPROVED: "Approved", PENDING: "PendingManualApproval", REJECTED: "Rejected"}
+_FROM_AWS = {v: k for k, v in _TO_AWS.items()}
+_DESCRIPTION = "flowers model "
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def properties(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, str]:
+    """CustomerMetadataProperties: string values (256 chars at most each, 50 keys)."""
+    metrics = metadata.get("metrics") or {}
+    values = {
+        "version": entry.version,
+        "dataset_version": entry.dataset_version,
+        "training_dataset_version": str(metadata.get("dataset_version", "")),
+        "model_uri": entry.model_uri,
+        "labels_uri": entry.labels_uri,
+        "metadata_uri": entry.metadata_uri,
+        "sha256": entry.sha256,
+        "size_bytes": str(entry.size_bytes),
+        "test_accuracy": "" if entry.test_accuracy is None else f"{entry.test_accuracy:.6f}",
+        "val_accuracy": str(metrics.get("val_accuracy", "")),
+        "quantization": str(metadata.get("quantization", "")),
+        "preset": str(metadata.get("preset", "")),
+        "image_size": str(metadata.get("image_size", "")),
+        "labels": ",".join(metadata.get("labels", [])),
+        "source_job": str(metadata.get("source_job", "")),
+        "created_at": str(metadata.get("created_at", "")),
+        "reason": entry.reason,
+    }
+    return {k: v[:256] for k, v in values.items() if v}
+
+
+def _entry(summary: dict, props: dict[str, str] | None = None) -> ModelEntry:
+    props = props or {}
+    description = summary.get("ModelPackageDescription", "")
+    version = props.get("version") or (description[len(_DESCRIPTION):] if description.startswith(_DESCRIPTION) else "")
+    accuracy = props.get("test_accuracy")
+    return ModelEntry(
+        version=version,
+        status=_FROM_AWS.get(summary.get("ModelApprovalStatus", ""), PENDING),
+        created_at=_epoch(summary.get("CreationTime")),
+        package_arn=summary.get("ModelPackageArn", ""),
+        package_version=int(summary.get("ModelPackageVersion") or 0),
+        model_uri=props.get("model_uri", ""),
+        labels_uri=props.get("labels_uri", ""),
+        metadata_uri=props.get("metadata_uri", ""),
+        sha256=props.get("sha256", ""),
+        size_bytes=int(props.get("size_bytes") or 0),
+        test_accuracy=float(accuracy) if accuracy else None,
+        dataset_version=props.get("dataset_version", ""),
+        reason=summary.get("ApprovalDescription") or props.get("reason", ""),
+    )
+
+
+class SageMakerModelRegistry:
+    def __init__(self, client, group: str, image_uri: str = ""):
+        self._sm = client
+        self._group = group
+        self._image = image_uri
+        self._group_checked = False
+
+    def ensure_group(self) -> None:
+        if self._group_checked:
+            return
+        try:
+            self._sm.describe_model_package_group(ModelPackageGroupName=self._group)
+        except ClientError:
+            try:
+                self._sm.create_model_package_group(ModelPackageGroupName=self._group,
+                                                    ModelPackageGroupDescription="flower classifiers (TFLite)")
+            except ClientError as error:
+                if error.response["Error"]["Code"] not in ("ResourceInUse", "ValidationException"):
+                    raise
+        self._group_checked = True
+
+    def _summaries(self, status: str | None = None, limit: int = 1000):
+        kwargs: dict[str, Any] = {"ModelPackageGroupName": self._group, "SortBy": "CreationTime",
+                                  "SortOrder": "Descending", "MaxResults": min(100, limit)}
+        if status:
+            kwargs["ModelApprovalStatus"] = status
+        found = 0
+        while True:
+            try:
+                page = self._sm.list_model_packages(**kwargs)
+            except ClientError as error:
+                if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+                    return  # no group yet: no models
+                raise
+            for summary in page.get("ModelPackageSummaryList", []):
+                yield summary
+                found += 1
+                if found >= limit:
+                    return
+            if not page.get("NextToken"):
+                return
+            kwargs["NextToken"] = page["NextToken"]
+
+    def _describe(self, arn: str) -> ModelEntry:
+        package = self._sm.describe_model_package(ModelPackageName=arn)
+        return _entry(package, package.get("CustomerMetadataProperties") or {})
+
+    def find(self, version: str) -> ModelEntry | None:
+        for summary in self._summaries():
+            if summary.get("ModelPackageDescription") == _DESCRIPTION + version:
+                return self._describe(summary["ModelPackageArn"])
+        return None
+
+    def list(self, limit: int = 50) -> list[ModelEntry]:
+        return [e for e in (_entry(s) for s in self._summaries(limit=limit)) if e.version]
+
+    def approved(self, limit: int = 2) -> list[ModelEntry]:
+        return [self._describe(s["ModelPackageArn"]) for s in self._summaries("Approved", limit)]
+
+    def production(self) -> ModelEntry | None:
+        newest = next(iter(self._summaries("Approved", 1)), None)
+        return self._describe(newest["ModelPackageArn"]) if newest else None
+
+    def production_arn(self) -> str:
+        """One cheap call: lets a prediction container see that nothing changed."""
+        newest = next(iter(self._summaries("Approved", 1)), None)
+        return newest["ModelPackageArn"] if newest else ""
+
+    def describe(self, arn: str) -> ModelEntry:
+        return self._describe(arn)
+
+    def register(self, entry: ModelEntry, metadata: dict[str, Any]) -> ModelEntry:
+        existing = self.find(entry.version)
+        if existing is not None:
+            return existing
+        self.ensure_group()
+        request: dict[str, Any] = {
+            "ModelPackageGroupName": self._group,
+            "ModelPackageDescription": _DESCRIPTION + entry.version,
+            "ModelApprovalStatus": "PendingManualApproval",
+            "CustomerMetadataProperties": properties(entry, metadata),
+            "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": entry.metadata_uri}}},
+            # SageMaker's own idempotency: a replayed registration returns the same package.
+            "ClientToken": f"{self._group}-{entry.version}"[:36],
+            "Tags": [{"Key": "dataset_version", "Value": entry.dataset_version}],
+        }
+        if self._image:
+            request["InferenceSpecification"] = {
+                "Containers": [{"Image": self._image, "ModelDataUrl": entry.model_uri}],
+                "SupportedContentTypes": ["image/jpeg", "image/png", "image/webp", "image/bmp"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            }
+        arn = self._sm.create_model_package(**request)["ModelPackageArn"]
+        return self._describe(arn)
+
+    def set_status(self, version: str, status: str, reason: str) -> ModelEntry:
+        entry = self.find(version)
+        if entry is None:
+            raise KeyError(version)
+        package = self._sm.describe_model_package(ModelPackageName=entry.package_arn)
+        props = dict(package.get("CustomerMetadataProperties") or {})
+        props["reason"] = reason[:256]
+        # Pass every property back: UpdateModelPackage merges them, some emulators replace them.
+        self._sm.update_model_package(ModelPackageArn=entry.package_arn, ModelApprovalStatus=_TO_AWS[status],
+                                      ApprovalDescription=reason[:1000], CustomerMetadataProperties=props)
+        return self._describe(entry.package_arn)
+
+

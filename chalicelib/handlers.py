@@ -1,0 +1,169 @@
+"""What each Lambda does, between the Chalice decorators in app.py and the pipeline.
+
+Events are read with Powertools' event source data classes. HTTP functions return plain
+dicts or raise ApiError; app.py turns both into responses.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEvent
+
+from chalicelib import job_names, predict_request, services
+from chalicelib.api_errors import ApiError, bad_request, conflict, not_found, too_large, unavailable
+from chalicelib.imaging import ImageError
+from chalicelib.observability import Unit, logger, metrics
+from chalicelib.pipeline import Conflict, NotFound
+from chalicelib.records import JobStatus
+from chalicelib.s3_events import parse_bodies
+
+TRAINING_STATE = "SageMaker Training Job State Change"
+PROCESSING_STATE = "SageMaker Processing Job State Change"
+# ImageError.reason -> (status, code). Everything else about a bad image is a 400.
+_IMAGE_ERRORS = {"decompression_bomb": 413}
+
+
+# events -----------------------------------------------------------------------------------
+def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
+    svc = services.get()
+    event = SQSEvent(dict(raw_event))
+    parsed = parse_bodies((record.body for record in event.records), svc.settings.dataset_bucket, svc.settings.dataset_prefix)
+    for problem in parsed.malformed:
+        logger.warning("upload message dropped", extra={"problem": problem})
+    new = svc.pipeline.record_uploads(parsed.changes)
+    metrics.add_metric(name="UploadEvents", unit=Unit.Count, value=len(parsed.changes))
+    metrics.add_metric(name="NewUploads", unit=Unit.Count, value=new)
+    return {"changes": len(parsed.changes), "new": new, "test_events": parsed.test_events,
+            "ignored": parsed.ignored, "malformed": len(parsed.malformed)}
+
+
+def on_tick() -> dict[str, Any]:
+    result = services.get().pipeline.tick()
+    if result.get("action") == "started":
+        metrics.add_metric(name="TrainingRunsStarted", unit=Unit.Count, value=1)
+    logger.info("tick", extra={"result": result})
+    return result
+
+
+def job_status(raw_event: Mapping[str, Any]) -> tuple[str, JobStatus] | None:
+    """(kind, status) from a documented SageMaker state-change event; None for anything else."""
+    event = EventBridgeEvent(dict(raw_event))
+    detail = event.detail or {}
+    if event.detail_type == TRAINING_STATE:
+        name, status = detail.get("TrainingJobName", ""), detail.get("TrainingJobStatus", "")
+        artifacts = (detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", "")
+        kind = "training"
+    elif event.detail_type == PROCESSING_STATE:
+        name, status, artifacts = detail.get("ProcessingJobName", ""), detail.get("ProcessingJobStatus", ""), ""
+        kind = "conversion"
+    else:
+        return None
+    if not name or not status:
+        return None
+    reason = detail.get("FailureReason") or detail.get("ExitMessage") or ""
+    return kind, JobStatus(name, status, str(reason), artifacts)
+
+
+def on_sagemaker_event(raw_event: Mapping[str, Any]) -> dict[str, Any]:
+    found = job_status(raw_event)
+    if found is None or not job_names.version_from_job(found[1].name):
+        return {"action": "ignored", "reason": "not one of our jobs"}  # other SageMaker work in the account
+    kind, status = found
+    pipeline = services.get().pipeline
+    result = pipeline.on_training_state(status) if kind == "training" else pipeline.on_conversion_state(status)
+    if result.get("action") in ("failed", "registered"):
+        metrics.add_metric(name="RunsFailed" if result["action"] == "failed" else "ModelsRegistered", unit=Unit.Count, value=1)
+    logger.info("sagemaker event", extra={"kind": kind, "job": status.name, "status": status.status, "result": result})
+    return result
+
+
+# HTTP -------------------------------------------------------------------------------------
+def predict(content_type: str | None, body: bytes | None, query: Mapping[str, str] | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    svc = services.get()
+    try:
+        request = predict_request.parse(content_type, body, query)
+        result = svc.predictor.predict(request.image, request.top_k)
+        if result is None:
+            raise unavailable("no model has been approved yet; try again later", svc.settings.model_refresh_seconds)
+    except ImageError as exc:
+        error = ApiError(exc.reason, f"cannot use the image: {exc.detail}", _IMAGE_ERRORS.get(exc.reason, 400))
+        _count_error(error)
+        raise error from None
+    except ApiError as exc:
+        _count_error(exc)
+        raise
+    model, predictions = result
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    metrics.add_dimension(name="model_version", value=model.entry.version)
+    metrics.add_metric(name="PredictionLatency", unit=Unit.Milliseconds, value=elapsed_ms)
+    metrics.add_metric(name="Predictions", unit=Unit.Count, value=1)
+    logger.info("prediction", extra={"model_version": model.entry.version, "bytes": len(request.image),
+                                     "top_label": predictions[0]["label"], "ms": round(elapsed_ms, 1)})
+    return {"model": {"version": model.entry.version, "created_at": model.created_at}, "predictions": predictions}
+
+
+def _count_error(error: ApiError) -> None:
+    metrics.add_metric(name="PredictionErrors", unit=Unit.Count, value=1)
+    logger.info("prediction refused", extra={"status": error.status, "code": error.code})
+
+
+def models(query: Mapping[str, str] | None) -> dict[str, Any]:
+    raw = (query or {}).get("limit", "50")
+    try:
+        limit = int(raw)
+        if not 1 <= limit <= 500:
+            raise ValueError
+    except ValueError:
+        raise bad_request("bad_limit", "limit must be an integer between 1 and 500") from None
+    return {"models": services.get().pipeline.models(limit)}
+
+
+def current_model() -> dict[str, Any]:
+    svc = services.get()
+    current = svc.pipeline.current()
+    if current is None:
+        raise unavailable("no model has been approved yet", svc.settings.model_refresh_seconds)
+    return current
+
+
+def status() -> dict[str, Any]:
+    return services.get().pipeline.status()
+
+
+def set_model_status(version: str, action: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not job_names.VERSION.match(version or ""):
+        raise bad_request("bad_version", "a model version is 16 hexadecimal characters")
+    reason = str((body or {}).get("reason") or f"{action}d by hand")[:500]
+    pipeline = services.get().pipeline
+    try:
+        entry = pipeline.approve(version, reason) if action == "approve" else pipeline.reject(version, reason)
+    except NotFound as exc:
+        raise not_found(str(exc)) from None
+    return {"version": entry.version, "status": entry.status, "reason": entry.reason}
+
+
+def rollback(body: Mapping[str, Any] | None) -> dict[str, Any]:
+    reason = str((body or {}).get("reason") or "rolled back by hand")[:500]
+    try:
+        old, new = services.get().pipeline.rollback(reason)
+    except Conflict as exc:
+        raise conflict(str(exc)) from None
+    return {"rejected": old.version, "current": new.version}
+
+
+def json_body(raw: bytes | None) -> dict[str, Any]:
+    import json
+
+    if not raw:
+        return {}
+    if len(raw) > 64 * 1024:
+        raise too_large("the JSON body is too large")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise bad_request("bad_json", "the body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise bad_request("bad_json", "expected a JSON object")
+    return value

@@ -1,0 +1,338 @@
+"""The retraining pipeline: uploads -> debounced run -> training -> conversion -> registry.
+
+Every entry point is safe to call twice with the same input (events arrive at least once
+and in any order): state changes are conditional, job names derive from the data set
+version, and an event for a job that does not hold the data set is ignored.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from chalicelib import debounce, job_names, promotion
+from chalicelib import training_contract as contract
+from chalicelib.dataset_version import is_relevant, version_of
+from chalicelib.observability import logger
+from chalicelib.ports import BUSY, CLAIMED, JobRejected, JobRunner, ModelRegistry, ObjectStore, StateStore
+from chalicelib.records import (
+    APPROVED,
+    CONVERTING,
+    FAILED,
+    LAUNCHING,
+    PENDING,
+    REGISTERED,
+    REJECTED,
+    SKIPPED,
+    TRAINING,
+    Change,
+    ConversionSpec,
+    JobStatus,
+    ModelEntry,
+    Outcome,
+    Running,
+    TrainingSpec,
+)
+from chalicelib.settings import Settings
+
+RELAUNCH_AFTER = 120  # s a run may sit in `launching` (crash between claim and CreateTrainingJob)
+RECONCILE_AFTER = 900  # s without an event before the tick asks SageMaker itself
+CONVERSION_MAX_RUNTIME = 3600
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(RuntimeError):
+    pass
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds") if epoch else ""
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, state: StateStore, objects: ObjectStore, jobs: JobRunner,
+                 registry: ModelRegistry, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.state = state
+        self.objects = objects
+        self.jobs = jobs
+        self.registry = registry
+        self.clock = clock
+        self.dataset = settings.dataset_id
+
+    # uploads --------------------------------------------------------------------------------
+    def record_uploads(self, changes: list[Change]) -> int:
+        new = self.state.record_changes(self.dataset, changes) if changes else 0
+        logger.info("uploads recorded", extra={"changes": len(changes), "new": new, "duplicates": len(changes) - new})
+        return new
+
+    # the scheduled tick ---------------------------------------------------------------------
+    def tick(self) -> dict[str, Any]:
+        now = self.clock()
+        state = self.state.pipeline(self.dataset)
+        if state.running is not None:
+            return self._reconcile(state.running, now)
+        decision = debounce.decide(state, now, self.settings.quiet_period, self.settings.min_new_images)
+        if not decision.start:
+            return {"action": decision.action, "reason": decision.reason}
+        return self._launch(state.pending_changes, now)
+
+    def _launch(self, pending: int, now: float) -> dict[str, Any]:
+        objects = [o for o in self.objects.list(self.settings.dataset_uri) if is_relevant(o.key, "")]
+        version = version_of(objects, "")
+        job = job_names.training_job(self.settings.model_package_group, version)
+        if not objects:
+            self.state.skip_pending(self.dataset, pending, Outcome(version, "", SKIPPED, "the data set is empty", now))
+            return {"action": "skipped", "reason": "the data set is empty"}
+        claim = self.state.claim_run(self.dataset, Running(version, job, LAUNCHING, now, now), pending)
+        if claim == BUSY:
+            return {"action": "busy", "reason": "another run holds the data set"}
+        if claim != CLAIMED:
+            reason = f"data set version {version} already had run {job}"
+            self.state.skip_pending(self.dataset, pending, Outcome(version, job, SKIPPED, reason, now))
+            logger.info("run skipped", extra={"version": version, "reason": reason})
+            return {"action": "skipped", "reason": reason, "version": version}
+        return self._start_training(version, job, now)
+
+    def _start_training(self, version: str, job: str, now: float) -> dict[str, Any]:
+        try:
+            started = self.jobs.start_training(self.training_spec(version, job))
+        except JobRejected as exc:
+            self._finish(Running(version, job, LAUNCHING, now, now), FAILED, f"training job refused: {exc}")
+            return {"action": "failed", "reason": str(exc), "version": version}
+        self.state.advance(self.dataset, job, (LAUNCHING,), stage=TRAINING, stage_at=now)
+        logger.info("training started", extra={"job": job, "version": version, "replayed": not started})
+        return {"action": "started", "job": job, "version": version}
+
+    def _reconcile(self, running: Running, now: float) -> dict[str, Any]:
+        """Heal a lost event or a crash mid-launch; otherwise nothing to do while a run holds the data set."""
+        age = now - running.stage_at
+        if running.stage == LAUNCHING and age >= RELAUNCH_AFTER:
+            return self._start_training(running.version, running.job_name, now)
+        if age >= RECONCILE_AFTER:
+            if running.stage == TRAINING:
+                status = self.jobs.training_status(running.job_name)
+                if status and status.status in TERMINAL:
+                    return self.on_training_state(status)
+            elif running.stage == CONVERTING and running.conversion_job:
+                status = self.jobs.conversion_status(running.conversion_job)
+                if status and status.status in TERMINAL:
+                    return self.on_conversion_state(status)
+        return {"action": "busy", "reason": f"run {running.job_name} is {running.stage}"}
+
+    # job specs ------------------------------------------------------------------------------
+    def training_spec(self, version: str, job: str) -> TrainingSpec:
+        s = self.settings
+        artifacts = f"s3://{s.artifact_bucket}"
+        return TrainingSpec(
+            job_name=job,
+            image_uri=s.training_image_uri,
+            role_arn=s.sagemaker_role_arn,
+            dataset_uri=s.dataset_uri,
+            output_uri=f"{artifacts}/training/",
+            checkpoint_uri=f"{artifacts}/checkpoints/{job}/",
+            tensorboard_uri=f"{artifacts}/tensorboard/",
+            instance_type=s.training_instance_type,
+            use_spot=s.use_spot,
+            max_runtime_seconds=s.max_training_time,
+            hyperparameters={"preset": s.preset, "max_training_time": str(s.max_training_time)},
+            metric_definitions=[dict(d) for d in contract.METRIC_DEFINITIONS],
+            tags={"dataset_version": version, "dataset": s.dataset_id[:256], "app": "flowers"},
+        )
+
+    def model_prefix(self, version: str) -> str:
+        return f"s3://{self.settings.artifact_bucket}/models/{version}/"
+
+    def conversion_spec(self, running: Running, model_archive: str, baseline: ModelEntry | None) -> ConversionSpec:
+        s = self.settings
+        return ConversionSpec(
+            job_name=job_names.conversion_job(s.model_package_group, running.version),
+            image_uri=s.training_image_uri,
+            role_arn=s.sagemaker_role_arn,
+            model_archive_uri=model_archive or f"s3://{s.artifact_bucket}/training/{running.job_name}/output/model.tar.gz",
+            dataset_uri=s.dataset_uri,
+            output_uri=self.model_prefix(running.version),
+            baseline_uri=baseline.model_uri.rsplit("/", 1)[0] + "/" if baseline and baseline.model_uri else "",
+            instance_type=s.conversion_instance_type,
+            max_runtime_seconds=CONVERSION_MAX_RUNTIME,
+            tags={"dataset_version": running.version, "app": "flowers"},
+        )
+
+    # SageMaker state changes ----------------------------------------------------------------
+    def on_training_state(self, status: JobStatus) -> dict[str, Any]:
+        running = self.state.pipeline(self.dataset).running
+        if running is None or running.job_name != status.name:
+            logger.info("training event ignored", extra={"job": status.name, "status": status.status})
+            return {"action": "ignored", "reason": "the job does not hold the data set"}
+        now = self.clock()
+        if status.status == "Completed" and running.stage in (LAUNCHING, TRAINING, CONVERTING):
+            production = self.registry.production()
+            spec = self.conversion_spec(running, status.model_artifacts, production)
+            try:
+                self.jobs.start_conversion(spec)  # a replayed event finds the job already there
+            except JobRejected as exc:
+                return self._finish(running, FAILED, f"conversion job refused: {exc}")
+            self.state.advance(self.dataset, running.job_name, (LAUNCHING, TRAINING), stage=CONVERTING, stage_at=now,
+                               conversion_job=spec.job_name, baseline_version=production.version if production else "")
+            logger.info("conversion started", extra={"job": spec.job_name, "baseline": production.version if production else None})
+            return {"action": "converting", "job": spec.job_name}
+        if status.status in ("Failed", "Stopped") and running.stage in (LAUNCHING, TRAINING):
+            return self._finish(running, FAILED, f"training {status.status.lower()}: {status.reason or 'no reason given'}")
+        if running.stage == LAUNCHING:
+            self.state.advance(self.dataset, running.job_name, (LAUNCHING,), stage=TRAINING, stage_at=now)
+        return {"action": "noted", "status": status.status}
+
+    def on_conversion_state(self, status: JobStatus) -> dict[str, Any]:
+        running = self.state.pipeline(self.dataset).running
+        if running is None or running.stage != CONVERTING or running.conversion_job != status.name:
+            logger.info("conversion event ignored", extra={"job": status.name, "status": status.status})
+            return {"action": "ignored", "reason": "the job does not hold the data set"}
+        if status.status == "Completed":
+            return self._register(running)
+        if status.status in ("Failed", "Stopped"):
+            return self._finish(running, FAILED, f"conversion {status.status.lower()}: {status.reason or 'no reason given'}")
+        return {"action": "noted", "status": status.status}
+
+    def _register(self, running: Running) -> dict[str, Any]:
+        prefix = self.model_prefix(running.version)
+        uris = {name: prefix + name for name in (contract.MODEL_FILE, contract.LABELS_FILE, contract.METADATA_FILE)}
+        try:
+            metadata = json.loads(self.objects.read(uris[contract.METADATA_FILE]))
+            if not self.objects.exists(uris[contract.MODEL_FILE]):
+                raise FileNotFoundError(uris[contract.MODEL_FILE])
+            model = metadata["model"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return self._finish(running, FAILED, f"conversion output unusable: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # botocore's NoSuchKey and friends
+            if type(exc).__name__ not in ("NoSuchKey", "ClientError"):
+                raise
+            return self._finish(running, FAILED, f"conversion output missing: {exc}")
+        candidate = ModelEntry(
+            version=running.version, status=PENDING, created_at=self.clock(),
+            model_uri=uris[contract.MODEL_FILE], labels_uri=uris[contract.LABELS_FILE], metadata_uri=uris[contract.METADATA_FILE],
+            sha256=str(model.get("sha256", "")), size_bytes=int(model.get("size_bytes", 0)),
+            test_accuracy=promotion.candidate_accuracy(metadata), dataset_version=running.version,
+        )
+        entry = self.registry.register(candidate, metadata)
+        if entry.status == PENDING and not entry.reason:  # a replay finds the gate already applied
+            production = self.registry.production()
+            gated = dict(metadata)
+            if production and production.version != running.baseline_version:
+                # The conversion scored another model than the one serving now: not like with like.
+                gated["metrics"] = dict(metadata.get("metrics") or {}, baseline={
+                    "skipped": f"production changed from {running.baseline_version or 'none'} to {production.version} during the conversion"})
+            result = promotion.decide(gated, self.settings.min_accuracy, production.version if production else None)
+            entry = self.registry.set_status(running.version, APPROVED if result.approve else PENDING, result.reason)
+        return self._finish(running, REGISTERED, entry.reason, model_status=entry.status, model=_model_summary(entry, metadata))
+
+    def _finish(self, running: Running, status: str, reason: str, model_status: str = "", model: dict | None = None) -> dict[str, Any]:
+        outcome = Outcome(running.version, running.job_name, status, reason, self.clock(), model_status)
+        finished = self.state.finish(self.dataset, running.job_name, outcome, model)
+        logger.info("run finished", extra={"outcome": outcome.as_dict(), "first_time": finished})
+        result = {"action": status, "reason": reason, "version": running.version, "model_status": model_status}
+        if finished:
+            result["next"] = self.tick()  # uploads that came in during the run start the next one (after the quiet period)
+        return result
+
+    # by hand --------------------------------------------------------------------------------
+    def approve(self, version: str, reason: str = "approved by hand") -> ModelEntry:
+        return self._set(version, APPROVED, reason)
+
+    def reject(self, version: str, reason: str = "rejected by hand") -> ModelEntry:
+        return self._set(version, REJECTED, reason)
+
+    def _set(self, version: str, status: str, reason: str) -> ModelEntry:
+        try:
+            entry = self.registry.set_status(version, status, reason)
+        except KeyError:
+            raise NotFound(f"no model version {version!r}") from None
+        logger.info("model status set by hand", extra={"version": version, "status": status})
+        return entry
+
+    def rollback(self, reason: str = "rolled back by hand") -> tuple[ModelEntry, ModelEntry]:
+        """Reject the served model so the previous approved one serves again. Returns (old, new)."""
+        approved = self.registry.approved(2)
+        if len(approved) < 2:
+            raise Conflict("there is no earlier approved model to roll back to")
+        current, previous = approved
+        self.registry.set_status(current.version, REJECTED, reason)
+        return current, previous
+
+    # queries ----------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        state = self.state.pipeline(self.dataset)
+        decision = debounce.decide(state, self.clock(), self.settings.quiet_period, self.settings.min_new_images)
+        running = state.running
+        return {
+            "dataset": {"uri": self.settings.dataset_uri, "version": state.dataset_version},
+            "pending_uploads": state.pending_changes,
+            "last_upload_at": iso(state.last_change_at) or None,
+            "running_job": None if running is None else {
+                "version": running.version, "training_job": running.job_name, "stage": running.stage,
+                "conversion_job": running.conversion_job or None, "started_at": iso(running.started_at)},
+            "last_outcome": None if state.last_outcome is None else dict(state.last_outcome.as_dict(), at=iso(state.last_outcome.at)),
+            "next_run": {"action": decision.action, "reason": decision.reason, "in_seconds": round(decision.wait_seconds)},
+        }
+
+    def models(self, limit: int = 50) -> list[dict[str, Any]]:
+        runs = {r.version: r for r in self.state.runs(self.dataset, limit)}
+        listed = []
+        for entry in self.registry.list(limit):
+            run = runs.pop(entry.version, None)
+            detail = dict(run.model) if run else {}
+            listed.append({
+                "version": entry.version, "status": entry.status, "created_at": iso(entry.created_at),
+                "package_version": entry.package_version, "reason": entry.reason or detail.get("reason", ""),
+                "metrics": detail.get("metrics", {}), "sha256": detail.get("sha256", ""), "size_bytes": detail.get("size_bytes"),
+                "_t": entry.created_at,
+            })
+        for run in runs.values():  # runs that never became a model
+            if run.status in (FAILED, LAUNCHING, TRAINING, CONVERTING):
+                listed.append({"version": run.version, "status": "failed" if run.status == FAILED else run.status,
+                               "created_at": iso(run.created_at), "reason": run.reason, "metrics": {},
+                               "training_job": run.job_name, "_t": run.created_at})
+        listed.sort(key=lambda m: m["_t"], reverse=True)
+        for model in listed:
+            del model["_t"]
+        return listed[:limit]
+
+    def current(self, link_seconds: int = 3600) -> dict[str, Any] | None:
+        entry = self.registry.production()
+        if entry is None:
+            return None
+        metadata = json.loads(self.objects.read(entry.metadata_uri))
+        return {
+            "version": entry.version,
+            "created_at": metadata.get("created_at") or iso(entry.created_at),
+            "labels": metadata.get("labels", []),
+            "input": metadata.get("input", {}),
+            "preprocessing": metadata.get("preprocessing", {}),
+            "quantization": metadata.get("quantization"),
+            "preset": metadata.get("preset"),
+            "sha256": entry.sha256,
+            "size_bytes": entry.size_bytes,
+            "metrics": _headline_metrics(metadata),
+            "dataset_version": entry.dataset_version,
+            "download_url": self.objects.download_url(entry.model_uri, link_seconds),
+            "download_expires_in": link_seconds,
+            "labels_url": self.objects.download_url(entry.labels_uri, link_seconds),
+            "metadata_url": self.objects.download_url(entry.metadata_uri, link_seconds),
+        }
+
+
+def _headline_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
+    metrics = metadata.get("metrics") or {}
+    test = metrics.get("test") or {}
+    return {"test_accuracy": test.get("accuracy"), "test_count": test.get("count"), "evaluated_on": test.get("evaluated_on"),
+            "val_accuracy": metrics.get("val_accuracy"), "per_class": test.get("per_class"),
+            "baseline": metrics.get("baseline")}
+
+
+def _model_summary(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"package_arn": entry.package_arn, "sha256": entry.sha256, "size_bytes": entry.size_bytes,
+            "reason": entry.reason, "metrics": {k: v for k, v in _headline_metrics(metadata).items() if k != "per_class"}}

@@ -1,0 +1,96 @@
+"""The four ports the pipeline logic talks to. The AWS adapters live in chalicelib/aws/;
+local mode (a folder, a subprocess, SQLite) implements the same protocols.
+
+Locations are URIs ("s3://bucket/key" in AWS); the logic never splits them itself, so a
+local adapter may use "file:///..." or plain folders.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Protocol
+
+from chalicelib.records import (
+    Change,
+    ConversionSpec,
+    JobStatus,
+    ModelEntry,
+    ObjectInfo,
+    Outcome,
+    PipelineState,
+    Running,
+    RunRecord,
+    TrainingSpec,
+)
+
+CLAIMED, BUSY, VERSION_EXISTS = "claimed", "busy", "version_exists"
+
+
+class JobRejected(Exception):
+    """The job service refused the job for good (bad role, quota, bad spec): retrying will not help."""
+
+
+class ObjectStore(Protocol):
+    def list(self, uri: str) -> Iterator[ObjectInfo]:
+        """Every object under the prefix `uri`, keys relative to it."""
+
+    def read(self, uri: str) -> bytes: ...
+
+    def exists(self, uri: str) -> bool: ...
+
+    def join(self, uri: str, *parts: str) -> str: ...
+
+    def download_url(self, uri: str, seconds: int) -> str:
+        """A URL a phone can fetch without credentials (presigned in AWS)."""
+
+
+class JobRunner(Protocol):
+    def start_training(self, spec: TrainingSpec) -> bool:
+        """Start the job; False when a job of that name already exists (a replay). Raises JobRejected."""
+
+    def start_conversion(self, spec: ConversionSpec) -> bool: ...
+
+    def training_status(self, name: str) -> JobStatus | None: ...
+
+    def conversion_status(self, name: str) -> JobStatus | None: ...
+
+
+class ModelRegistry(Protocol):
+    def register(self, entry: ModelEntry, metadata: dict[str, Any]) -> ModelEntry:
+        """Add a version (pending); when `entry.version` is registered already, return that one."""
+
+    def find(self, version: str) -> ModelEntry | None: ...
+
+    def list(self, limit: int = 50) -> list[ModelEntry]:
+        """Newest first."""
+
+    def production(self) -> ModelEntry | None:
+        """The served model: the newest approved version, with its URIs and sha256."""
+
+    def approved(self, limit: int = 2) -> list[ModelEntry]:
+        """Approved versions, newest first."""
+
+    def set_status(self, version: str, status: str, reason: str) -> ModelEntry: ...
+
+
+class StateStore(Protocol):
+    def record_changes(self, dataset: str, changes: list[Change]) -> int:
+        """Count each change once however often it is delivered; return how many were new."""
+
+    def pipeline(self, dataset: str) -> PipelineState: ...
+
+    def claim_run(self, dataset: str, running: Running, consumed: int) -> str:
+        """Atomically: no run in progress and none ever for running.version -> hold the data set,
+        subtract `consumed` pending changes. Returns CLAIMED, BUSY or VERSION_EXISTS."""
+
+    def skip_pending(self, dataset: str, consumed: int, outcome: Outcome) -> bool:
+        """Forget `consumed` pending changes without a run (their data set version had one)."""
+
+    def advance(self, dataset: str, job_name: str, from_stages: tuple[str, ...], **fields: Any) -> bool:
+        """Update the running run's fields if it is `job_name` in one of `from_stages`."""
+
+    def finish(self, dataset: str, job_name: str, outcome: Outcome, model: dict[str, Any] | None = None) -> bool:
+        """Let go of the data set if `job_name` holds it; record the outcome on its run record."""
+
+    def run(self, dataset: str, version: str) -> RunRecord | None: ...
+
+    def runs(self, dataset: str, limit: int = 50) -> list[RunRecord]:
+        """Newest first."""

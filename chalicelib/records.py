@@ -1,0 +1,144 @@
+"""Plain values the pipeline passes between its logic and its ports (no AWS types here)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Run stages while a run holds the data set (at most one at a time).
+LAUNCHING, TRAINING, CONVERTING = "launching", "training", "converting"
+# Outcomes once it has let go.
+REGISTERED, FAILED, SKIPPED = "registered", "failed", "skipped"
+
+# Model status as the API shows it; the registry's ModelApprovalStatus maps onto the first three.
+APPROVED, PENDING, REJECTED = "approved", "pending", "rejected"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One object created or removed under the data set prefix, as an S3 event reported it."""
+
+    change_id: str  # stable across redeliveries of the same event: the idempotency key
+    key: str
+    kind: str  # "created" | "removed"
+    event_time: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Running:
+    """The run that holds the data set now."""
+
+    version: str
+    job_name: str
+    stage: str
+    started_at: float
+    stage_at: float
+    conversion_job: str = ""
+    baseline_version: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    version: str
+    job_name: str
+    status: str  # registered | failed | skipped
+    reason: str
+    at: float
+    model_status: str = ""  # approved | pending, for a registered model
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PipelineState:
+    pending_changes: int = 0
+    last_change_at: float = 0.0
+    running: Running | None = None
+    dataset_version: str = ""  # of the last run launched
+    last_outcome: Outcome | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One per data set version ever launched: the guard against a second job for it."""
+
+    version: str
+    job_name: str
+    status: str
+    created_at: float
+    finished_at: float = 0.0
+    reason: str = ""
+    model: dict[str, Any] = field(default_factory=dict)  # once registered: ModelEntry.as_dict()
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model version in the registry, with what serving and the API need to know about it."""
+
+    version: str
+    status: str  # approved | pending | rejected
+    created_at: float
+    package_arn: str = ""
+    package_version: int = 0
+    model_uri: str = ""
+    labels_uri: str = ""
+    metadata_uri: str = ""
+    sha256: str = ""
+    size_bytes: int = 0
+    test_accuracy: float | None = None
+    dataset_version: str = ""
+    reason: str = ""  # why the gate (or a person) chose the status
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    name: str
+    status: str  # InProgress | Completed | Failed | Stopping | Stopped
+    reason: str = ""
+    model_artifacts: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What to train; a job runner turns it into CreateTrainingJob or a local subprocess."""
+
+    job_name: str
+    image_uri: str
+    role_arn: str
+    dataset_uri: str
+    output_uri: str
+    checkpoint_uri: str
+    tensorboard_uri: str
+    instance_type: str
+    use_spot: bool
+    max_runtime_seconds: int
+    hyperparameters: dict[str, str]
+    metric_definitions: list[dict[str, str]]
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ConversionSpec:
+    job_name: str
+    image_uri: str
+    role_arn: str
+    model_archive_uri: str  # the training job's model.tar.gz
+    dataset_uri: str
+    output_uri: str  # ARTIFACT/models/<version>/
+    baseline_uri: str  # the production model's folder, "" when there is none
+    instance_type: str
+    max_runtime_seconds: int
+    tags: dict[str, str]

@@ -1,0 +1,107 @@
+"""Builds the adapters for the configured mode, once per container, on first use.
+
+Each piece is created only when a handler needs it: the prediction path creates the S3 and
+SageMaker clients, never DynamoDB's. Local mode (issue 4) plugs its folder / subprocess /
+SQLite adapters in here; the logic above the ports does not change.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+from chalicelib import settings as settings_module
+from chalicelib.observability import configure, logger, metrics, Unit
+from chalicelib.records import ModelEntry
+from chalicelib.settings import Settings
+
+
+class RegistryModelSource:
+    """Predictor's ModelSource over the registry (newest approved) and the object store."""
+
+    def __init__(self, registry, objects):
+        self._registry = registry
+        self._objects = objects
+
+    def production_id(self) -> str:
+        return self._registry.production_arn()
+
+    def production(self) -> ModelEntry | None:
+        return self._registry.production()
+
+    def read(self, uri: str) -> bytes:
+        return self._objects.read(uri)
+
+
+def _report(what: str, exc: Exception) -> None:
+    logger.error(what, extra={"error": f"{type(exc).__name__}: {exc}"})
+    metrics.add_metric(name="ModelRefreshErrors", unit=Unit.Count, value=1)
+
+
+class Services:
+    def __init__(self, settings: Settings):
+        if settings.mode != "aws":
+            raise settings_module.SettingsError("FLOWERS_MODE=local is not available yet (issue 4); set FLOWERS_MODE=aws")
+        self.settings = settings
+        configure(settings.service_name, settings.metrics_namespace)
+
+    @cached_property
+    def _session(self):
+        import boto3  # late: `import app` stays cheap for packaging and cold starts
+
+        return boto3.session.Session()
+
+    @cached_property
+    def objects(self):
+        from chalicelib.aws.s3_objects import S3ObjectStore
+
+        return S3ObjectStore(self._session.client("s3"))
+
+    @cached_property
+    def _sagemaker(self):
+        return self._session.client("sagemaker")
+
+    @cached_property
+    def jobs(self):
+        from chalicelib.aws.sagemaker_jobs import SageMakerJobRunner
+
+        return SageMakerJobRunner(self._sagemaker)
+
+    @cached_property
+    def registry(self):
+        from chalicelib.aws.sagemaker_registry import SageMakerModelRegistry
+
+        return SageMakerModelRegistry(self._sagemaker, self.settings.model_package_group, self.settings.training_image_uri)
+
+    @cached_property
+    def state(self):
+        from chalicelib.aws.dynamodb_state import DynamoStateStore
+
+        return DynamoStateStore(self._session.client("dynamodb"), self.settings.state_table)
+
+    @cached_property
+    def pipeline(self):
+        from chalicelib.pipeline import Pipeline
+
+        return Pipeline(self.settings, self.state, self.objects, self.jobs, self.registry)
+
+    @cached_property
+    def predictor(self):
+        from chalicelib.predictor import Predictor
+
+        return Predictor(RegistryModelSource(self.registry, self.objects), self.settings.model_refresh_seconds, on_error=_report)
+
+
+_services: Services | None = None
+
+
+def get() -> Services:
+    global _services
+    if _services is None:
+        _services = Services(settings_module.get())
+    return _services
+
+
+def reset() -> None:
+    """Drop the cached settings and adapters (tests switch environments between cases)."""
+    global _services
+    _services = None
+    settings_module.reset()

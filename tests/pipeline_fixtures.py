@@ -1,0 +1,262 @@
+"""Fixtures and event builders for the pipeline, API and prediction tests (issue 3).
+
+`aws` gives a moto account with the buckets, the state table and the settings a deployed
+stack would have. The event builders produce the documented shapes: S3 event notifications
+inside SQS records, and SageMaker job state changes from EventBridge.
+`tiny_model` trains and converts a real tiny model once per test session (shared between
+xdist workers through a lock), with `python -m training.train` and `training.convert`.
+"""
+from __future__ import annotations
+
+import fcntl
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "datasets" / "flower_photos"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ENV = {
+    "FLOWERS_MODE": "aws",
+    "DATASET_BUCKET": "flowers-data",
+    "DATASET_PREFIX": "datasets/flowers/",
+    "ARTIFACT_BUCKET": "flowers-artifacts",
+    "STATE_TABLE": "flowers-state",
+    "MODEL_PACKAGE_GROUP": "flowers",
+    "TRAINING_IMAGE_URI": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/flowers-training:latest",
+    "SAGEMAKER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/flowers-sagemaker",
+    "QUIET_PERIOD": "600",
+    "MIN_NEW_IMAGES": "1",
+    "MODEL_REFRESH_SECONDS": "60",
+    "POWERTOOLS_SERVICE_NAME": "flowers",
+    "POWERTOOLS_METRICS_NAMESPACE": "Flowers",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+@dataclass
+class AwsWorld:
+    s3: object
+    sagemaker: object
+    dynamodb: object
+    env: dict
+
+    @property
+    def dataset_bucket(self) -> str:
+        return self.env["DATASET_BUCKET"]
+
+    @property
+    def prefix(self) -> str:
+        return self.env["DATASET_PREFIX"]
+
+    @property
+    def artifacts(self) -> str:
+        return self.env["ARTIFACT_BUCKET"]
+
+
+def _one_backup_per_transaction(monkeypatch) -> None:
+    """moto deep-copies a table once per *item* of a TransactWriteItems (its rollback backup),
+    which makes 3,000 upload events quadratic (minutes). Copy each table once per call: the
+    same backup (every copy is taken before any write), in linear time."""
+    import copy as real_copy
+
+    from moto.dynamodb import models
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        cache: dict[int, object] = {}
+
+        class OncePerCall:
+            @staticmethod
+            def deepcopy(obj, memo=None):
+                if id(obj) not in cache:
+                    cache[id(obj)] = real_copy.deepcopy(obj, memo)
+                return cache[id(obj)]
+
+        models.copy = OncePerCall
+        try:
+            return original(self, transact_items)
+        finally:
+            models.copy = real_copy
+
+    monkeypatch.setattr(models.DynamoDBBackend, "transact_write_items", transact_write_items)
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """A moto account laid out like the deployed stack; chalicelib's caches are reset around it."""
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib import services
+    from chalicelib.aws.dynamodb_state import create_table
+
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    _one_backup_per_transaction(monkeypatch)
+    services.reset()
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=ENV["DATASET_BUCKET"])
+        s3.create_bucket(Bucket=ENV["ARTIFACT_BUCKET"])
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_table(dynamodb, ENV["STATE_TABLE"])
+        sagemaker = boto3.client("sagemaker", region_name=REGION)
+        yield AwsWorld(s3, sagemaker, dynamodb, dict(ENV))
+    services.reset()
+
+
+# event builders ----------------------------------------------------------------------------
+_sequence = itertools.count(1)
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(epoch * 1000) % 1000:03d}Z"
+
+
+def s3_record(bucket: str, key: str, event_time: float, event_name: str = "ObjectCreated:Put",
+              etag: str = "0123456789abcdef0123456789abcdef", sequencer: str | None = None) -> dict:
+    """One record of an S3 event notification (message structure version 2.1, as AWS documents it)."""
+    from urllib.parse import quote_plus
+
+    obj = {"key": quote_plus(key, safe="/"), "sequencer": sequencer or f"{next(_sequence):016X}"}
+    if event_name.startswith("ObjectCreated"):
+        obj.update({"size": 1024, "eTag": etag})
+    return {
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION, "eventTime": iso(event_time),
+        "eventName": event_name, "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "203.0.113.10"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "flowers-uploads",
+               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": f"arn:aws:s3:::{bucket}"},
+               "object": obj},
+    }
+
+
+def s3_body(*records: dict) -> str:
+    return json.dumps({"Records": list(records)})
+
+
+def s3_test_event_body(bucket: str) -> str:
+    return json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2024-01-01T00:00:00.000Z",
+                       "Bucket": bucket, "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"})
+
+
+def sqs_event(bodies: list[str], queue: str = "flowers-uploads") -> dict:
+    return {"Records": [{
+        "messageId": f"059f36b4-87a3-44ab-83d2-{next(_sequence):012d}",
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1545082649183",
+                       "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1545082649185"},
+        "messageAttributes": {}, "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3", "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}", "awsRegion": REGION,
+    } for body in bodies]}
+
+
+def training_state_event(job: str, status: str, artifacts_bucket: str = ENV["ARTIFACT_BUCKET"], reason: str = "") -> dict:
+    """The documented EventBridge shape of "SageMaker Training Job State Change" (trimmed detail)."""
+    detail = {
+        "TrainingJobName": job,
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{job}",
+        "TrainingJobStatus": status,
+        "SecondaryStatus": {"Completed": "Completed", "Failed": "Failed", "Stopped": "Stopped"}.get(status, "Training"),
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{artifacts_bucket}/training/{job}/output/model.tar.gz"},
+        "AlgorithmSpecification": {"TrainingImage": ENV["TRAINING_IMAGE_URI"], "TrainingInputMode": "File"},
+        "CreationTime": 1700000000000, "Tags": {},
+    }
+    if reason:
+        detail["FailureReason"] = reason
+    return _eventbridge("SageMaker Training Job State Change", detail, f"training-job/{job}")
+
+
+def processing_state_event(job: str, status: str, reason: str = "") -> dict:
+    detail = {
+        "ProcessingJobName": job,
+        "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{job}",
+        "ProcessingJobStatus": status,
+        "AppSpecification": {"ImageUri": ENV["TRAINING_IMAGE_URI"]},
+        "CreationTime": 1700000000000, "Tags": {},
+    }
+    if reason:
+        detail["FailureReason"] = reason
+        detail["ExitMessage"] = reason
+    return _eventbridge("SageMaker Processing Job State Change", detail, f"processing-job/{job}")
+
+
+def _eventbridge(detail_type: str, detail: dict, resource: str) -> dict:
+    return {
+        "version": "0", "id": f"2d0f0c5b-0000-4000-8000-{next(_sequence):012d}", "detail-type": detail_type,
+        "source": "aws.sagemaker", "account": ACCOUNT, "time": "2024-01-01T00:00:00Z", "region": REGION,
+        "resources": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{resource}"], "detail": detail,
+    }
+
+
+# a real tiny model -------------------------------------------------------------------------
+TINY_CLASSES = ("daisy", "roses", "sunflowers")
+TINY_PER_CLASS = 10
+
+
+def sample_photos(count: int = 3) -> list[Path]:
+    """A few real photos (the shared data set), for requests and benchmarks."""
+    found = []
+    for label in TINY_CLASSES:
+        found += sorted((PHOTOS / label).glob("*.jpg"))[TINY_PER_CLASS : TINY_PER_CLASS + count]
+    return found[:count]
+
+
+def build_tiny_model(work: Path) -> Path:
+    """Train (tiny_cnn, 32 px) and convert (fp32) a real model; return the converted folder."""
+    data = work / "data"
+    for label in TINY_CLASSES:
+        (data / label).mkdir(parents=True, exist_ok=True)
+        for photo in sorted((PHOTOS / label).glob("*.jpg"))[:TINY_PER_CLASS]:
+            shutil.copyfile(photo, data / label / photo.name)
+    config = work / "config"
+    config.mkdir(exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(
+        {"preset": "tiny_cnn", "image_size": "32", "epochs": "1", "head_epochs": "2", "batch_size": "8", "min_images_per_class": "2"}))
+    env = dict(os.environ, SM_INPUT_CONFIG_DIR=str(config), SM_CHANNEL_TRAINING=str(data), SM_MODEL_DIR=str(work / "model"),
+               SM_OUTPUT_DIR=str(work / "output"), SM_CHECKPOINT_DIR=str(work / "checkpoints"),
+               TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(ROOT))
+    for command in ([sys.executable, "-m", "training.train"],
+                    [sys.executable, "-m", "training.convert", str(work / "model"), str(work / "converted"),
+                     "--data", str(data), "--quantize", "fp32"]):
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[2:4])} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return work / "converted"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    if not PHOTOS.is_dir():
+        pytest.skip(f"{PHOTOS} is missing")
+    import hashlib
+
+    # Shared by xdist workers; keyed by the training code so a change to it rebuilds the model.
+    sources = sorted((ROOT / "training").glob("*.py")) + [ROOT / "chalicelib" / "imaging.py", Path(__file__)]
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
+    shared = tmp_path_factory.getbasetemp().parent / f"flowers-tiny-model-{key}"
+    shared.mkdir(parents=True, exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "converted" / "metadata.json"
+        if not done.exists():
+            build_tiny_model(shared)
+    return shared / "converted"
