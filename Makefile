@@ -8,12 +8,12 @@ DATA ?= $(SHARED)/datasets/flower_photos
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo bench bench-train bench-resnet bench-predict weights clean
+.PHONY: venv test demo bench bench-train bench-resnet bench-predict weights clean synth check-infra bootstrap deploy destroy
 
-$(STAMP): requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml infra/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt -r infra/requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
@@ -24,7 +24,7 @@ weights:
 	@mkdir -p $(KERAS_HOME)/models
 	@if [ -d $(SHARED)/weights ]; then cp -n $(SHARED)/weights/*.h5 $(KERAS_HOME)/models/ 2>/dev/null || true; fi
 
-test: $(STAMP) weights
+test: $(STAMP) weights check-infra
 	$(PY) -m pytest -n 2 -q
 
 demo: $(STAMP) weights
@@ -41,5 +41,40 @@ bench-resnet: $(STAMP) weights
 bench-predict: $(STAMP) weights
 	$(PY) bench/predict.py --work build/bench-predict
 
+# --- AWS (infra/, see README "AWS") ---
+INFRA_VENV := infra/.venv
+INFRA_STAMP := $(INFRA_VENV)/.installed
+TEMPLATE := infra/cdk.out/flowers.template.json
+CDK_CLI := infra/node_modules/.installed
+CDK := cd infra && CDK_DISABLE_CLI_TELEMETRY=true npx --no-install cdk --no-notices
+CDK_ARGS ?=
+
+# cfn-lint and checkov live in their own venv: checkov pins a boto3 the Lambdas' code does not use.
+$(INFRA_STAMP): infra/requirements-checks.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install -q --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install -q -r infra/requirements-checks.txt
+	touch $(INFRA_STAMP)
+
+$(CDK_CLI): infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund
+	touch $(CDK_CLI)
+
+synth: $(STAMP)
+	cd infra && ../$(PY) app.py
+
+check-infra: synth $(INFRA_STAMP)
+	$(INFRA_VENV)/bin/cfn-lint $(TEMPLATE)
+	$(INFRA_VENV)/bin/checkov -f $(TEMPLATE) --framework cloudformation --compact --quiet --skip-download
+
+bootstrap: $(STAMP) $(CDK_CLI)
+	$(CDK) bootstrap $(CDK_ARGS)
+
+deploy: $(STAMP) $(CDK_CLI)
+	$(CDK) deploy --outputs-file cdk-outputs.json $(CDK_ARGS)
+
+destroy: $(STAMP) $(CDK_CLI)
+	$(CDK) destroy $(CDK_ARGS)
+
 clean:
-	rm -rf $(VENV) .keras .pytest_cache build out
+	rm -rf $(VENV) .keras .pytest_cache build out $(INFRA_VENV) infra/cdk.out infra/node_modules

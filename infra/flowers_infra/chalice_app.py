@@ -1,0 +1,315 @@
+"""The Chalice app (app.py + chalicelib/) inside the stack, through Chalice's CDK construct.
+
+`chalice package` runs at synth (it imports app.py and downloads the Lambda wheels of
+requirements.txt from PyPI, cached in .chalice/deployments/). Its SAM template is included
+as is; what Chalice cannot express is added here, on the included resources:
+
+- one IAM role per kind of handler, each with only the calls its code makes;
+- function names fixed, so each log group (with retention) exists before its function;
+- memory, timeouts, a dead-letter queue for the asynchronous handlers;
+- the API: an API key (usage plan with throttling and a quota) on every method except the
+  web page (GET /) and the operator routes, which keep Chalice's IAM (SigV4) authorizer;
+  binary media types for images; JSON access logs; X-Ray tracing; stage throttling.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from aws_cdk import Acknowledgment, Aws, CfnResource, Duration, Fn, RemovalPolicy, Validations
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from chalice.cdk import Chalice
+from constructs import Construct
+
+from flowers_infra.checks import skip_checkov
+
+from flowers_infra.constants import LOG_KMS_REASON, MODELS_PREFIX, SQS_SSE_REASON
+
+if TYPE_CHECKING:
+    from flowers_infra.stack import FlowersStack
+
+API_STAGE = "api"
+API_KEY_SCHEME = "api_key"
+# Images reach the function as bytes only for these content types (chalicelib/predict_request.py).
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream")
+# Public without a key: the web page, which asks for the key and sends it as x-api-key.
+PUBLIC_METHODS = {("/", "get")}
+
+# Chalice's logical ids -> (function name suffix, role, memory MB, timeout s, asynchronous)
+FUNCTIONS = {
+    "APIHandler": ("api", "api", 2048, 29, False),  # 29 s: API Gateway's integration limit
+    "OnUpload": ("on-upload", "upload", 256, 60, False),  # invoked by the SQS event source
+    "Tick": ("tick", "pipeline", 512, 120, True),  # EventBridge schedule
+    "OnSagemakerJob": ("on-sagemaker-job", "pipeline", 512, 120, True),  # EventBridge rule
+}
+
+
+class ChaliceApp(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, source_dir: Path, stack: "FlowersStack") -> None:
+        super().__init__(scope, construct_id)
+        self.stack = stack
+        config = stack.config
+        retention = stack.log_retention
+        self.function_names = {lid: f"{stack.stack_name}-{suffix}" for lid, (suffix, *_rest) in FUNCTIONS.items()}
+
+        self.events_dlq = sqs.Queue(
+            self, "EventsDeadLetters", queue_name=f"{stack.stack_name}-events-dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True, retention_period=Duration.days(14))
+        skip_checkov(self.events_dlq, {"CKV_AWS_27": SQS_SSE_REASON})
+        self.log_groups = {
+            lid: logs.LogGroup(self, f"{lid}Logs", log_group_name=f"/aws/lambda/{name}", retention=retention,
+                               removal_policy=RemovalPolicy.DESTROY)
+            for lid, name in self.function_names.items()}
+        self.roles = self._roles()
+
+        environment = dict(config.lambda_environment())
+        environment.update({
+            "DATASET_BUCKET": stack.dataset_bucket.bucket_name,
+            "ARTIFACT_BUCKET": stack.artifact_bucket.bucket_name,
+            "STATE_TABLE": stack.table.table_name,
+            "TRAINING_IMAGE_URI": stack.training_image.image_uri,
+            "SAGEMAKER_ROLE_ARN": stack.sagemaker_role.role_arn,
+        })
+        self.environment = environment
+        stage_config = {
+            "api_gateway_stage": API_STAGE,
+            "manage_iam_role": False,
+            # Every function gets its own role below; this one is only Chalice's required default.
+            "iam_role_arn": self.roles["api"].role_arn,
+            "environment_variables": environment,
+            "lambda_timeout": 60,
+            "lambda_memory_size": 256,
+        }
+        with _packaging():
+            # Chalice names its stage after the construct's scope: the stack ("flowers").
+            self.chalice = Chalice(stack, "Chalice", source_dir=str(source_dir), stage_config=stage_config)
+
+        self._functions()
+        self._api(config)
+
+    # IAM -------------------------------------------------------------------------------------
+    def _roles(self) -> dict[str, iam.Role]:
+        stack = self.stack
+        table = stack.table.table_arn
+        models = stack.artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")
+        read_registry = [
+            iam.PolicyStatement(sid="ReadRegistry", actions=["sagemaker:DescribeModelPackage"],
+                                resources=[stack.model_packages_arn]),
+            iam.PolicyStatement(sid="ReadRegistryGroup", actions=["sagemaker:DescribeModelPackageGroup"],
+                                resources=[stack.model_group_arn]),
+            # ListModelPackages supports no resource-level permission: it can only be granted on "*".
+            iam.PolicyStatement(sid="ListRegistry", actions=["sagemaker:ListModelPackages"], resources=["*"]),
+        ]
+        set_status = iam.PolicyStatement(sid="SetModelStatus", actions=["sagemaker:UpdateModelPackage"],
+                                         resources=[stack.model_packages_arn])
+        documents = {
+            # HTTP: predictions (registry + model files, presigned download links), status, models,
+            # approve / reject / rollback by hand.
+            "api": [
+                iam.PolicyStatement(sid="ReadState", actions=["dynamodb:GetItem", "dynamodb:Query"], resources=[table]),
+                iam.PolicyStatement(sid="ReadModels", actions=["s3:GetObject"], resources=[models]),
+                *read_registry, set_status,
+            ],
+            # Upload events: conditional writes of seen-upload markers and the pending count.
+            "upload": [
+                iam.PolicyStatement(sid="RecordUploads", resources=[table], actions=[
+                    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]),
+                iam.PolicyStatement(sid="ConsumeUploadQueue", resources=[stack.uploads.queue_arn], actions=[
+                    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]),
+            ],
+            # The tick and the SageMaker events: run the pipeline (launch, convert, register, promote).
+            "pipeline": [
+                iam.PolicyStatement(sid="PipelineState", resources=[table], actions=[
+                    "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                    "dynamodb:ConditionCheckItem"]),
+                iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket"], resources=[stack.dataset_bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [
+                                        stack.config.dataset_prefix, f"{stack.config.dataset_prefix}*"]}}),
+                iam.PolicyStatement(sid="ReadConvertedModels", actions=["s3:GetObject"], resources=[models]),
+                iam.PolicyStatement(sid="CheckConvertedModels", actions=["s3:ListBucket"],
+                                    resources=[stack.artifact_bucket.bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [f"{MODELS_PREFIX}*"]}}),
+                iam.PolicyStatement(sid="StartTraining", actions=["sagemaker:CreateTrainingJob"],
+                                    resources=[stack.job_arn("training-job")],
+                                    conditions={"ForAllValues:StringEquals": {
+                                        "sagemaker:InstanceTypes": [stack.config.training_instance_type]}}),
+                iam.PolicyStatement(sid="StartConversion", actions=["sagemaker:CreateProcessingJob"],
+                                    resources=[stack.job_arn("processing-job")],
+                                    conditions={"ForAllValues:StringEquals": {
+                                        "sagemaker:InstanceTypes": [stack.config.conversion_instance_type]}}),
+                iam.PolicyStatement(sid="WatchJobs", actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeProcessingJob"],
+                                    resources=[stack.job_arn("training-job"), stack.job_arn("processing-job")]),
+                iam.PolicyStatement(sid="Register", actions=["sagemaker:CreateModelPackage"],
+                                    resources=[stack.model_packages_arn, stack.model_group_arn]),
+                iam.PolicyStatement(sid="TagOurResources", actions=["sagemaker:AddTags"], resources=[
+                    stack.job_arn("training-job"), stack.job_arn("processing-job"), stack.model_packages_arn]),
+                *read_registry, set_status,
+                iam.PolicyStatement(sid="PassSageMakerRole", actions=["iam:PassRole"],
+                                    resources=[stack.sagemaker_role.role_arn],
+                                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+                iam.PolicyStatement(sid="FailedInvocations", actions=["sqs:SendMessage"],
+                                    resources=[self.events_dlq.queue_arn]),
+            ],
+        }
+        roles = {}
+        for kind, statements in documents.items():
+            groups = [self.log_groups[lid] for lid, spec in FUNCTIONS.items() if spec[1] == kind]
+            statements = statements + [iam.PolicyStatement(
+                sid="OwnLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[g.log_group_arn for g in groups])]
+            roles[kind] = iam.Role(
+                self, f"{kind.capitalize()}FunctionRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"flowers {kind} Lambda function(s)",
+                inline_policies={"flowers": iam.PolicyDocument(statements=statements)})
+        return roles
+
+    # functions -------------------------------------------------------------------------------------
+    def _functions(self) -> None:
+        stack = self.stack
+        found = [c.node.id for c in self.chalice.sam_template.node.children
+                 if isinstance(c, CfnResource) and c.cfn_resource_type == "AWS::Serverless::Function"]
+        unknown = sorted(set(found) - set(FUNCTIONS))
+        if unknown:
+            raise ValueError(f"app.py has function(s) {unknown} that infra/flowers_infra/chalice_app.py does not "
+                             "know: give each a role with only the calls it makes (FUNCTIONS)")
+        self.functions = {}
+        for lid, (_suffix, kind, memory, timeout, asynchronous) in FUNCTIONS.items():
+            if lid not in found:
+                continue  # e.g. no route yet: no APIHandler
+            function = self.chalice.get_resource(lid)
+            function.add_property_override("FunctionName", self.function_names[lid])
+            function.add_property_override("Role", self.roles[kind].role_arn)
+            function.add_property_override("MemorySize", memory)
+            function.add_property_override("Timeout", timeout)
+            if asynchronous:
+                function.add_property_override("DeadLetterQueue", {"Type": "SQS", "TargetArn": self.events_dlq.queue_arn})
+            function.node.add_dependency(self.log_groups[lid])
+            if lid == "OnUpload":
+                # SAM's SQS event names the queue by ARN text, not by Ref: create the queue first.
+                function.node.add_dependency(stack.uploads)
+            skip_checkov(function, {
+                "CKV_AWS_117": "no VPC: the functions call only AWS APIs (S3, DynamoDB, SageMaker) over TLS with IAM",
+                "CKV_AWS_173": "environment variables hold resource names and tuning values, no secrets",
+                "CKV_AWS_115": "no reserved concurrency: predictions must scale with traffic; the pipeline's "
+                               "conditional writes make concurrent ticks and events harmless",
+                **({} if asynchronous else {
+                    "CKV_AWS_116": "invoked synchronously (API Gateway) or by SQS, whose queue has its own "
+                                   "dead-letter queue; a function DLQ applies to asynchronous invocations only"}),
+            })
+            self.functions[lid] = function
+
+    # API -------------------------------------------------------------------------------------------
+    def _api(self, config) -> None:
+        stack = self.stack
+        self.access_logs = logs.LogGroup(self, "ApiAccessLogs", log_group_name=f"/aws/apigateway/{stack.stack_name}-access",
+                                         retention=stack.log_retention, removal_policy=RemovalPolicy.DESTROY)
+        for group in (self.access_logs, *self.log_groups.values()):
+            skip_checkov(group, {"CKV_AWS_158": LOG_KMS_REASON})
+        api: CfnResource = self.chalice.get_resource("RestAPI")
+        self.rest_api = api
+        body = _plain(api.definition_body)
+        self.secured_methods, self.public_methods, self.iam_methods = [], [], []
+        api.add_property_override(f"DefinitionBody.securityDefinitions.{API_KEY_SCHEME}",
+                                  {"type": "apiKey", "name": "x-api-key", "in": "header"})
+        api.add_property_override("DefinitionBody.x-amazon-apigateway-api-key-source", "HEADER")
+        for path, methods in sorted(body.get("paths", {}).items()):
+            if "." in path:
+                raise ValueError(f"route {path!r}: a '.' in a path cannot be overridden here")
+            for method, spec in sorted(methods.items()):
+                if method == "options" or not isinstance(spec, dict):
+                    continue  # CORS preflight carries no credentials by design
+                if (path, method) in PUBLIC_METHODS:
+                    self.public_methods.append((path, method))
+                elif spec.get("security"):
+                    self.iam_methods.append((path, method))  # Chalice's IAMAuthorizer (SigV4): operators
+                else:
+                    api.add_property_override(f"DefinitionBody.paths.{path}.{method}.security", [{API_KEY_SCHEME: []}])
+                    self.secured_methods.append((path, method))
+        binary = sorted(set(body.get("x-amazon-apigateway-binary-media-types", [])) | set(IMAGE_MEDIA_TYPES))
+        api.add_property_override("DefinitionBody.x-amazon-apigateway-binary-media-types", binary)
+        api.add_property_override("Name", stack.stack_name)
+        api.add_property_override("TracingEnabled", True)
+        api.add_property_override("AccessLogSetting", {
+            "DestinationArn": self.access_logs.log_group_arn,
+            "Format": json.dumps(_ACCESS_LOG_FORMAT, separators=(",", ":")),
+        })
+        api.add_property_override("MethodSettings", [{
+            "ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": config.api_rate_limit,
+            "ThrottlingBurstLimit": config.api_burst_limit, "LoggingLevel": "OFF", "MetricsEnabled": False,
+        }])
+        skip_checkov(api, {
+            "CKV_AWS_120": "no response cache: predictions are POSTs of fresh images and status must be live",
+        })
+        if config.apigateway_cloudwatch_role:
+            self._cloudwatch_role(api)
+
+        # API key, usage plan (per-key throttling and a daily quota). "RestAPI.Stage" is SAM's
+        # reference to the stage it generates, and makes the plan wait for it.
+        self.api_key = apigw.CfnApiKey(self, "ApiKey", enabled=True, name=f"{stack.stack_name}-clients",
+                                       description="x-api-key for the flowers API (web page, mobile app, scripts)")
+        self.usage_plan = apigw.CfnUsagePlan(
+            self, "UsagePlan", usage_plan_name=f"{stack.stack_name}-clients",
+            api_stages=[apigw.CfnUsagePlan.ApiStageProperty(api_id=api.ref, stage=Fn.ref("RestAPI.Stage"))],
+            throttle=apigw.CfnUsagePlan.ThrottleSettingsProperty(rate_limit=config.api_rate_limit,
+                                                                 burst_limit=config.api_burst_limit),
+            quota=apigw.CfnUsagePlan.QuotaSettingsProperty(limit=config.api_quota_per_day, period="DAY"))
+        Validations.of(self.usage_plan).acknowledge(Acknowledgment(
+            id="CloudFormation-Validate::F1020",
+            reason="Ref RestAPI.Stage is SAM's name for the stage it generates; the transform resolves it"))
+        apigw.CfnUsagePlanKey(self, "UsagePlanKey", key_id=self.api_key.ref, key_type="API_KEY",
+                              usage_plan_id=self.usage_plan.ref)
+        self.url = f"https://{api.ref}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}/{API_STAGE}/"
+
+    def _cloudwatch_role(self, api: CfnResource) -> None:
+        """API Gateway writes access logs with an account-wide role (one per account and region)."""
+        role = iam.Role(self, "ApiGatewayCloudWatchRole", assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+                        managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                            "service-role/AmazonAPIGatewayPushToCloudWatchLogs")])
+        # Other APIs in the account may come to rely on it: keep it when the stack goes.
+        role.apply_removal_policy(RemovalPolicy.RETAIN)
+        account = apigw.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
+        account.apply_removal_policy(RemovalPolicy.RETAIN)
+        api.node.add_dependency(account)
+
+
+# One JSON line per request; no headers, no bodies, no API key.
+_ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId", "ip": "$context.identity.sourceIp", "time": "$context.requestTime",
+    "method": "$context.httpMethod", "path": "$context.resourcePath", "status": "$context.status",
+    "protocol": "$context.protocol", "responseLength": "$context.responseLength",
+    "latencyMs": "$context.responseLatency", "integrationLatencyMs": "$context.integrationLatency",
+    "integrationStatus": "$context.integrationStatus", "apiKeyId": "$context.identity.apiKeyId",
+    "caller": "$context.identity.caller", "error": "$context.error.message",
+}
+
+
+def _plain(value):
+    """The swagger document as plain Python (jsii hands back mappings)."""
+    return json.loads(json.dumps(value, default=lambda o: dict(o)))
+
+
+@contextlib.contextmanager
+def _packaging() -> Iterator[None]:
+    """`chalice package` writes chalice.out/ into the working directory and needs a region name
+    (it only renders ${AWS::Region} in the template). Give it a scratch directory, then tidy up:
+    the construct has staged the zip into the cloud assembly by then."""
+    scratch = tempfile.mkdtemp(prefix="flowers-chalice-")
+    previous_dir = os.getcwd()
+    previous_region = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION") or "us-east-1")
+    os.chdir(scratch)
+    try:
+        yield
+    finally:
+        os.chdir(previous_dir)
+        if previous_region is None:
+            os.environ.pop("AWS_DEFAULT_REGION", None)
+        shutil.rmtree(scratch, ignore_errors=True)

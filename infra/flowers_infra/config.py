@@ -1,0 +1,88 @@
+"""Deployment settings: CDK context values (`cdk.json`, or `-c name=value`) with the defaults below.
+
+The pipeline's own settings end up as the Lambdas' environment variables, named as
+chalicelib/settings.py reads them (a test keeps the two in step).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class FlowersConfig:
+    # The pipeline (Lambda environment, see chalicelib/settings.py) --------------------------------
+    dataset_prefix: str = "datasets/flowers/"
+    model_package_group: str = "flowers"
+    training_instance_type: str = "ml.g5.xlarge"
+    conversion_instance_type: str = "ml.m5.xlarge"
+    use_spot: bool = True
+    preset: str = "resnet_v1_50"
+    max_training_time: int = 3600
+    quiet_period: int = 600
+    min_new_images: int = 1
+    min_accuracy: float = 0.80
+    model_refresh_seconds: int = 60
+    # Operations ---------------------------------------------------------------------------------
+    log_retention_days: int = 30
+    api_rate_limit: float = 20.0  # requests per second, steady (usage plan and stage)
+    api_burst_limit: int = 40
+    api_quota_per_day: int = 50_000
+    alarm_email: str = ""  # subscribed to the alarm topic when set
+    # Keep buckets, table, model group and log bucket when the stack is deleted (data outlives stacks).
+    retain_data: bool = True
+    # API Gateway needs an account-level CloudWatch role for access logs. Turn off when the account
+    # already has one (Settings of the API Gateway console) that you don't want replaced.
+    apigateway_cloudwatch_role: bool = True
+
+    @classmethod
+    def from_context(cls, get: Any) -> "FlowersConfig":
+        """`get(name)` returns a context value or None (App.node.try_get_context)."""
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = get(field.name)
+            if raw is None:
+                continue
+            values[field.name] = _coerce(field.type, raw, field.name)
+        return cls(**values)
+
+    def lambda_environment(self) -> Mapping[str, str]:
+        """Settings the Lambdas read, except the names of resources (the stack adds those)."""
+        return {
+            "FLOWERS_MODE": "aws",
+            "DATASET_PREFIX": self.dataset_prefix,
+            "MODEL_PACKAGE_GROUP": self.model_package_group,
+            "TRAINING_INSTANCE_TYPE": self.training_instance_type,
+            "CONVERSION_INSTANCE_TYPE": self.conversion_instance_type,
+            "USE_SPOT": "true" if self.use_spot else "false",
+            "PRESET": self.preset,
+            "MAX_TRAINING_TIME": str(self.max_training_time),
+            "QUIET_PERIOD": str(self.quiet_period),
+            "MIN_NEW_IMAGES": str(self.min_new_images),
+            "MIN_ACCURACY": str(self.min_accuracy),
+            "MODEL_REFRESH_SECONDS": str(self.model_refresh_seconds),
+            "POWERTOOLS_SERVICE_NAME": "flowers",
+            "POWERTOOLS_METRICS_NAMESPACE": "Flowers",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+
+
+def _coerce(kind: Any, raw: Any, name: str) -> Any:
+    kind = kind if isinstance(kind, str) else kind.__name__
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        return str(raw)
+    except ValueError as exc:
+        raise ValueError(f"bad CDK context value {name}={raw!r}: {exc}") from None
