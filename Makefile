@@ -8,7 +8,7 @@ DATA ?= $(SHARED)/datasets/flower_photos
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo bench bench-train bench-resnet bench-predict weights clean synth check-infra bootstrap deploy destroy
+.PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-pipeline weights clean synth check-infra bootstrap deploy destroy
 
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml infra/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,9 @@ weights:
 test: $(STAMP) weights check-infra
 	$(PY) -m pytest -n 2 -q
 
+# `flowers demo`: up + push the photos + wait for the first approved model + predictions (Ctrl-C stops).
 demo: $(STAMP) weights
-	$(PY) -m training.demo --data $(DATA)
+	$(PY) -m flowers_cli.main demo $(if $(filter command line environment,$(origin DATA)),--data $(DATA),)
 
 bench: bench-train bench-resnet bench-predict
 
@@ -40,6 +41,9 @@ bench-resnet: $(STAMP) weights
 
 bench-predict: $(STAMP) weights
 	$(PY) bench/predict.py --work build/bench-predict
+
+bench-pipeline: $(STAMP)
+	$(PY) bench/pipeline.py
 
 # --- AWS (infra/, see README "AWS") ---
 INFRA_VENV := infra/.venv

@@ -13,7 +13,7 @@ import logging
 
 from chalice import Chalice, IAMAuthorizer, Rate, Response
 
-from chalicelib import handlers, observability
+from chalicelib import handlers, observability, web
 from chalicelib.api_errors import ApiError
 from chalicelib.predict_request import IMAGE_TYPES
 
@@ -30,10 +30,12 @@ def _observability(event, get_response):
     return observability.around(event, get_response)
 
 
-def _respond(call, status=200):
-    """Run a chalicelib function and format its answer; bad input never becomes a 500."""
+def _respond(call, status=200, content_type="application/json"):
+    """Run a chalicelib function and format its answer (JSON unless told); bad input never becomes a 500."""
     try:
-        return Response(body=json.dumps(call()), status_code=status, headers={"Content-Type": "application/json"})
+        body = call()
+        body = json.dumps(body) if content_type == "application/json" else body
+        return Response(body=body, status_code=status, headers={"Content-Type": content_type})
     except ApiError as error:
         headers = {"Content-Type": "application/json", **error.headers}
         return Response(body=json.dumps(error.body()), status_code=error.status, headers=headers)
@@ -82,6 +84,17 @@ def current_model():
 @app.route("/status", methods=["GET"])
 def status():
     return _respond(handlers.status)
+
+
+@app.route("/models/{version}/confusion-matrix", methods=["GET"])
+def confusion_matrix(version):
+    return _respond(lambda: web.confusion_png(version), content_type="image/png")
+
+
+@app.route("/", methods=["GET"])
+def index():
+    """The web page: try photos, see the models and the pipeline (chalicelib/web/index.html)."""
+    return _respond(web.index_html, content_type="text/html; charset=utf-8")
 
 
 @app.route("/models/{version}/approve", methods=["POST"], authorizer=operators, content_types=["*/*"])

@@ -168,7 +168,7 @@ def main() -> int:
     print(f"      val top-1 {o['val_accuracy']:.4f}; test top-1 SavedModel {o['saved_model_test_accuracy']:.4f} "
           f"({o['saved_model_bytes'] / 1e6:.1f} MB)")
     for c in o["tflite"]:
-        print(f"      tflite {c['quantization']:8s} test top-1 {c['accuracy']:.4f}  agreement {c['agreement']:.4f}  "
+        print(f"      tflite {c['quantization']:8s} test top-1 {c['accuracy']:.4f}  held-out top-1 {c['held_out_accuracy']:.4f}  agreement {c['held_out_agreement']:.4f}  "
               f"{c['size_bytes'] / 1e6:.2f} MB")
     print(f"      auto picks {o['chosen']} ({o['chosen_bytes'] / 1e6:.2f} MB)")
     if "baseline" in report:

@@ -1,8 +1,8 @@
 """Builds the adapters for the configured mode, once per container, on first use.
 
 Each piece is created only when a handler needs it: the prediction path creates the S3 and
-SageMaker clients, never DynamoDB's. Local mode (issue 4) plugs its folder / subprocess /
-SQLite adapters in here; the logic above the ports does not change.
+SageMaker clients, never DynamoDB's. Local mode (FLOWERS_MODE=local, chalicelib/local/) plugs
+its folder / subprocess / SQLite adapters in here; the logic above the ports does not change.
 """
 from __future__ import annotations
 
@@ -38,10 +38,19 @@ def _report(what: str, exc: Exception) -> None:
 
 class Services:
     def __init__(self, settings: Settings):
-        if settings.mode != "aws":
-            raise settings_module.SettingsError("FLOWERS_MODE=local is not available yet (issue 4); set FLOWERS_MODE=aws")
         self.settings = settings
         configure(settings.service_name, settings.metrics_namespace)
+
+    @property
+    def local_mode(self) -> bool:
+        return self.settings.mode == "local"
+
+    @cached_property
+    def local(self):
+        """Local mode's adapters (a folder, subprocesses, SQLite under FLOWERS_HOME)."""
+        from chalicelib.local.adapters import LocalAdapters
+
+        return LocalAdapters(self.settings)
 
     @cached_property
     def _session(self):
@@ -51,6 +60,8 @@ class Services:
 
     @cached_property
     def objects(self):
+        if self.local_mode:
+            return self.local.objects
         from chalicelib.aws.s3_objects import S3ObjectStore
 
         return S3ObjectStore(self._session.client("s3"))
@@ -61,24 +72,34 @@ class Services:
 
     @cached_property
     def jobs(self):
+        if self.local_mode:
+            return self.local.jobs
         from chalicelib.aws.sagemaker_jobs import SageMakerJobRunner
 
         return SageMakerJobRunner(self._sagemaker)
 
     @cached_property
     def registry(self):
+        if self.local_mode:
+            return self.local.registry
         from chalicelib.aws.sagemaker_registry import SageMakerModelRegistry
 
         return SageMakerModelRegistry(self._sagemaker, self.settings.model_package_group, self.settings.training_image_uri)
 
     @cached_property
     def state(self):
+        if self.local_mode:
+            return self.local.state
         from chalicelib.aws.dynamodb_state import DynamoStateStore
 
         return DynamoStateStore(self._session.client("dynamodb"), self.settings.state_table)
 
     @cached_property
     def pipeline(self):
+        if self.local_mode:
+            from chalicelib.local.pipeline import LocalPipeline
+
+            return LocalPipeline(self.settings, self.state, self.objects, self.jobs, self.registry)
         from chalicelib.pipeline import Pipeline
 
         return Pipeline(self.settings, self.state, self.objects, self.jobs, self.registry)

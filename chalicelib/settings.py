@@ -7,9 +7,11 @@ deep inside a handler on the first upload.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Callable, Mapping
 
 from chalicelib.training_contract import PRESET_NAMES
@@ -21,6 +23,16 @@ _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/.+$")
 _GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+QUANTIZE_MODES = ("auto", "fp32", "fp16", "dynamic", "int8")  # training.convert's --quantize
+# Local mode (issue 4): one machine, no AWS. Its "buckets" are folders under FLOWERS_HOME
+# (chalicelib/local/objects.py maps s3://bucket/ and s3://artifacts/ onto them). These
+# defaults apply only where the variable is not set.
+LOCAL_DEFAULTS = {
+    "dataset_bucket": "bucket", "artifact_bucket": "artifacts", "dataset_prefix": "", "state_table": "state.sqlite3",
+    "preset": "mobilenet_v2", "quiet_period": 5, "model_refresh_seconds": 1,
+}
+# Fields only local mode reads: the Lambdas never get these variables.
+LOCAL_ONLY = ("home", "port", "extra_hyperparameters", "quantize")
 
 
 class SettingsError(ValueError):
@@ -48,6 +60,11 @@ class Settings:
     model_refresh_seconds: int = 60  # how often a prediction container looks for a newer approved model
     service_name: str = "flowers"
     metrics_namespace: str = "Flowers"
+    # local mode only
+    home: str = ""  # FLOWERS_HOME: bucket/, artifacts/, the SQLite state; default ~/.flowers
+    port: int = 8000  # where `flowers up` serves the API and the web page (127.0.0.1)
+    extra_hyperparameters: dict = field(default_factory=dict)  # FLOWERS_HYPERPARAMETERS, a JSON object
+    quantize: str = "auto"  # the local conversion's --quantize
 
     @property
     def dataset_uri(self) -> str:
@@ -114,6 +131,13 @@ def _choice(options) -> Callable[[str], str]:
     return parse
 
 
+def _hyperparameters(value: str) -> dict:
+    document = json.loads(value)
+    if not isinstance(document, dict):
+        raise ValueError("must be a JSON object like {\"epochs\": \"2\"}")
+    return {str(k): str(v) for k, v in document.items()}
+
+
 # field name -> (environment variable, parser)
 _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "mode": ("FLOWERS_MODE", _choice(MODES)),
@@ -135,6 +159,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "model_refresh_seconds": ("MODEL_REFRESH_SECONDS", _int(1, 24 * 3600)),
     "service_name": ("POWERTOOLS_SERVICE_NAME", _text),
     "metrics_namespace": ("POWERTOOLS_METRICS_NAMESPACE", _text),
+    "home": ("FLOWERS_HOME", _text),
+    "port": ("FLOWERS_PORT", _int(0, 65535)),  # 0: any free port
+    "extra_hyperparameters": ("FLOWERS_HYPERPARAMETERS", _hyperparameters),
+    "quantize": ("FLOWERS_QUANTIZE", _choice(QUANTIZE_MODES)),
 }
 
 
@@ -161,14 +189,23 @@ def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
                 problems.append(f"{variable} is required when FLOWERS_MODE=aws")
         if not values.get("dataset_prefix", Settings.dataset_prefix):
             problems.append("DATASET_PREFIX must not be empty: the pipeline watches a prefix, not a whole bucket")
+    if values["mode"] == "local":
+        for name, value in LOCAL_DEFAULTS.items():
+            values.setdefault(name, value)
+        values["home"] = str(Path(values.get("home") or Path.home() / ".flowers").expanduser().resolve())
     if problems:
         raise SettingsError("bad settings: " + "; ".join(problems))
     return Settings(**values)
 
 
 def variables() -> dict[str, str]:
-    """Field name -> environment variable (for docs and the CDK)."""
-    return {f.name: _VARIABLES[f.name][0] for f in fields(Settings)}
+    """Field name -> environment variable (for docs and the CDK); local-only settings left out."""
+    return {f.name: _VARIABLES[f.name][0] for f in fields(Settings) if f.name not in LOCAL_ONLY}
+
+
+def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment plus `extra`: what a local job's subprocess runs with."""
+    return {**os.environ, **extra}
 
 
 _cached: Settings | None = None

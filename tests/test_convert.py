@@ -43,10 +43,10 @@ def test_preprocessing_lives_inside_the_model(trained_tiny, tmp_path):
 
 def test_auto_picks_the_smallest_within_half_a_point():
     candidates = [
-        {"quantization": "fp32", "size_bytes": 400, "accuracy": 0.950},
-        {"quantization": "fp16", "size_bytes": 200, "accuracy": 0.950},
-        {"quantization": "dynamic", "size_bytes": 110, "accuracy": 0.946},
-        {"quantization": "int8", "size_bytes": 100, "accuracy": 0.940},
+        {"quantization": "fp32", "size_bytes": 400, "held_out_accuracy": 0.950},
+        {"quantization": "fp16", "size_bytes": 200, "held_out_accuracy": 0.950},
+        {"quantization": "dynamic", "size_bytes": 110, "held_out_accuracy": 0.946},
+        {"quantization": "int8", "size_bytes": 100, "held_out_accuracy": 0.940},
     ]
     assert cv.choose(candidates, 0.950)["quantization"] == "dynamic"
     assert cv.choose(candidates, 0.944)["quantization"] == "int8"
@@ -68,7 +68,8 @@ def test_auto_from_a_model_archive_with_baseline(trained_tiny, tmp_path):
     sizes = {c["quantization"]: c["size_bytes"] for c in meta["conversion"]["candidates"]}
     assert sizes["fp16"] < sizes["fp32"]
     chosen = next(c for c in meta["conversion"]["candidates"] if c["quantization"] == meta["quantization"])
-    assert chosen["accuracy"] >= meta["metrics"]["saved_model_test_accuracy"] - 0.005
+    assert chosen["held_out_accuracy"] >= meta["metrics"]["saved_model_held_out_accuracy"] - 0.005
+    assert meta["metrics"]["held_out_count"] >= meta["test_set"]["count"]
     assert meta["metrics"]["baseline"]["accuracy"] == pytest.approx(meta["metrics"]["saved_model_test_accuracy"])
 
 

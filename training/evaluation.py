@@ -1,10 +1,9 @@
 """Test-split metrics (overall, per class, confusion matrix) and their TensorBoard views."""
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image, ImageDraw
+
+from chalicelib.charts import confusion_matrix_png  # noqa: F401  (drawn where the API can serve it too)
 
 
 def classification_metrics(true: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict:
@@ -28,32 +27,6 @@ def classification_metrics(true: np.ndarray, predicted: np.ndarray, labels: list
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),  # rows: true label, columns: predicted
     }
-
-
-def confusion_matrix_png(matrix: list[list[int]], labels: list[str], cell: int = 48) -> bytes:
-    """A plain picture of the confusion matrix (rows true, columns predicted), drawn with Pillow."""
-    m = np.asarray(matrix, dtype=np.int64)
-    n = len(labels)
-    margin = 8 + 7 * max((len(label) for label in labels), default=1)
-    size = (margin + n * cell + 8, margin + n * cell + 24)
-    img = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(img)
-    row_totals = m.sum(axis=1, keepdims=True).clip(min=1)
-    share = m / row_totals
-    for r in range(n):
-        draw.text((4, margin + r * cell + cell // 2 - 5), labels[r], fill="black")
-        for c in range(n):
-            shade = int(255 - 200 * share[r, c])
-            x0, y0 = margin + c * cell, margin + r * cell
-            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=(shade, shade, 255), outline="grey")
-            draw.text((x0 + cell // 2 - 6, y0 + cell // 2 - 5), str(m[r, c]), fill="black" if shade > 120 else "white")
-    for c in range(n):
-        x = margin + c * cell + 2
-        draw.text((x, margin - 14 - (c % 2) * 12), labels[c][:8], fill="black")
-    draw.text((margin, margin + n * cell + 6), "rows: true label, columns: predicted", fill="black")
-    out = io.BytesIO()
-    img.save(out, format="PNG")
-    return out.getvalue()
 
 
 def log_to_tensorboard(log_dir: str, metrics: dict, labels: list[str], step: int) -> None:

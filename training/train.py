@@ -137,12 +137,19 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     else:
         timer.lap("setup")
         train_features = _features(clf.extractor, train.images, hp.batch_size)
+        train_targets = onehot(train)
+        if hp.augmentation:
+            # The mirror image is the one augmentation that costs nothing per epoch: its
+            # features are computed once too, doubling what the head learns from.
+            mirrored = _features(clf.extractor, train.images[:, :, ::-1], hp.batch_size)
+            train_features = np.concatenate([train_features, mirrored])
+            train_targets = np.concatenate([train_targets, train_targets])
         val_features = _features(clf.extractor, val.images, hp.batch_size)
         timer.lap("features")
         with strategy.scope():
             clf.head.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss=loss, metrics=["accuracy"])
             fit = clf.head.fit(
-                batches(train_features, onehot(train), shuffle=True),
+                batches(train_features, train_targets, shuffle=True),
                 validation_data=batches(val_features, onehot(val)),
                 epochs=hp.head_epochs,
                 shuffle=False,  # the tf.data pipeline shuffles
@@ -169,7 +176,11 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
         with strategy.scope():
             unfrozen = unfreeze_top(clf.backbone, layers)
             steps = max(1, -(-len(train.paths) // (hp.batch_size * strategy.num_replicas_in_sync)))
-            schedule = keras.optimizers.schedules.CosineDecay(hp.learning_rate * hp.resolved_fine_tune_lr_scale(), decay_steps=steps * hp.epochs, alpha=0.05)
+            # One epoch of linear warm-up: a fresh Adam's first steps would otherwise jolt the
+            # pretrained weights (validation accuracy dips well below the head's), then cosine decay.
+            peak = hp.learning_rate * hp.resolved_fine_tune_lr_scale()
+            schedule = keras.optimizers.schedules.CosineDecay(
+                peak / 10, decay_steps=steps * hp.epochs, alpha=0.05, warmup_target=peak, warmup_steps=steps)
             clf.full.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
             print(f"fine-tuning {unfrozen} layers with weights for {hp.epochs} epochs", flush=True)
             best = cb.RestoreBest(baseline=head_accuracy)

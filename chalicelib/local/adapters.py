@@ -1,0 +1,48 @@
+"""The local adapters of the four ports, built from the settings (FLOWERS_HOME and its folders)."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from chalicelib.settings import Settings
+
+
+class LocalAdapters:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.home = Path(settings.home)
+        self.bucket_folder = self.home / "bucket"
+        self.artifact_folder = self.home / "artifacts"
+        for folder in (self.bucket_folder, self.artifact_folder):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def db(self):
+        from chalicelib.local.db import Database
+
+        return Database(self.home / (self.settings.state_table or "state.sqlite3"))
+
+    @cached_property
+    def objects(self):
+        from chalicelib.local.objects import LocalObjectStore
+
+        return LocalObjectStore({self.settings.dataset_bucket: self.bucket_folder, self.settings.artifact_bucket: self.artifact_folder},
+                                base_url=f"http://127.0.0.1:{self.settings.port}", public_bucket=self.settings.artifact_bucket)
+
+    @cached_property
+    def state(self):
+        from chalicelib.local.state import SqliteStateStore
+
+        return SqliteStateStore(self.db)
+
+    @cached_property
+    def registry(self):
+        from chalicelib.local.registry import SqliteModelRegistry
+
+        return SqliteModelRegistry(self.db)
+
+    @cached_property
+    def jobs(self):
+        from chalicelib.local.jobs import SubprocessJobRunner
+
+        return SubprocessJobRunner(self.db, self.objects, self.settings)

@@ -1,0 +1,137 @@
+"""The local SQLite file: pipeline state, model registry, jobs and the bucket's last scan.
+
+WAL journal, `synchronous=FULL` (a commit survives kill -9 and power loss), and every
+state change inside one `BEGIN IMMEDIATE` transaction, so the conditional writes of the
+state store are as atomic here as DynamoDB's transactions are in the cloud.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pipeline (
+    dataset TEXT PRIMARY KEY,
+    pending_changes INTEGER NOT NULL DEFAULT 0,
+    last_change_at REAL NOT NULL DEFAULT 0,
+    running TEXT,                 -- JSON of records.Running, NULL when no run holds the data set
+    dataset_version TEXT NOT NULL DEFAULT '',
+    last_outcome TEXT             -- JSON of records.Outcome
+);
+CREATE TABLE IF NOT EXISTS runs (
+    dataset TEXT NOT NULL,
+    version TEXT NOT NULL,
+    job_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    finished_at REAL NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (dataset, version)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    dataset TEXT NOT NULL,
+    change_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    event_time REAL NOT NULL,
+    PRIMARY KEY (dataset, change_id)
+);
+CREATE TABLE IF NOT EXISTS models (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    version TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    entry TEXT NOT NULL,          -- JSON of records.ModelEntry
+    metadata TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,           -- training | conversion
+    spec TEXT NOT NULL,           -- JSON of the TrainingSpec / ConversionSpec
+    status TEXT NOT NULL,         -- InProgress | Completed | Failed | Stopped
+    attempt INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER,
+    pid_start TEXT,               -- /proc/<pid>/stat start time: the pid still names our process
+    created_at REAL NOT NULL,
+    started_at REAL NOT NULL DEFAULT 0,   -- when the current attempt's process started
+    ended_at REAL NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    progress TEXT NOT NULL DEFAULT '{}',
+    attempts TEXT NOT NULL DEFAULT '[]',  -- earlier attempts: [{attempt, status, reason, ...}]
+    delivered INTEGER NOT NULL DEFAULT 0  -- 1 once the pipeline handled the terminal event
+);
+CREATE TABLE IF NOT EXISTS objects (
+    key TEXT PRIMARY KEY,         -- relative to the bucket folder
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    etag TEXT NOT NULL
+);
+"""
+
+
+class Database:
+    """One connection shared by the threads of one process, serialised by a lock."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        with self.transaction() as db:
+            db.executescript_in_tx(SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator["_Tx"]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Tx(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _Tx:
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def one(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
+        return self._conn.execute(sql, params).fetchone()
+
+    def executescript_in_tx(self, script: str) -> None:
+        for statement in script.split(";"):
+            if statement.strip():
+                self._conn.execute(statement)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def loads(text: str | None, default: Any = None) -> Any:
+    return json.loads(text) if text else default

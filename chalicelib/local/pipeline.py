@@ -1,0 +1,59 @@
+"""The cloud's Pipeline, plus what only a local run can show and heal at once.
+
+- status(): the running job's progress (epoch, accuracy: the metric lines of the training
+  subprocess), its attempts, and the photos the last training skipped, with file and reason
+  (validation.json), so `flowers status`, GET /status and the web page can show them;
+- a run stuck in `launching` whose job was never recorded (a crash between the claim and the
+  start) is started again at the next tick instead of after the cloud's two minutes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.pipeline import Pipeline, iso
+from chalicelib.records import LAUNCHING, Running
+
+MAX_BAD_PHOTOS = 200  # listed in /status; the full list is in the job's validation.json
+
+
+class LocalPipeline(Pipeline):
+    def _reconcile(self, running: Running, now: float) -> dict[str, Any]:
+        if running.stage == LAUNCHING and self.jobs.training_status(running.job_name) is None:
+            return self._start_training(running.version, running.job_name, now)
+        return super()._reconcile(running, now)
+
+    def status(self) -> dict[str, Any]:
+        status = super().status()
+        runner = self.jobs
+        running = status.get("running_job")
+        if running:
+            name = running["conversion_job"] if running["stage"] == "converting" and running["conversion_job"] else running["training_job"]
+            job = runner.job(name)
+            if job:
+                running["progress"] = _progress(job)
+        outcome = status.get("last_outcome") or {}
+        training = (running or {}).get("training_job") or outcome.get("job_name") or runner.latest("training")
+        report = runner.validation_report(training) if training else None
+        skipped = (report or {}).get("skipped", [])
+        status["bad_photos"] = [{"file": s.get("path", ""), "reason": s.get("reason", ""), "detail": s.get("detail", "")}
+                                for s in skipped[:MAX_BAD_PHOTOS]]
+        status["bad_photo_count"] = len(skipped)
+        status["bad_photos_checked_by"] = training or None
+        status["local"] = {"bucket_folder": str(self.objects.path(self.settings.dataset_uri)),
+                           "quiet_period": self.settings.quiet_period, "preset": self.settings.preset}
+        return status
+
+
+def _progress(job: dict[str, Any]) -> dict[str, Any]:
+    progress = dict(job["progress"])
+    progress.pop("at", None)
+    return {
+        "kind": job["kind"], "attempt": job["attempt"], "process_started_at": iso(job["started_at"]) or None,
+        "process_started_epoch": job["started_at"] or None,
+        "phase": progress.get("phase"), "epoch": progress.get("epoch"),
+        "metrics": {k: v for k, v in progress.items() if isinstance(v, float)},
+        "last_line": progress.get("line", ""),
+        "earlier_attempts": [{"attempt": a.get("attempt"), "status": a.get("status"), "reason": a.get("reason")}
+                             for a in job["earlier_attempts"]],
+        "log": job["log"],
+    }

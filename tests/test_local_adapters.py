@@ -1,0 +1,184 @@
+"""Local mode's adapters without processes: settings, the SQLite state store and registry (the
+same conditional semantics as DynamoDB's and SageMaker's), the bucket watcher's crash
+safety, job recovery after a kill, the home lock, and no TensorFlow in `flowers up`."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from chalicelib import settings
+from chalicelib.local import events
+from chalicelib.local.adapters import LocalAdapters
+from chalicelib.local.jobs import INTERRUPTED, MAX_ATTEMPTS
+from chalicelib.local.stack import AlreadyRunning, HomeLock, holds_lock
+from chalicelib.local.watcher import BucketWatcher
+from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
+from chalicelib.records import Change, ModelEntry, Outcome, Running
+from chalicelib.s3_events import parse_bodies
+from pipeline_fixtures import ROOT
+
+
+@pytest.fixture
+def local(tmp_path):
+    return LocalAdapters(settings.from_environ({"FLOWERS_MODE": "local", "FLOWERS_HOME": str(tmp_path / "home")}))
+
+
+def test_local_settings_defaults_and_overrides(tmp_path):
+    s = settings.from_environ({"FLOWERS_HOME": str(tmp_path)})
+    assert s.mode == "local" and s.home == str(tmp_path.resolve()) and s.quiet_period == 5 and s.preset == "mobilenet_v2"
+    assert (s.dataset_bucket, s.dataset_prefix, s.artifact_bucket, s.port, s.quantize) == ("bucket", "", "artifacts", 8000, "auto")
+    s = settings.from_environ({"FLOWERS_HOME": str(tmp_path), "QUIET_PERIOD": "1", "PRESET": "tiny_cnn", "FLOWERS_PORT": "0",
+                               "FLOWERS_HYPERPARAMETERS": '{"epochs": 1}'})
+    assert (s.quiet_period, s.preset, s.port, s.extra_hyperparameters) == (1, "tiny_cnn", 0, {"epochs": "1"})
+    with pytest.raises(settings.SettingsError, match="FLOWERS_HYPERPARAMETERS"):
+        settings.from_environ({"FLOWERS_HYPERPARAMETERS": "[1]"})
+    assert not set(settings.LOCAL_ONLY) & set(settings.variables())  # the Lambdas never need them
+    assert settings.from_environ({}).home.endswith(".flowers")
+
+
+def test_state_store_is_conditional_like_dynamodb(local):
+    store, ds = local.state, "bucket/"
+    changes = [Change(f"id{i}", f"k{i}.jpg", "created", 100.0 + i) for i in range(5)]
+    assert store.record_changes(ds, changes) == 5
+    assert store.record_changes(ds, list(reversed(changes)) + changes[:2]) == 0  # replayed, reordered
+    assert store.record_changes(ds, [Change("late", "x.jpg", "created", 50.0)]) == 1
+    state = store.pipeline(ds)
+    assert state.pending_changes == 6 and state.last_change_at == 104.0  # an older event never moves the clock back
+    running = Running("v1", "job-v1", "launching", 200.0, 200.0)
+    assert store.claim_run(ds, running, 6) == CLAIMED
+    assert store.claim_run(ds, Running("v2", "job-v2", "launching", 201.0, 201.0), 0) == BUSY
+    assert store.pipeline(ds).pending_changes == 0 and store.pipeline(ds).running == running
+    assert not store.advance(ds, "job-other", ("launching",), stage="training")
+    assert store.advance(ds, "job-v1", ("launching",), stage="training", stage_at=210.0)
+    assert not store.advance(ds, "job-v1", ("launching",), stage="converting")
+    assert not store.skip_pending(ds, 0, Outcome("v", "", "skipped", "", 0))
+    outcome = Outcome("v1", "job-v1", "registered", "ok", 300.0, "approved")
+    assert not store.finish(ds, "job-other", outcome)
+    assert store.finish(ds, "job-v1", outcome, {"sha256": "abc"})
+    assert not store.finish(ds, "job-v1", outcome)  # a replay
+    assert store.pipeline(ds).running is None and store.pipeline(ds).last_outcome == outcome
+    assert store.claim_run(ds, Running("v1", "job-v1", "launching", 400.0, 400.0), 0) == VERSION_EXISTS
+    (run,) = store.runs(ds)
+    assert (run.status, run.reason, run.model) == ("registered", "ok", {"sha256": "abc"}) and store.run(ds, "v1") == run
+
+
+def test_registry_serves_the_newest_approved(local):
+    registry = local.registry
+    for i, version in enumerate(("00000000000000a1", "00000000000000a2")):
+        entry = registry.register(ModelEntry(version, "pending", 10.0 + i, sha256=f"sha{i}"), {"labels": ["a"]})
+        assert registry.register(ModelEntry(version, "pending", 99.0), {}) == entry  # idempotent
+    assert registry.production() is None and registry.production_arn() == ""
+    registry.set_status("00000000000000a1", "approved", "ok")
+    registry.set_status("00000000000000a2", "approved", "ok")
+    assert registry.production().version == "00000000000000a2" and [e.version for e in registry.list()] == ["00000000000000a2", "00000000000000a1"]
+    before = registry.production_arn()
+    registry.set_status("00000000000000a2", "rejected", "rolled back")
+    assert registry.production().version == "00000000000000a1" and registry.production_arn() != before
+    with pytest.raises(KeyError):
+        registry.set_status("00000000000000ff", "approved", "no such version")
+
+
+def test_watcher_delivers_s3_events_and_a_crash_between_delivery_and_record_counts_nothing_twice(local):
+    bucket = local.bucket_folder
+    (bucket / "roses").mkdir()
+    (bucket / "roses" / "a.jpg").write_bytes(b"one")
+    (bucket / "roses" / "b.jpg").write_bytes(b"two")
+    (bucket / ".b.jpg.part-1").write_bytes(b"partial")  # our push's temporary name: not data
+    delivered = []
+
+    def deliver(event):
+        parsed = parse_bodies([r["body"] for r in event["Records"]], "bucket", "")
+        delivered.append(local.state.record_changes("bucket/", parsed.changes))
+
+    def crash(event):
+        deliver(event)
+        raise RuntimeError("killed before the scan was recorded")
+
+    watcher = BucketWatcher(local.db, local.objects, bucket, "bucket", crash)
+    with pytest.raises(RuntimeError):
+        watcher.scan_once()
+    watcher = BucketWatcher(local.db, local.objects, bucket, "bucket", deliver)
+    assert watcher.scan_once() == {"created": 2, "removed": 0}
+    assert delivered == [2, 0] and local.state.pipeline("bucket/").pending_changes == 2
+    assert watcher.scan_once() == {"created": 0, "removed": 0}
+    (bucket / "roses" / "a.jpg").unlink()
+    assert watcher.scan_once() == {"created": 0, "removed": 1} and local.state.pipeline("bucket/").pending_changes == 3
+    assert [o.key for o in local.objects.list("s3://bucket/")] == ["roses/b.jpg"]
+
+
+def test_interrupted_jobs_are_marked_failed_and_run_again(local):
+    runner = local.jobs
+    spec = {"job_name": "flowers-00000000000000b1", "dataset_uri": "s3://bucket/"}
+    assert runner._create(spec["job_name"], "training", spec) and not runner._create(spec["job_name"], "training", spec)
+    runner._queue.get_nowait()
+    with local.db.transaction() as tx:  # as a kill -9 leaves it: attempt 1 running, its pid gone
+        tx.execute("UPDATE jobs SET attempt = 1, pid = 999999, pid_start = 'x', started_at = 1 WHERE name = ?", (spec["job_name"],))
+    notes = runner.recover()
+    assert "running it again" in notes[0] and runner._queue.get_nowait() == spec["job_name"]
+    job = runner.job(spec["job_name"])
+    assert job["status"] == "InProgress" and job["earlier_attempts"][0]["reason"] == INTERRUPTED
+    with local.db.transaction() as tx:
+        tx.execute("UPDATE jobs SET attempt = ? WHERE name = ?", (MAX_ATTEMPTS, spec["job_name"]))
+    runner.recover()
+    status = runner.training_status(spec["job_name"])
+    assert status.status == "Failed" and "gave up" in status.reason
+
+
+def test_a_second_up_on_one_home_is_refused(tmp_path):
+    first = HomeLock(tmp_path)
+    first.acquire()
+    assert holds_lock(tmp_path)
+    with pytest.raises(AlreadyRunning, match=f"pid .* is using {tmp_path}"):
+        HomeLock(tmp_path).acquire()
+    first.release()
+    assert not holds_lock(tmp_path)
+
+
+def test_event_shapes_are_the_documented_ones():
+    from chalicelib.handlers import job_status
+
+    kind, status = job_status(events.training_state("flowers-00000000000000c1", "Failed", "", "boom", 0))
+    assert kind == "training" and (status.status, status.reason) == ("Failed", "boom")
+    kind, status = job_status(events.processing_state("flowers-00000000000000c1-convert", "Completed", "", 0))
+    assert kind == "conversion" and status.status == "Completed"
+    record = events.s3_record("bucket", "a b/c+d.jpg", "created", "e", 3, "0A", 0)
+    (change,) = parse_bodies([json.dumps({"Records": [record]})], "bucket", "").changes
+    assert change.key == "a b/c+d.jpg" and change.kind == "created"
+
+
+def test_flowers_up_never_imports_tensorflow(tmp_path):
+    code = f"""
+import os, sys
+os.environ.update(FLOWERS_MODE="local", FLOWERS_HOME={str(tmp_path)!r})
+import flowers_cli.main, flowers_cli.push, flowers_cli.demo, app
+from chalicelib import services
+from chalicelib.local.stack import LocalStack
+svc = services.get()
+svc.pipeline.status(); svc.pipeline.models(); svc.predictor.refresh()
+assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFlow imported"
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "KERAS_HOME")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
+
+
+def test_demo_says_clearly_when_there_are_no_photos(tmp_path):
+    import argparse
+
+    from flowers_cli.demo import DemoError, find_data, sample
+
+    args = argparse.Namespace(data=None)
+    with pytest.raises(DemoError, match=r"no photos to train on: .* is not there and downloading http://127.0.0.1:9/x.tgz failed .*Pass --data DIR"):
+        find_data(args, tmp_path, url="http://127.0.0.1:9/x.tgz", shared_root=tmp_path / "no-shared")
+    with pytest.raises(DemoError, match="is not a folder"):
+        find_data(argparse.Namespace(data=str(tmp_path / "missing")), tmp_path)
+    for label in ("roses", "tulips"):
+        for i in range(2):
+            (tmp_path / f"{label}_{i}.jpg").write_bytes(b"x")
+            (tmp_path / f"{label}_{i}.txt").write_text(label)
+    assert [p.name for p in sample(tmp_path)] == ["roses_0.jpg", "tulips_0.jpg"]  # one per class, ModelArts layout too

@@ -1,0 +1,161 @@
+"""The web page in a real browser: headless Debian Chromium driven by Playwright (no browser
+download), against `flowers up` serving a real converted tiny model."""
+from __future__ import annotations
+
+import base64
+import shutil
+from pathlib import Path
+
+import pytest
+
+from local_fixtures import Up, seed_approved_model
+from pipeline_fixtures import PHOTOS, aws, sample_photos, tiny_model  # noqa: F401  (fixtures)
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"{PHOTOS} is missing")
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture
+def served(tmp_path, tiny_model):  # noqa: F811
+    home = tmp_path / "home"
+    version = seed_approved_model(home, tiny_model)
+    up = Up(home, "--preset", "tiny_cnn", "--quiet-period", "3600")
+    yield up, version
+    up.stop()
+
+
+@pytest.fixture
+def page():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+@needs_chromium
+def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tmp_path):
+    up, version = served
+    page.goto(up.url)
+    page.wait_for_selector(f"#current:has-text('serving {version}')", timeout=15_000)
+
+    # The models table with the confusion matrix picture, and the pipeline panel.
+    row = page.locator(f"#models tr[data-version='{version}']")
+    row.wait_for(timeout=15_000)
+    assert "approved" in row.inner_text() and "seeded by the test" in row.inner_text()
+    page.wait_for_function(f"document.querySelector(\"tr[data-version='{version}'] img.matrix\")?.naturalWidth > 0", timeout=15_000)
+    assert "pending uploads" in page.locator("#status").inner_text()
+
+    # Pick two photos: top bars with scores, the model version and the latency for each.
+    photos = sample_photos(2)
+    page.set_input_files("#file-input", [str(p) for p in photos])
+    page.wait_for_function("document.querySelectorAll('#results .result .bar').length >= 6", timeout=15_000)
+    cards = page.locator("#results .result")
+    assert cards.count() == 2
+    for i in range(2):
+        text = cards.nth(i).inner_text()
+        assert f"model {version}" in text and " ms" in text
+        assert cards.nth(i).locator(".bar").count() == 3  # the tiny model has 3 classes; top-5 shows all
+
+    # Drag and drop one photo onto the drop zone.
+    data = base64.b64encode(photos[0].read_bytes()).decode()
+    transfer = page.evaluate_handle("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'dropped.jpg', {type: 'image/jpeg'}));
+        return dt; }""", data)
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_function("document.querySelectorAll('#results .result').length === 3 && "
+                           "document.querySelector('#results .result').innerText.includes('dropped.jpg') && "
+                           "document.querySelector('#results .result .bar') !== null", timeout=15_000)
+
+    # Clear messages: a text file, a corrupt "photo", an oversized photo.
+    (tmp_path / "notes.txt").write_text("not a photo")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    big = tmp_path / "huge.jpg"
+    shutil.copyfile(photos[0], big)
+    with open(big, "ab") as handle:
+        handle.write(b"\0" * (5 * 1024 * 1024))
+    page.set_input_files("#file-input", [str(tmp_path / "notes.txt")])
+    page.wait_for_selector(".result .error:has-text('Not an image: notes.txt')", timeout=10_000)
+    page.set_input_files("#file-input", [str(tmp_path / "broken.jpg")])
+    page.wait_for_selector(".result .error:has-text('Cannot use this file')", timeout=10_000)
+    page.set_input_files("#file-input", [str(big)])
+    page.wait_for_selector(".result .error:has-text('Too large: huge.jpg')", timeout=10_000)
+    assert "4 MiB" in page.locator(".result .error").first.inner_text()
+
+
+def test_page_and_confusion_matrix_routes_serve_in_aws_mode_too(aws, tiny_model):  # noqa: F811
+    """The same routes through Chalice's test client over moto (the cloud's adapters)."""
+    from chalice.test import Client
+
+    import app as chalice_app
+    from test_predict import VERSION, register
+
+    register(aws, tiny_model)
+    with Client(chalice_app.app) as client:
+        page = client.http.get("/")
+        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html") and b"Try a photo" in page.body
+        picture = client.http.get(f"/models/{VERSION}/confusion-matrix", headers={"Accept": "image/png"})
+        assert picture.status_code == 200 and picture.body[:4] == b"\x89PNG"
+        missing = client.http.get("/models/00000000000000ff/confusion-matrix", headers={"Accept": "image/png"})
+        assert missing.status_code == 404 and missing.json_body["error"]["code"] == "not_found"
+
+
+@needs_chromium
+def test_page_asks_for_the_api_key_and_sends_it(page):
+    """On AWS, API Gateway answers 403 without `x-api-key`: the page asks for the key once,
+    then sends it on every call, the confusion-matrix picture included."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from chalicelib.charts import confusion_matrix_png
+    from chalicelib.web import PAGE
+
+    seen = []
+    models = {"models": [{"version": "0123456789abcdef", "status": "approved", "metrics": {"test_accuracy": 0.9},
+                          "created_at": "2026-11-26T08:00:00+00:00", "reason": ""}]}
+
+    class Gateway(BaseHTTPRequestHandler):  # API Gateway's API key check, nothing more
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if self.path == "/":
+                return self.reply(200, PAGE.read_bytes(), "text/html")
+            seen.append((self.path, self.headers.get("x-api-key")))
+            if self.headers.get("x-api-key") != "s3cret":
+                return self.reply(403, b'{"message": "Forbidden"}')
+            if self.path.endswith("/confusion-matrix"):
+                return self.reply(200, confusion_matrix_png([[3, 1], [0, 4]], ["a", "b"]), "image/png")
+            body = {"/models": models, "/status": {"pending_uploads": 0}, "/models/current": {"version": "0123456789abcdef"}}
+            return self.reply(200, json.dumps(body.get(self.path.split("?")[0], {})).encode())
+
+        def reply(self, status, body, kind="application/json"):
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page.goto(f"http://127.0.0.1:{server.server_port}/")
+        page.wait_for_selector("#key-form:not([hidden])", timeout=10_000)
+        page.fill("#api-key", "s3cret")
+        page.click("#key-form button")
+        page.wait_for_selector("#current:has-text('serving 0123456789abcdef')", timeout=10_000)
+        page.wait_for_function("document.querySelector(\"tr[data-version='0123456789abcdef'] img.matrix\")?.naturalWidth > 0",
+                               timeout=10_000)
+    finally:
+        server.shutdown()
+    assert ("/models/0123456789abcdef/confusion-matrix", "s3cret") in seen
+    assert any(key is None for _, key in seen)  # the first calls, before the key was known, were refused
