@@ -21,7 +21,7 @@ class HyperparameterError(ValueError):
 class Hyperparameters:
     preset: str = "mobilenet_v2"
     weights: str = ""  # imagenet | none | path to a weights file; empty: imagenet where the preset has it
-    epochs: int = 8  # fine-tuning epochs (phase 2); 0 trains the head only
+    epochs: int = 6  # fine-tuning epochs (phase 2); 0 trains the head only
     head_epochs: int = 25  # epochs of the head on cached backbone features (phase 1)
     batch_size: int = 32
     learning_rate: float = 1e-3  # head; fine-tuning starts at learning_rate * fine_tune_lr_scale
