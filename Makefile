@@ -31,7 +31,7 @@ test: $(STAMP) weights check-infra
 demo: $(STAMP) weights
 	$(PY) -m flowers_cli.main demo $(if $(filter command line environment,$(origin DATA)),--data $(DATA),)
 
-bench: bench-train bench-resnet bench-predict
+bench: bench-train bench-resnet bench-predict bench-pipeline
 
 bench-train: $(STAMP) weights
 	$(PY) bench/train.py $(DATA) --preset mobilenet_v2
