@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chalicelib.charts import confusion_matrix_png  # noqa: F401  (drawn where the API can serve it too)
+from chalicelib.charts import confusion_matrix_png  # one drawing for TensorBoard and the web page
 
 
 def classification_metrics(true: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict:

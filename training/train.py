@@ -237,9 +237,9 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     timer.lap("evaluate")
-    _export(clf.full, model_dir, data.labels, metadata)
-    metadata["training"]["seconds"]["export"] = round(timer.lap("export"), 1)
-    metadata["training"]["seconds"]["total"] = round(time.monotonic() - started, 1)
+    _export(clf.full, model_dir, data.labels)
+    timer.lap("export")  # metadata["training"]["seconds"] is timer.laps itself
+    timer.laps["total"] = round(time.monotonic() - started, 1)
     (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     if not plan.is_chief:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -311,7 +311,8 @@ def _warm_start(full, source: str, labels: list[str]) -> str:
     return str(folder)
 
 
-def _export(full, model_dir: Path, labels: list[str], metadata: dict) -> None:
+def _export(full, model_dir: Path, labels: list[str]) -> None:
+    """The model files; metadata.json is written after, once the export's time is known."""
     model_dir.mkdir(parents=True, exist_ok=True)
     saved = model_dir / SAVED_MODEL_DIR
     if saved.exists():
@@ -319,7 +320,6 @@ def _export(full, model_dir: Path, labels: list[str], metadata: dict) -> None:
     full.export(str(saved), verbose=False)
     full.save(model_dir / KERAS_FILE)
     (model_dir / LABELS_FILE).write_text("\n".join(labels) + "\n")
-    (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
 
 
 def fail(env: JobEnvironment, message: str) -> None:

@@ -106,21 +106,25 @@ class SageMakerJobRunner:
     def start_conversion(self, spec: ConversionSpec) -> bool:
         return self._start(self._sm.create_processing_job, conversion_request(spec))
 
-    def training_status(self, name: str) -> JobStatus | None:
+    @staticmethod
+    def _describe(call, **name) -> dict | None:
+        """A job's description, or None when SageMaker knows no job of that name."""
         try:
-            job = self._sm.describe_training_job(TrainingJobName=name)
+            return call(**name)
         except ClientError as error:
             if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
                 return None
             raise
+
+    def training_status(self, name: str) -> JobStatus | None:
+        job = self._describe(self._sm.describe_training_job, TrainingJobName=name)
+        if job is None:
+            return None
         return JobStatus(name, job.get("TrainingJobStatus", ""), job.get("FailureReason", ""),
                          job.get("ModelArtifacts", {}).get("S3ModelArtifacts", ""))
 
     def conversion_status(self, name: str) -> JobStatus | None:
-        try:
-            job = self._sm.describe_processing_job(ProcessingJobName=name)
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
-                return None
-            raise
+        job = self._describe(self._sm.describe_processing_job, ProcessingJobName=name)
+        if job is None:
+            return None
         return JobStatus(name, job.get("ProcessingJobStatus", ""), job.get("FailureReason", "") or job.get("ExitMessage", ""))

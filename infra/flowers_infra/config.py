@@ -8,21 +8,26 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from chalicelib.settings import Settings
+
+# The pipeline's defaults live in one place, chalicelib/settings.py.
+_PIPELINE = Settings()
+
 
 @dataclass(frozen=True)
 class FlowersConfig:
     # The pipeline (Lambda environment, see chalicelib/settings.py) --------------------------------
-    dataset_prefix: str = "datasets/flowers/"
-    model_package_group: str = "flowers"
-    training_instance_type: str = "ml.g5.xlarge"
-    conversion_instance_type: str = "ml.m5.xlarge"
-    use_spot: bool = True
-    preset: str = "resnet_v1_50"
-    max_training_time: int = 3600
-    quiet_period: int = 600
-    min_new_images: int = 1
-    min_accuracy: float = 0.80
-    model_refresh_seconds: int = 60
+    dataset_prefix: str = _PIPELINE.dataset_prefix
+    model_package_group: str = _PIPELINE.model_package_group
+    training_instance_type: str = _PIPELINE.training_instance_type
+    conversion_instance_type: str = _PIPELINE.conversion_instance_type
+    use_spot: bool = True  # unlike a bare Settings(): the stack gives jobs a checkpoint path to resume from
+    preset: str = _PIPELINE.preset
+    max_training_time: int = _PIPELINE.max_training_time
+    quiet_period: int = _PIPELINE.quiet_period
+    min_new_images: int = _PIPELINE.min_new_images
+    min_accuracy: float = _PIPELINE.min_accuracy
+    model_refresh_seconds: int = _PIPELINE.model_refresh_seconds
     # Operations ---------------------------------------------------------------------------------
     log_retention_days: int = 30
     api_rate_limit: float = 20.0  # requests per second, steady (usage plan and stage)
