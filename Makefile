@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 DATA ?= $(SHARED)/datasets/flower_photos
+# bench-train runs our recipe once per seed: with 161 test photos, one photo is 0.62 point.
+SEEDS ?= 1337,7,11
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -34,7 +36,7 @@ demo: $(STAMP) weights
 bench: bench-train bench-resnet bench-predict bench-pipeline
 
 bench-train: $(STAMP) weights
-	$(PY) bench/train.py $(DATA) --preset mobilenet_v2
+	$(PY) bench/train.py $(DATA) --preset mobilenet_v2 --seeds $(SEEDS)
 
 bench-resnet: $(STAMP) weights
 	$(PY) bench/train.py $(DATA) --preset resnet_v1_50 --weights none --resnet-size-only

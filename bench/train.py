@@ -1,6 +1,6 @@
 """Training benchmark: our two-phase recipe against a plain keras.io transfer-learning baseline.
 
-    python bench/train.py DATASET_DIR --preset mobilenet_v2
+    python bench/train.py DATASET_DIR --preset mobilenet_v2 [--seeds 1337,7,11]
     python bench/train.py DATASET_DIR --preset resnet_v1_50 --weights none --resnet-size-only
 
 Prints wall time, images/s per phase, validation and test top-1 of the SavedModel and of
@@ -125,11 +125,25 @@ def ours(data_dir: Path, work: Path, hyperparameters: dict, quantize: str) -> di
         "stopped_by_time_budget": meta["training"]["stopped_by_time_budget"],
         "val_accuracy": meta["metrics"]["val_accuracy"],
         "saved_model_test_accuracy": converted["metrics"]["saved_model_test_accuracy"],
+        "saved_model_held_out_accuracy": converted["metrics"]["saved_model_held_out_accuracy"],
         "saved_model_bytes": sum(f.stat().st_size for f in (env.model_dir / "saved_model").rglob("*") if f.is_file()),
         "tflite": converted["conversion"]["candidates"],
         "chosen": converted["quantization"],
         "chosen_bytes": converted["model"]["size_bytes"],
     }
+
+
+def print_ours(seed: int, o: dict) -> None:
+    print(f"ours (seed {seed}): {o['wall_seconds']:.0f}s wall ({o['wall_seconds_train']:.0f}s training, "
+          f"{o['wall_seconds_convert']:.0f}s conversion), laps {o['seconds']}")
+    print(f"      images/s {o['images_per_second']}; epochs head {o['head_epochs']}, fine-tune {o['fine_tune_epochs']}")
+    print(f"      val top-1 {o['val_accuracy']:.4f}; test top-1 SavedModel {o['saved_model_test_accuracy']:.4f}, "
+          f"held-out {o['saved_model_held_out_accuracy']:.4f} ({o['saved_model_bytes'] / 1e6:.1f} MB)")
+    for c in o["tflite"]:
+        print(f"      tflite {c['quantization']:8s} test top-1 {c['accuracy']:.4f} ({100 * (c['accuracy'] - o['saved_model_test_accuracy']):+.2f})  "
+              f"held-out {c['held_out_accuracy']:.4f} ({100 * (c['held_out_accuracy'] - o['saved_model_held_out_accuracy']):+.2f})  "
+              f"agreement {c['held_out_agreement']:.4f}  {c['size_bytes'] / 1e6:.2f} MB")
+    print(f"      auto picks {o['chosen']} ({o['chosen_bytes'] / 1e6:.2f} MB)")
 
 
 def main() -> int:
@@ -140,6 +154,7 @@ def main() -> int:
     parser.add_argument("--hp", action="append", default=[], help="extra hyperparameter name=value")
     parser.add_argument("--baseline-epochs", type=int, default=10)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--seeds", default="1337", help="comma-separated: our recipe runs once per seed (the test split is small, so its spread matters)")
     parser.add_argument("--resnet-size-only", action="store_true", help="a few photos, one head epoch: int8 size only")
     args = parser.parse_args()
 
@@ -155,28 +170,28 @@ def main() -> int:
         args.no_baseline = True
 
     report = {"preset": args.preset, "data": str(args.data), "cpus": os.cpu_count(), "hyperparameters": hyperparameters}
-    report["ours"] = ours(data, work, hyperparameters, quantize)
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    runs = [ours(data, work / f"seed-{seed}", dict(hyperparameters, seed=seed), quantize) for seed in seeds]
+    report["ours"] = runs[0]
+    report["seeds"] = dict(zip(map(str, seeds), runs))
     if not args.no_baseline:
         report["baseline"] = baseline(data, 224, args.baseline_epochs, seed=1337)
     shutil.rmtree(work, ignore_errors=True)
 
-    o = report["ours"]
     print(f"\n== {args.preset} on {args.data} ({os.cpu_count()} CPUs)")
-    print(f"ours: {o['wall_seconds']:.0f}s wall ({o['wall_seconds_train']:.0f}s training, {o['wall_seconds_convert']:.0f}s conversion), "
-          f"laps {o['seconds']}")
-    print(f"      images/s {o['images_per_second']}; epochs head {o['head_epochs']}, fine-tune {o['fine_tune_epochs']}")
-    print(f"      val top-1 {o['val_accuracy']:.4f}; test top-1 SavedModel {o['saved_model_test_accuracy']:.4f} "
-          f"({o['saved_model_bytes'] / 1e6:.1f} MB)")
-    for c in o["tflite"]:
-        print(f"      tflite {c['quantization']:8s} test top-1 {c['accuracy']:.4f}  held-out top-1 {c['held_out_accuracy']:.4f}  agreement {c['held_out_agreement']:.4f}  "
-              f"{c['size_bytes'] / 1e6:.2f} MB")
-    print(f"      auto picks {o['chosen']} ({o['chosen_bytes'] / 1e6:.2f} MB)")
+    for seed, o in zip(seeds, runs):
+        print_ours(seed, o)
+    if len(runs) > 1:
+        tests = [o["saved_model_test_accuracy"] for o in runs]
+        print(f"over {len(runs)} seeds: test top-1 {', '.join(f'{t:.4f}' for t in tests)} (mean {sum(tests) / len(tests):.4f}); "
+              f"training {', '.join(str(round(o['wall_seconds_train'])) for o in runs)} s")
     if "baseline" in report:
         b = report["baseline"]
         print(f"baseline (frozen MobileNetV2 + softmax, {b['epochs']} epochs): {b['wall_seconds']:.0f}s wall, "
               f"val top-1 {b['validation_accuracy']:.4f}, test top-1 {b['test_accuracy']:.4f}")
-        print(f"ratios: test top-1 ours - baseline = {o['saved_model_test_accuracy'] - b['test_accuracy']:+.4f}; "
-              f"training time ours / baseline = {o['wall_seconds_train'] / b['wall_seconds']:.2f}x")
+        for seed, o in zip(seeds, runs):
+            print(f"ratios (seed {seed}): test top-1 ours - baseline = {o['saved_model_test_accuracy'] - b['test_accuracy']:+.4f}; "
+                  f"training time ours / baseline = {o['wall_seconds_train'] / b['wall_seconds']:.2f}x")
     out = ROOT / "bench" / "results" / f"train-{args.preset}{'-size' if args.resnet_size_only else ''}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"figures written to {out.relative_to(ROOT)}")

@@ -166,8 +166,10 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
         clf.head.save_weights(head_ckpt)
         (ckpt_dir / "head.json").write_text(json.dumps({"epochs": head_epochs_run}))
     timer.lap("head")
-    head_accuracy = float(_accuracy(clf.head, val_features, val.labels, hp.batch_size))
-    print(format_metric_line({"val_accuracy": head_accuracy}, phase="head", result="best"), flush=True)
+    head_probabilities = clf.head.predict(val_features, batch_size=hp.batch_size, verbose=0)
+    head_accuracy = float((head_probabilities.argmax(axis=1) == val.labels).mean()) if len(val.labels) else 0.0
+    head_loss = float(loss(onehot(val), head_probabilities)) if len(val.labels) else float("inf")
+    print(format_metric_line({"val_accuracy": head_accuracy, "val_loss": head_loss}, phase="head", result="best"), flush=True)
 
     # Phase 2: fine-tune the top of the backbone on augmented photos, decaying learning rate.
     layers = hp.resolved_fine_tune_layers()
@@ -183,7 +185,7 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
                 peak / 10, decay_steps=steps * hp.epochs, alpha=0.05, warmup_target=peak, warmup_steps=steps)
             clf.full.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
             print(f"fine-tuning {unfrozen} layers with weights for {hp.epochs} epochs", flush=True)
-            best = cb.RestoreBest(baseline=head_accuracy)
+            best = cb.RestoreBest((head_accuracy, head_loss), len(val.labels), hp.patience, start_from_epoch=hp.epochs // 2)
             clf.full.fit(
                 batches(train.images, onehot(train), shuffle=True, augment=augmentation(hp.seed) if hp.augmentation else None),
                 validation_data=batches(val.images, onehot(val)),
@@ -195,8 +197,7 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
                     keras.callbacks.BackupAndRestore(str(ckpt_dir / "fine_tune"), delete_checkpoint=True),
                     cb.MetricLines("fine_tune", head_epochs_run + hp.epochs, history=history),
                     tensorboard,
-                    keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=hp.patience),
-                    best,
+                    best,  # early stopping on validation accuracy, restoring the best epoch's weights
                     budget,
                 ],
             )
