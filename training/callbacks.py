@@ -91,7 +91,6 @@ class RestoreBest(keras.callbacks.Callback):
         self.scores: list[tuple[float, float]] = [tuple(baseline)]
         self.kept: dict[int, list] = {}
         self.best = 0
-        self.improved = False
 
     def on_train_begin(self, logs=None):
         self.kept = {0: self.model.get_weights()}
@@ -105,9 +104,13 @@ class RestoreBest(keras.callbacks.Callback):
         self.kept[index] = self.model.get_weights()
         self.kept = {i: w for i, w in self.kept.items() if not self._dominated(i)}
         self.best = best_epoch(self.scores, self.validation_size)
-        self.improved = self.best > 0
         if index - self.best >= self.patience and index >= self.start_from_epoch:
             self.model.stop_training = True
+
+    @property
+    def improved(self) -> bool:
+        """Whether a fine-tuned epoch beat the starting weights."""
+        return self.best > 0
 
     def _dominated(self, i: int) -> bool:
         """Another epoch as accurate with no higher loss (a later one, on an exact tie) always wins over i."""
