@@ -174,7 +174,7 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
         (ckpt_dir / "head.json").write_text(json.dumps({"epochs": head_epochs_run}))
     timer.lap("head")
     head_probabilities = clf.head.predict(val_features, batch_size=hp.batch_size, verbose=0)
-    head_accuracy = float((head_probabilities.argmax(axis=1) == val.labels).mean()) if len(val.labels) else 0.0
+    head_accuracy = _top1(head_probabilities, val.labels)
     head_loss = float(loss(onehot(val), head_probabilities)) if len(val.labels) else float("inf")
     print(format_metric_line({"val_accuracy": head_accuracy, "val_loss": head_loss}, phase="head", result="best"), flush=True)
 
@@ -271,8 +271,12 @@ def _features(extractor, images, batch_size: int):
 def _accuracy(model, x, labels, batch_size: int) -> float:
     if len(x) == 0:
         return 0.0
-    predicted = model.predict(x, batch_size=batch_size, verbose=0).argmax(axis=1)
-    return float((predicted == labels).mean())
+    return _top1(model.predict(x, batch_size=batch_size, verbose=0), labels)
+
+
+def _top1(probabilities, labels) -> float:
+    """Share of rows whose most probable class is the label; 0 for no rows."""
+    return float((probabilities.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
 
 
 def _fingerprint(dataset_version: str, hp: Hyperparameters) -> str:
