@@ -66,8 +66,8 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     import tensorflow as tf
 
     from training import callbacks as cb
-    from training import evaluation
-    from training.model import augmentation, build, prepare_multi_worker, unfreeze_top
+    from training import evaluation, input_pipeline
+    from training.model import build, prepare_multi_worker, unfreeze_top
 
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
     if on_gpu:
@@ -109,24 +109,9 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     def onehot(split):
         return keras.utils.to_categorical(split.labels, num_classes)
 
-    def batches(x, y, shuffle=False, augment=None):
-        d = tf.data.Dataset.from_tensor_slices((x, y))
-        if shuffle:
-            d = d.shuffle(len(x), seed=hp.seed, reshuffle_each_iteration=True)
-        d = d.batch(hp.batch_size * strategy.num_replicas_in_sync)
-        if augment is not None:
-            # On the CPU, one call at a time: the augmentation layers draw from one seeded
-            # generator, and parallel calls take its numbers in whatever order their threads
-            # run, so the same seed would give a different model every run. One call still
-            # augments about 150 photos/s at 224 px, three times what CPU fine-tuning consumes.
-            # A GPU consumes far more, and its kernels are not bit-exact anyway: parallel there.
-            d = d.map(lambda im, lab: (augment(tf.cast(im, tf.float32), training=True), lab),
-                      num_parallel_calls=tf.data.AUTOTUNE if on_gpu else None)
-        else:
-            d = d.map(lambda im, lab: (tf.cast(im, tf.float32), lab), num_parallel_calls=tf.data.AUTOTUNE)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return d.with_options(options).prefetch(tf.data.AUTOTUNE)
+    def batches(x, y, shuffle=False, augment=False, repeat=False):
+        return input_pipeline.batches(x, y, hp.batch_size * strategy.num_replicas_in_sync, seed=hp.seed,
+                                      shuffle=shuffle, augment=augment, repeat=repeat)
 
     history: list[dict] = []
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
@@ -194,7 +179,8 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
             print(f"fine-tuning {unfrozen} layers with weights for {hp.epochs} epochs", flush=True)
             best = cb.RestoreBest((head_accuracy, head_loss), len(val.labels), hp.patience, start_from_epoch=hp.epochs // 2)
             clf.full.fit(
-                batches(train.images, onehot(train), shuffle=True, augment=augmentation(hp.seed) if hp.augmentation else None),
+                batches(train.images, onehot(train), shuffle=True, augment=hp.augmentation, repeat=True),
+                steps_per_epoch=steps,
                 validation_data=batches(val.images, onehot(val)),
                 initial_epoch=head_epochs_run,
                 epochs=head_epochs_run + hp.epochs,
