@@ -10,7 +10,7 @@ SEEDS ?= 1337,7,11
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-pipeline weights clean synth check-infra bootstrap deploy destroy
+.PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-pipeline bench-gpu-input weights clean synth check-infra bootstrap deploy destroy
 
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml infra/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-predict: $(STAMP) weights
 
 bench-pipeline: $(STAMP)
 	$(PY) bench/pipeline.py
+
+# On a GPU machine, with JAX for CUDA installed in the venv (bench/gpu_input.py says why JAX).
+bench-gpu-input: $(STAMP)
+	KERAS_BACKEND=jax $(PY) bench/gpu_input.py $(DATA) --out bench/results/gpu_input.json
 
 # --- AWS (infra/, see README "AWS") ---
 INFRA_VENV := infra/.venv

@@ -21,21 +21,24 @@ class SyncedModel(keras.Model):
     Keras 3 reduces every step's scalar logs across workers with
     `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
     (keras-team/keras#20585). Giving the logs one dimension there makes the mean work;
-    on one host nothing changes.
+    on one host nothing changes. Other backends (the JAX one runs bench/gpu_input.py where
+    only a CUDA build of JAX exists) pass through.
     """
 
     def _synced(self, logs):
+        if keras.backend.backend() != "tensorflow":
+            return logs
         import tensorflow as tf
 
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             return {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
-    def train_step(self, data):
-        return self._synced(super().train_step(data))
+    def train_step(self, *args):  # (data) on TensorFlow, (state, data) on JAX
+        return self._synced(super().train_step(*args))
 
-    def test_step(self, data):
-        return self._synced(super().test_step(data))
+    def test_step(self, *args):
+        return self._synced(super().test_step(*args))
 
 
 def prepare_multi_worker(model: keras.Model) -> None:
@@ -79,18 +82,3 @@ def unfreeze_top(backbone: keras.Model, count: int) -> int:
         layer.trainable = index >= cut and not isinstance(layer, keras.layers.BatchNormalization)
         unfrozen += int(layer.trainable and bool(layer.weights))
     return unfrozen
-
-
-def augmentation(seed: int) -> keras.Sequential:
-    """Flip, rotate, zoom/crop and colour jitter; applied in the tf.data pipeline, never exported."""
-    layers = keras.layers
-    return keras.Sequential(
-        [
-            layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(0.08, fill_mode="reflect", seed=seed + 1),
-            layers.RandomZoom((-0.2, 0.0), fill_mode="reflect", seed=seed + 2),
-            layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 3),
-            layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 4),
-        ],
-        name="augmentation",
-    )
