@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        import jax  # noqa: F401  (checked before Keras, which would fail on it less clearly)
+        import jax  # before Keras, which would fail on its absence less clearly
     except ImportError:
         print('error: needs JAX with CUDA in this environment: pip install "jax[cuda12]"', file=sys.stderr)
         return 2
@@ -130,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
     if keras.backend.backend() != "jax":
         print("error: run with KERAS_BACKEND=jax (see the docstring)", file=sys.stderr)
         return 2
-    import jax
     import numpy as np
     import tensorflow as tf
 
