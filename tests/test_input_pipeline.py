@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from chalicelib.imaging import load_pixels
+from tests.conftest import PHOTOS
 from training import input_pipeline as ip
-
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flower_photos"
 
 
 def _grid(size: int = 9) -> np.ndarray:

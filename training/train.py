@@ -69,8 +69,7 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     from training import evaluation, input_pipeline
     from training.model import build, prepare_multi_worker, unfreeze_top
 
-    on_gpu = bool(tf.config.list_physical_devices("GPU"))
-    if on_gpu:
+    if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(hp.seed)
     preset = PRESETS[hp.preset]
