@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset", help="a data set folder in either layout")
     parser.add_argument("--preset", default="resnet_v1_50")
     parser.add_argument("--image-size", type=int, default=0, help="0: the preset's")
-    parser.add_argument("--batch-size", type=int, default=32, help="training's default")
+    parser.add_argument("--batch-size", type=int, default=0, help="0: training's default")
     parser.add_argument("--min-seconds", type=float, default=6.0, help="length of each timed run")
     parser.add_argument("--rounds", type=int, default=2, help="timed runs of each variant, interleaved")
     parser.add_argument("--allow-cpu", action="store_true", help="run without a GPU (a smoke test of this script)")
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from training import dataset as ds
     from training import input_pipeline
+    from training.hyperparameters import HyperparameterError, parse
     from training.model import build, unfreeze_top
     from training.presets import PRESETS
 
@@ -144,26 +145,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if on_gpu:
         keras.mixed_precision.set_global_policy("mixed_float16")  # as training does on a GPU
-    seed = 1337
+    raw = {"preset": args.preset, "image_size": args.image_size}
+    if args.batch_size:
+        raw["batch_size"] = args.batch_size
+    try:
+        hp = parse(raw)  # validated as a training job's: the same message for a bad value
+    except HyperparameterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    seed = hp.seed
     keras.utils.set_random_seed(seed)
-    preset = PRESETS[args.preset]
-    size = args.image_size or preset.image_size
+    preset = PRESETS[hp.preset]
+    size = hp.resolved_image_size()
 
     started = time.perf_counter()
     data = ds.load(args.dataset, size, min_images_per_class=1)
     decode_seconds = time.perf_counter() - started
     train = data.splits["train"]
-    n, batch = len(train.paths), args.batch_size
+    n, batch = len(train.paths), hp.batch_size
     targets = keras.utils.to_categorical(train.labels, len(data.labels))
     print(f"{n} training photos at {size} px decoded in {decode_seconds:.1f}s; {preset.name}, batch {batch}, "
           f"device {device.device_kind}, {os.cpu_count()} CPUs", flush=True)
 
-    # Phase 2 of training: the preset's top layers unfrozen, same optimizer, loss and metric.
-    clf = build(preset, None, size, len(data.labels), dropout=0.2)
-    unfreeze_top(clf.backbone, preset.fine_tune_layers)
+    # Phase 2 of training with its default hyperparameters: the preset's top layers unfrozen,
+    # the same optimizer, peak learning rate, loss and metric.
+    clf = build(preset, None, size, len(data.labels), dropout=hp.dropout)
+    unfreeze_top(clf.backbone, hp.resolved_fine_tune_layers())
     model = clf.full
-    model.compile(optimizer=keras.optimizers.Adam(1e-4),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(hp.learning_rate * hp.resolved_fine_tune_lr_scale()),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing), metrics=["accuracy"])
 
     def real(augment: bool, repeat: bool = True):  # as phase 2 of training feeds fit()
         return input_pipeline.batches(train.images, targets, batch, seed=seed, shuffle=True, augment=augment, repeat=repeat)
