@@ -1,1 +1,18 @@
-"""The logic the Lambda functions run: nothing here may import TensorFlow."""
+"""The logic the Lambda functions run: nothing here may import TensorFlow.
+
+Vocabulary (one name per idea):
+- data set: the photos under the watched prefix (`Settings.dataset_uri`); its *version* is a
+  hash of its listing, and names the run, the jobs and the model trained from it.
+- DatasetState (`records.py`): what the state store keeps per data set: pending uploads, the
+  run that holds it now (`Running`, with its *stage*), the last `Outcome`.
+- run: one attempt to turn a data set version into a model (training job, then conversion job);
+  `RunRecord` is its history row. A *job* is the SageMaker job (or local subprocess) of a run.
+- Orchestrator (`orchestrator.py`): the decisions that move runs along: uploads recorded, the
+  tick's debounce, job state changes, the promotion gate, approve / reject / rollback.
+- ports (`ports.py`): ObjectStore, JobRunner, ModelRegistry, StateStore; `aws/` and `local/`
+  hold their two adapters. `services.py` builds the ones the configured mode needs.
+- handlers (`handlers.py`): what each Lambda does between app.py's decorators and the Orchestrator.
+- local stack (`local/stack.py`): the wiring of `flowers up`: a folder watcher, a tick loop, job
+  subprocesses and an HTTP server, all calling the Chalice app's own functions.
+- "the pipeline" is the whole flow, upload to served model, in prose only: no code is named so.
+"""

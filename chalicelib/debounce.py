@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.records import PipelineState
+from chalicelib.records import DatasetState
 
 START = "start"
 WAIT = "wait"
@@ -28,7 +28,7 @@ class Decision:
         return self.action == START
 
 
-def decide(state: PipelineState, now: float, quiet_period: int, min_new_images: int) -> Decision:
+def decide(state: DatasetState, now: float, quiet_period: int, min_new_images: int) -> Decision:
     if state.running is not None:
         return Decision(BUSY, f"run {state.running.job_name} is {state.running.stage}")
     if state.pending_changes < max(1, min_new_images):

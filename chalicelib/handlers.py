@@ -14,7 +14,7 @@ from chalicelib import job_names, predict_request, services
 from chalicelib.api_errors import ApiError, bad_request, conflict, not_found, too_large, unavailable
 from chalicelib.imaging import ImageError
 from chalicelib.observability import Unit, logger, metrics
-from chalicelib.pipeline import Conflict, NotFound
+from chalicelib.orchestrator import Conflict, NotFound
 from chalicelib.records import JobStatus
 from chalicelib.s3_events import parse_bodies
 
@@ -31,7 +31,7 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
     parsed = parse_bodies((record.body for record in event.records), svc.settings.dataset_bucket, svc.settings.dataset_prefix)
     for problem in parsed.malformed:
         logger.warning("upload message dropped", extra={"problem": problem})
-    new = svc.pipeline.record_uploads(parsed.changes)
+    new = svc.orchestrator.record_uploads(parsed.changes)
     metrics.add_metric(name="UploadEvents", unit=Unit.Count, value=len(parsed.changes))
     metrics.add_metric(name="NewUploads", unit=Unit.Count, value=new)
     return {"changes": len(parsed.changes), "new": new, "test_events": parsed.test_events,
@@ -39,7 +39,7 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def on_tick() -> dict[str, Any]:
-    result = services.get().pipeline.tick()
+    result = services.get().orchestrator.tick()
     if result.get("action") == "started":
         metrics.add_metric(name="TrainingRunsStarted", unit=Unit.Count, value=1)
     logger.info("tick", extra={"result": result})
@@ -70,8 +70,8 @@ def on_sagemaker_event(raw_event: Mapping[str, Any]) -> dict[str, Any]:
     if found is None or not job_names.version_from_job(found[1].name):
         return {"action": "ignored", "reason": "not one of our jobs"}  # other SageMaker work in the account
     kind, status = found
-    pipeline = services.get().pipeline
-    result = pipeline.on_training_state(status) if kind == "training" else pipeline.on_conversion_state(status)
+    orchestrator = services.get().orchestrator
+    result = orchestrator.on_training_state(status) if kind == "training" else orchestrator.on_conversion_state(status)
     if result.get("action") in ("failed", "registered"):
         metrics.add_metric(name="RunsFailed" if result["action"] == "failed" else "ModelsRegistered", unit=Unit.Count, value=1)
     logger.info("sagemaker event", extra={"kind": kind, "job": status.name, "status": status.status, "result": result})
@@ -117,28 +117,28 @@ def models(query: Mapping[str, str] | None) -> dict[str, Any]:
             raise ValueError
     except ValueError:
         raise bad_request("bad_limit", "limit must be an integer between 1 and 500") from None
-    return {"models": services.get().pipeline.models(limit)}
+    return {"models": services.get().orchestrator.models(limit)}
 
 
 def current_model() -> dict[str, Any]:
     svc = services.get()
-    current = svc.pipeline.current()
+    current = svc.orchestrator.current()
     if current is None:
         raise unavailable("no model has been approved yet", svc.settings.model_refresh_seconds)
     return current
 
 
 def status() -> dict[str, Any]:
-    return services.get().pipeline.status()
+    return services.get().orchestrator.status()
 
 
 def set_model_status(version: str, action: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
     if not job_names.VERSION.match(version or ""):
         raise bad_request("bad_version", "a model version is 16 hexadecimal characters")
     reason = str((body or {}).get("reason") or f"{action}d by hand")[:500]
-    pipeline = services.get().pipeline
+    orchestrator = services.get().orchestrator
     try:
-        entry = pipeline.approve(version, reason) if action == "approve" else pipeline.reject(version, reason)
+        entry = orchestrator.approve(version, reason) if action == "approve" else orchestrator.reject(version, reason)
     except NotFound as exc:
         raise not_found(str(exc)) from None
     return {"version": entry.version, "status": entry.status, "reason": entry.reason}
@@ -147,7 +147,7 @@ def set_model_status(version: str, action: str, body: Mapping[str, Any] | None) 
 def rollback(body: Mapping[str, Any] | None) -> dict[str, Any]:
     reason = str((body or {}).get("reason") or "rolled back by hand")[:500]
     try:
-        old, new = services.get().pipeline.rollback(reason)
+        old, new = services.get().orchestrator.rollback(reason)
     except Conflict as exc:
         raise conflict(str(exc)) from None
     return {"rejected": old.version, "current": new.version}

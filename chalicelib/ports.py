@@ -15,7 +15,7 @@ from chalicelib.records import (
     ModelEntry,
     ObjectInfo,
     Outcome,
-    PipelineState,
+    DatasetState,
     Running,
     RunRecord,
     TrainingSpec,
@@ -75,7 +75,7 @@ class StateStore(Protocol):
     def record_changes(self, dataset: str, changes: list[Change]) -> int:
         """Count each change once however often it is delivered; return how many were new."""
 
-    def pipeline(self, dataset: str) -> PipelineState: ...
+    def dataset_state(self, dataset: str) -> DatasetState: ...
 
     def claim_run(self, dataset: str, running: Running, consumed: int) -> str:
         """Atomically: no run in progress and none ever for running.version -> hold the data set,

@@ -60,7 +60,7 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class PipelineState:
+class DatasetState:
     pending_changes: int = 0
     last_change_at: float = 0.0
     running: Running | None = None

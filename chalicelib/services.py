@@ -95,14 +95,14 @@ class Services:
         return DynamoStateStore(self._session.client("dynamodb"), self.settings.state_table)
 
     @cached_property
-    def pipeline(self):
+    def orchestrator(self):
         if self.local_mode:
-            from chalicelib.local.pipeline import LocalPipeline
+            from chalicelib.local.orchestrator import LocalOrchestrator
 
-            return LocalPipeline(self.settings, self.state, self.objects, self.jobs, self.registry)
-        from chalicelib.pipeline import Pipeline
+            return LocalOrchestrator(self.settings, self.state, self.objects, self.jobs, self.registry)
+        from chalicelib.orchestrator import Orchestrator
 
-        return Pipeline(self.settings, self.state, self.objects, self.jobs, self.registry)
+        return Orchestrator(self.settings, self.state, self.objects, self.jobs, self.registry)
 
     @cached_property
     def predictor(self):

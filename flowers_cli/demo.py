@@ -15,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from chalicelib.records import FAILED, REGISTERED
 from flowers_cli.main import SHARED, configure, predict_table, start_stack
 from flowers_cli.progress import Progress
 
@@ -97,7 +98,7 @@ def wait_for_model(stack, timeout: float, since: float) -> tuple[str, str]:
         production = stack.svc.registry.production()
         if production is not None:
             return production.version, ""
-        status = stack.svc.pipeline.status()
+        status = stack.svc.orchestrator.status()
         job = status.get("running_job")
         outcome = status.get("last_outcome") or {}
         if job:
@@ -110,8 +111,8 @@ def wait_for_model(stack, timeout: float, since: float) -> tuple[str, str]:
         if line != shown:
             print(line, flush=True)
             shown = line
-        finished = outcome and outcome.get("status") in ("failed", "registered") and stack.svc.pipeline.state.pipeline(
-            stack.svc.pipeline.dataset).last_outcome.at >= since
+        last = stack.svc.orchestrator.dataset_state().last_outcome
+        finished = last is not None and last.status in (FAILED, REGISTERED) and last.at >= since
         if finished and not job and status.get("pending_uploads", 0) <= 0:
             if outcome["status"] == "failed":
                 return "", f"training failed: {outcome.get('reason')}"

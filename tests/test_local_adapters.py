@@ -46,12 +46,12 @@ def test_state_store_is_conditional_like_dynamodb(local):
     assert store.record_changes(ds, changes) == 5
     assert store.record_changes(ds, list(reversed(changes)) + changes[:2]) == 0  # replayed, reordered
     assert store.record_changes(ds, [Change("late", "x.jpg", "created", 50.0)]) == 1
-    state = store.pipeline(ds)
+    state = store.dataset_state(ds)
     assert state.pending_changes == 6 and state.last_change_at == 104.0  # an older event never moves the clock back
     running = Running("v1", "job-v1", "launching", 200.0, 200.0)
     assert store.claim_run(ds, running, 6) == CLAIMED
     assert store.claim_run(ds, Running("v2", "job-v2", "launching", 201.0, 201.0), 0) == BUSY
-    assert store.pipeline(ds).pending_changes == 0 and store.pipeline(ds).running == running
+    assert store.dataset_state(ds).pending_changes == 0 and store.dataset_state(ds).running == running
     assert not store.advance(ds, "job-other", ("launching",), stage="training")
     assert store.advance(ds, "job-v1", ("launching",), stage="training", stage_at=210.0)
     assert not store.advance(ds, "job-v1", ("launching",), stage="converting")
@@ -60,10 +60,28 @@ def test_state_store_is_conditional_like_dynamodb(local):
     assert not store.finish(ds, "job-other", outcome)
     assert store.finish(ds, "job-v1", outcome, {"sha256": "abc"})
     assert not store.finish(ds, "job-v1", outcome)  # a replay
-    assert store.pipeline(ds).running is None and store.pipeline(ds).last_outcome == outcome
+    assert store.dataset_state(ds).running is None and store.dataset_state(ds).last_outcome == outcome
     assert store.claim_run(ds, Running("v1", "job-v1", "launching", 400.0, 400.0), 0) == VERSION_EXISTS
     (run,) = store.runs(ds)
     assert (run.status, run.reason, run.model) == ("registered", "ok", {"sha256": "abc"}) and store.run(ds, "v1") == run
+
+
+def test_a_home_from_before_the_rename_keeps_its_state(tmp_path):
+    """Homes made before the state table was renamed (pipeline -> dataset_state) keep their pending uploads."""
+    import sqlite3
+
+    from chalicelib.local.db import Database
+    from chalicelib.local.state import SqliteStateStore
+
+    path = tmp_path / "state.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE pipeline (dataset TEXT PRIMARY KEY, pending_changes INTEGER NOT NULL DEFAULT 0, "
+                    "last_change_at REAL NOT NULL DEFAULT 0, running TEXT, dataset_version TEXT NOT NULL DEFAULT '', last_outcome TEXT)")
+        old.execute("INSERT INTO pipeline (dataset, pending_changes, last_change_at, dataset_version) VALUES ('bucket/', 7, 12.5, 'abc')")
+    state = SqliteStateStore(Database(path)).dataset_state("bucket/")
+    assert (state.pending_changes, state.last_change_at, state.dataset_version) == (7, 12.5, "abc")
+    tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "dataset_state" in tables and "pipeline" not in tables
 
 
 def test_registry_serves_the_newest_approved(local):
@@ -103,10 +121,10 @@ def test_watcher_delivers_s3_events_and_a_crash_between_delivery_and_record_coun
         watcher.scan_once()
     watcher = BucketWatcher(local.db, local.objects, bucket, "bucket", deliver)
     assert watcher.scan_once() == {"created": 2, "removed": 0}
-    assert delivered == [2, 0] and local.state.pipeline("bucket/").pending_changes == 2
+    assert delivered == [2, 0] and local.state.dataset_state("bucket/").pending_changes == 2
     assert watcher.scan_once() == {"created": 0, "removed": 0}
     (bucket / "roses" / "a.jpg").unlink()
-    assert watcher.scan_once() == {"created": 0, "removed": 1} and local.state.pipeline("bucket/").pending_changes == 3
+    assert watcher.scan_once() == {"created": 0, "removed": 1} and local.state.dataset_state("bucket/").pending_changes == 3
     assert [o.key for o in local.objects.list("s3://bucket/")] == ["roses/b.jpg"]
 
 
@@ -158,7 +176,7 @@ import flowers_cli.main, flowers_cli.push, flowers_cli.demo, app
 from chalicelib import services
 from chalicelib.local.stack import LocalStack
 svc = services.get()
-svc.pipeline.status(); svc.pipeline.models(); svc.predictor.refresh()
+svc.orchestrator.status(); svc.orchestrator.models(); svc.predictor.refresh()
 assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFlow imported"
 print("ok")
 """

@@ -11,7 +11,7 @@ from chalicelib import debounce, job_names, predict_request, promotion, settings
 from chalicelib.api_errors import ApiError
 from chalicelib.aws.sagemaker_jobs import conversion_request, training_request
 from chalicelib.dataset_version import is_relevant, version_of
-from chalicelib.records import ConversionSpec, ObjectInfo, PipelineState, Running, TrainingSpec
+from chalicelib.records import ConversionSpec, ObjectInfo, DatasetState, Running, TrainingSpec
 from chalicelib.s3_events import parse_bodies
 from chalicelib.training_contract import METRIC_DEFINITIONS, PRESET_NAMES
 from pipeline_fixtures import ENV, s3_body, s3_record, s3_test_event_body
@@ -69,24 +69,24 @@ def test_no_environ_reads_outside_settings():
 
 # debounce -----------------------------------------------------------------------------------
 def test_debounce_waits_for_quiet_then_starts():
-    state = PipelineState(pending_changes=3, last_change_at=1000.0)
+    state = DatasetState(pending_changes=3, last_change_at=1000.0)
     assert debounce.decide(state, 1000.0 + 599, 600, 1).action == debounce.WAIT
     assert debounce.decide(state, 1000.0 + 599, 600, 1).wait_seconds == pytest.approx(1)
     assert debounce.decide(state, 1000.0 + 600, 600, 1).start
 
 
 def test_debounce_needs_enough_changes_and_no_run():
-    assert debounce.decide(PipelineState(), 10_000, 600, 1).action == debounce.IDLE
-    assert debounce.decide(PipelineState(pending_changes=4, last_change_at=0), 10_000, 600, 5).action == debounce.IDLE
+    assert debounce.decide(DatasetState(), 10_000, 600, 1).action == debounce.IDLE
+    assert debounce.decide(DatasetState(pending_changes=4, last_change_at=0), 10_000, 600, 5).action == debounce.IDLE
     running = Running("v", "flowers-v", "training", 0, 0)
-    assert debounce.decide(PipelineState(pending_changes=9, last_change_at=0, running=running), 10_000, 600, 1).action == debounce.BUSY
+    assert debounce.decide(DatasetState(pending_changes=9, last_change_at=0, running=running), 10_000, 600, 1).action == debounce.BUSY
 
 
 def test_debounce_burst_gives_one_start():
     """3,000 uploads over 300 s, a tick every minute: one start, after the burst has been quiet."""
     starts, running = [], None
     for second in range(0, 1500, 60):  # ticks
-        state = PipelineState(pending_changes=min(3000, second * 10), last_change_at=min(second, 300.0), running=running)
+        state = DatasetState(pending_changes=min(3000, second * 10), last_change_at=min(second, 300.0), running=running)
         if debounce.decide(state, float(second), 600, 1).start:
             starts.append(second)
             running = Running("v", "flowers-v", "training", second, second)

@@ -1,7 +1,7 @@
-"""Pipeline state in one DynamoDB table (keys: pk, sk, both strings; TTL attribute expires_at).
+"""The data set's state in one DynamoDB table (keys: pk, sk, both strings; TTL attribute expires_at).
 
 Items:
-  pk="dataset#<bucket>/<prefix>", sk="pipeline"     pending_changes, last_change_at, running, last_outcome
+  pk="dataset#<bucket>/<prefix>", sk="pipeline"     the DatasetState: pending_changes, last_change_at, running, last_outcome
   pk="dataset#<bucket>/<prefix>", sk="run#<version>" one per data set version ever launched
   pk="change#<dataset>#<change id>", sk="change"     seen S3 events (own partitions: a burst of
                                                       3,000 uploads must not hit one hot key)
@@ -19,10 +19,10 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
-from chalicelib.records import Change, Outcome, PipelineState, Running, RunRecord
+from chalicelib.records import Change, Outcome, DatasetState, Running, RunRecord
 
 CHANGE_TTL_SECONDS = 14 * 24 * 3600  # longer than SQS keeps a message (and its DLQ redrive window)
-_CHUNK = 99  # TransactWriteItems takes 100 items: 99 change markers + the pipeline update
+_CHUNK = 99  # TransactWriteItems takes 100 items: 99 change markers + the state update
 _RETRIES = 8
 
 _serializer = TypeSerializer()
@@ -84,7 +84,8 @@ class DynamoStateStore:
 
     # keys ---------------------------------------------------------------------------------
     @staticmethod
-    def _pipeline_key(dataset: str) -> dict:
+    def _state_key(dataset: str) -> dict:
+        # The sort key keeps its first name, "pipeline": deployed tables hold items under it.
         return {"pk": {"S": f"dataset#{dataset}"}, "sk": {"S": "pipeline"}}
 
     @staticmethod
@@ -120,7 +121,7 @@ class DynamoStateStore:
             } for c in chunk]
             update = {
                 "TableName": self._table,
-                "Key": self._pipeline_key(dataset),
+                "Key": self._state_key(dataset),
                 "UpdateExpression": "ADD #p :n",
                 "ExpressionAttributeNames": {"#p": "pending_changes"},
                 "ExpressionAttributeValues": {":n": {"N": str(len(chunk))}},
@@ -150,12 +151,12 @@ class DynamoStateStore:
         raise RuntimeError(f"could not record {len(chunk)} upload event(s) after {_RETRIES} tries")
 
     # runs -----------------------------------------------------------------------------------
-    def pipeline(self, dataset: str) -> PipelineState:
-        raw = self._db.get_item(TableName=self._table, Key=self._pipeline_key(dataset), ConsistentRead=True).get("Item")
+    def dataset_state(self, dataset: str) -> DatasetState:
+        raw = self._db.get_item(TableName=self._table, Key=self._state_key(dataset), ConsistentRead=True).get("Item")
         if not raw:
-            return PipelineState()
+            return DatasetState()
         item = _item(raw)
-        return PipelineState(
+        return DatasetState(
             pending_changes=int(item.get("pending_changes", 0)),
             last_change_at=float(item.get("last_change_at", 0)),
             running=_running(item.get("running")),
@@ -168,7 +169,7 @@ class DynamoStateStore:
             self._db.transact_write_items(TransactItems=[
                 {"Update": {
                     "TableName": self._table,
-                    "Key": self._pipeline_key(dataset),
+                    "Key": self._state_key(dataset),
                     "UpdateExpression": "SET #r = :r, #v = :v ADD #p :neg",
                     "ConditionExpression": "attribute_not_exists(#r)",
                     "ExpressionAttributeNames": {"#r": "running", "#v": "dataset_version", "#p": "pending_changes"},
@@ -196,7 +197,7 @@ class DynamoStateStore:
     def skip_pending(self, dataset: str, consumed: int, outcome: Outcome) -> bool:
         try:
             self._db.update_item(
-                TableName=self._table, Key=self._pipeline_key(dataset),
+                TableName=self._table, Key=self._state_key(dataset),
                 UpdateExpression="SET #o = :o ADD #p :neg",
                 ConditionExpression="attribute_not_exists(#r)",
                 ExpressionAttributeNames={"#o": "last_outcome", "#p": "pending_changes", "#r": "running"},
@@ -222,7 +223,7 @@ class DynamoStateStore:
             stage_checks.append(f":s{i}")
         try:
             self._db.update_item(
-                TableName=self._table, Key=self._pipeline_key(dataset),
+                TableName=self._table, Key=self._state_key(dataset),
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression=f"#r.#j = :j AND #r.#s IN ({', '.join(stage_checks)})",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
@@ -244,7 +245,7 @@ class DynamoStateStore:
         try:
             self._db.transact_write_items(TransactItems=[
                 {"Update": {
-                    "TableName": self._table, "Key": self._pipeline_key(dataset),
+                    "TableName": self._table, "Key": self._state_key(dataset),
                     "UpdateExpression": "REMOVE #r SET #o = :o",
                     "ConditionExpression": "#r.#j = :j",
                     "ExpressionAttributeNames": {"#r": "running", "#o": "last_outcome", "#j": "job_name"},

@@ -1,4 +1,4 @@
-"""The local SQLite file: pipeline state, model registry, jobs and the bucket's last scan.
+"""The local SQLite file: the data set's state, model registry, jobs and the bucket's last scan.
 
 WAL journal, `synchronous=FULL` (a commit survives kill -9 and power loss), and every
 state change inside one `BEGIN IMMEDIATE` transaction, so the conditional writes of the
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS pipeline (
+CREATE TABLE IF NOT EXISTS dataset_state (
     dataset TEXT PRIMARY KEY,
     pending_changes INTEGER NOT NULL DEFAULT 0,
     last_change_at REAL NOT NULL DEFAULT 0,
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason TEXT NOT NULL DEFAULT '',
     progress TEXT NOT NULL DEFAULT '{}',
     attempts TEXT NOT NULL DEFAULT '[]',  -- earlier attempts: [{attempt, status, reason, ...}]
-    delivered INTEGER NOT NULL DEFAULT 0  -- 1 once the pipeline handled the terminal event
+    delivered INTEGER NOT NULL DEFAULT 0  -- 1 once the orchestrator handled the terminal event
 );
 CREATE TABLE IF NOT EXISTS objects (
     key TEXT PRIMARY KEY,         -- relative to the bucket folder
@@ -87,6 +87,7 @@ class Database:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         with self.transaction() as db:
+            _rename_legacy_tables(db)
             db.executescript_in_tx(SCHEMA)
 
     @contextmanager
@@ -127,6 +128,17 @@ class _Tx:
         for statement in script.split(";"):
             if statement.strip():
                 self._conn.execute(statement)
+
+
+# Tables renamed since a release that homes in ~/.flowers may still have: old name -> new name.
+_RENAMED = {"pipeline": "dataset_state"}
+
+
+def _rename_legacy_tables(db: "_Tx") -> None:
+    for old, new in _RENAMED.items():
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+        if old in names and new not in names:
+            db.execute(f"ALTER TABLE {old} RENAME TO {new}")
 
 
 def dumps(value: Any) -> str:

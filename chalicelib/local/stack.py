@@ -211,7 +211,7 @@ class LocalStack:
     def _scan(self) -> None:
         found = self._watcher.scan_once()
         if found["created"] or found["removed"]:
-            state = self.svc.pipeline.state.pipeline(self.svc.pipeline.dataset)
+            state = self.svc.orchestrator.dataset_state()
             self.say(f"bucket: {found['created']} new or changed, {found['removed']} removed file(s); {state.pending_changes} pending; "
                      + ("a run is in progress: another follows it" if state.running else f"training starts after {self.settings.quiet_period}s of quiet"))
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from chalicelib.local.db import Database, dumps, loads
 from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
-from chalicelib.records import Change, Outcome, PipelineState, Running, RunRecord
+from chalicelib.records import Change, Outcome, DatasetState, Running, RunRecord
 
 
 def _running(value: dict | None) -> Running | None:
@@ -23,8 +23,8 @@ class SqliteStateStore:
 
     @staticmethod
     def _ensure(tx, dataset: str):
-        tx.execute("INSERT OR IGNORE INTO pipeline (dataset) VALUES (?)", (dataset,))
-        return tx.one("SELECT * FROM pipeline WHERE dataset = ?", (dataset,))
+        tx.execute("INSERT OR IGNORE INTO dataset_state (dataset) VALUES (?)", (dataset,))
+        return tx.one("SELECT * FROM dataset_state WHERE dataset = ?", (dataset,))
 
     # uploads --------------------------------------------------------------------------------
     def record_changes(self, dataset: str, changes: list[Change]) -> int:
@@ -40,16 +40,16 @@ class SqliteStateStore:
                     new += 1
                     latest = max(latest, change.event_time)  # events arrive in any order: keep the newest
             if new:
-                tx.execute("UPDATE pipeline SET pending_changes = pending_changes + ?, last_change_at = ? WHERE dataset = ?",
+                tx.execute("UPDATE dataset_state SET pending_changes = pending_changes + ?, last_change_at = ? WHERE dataset = ?",
                            (new, latest, dataset))
         return new
 
     # runs -----------------------------------------------------------------------------------
-    def pipeline(self, dataset: str) -> PipelineState:
-        row = self._db.one("SELECT * FROM pipeline WHERE dataset = ?", (dataset,))
+    def dataset_state(self, dataset: str) -> DatasetState:
+        row = self._db.one("SELECT * FROM dataset_state WHERE dataset = ?", (dataset,))
         if row is None:
-            return PipelineState()
-        return PipelineState(pending_changes=int(row["pending_changes"]), last_change_at=float(row["last_change_at"]),
+            return DatasetState()
+        return DatasetState(pending_changes=int(row["pending_changes"]), last_change_at=float(row["last_change_at"]),
                              running=_running(loads(row["running"])), dataset_version=row["dataset_version"],
                              last_outcome=_outcome(loads(row["last_outcome"])))
 
@@ -60,7 +60,7 @@ class SqliteStateStore:
                 return BUSY
             if tx.one("SELECT 1 FROM runs WHERE dataset = ? AND version = ?", (dataset, running.version)):
                 return VERSION_EXISTS
-            tx.execute("UPDATE pipeline SET running = ?, dataset_version = ?, pending_changes = pending_changes - ? WHERE dataset = ?",
+            tx.execute("UPDATE dataset_state SET running = ?, dataset_version = ?, pending_changes = pending_changes - ? WHERE dataset = ?",
                        (dumps(running.as_dict()), running.version, consumed, dataset))
             tx.execute("INSERT INTO runs (dataset, version, job_name, status, created_at) VALUES (?, ?, ?, ?, ?)",
                        (dataset, running.version, running.job_name, running.stage, running.started_at))
@@ -71,7 +71,7 @@ class SqliteStateStore:
             row = self._ensure(tx, dataset)
             if row["running"]:
                 return False
-            tx.execute("UPDATE pipeline SET last_outcome = ?, pending_changes = pending_changes - ? WHERE dataset = ?",
+            tx.execute("UPDATE dataset_state SET last_outcome = ?, pending_changes = pending_changes - ? WHERE dataset = ?",
                        (dumps(outcome.as_dict()), consumed, dataset))
         return True
 
@@ -82,7 +82,7 @@ class SqliteStateStore:
             if not running or running.get("job_name") != job_name or running.get("stage") not in from_stages:
                 return False
             running.update(fields)
-            tx.execute("UPDATE pipeline SET running = ? WHERE dataset = ?", (dumps(running), dataset))
+            tx.execute("UPDATE dataset_state SET running = ? WHERE dataset = ?", (dumps(running), dataset))
         return True
 
     def finish(self, dataset: str, job_name: str, outcome: Outcome, model: dict[str, Any] | None = None) -> bool:
@@ -91,7 +91,7 @@ class SqliteStateStore:
             running = loads(row["running"])
             if not running or running.get("job_name") != job_name:
                 return False
-            tx.execute("UPDATE pipeline SET running = NULL, last_outcome = ? WHERE dataset = ?", (dumps(outcome.as_dict()), dataset))
+            tx.execute("UPDATE dataset_state SET running = NULL, last_outcome = ? WHERE dataset = ?", (dumps(outcome.as_dict()), dataset))
             sets, params = "status = ?, finished_at = ?, reason = ?", [outcome.status, outcome.at, outcome.reason]
             if model:
                 sets += ", model = ?"

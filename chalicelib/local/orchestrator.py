@@ -1,4 +1,4 @@
-"""The cloud's Pipeline, plus what only a local run can show and heal at once.
+"""The cloud's Orchestrator, plus what only a local run can show and heal at once.
 
 - status(): the running job's progress (epoch, accuracy: the metric lines of the training
   subprocess), its attempts, and the photos the last training skipped, with file and reason
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.pipeline import Pipeline, iso
+from chalicelib.orchestrator import Orchestrator, iso
 from chalicelib.records import LAUNCHING, Running
 
 MAX_BAD_PHOTOS = 200  # listed in /status; the full list is in the job's validation.json
 
 
-class LocalPipeline(Pipeline):
+class LocalOrchestrator(Orchestrator):
     def _reconcile(self, running: Running, now: float) -> dict[str, Any]:
         if running.stage == LAUNCHING and self.jobs.training_status(running.job_name) is None:
             return self._start_training(running.version, running.job_name, now)

@@ -1,4 +1,4 @@
-"""The retraining pipeline: uploads -> debounced run -> training -> conversion -> registry.
+"""The Orchestrator: moves each run along uploads -> debounced run -> training -> conversion -> registry.
 
 Every entry point is safe to call twice with the same input (events arrive at least once
 and in any order): state changes are conditional, job names derive from the data set
@@ -27,6 +27,7 @@ from chalicelib.records import (
     SKIPPED,
     TRAINING,
     Change,
+    DatasetState,
     ConversionSpec,
     JobStatus,
     ModelEntry,
@@ -54,7 +55,7 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds") if epoch else ""
 
 
-class Pipeline:
+class Orchestrator:
     def __init__(self, settings: Settings, state: StateStore, objects: ObjectStore, jobs: JobRunner,
                  registry: ModelRegistry, clock: Callable[[], float] = time.time):
         self.settings = settings
@@ -65,6 +66,9 @@ class Pipeline:
         self.clock = clock
         self.dataset = settings.dataset_id
 
+    def dataset_state(self) -> DatasetState:
+        return self.state.dataset_state(self.dataset)
+
     # uploads --------------------------------------------------------------------------------
     def record_uploads(self, changes: list[Change]) -> int:
         new = self.state.record_changes(self.dataset, changes) if changes else 0
@@ -74,7 +78,7 @@ class Pipeline:
     # the scheduled tick ---------------------------------------------------------------------
     def tick(self) -> dict[str, Any]:
         now = self.clock()
-        state = self.state.pipeline(self.dataset)
+        state = self.dataset_state()
         if state.running is not None:
             return self._reconcile(state.running, now)
         decision = debounce.decide(state, now, self.settings.quiet_period, self.settings.min_new_images)
@@ -165,7 +169,7 @@ class Pipeline:
 
     # SageMaker state changes ----------------------------------------------------------------
     def on_training_state(self, status: JobStatus) -> dict[str, Any]:
-        running = self.state.pipeline(self.dataset).running
+        running = self.dataset_state().running
         if running is None or running.job_name != status.name:
             logger.info("training event ignored", extra={"job": status.name, "status": status.status})
             return {"action": "ignored", "reason": "the job does not hold the data set"}
@@ -188,7 +192,7 @@ class Pipeline:
         return {"action": "noted", "status": status.status}
 
     def on_conversion_state(self, status: JobStatus) -> dict[str, Any]:
-        running = self.state.pipeline(self.dataset).running
+        running = self.dataset_state().running
         if running is None or running.stage != CONVERTING or running.conversion_job != status.name:
             logger.info("conversion event ignored", extra={"job": status.name, "status": status.status})
             return {"action": "ignored", "reason": "the job does not hold the data set"}
@@ -265,7 +269,7 @@ class Pipeline:
 
     # queries ----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        state = self.state.pipeline(self.dataset)
+        state = self.dataset_state()
         decision = debounce.decide(state, self.clock(), self.settings.quiet_period, self.settings.min_new_images)
         running = state.running
         return {
