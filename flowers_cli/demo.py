@@ -16,7 +16,8 @@ import urllib.request
 from pathlib import Path
 
 from chalicelib.records import FAILED, REGISTERED
-from flowers_cli.main import SHARED, configure, predict_table, start_stack
+from flowers_cli.home import SHARED, configure, start_stack
+from flowers_cli.output import predict_table
 from flowers_cli.progress import Progress
 
 DOWNLOAD_URL = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"

@@ -18,100 +18,32 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
-# environment -> settings ----------------------------------------------------------------------
-def configure(args: argparse.Namespace) -> Path:
-    """Local-mode settings from the flags (chalicelib.settings reads them from the environment)."""
-    env = os.environ
-    env["FLOWERS_MODE"] = "local"
-    home = Path(getattr(args, "home", None) or env.get("FLOWERS_HOME") or Path.home() / ".flowers").expanduser().resolve()
-    env["FLOWERS_HOME"] = str(home)
-    for flag, variable in (("port", "FLOWERS_PORT"), ("preset", "PRESET"), ("quiet_period", "QUIET_PERIOD"),
-                           ("min_accuracy", "MIN_ACCURACY"), ("quantize", "FLOWERS_QUANTIZE"),
-                           ("max_training_time", "MAX_TRAINING_TIME")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            env[variable] = str(value)
-    extra = getattr(args, "hyperparameter", None)
-    if extra:
-        merged = json.loads(env.get("FLOWERS_HYPERPARAMETERS") or "{}")
-        for item in extra:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise SystemExit(f"error: -H takes key=value, got {item!r}")
-            merged[key] = value
-        env["FLOWERS_HYPERPARAMETERS"] = json.dumps(merged)
-    if not getattr(args, "verbose", False):
-        env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: no EMF lines on the console
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from chalicelib import services
-
-    services.reset()
-    return home
-
-
-def keras_models_dir() -> Path:
-    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models"
-
-
-def seed_weights() -> None:
-    """../shared/weights seeds the Keras cache (what `make weights` does), so ImageNet weights load offline."""
-    source = SHARED / "weights"
-    if not source.is_dir():
-        return
-    target = keras_models_dir()
-    for weights in source.glob("*.h5"):
-        if not (target / weights.name).exists():
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(weights, target / weights.name)
+from flowers_cli import demo
+from flowers_cli.client import Api, running_url
+from flowers_cli.home import configure, say, start_stack
+from flowers_cli.output import format_models, format_status, predict_table
 
 
 def api_for(args: argparse.Namespace):
-    from flowers_cli.client import Api, running_url
-
     url = getattr(args, "url", None) or os.environ.get("FLOWERS_URL", "")
     if url:
         return Api(url)
     home = configure(args)
-    return Api(running_url(home), home)
+    url = running_url(home)
+    if not url:  # say so: answers then come from this process, not from a server someone else may be watching
+        print(f"note: no `flowers up` is running on {home}; answering in this process", file=sys.stderr)
+    return Api(url, home)
 
 
 # up -------------------------------------------------------------------------------------------
-def start_stack(args: argparse.Namespace):
-    configure(args)
-    seed_weights()
-    from chalicelib import settings as settings_module
-    from chalicelib.local.stack import AlreadyRunning, LocalStack
-
-    try:
-        stack = LocalStack(say=_say)
-        stack.start()
-    except (AlreadyRunning, settings_module.SettingsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except OSError as exc:
-        print(f"error: cannot start: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return stack
-
-
 def cmd_up(args: argparse.Namespace) -> int:
     stack = start_stack(args)
     try:
         stack.wait()
     finally:
-        _say("stopping (running jobs are stopped; the next `flowers up` runs them again)")
+        say("stopping (running jobs are stopped; the next `flowers up` runs them again)")
         stack.stop()
     return 0
 
@@ -143,53 +75,6 @@ def cmd_push(args: argparse.Namespace) -> int:
 def _fail(answer) -> int:
     print(f"error: {answer.error}", file=sys.stderr)
     return 1
-
-
-def format_status(s: dict) -> str:
-    lines = []
-    dataset = s.get("dataset") or {}
-    lines.append(f"data set      {dataset.get('uri', '')}  version {dataset.get('version') or '-'}")
-    if s.get("local"):
-        lines.append(f"bucket folder {s['local']['bucket_folder']}")
-    lines.append(f"pending       {s.get('pending_uploads', 0)} upload(s); last at {s.get('last_upload_at') or '-'}")
-    job = s.get("running_job")
-    if job:
-        progress = job.get("progress") or {}
-        bits = [job["stage"], job["version"]]
-        if progress.get("attempt", 1) > 1:
-            bits.append(f"attempt {progress['attempt']}")
-        if progress.get("epoch"):
-            bits.append(f"{progress.get('phase') or ''} epoch {progress['epoch']}".strip())
-        bits += [f"{k}={v:.4f}" for k, v in (progress.get("metrics") or {}).items() if k in ("accuracy", "val_accuracy", "loss")]
-        lines.append("running       " + "  ".join(bits))
-        for earlier in progress.get("earlier_attempts") or []:
-            lines.append(f"              attempt {earlier['attempt']} {earlier['status'].lower()}: {earlier['reason']}")
-        if progress.get("log"):
-            lines.append(f"              log: {progress['log']}")
-    else:
-        lines.append("running       nothing")
-    nxt = s.get("next_run") or {}
-    lines.append(f"next run      {nxt.get('action', '-')}: {nxt.get('reason', '')}")
-    outcome = s.get("last_outcome")
-    if outcome:
-        status = outcome["status"] + (f" ({outcome['model_status']})" if outcome.get("model_status") else "")
-        lines.append(f"last outcome  {status} {outcome['version']} at {outcome.get('at')}: {outcome.get('reason', '')}")
-    if s.get("bad_photo_count"):
-        lines.append(f"bad photos    {s['bad_photo_count']} skipped (checked by {s.get('bad_photos_checked_by')}):")
-        for bad in s["bad_photos"][:30]:
-            lines.append(f"  {bad['file']}: {bad['reason']}" + (f" ({bad['detail']})" if bad.get("detail") else ""))
-    return "\n".join(lines)
-
-
-def format_models(models: list[dict]) -> str:
-    if not models:
-        return "no models yet"
-    lines = [f"{'version':16}  {'status':9}  {'test acc':>8}  {'created':25}  reason"]
-    for m in models:
-        accuracy = (m.get("metrics") or {}).get("test_accuracy")
-        shown = f"{accuracy:.4f}" if isinstance(accuracy, (int, float)) else "-"
-        lines.append(f"{m['version']:16}  {m['status']:9}  {shown:>8}  {m.get('created_at', ''):25}  {m.get('reason', '')}")
-    return "\n".join(lines)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -231,32 +116,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 # predict --------------------------------------------------------------------------------------
-CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".bmp": "image/bmp"}
-
-
-def predict_table(api, images: list[Path], top_k: int = 5) -> tuple[str, int]:
-    lines, failures = [], 0
-    for image in images:
-        try:
-            data = Path(image).read_bytes()
-        except OSError as exc:
-            lines.append(f"{image}: cannot read: {exc}")
-            failures += 1
-            continue
-        started = time.perf_counter()
-        answer = api.post(f"predict?top_k={top_k}", data, CONTENT_TYPES.get(Path(image).suffix.lower(), "application/octet-stream"))
-        ms = (time.perf_counter() - started) * 1000
-        if answer.status != 200:
-            lines.append(f"{image}: {answer.error}")
-            failures += 1
-            continue
-        document = answer.json()
-        lines.append(f"{image}  (model {document['model']['version']}, {ms:.0f} ms)")
-        for rank, p in enumerate(document["predictions"], 1):
-            lines.append(f"  {rank}. {p['label']:<14} {p['score']:.3f}  {'#' * round(p['score'] * 30)}")
-    return "\n".join(lines), failures
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     text, failures = predict_table(api_for(args), [Path(p) for p in args.images], args.top_k)
     print(text)
@@ -278,8 +137,6 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 
 # demo -----------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    from flowers_cli import demo
-
     return demo.run(args)
 
 

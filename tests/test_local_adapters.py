@@ -200,3 +200,12 @@ def test_demo_says_clearly_when_there_are_no_photos(tmp_path):
             (tmp_path / f"{label}_{i}.jpg").write_bytes(b"x")
             (tmp_path / f"{label}_{i}.txt").write_text(label)
     assert [p.name for p in sample(tmp_path)] == ["roses_0.jpg", "tulips_0.jpg"]  # one per class, ModelArts layout too
+
+
+def test_cli_says_when_it_answers_in_process(tmp_path):
+    """With no `flowers up` on the home the CLI answers through the app in this process, and says so."""
+    from local_fixtures import flowers
+
+    done = flowers(tmp_path / "home", "models")
+    assert done.returncode == 0 and done.stdout.strip() == "no models yet", done.stdout + done.stderr
+    assert "no `flowers up` is running on" in done.stderr and "answering in this process" in done.stderr

@@ -1,0 +1,85 @@
+"""The local home: local-mode settings from the CLI's flags, offline weights, and starting `flowers up`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chalicelib.local.stack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def configure(args: argparse.Namespace) -> Path:
+    """Local-mode settings from the flags (chalicelib.settings reads them from the environment)."""
+    env = os.environ
+    env["FLOWERS_MODE"] = "local"
+    home = Path(getattr(args, "home", None) or env.get("FLOWERS_HOME") or Path.home() / ".flowers").expanduser().resolve()
+    env["FLOWERS_HOME"] = str(home)
+    for flag, variable in (("port", "FLOWERS_PORT"), ("preset", "PRESET"), ("quiet_period", "QUIET_PERIOD"),
+                           ("min_accuracy", "MIN_ACCURACY"), ("quantize", "FLOWERS_QUANTIZE"),
+                           ("max_training_time", "MAX_TRAINING_TIME")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            env[variable] = str(value)
+    extra = getattr(args, "hyperparameter", None)
+    if extra:
+        merged = json.loads(env.get("FLOWERS_HYPERPARAMETERS") or "{}")
+        for item in extra:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise SystemExit(f"error: -H takes key=value, got {item!r}")
+            merged[key] = value
+        env["FLOWERS_HYPERPARAMETERS"] = json.dumps(merged)
+    if not getattr(args, "verbose", False):
+        env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: no EMF lines on the console
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from chalicelib import services
+
+    services.reset()
+    return home
+
+
+def keras_models_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models"
+
+
+def seed_weights() -> None:
+    """../shared/weights seeds the Keras cache (what `make weights` does), so ImageNet weights load offline."""
+    source = SHARED / "weights"
+    if not source.is_dir():
+        return
+    target = keras_models_dir()
+    for weights in source.glob("*.h5"):
+        if not (target / weights.name).exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(weights, target / weights.name)
+
+
+def start_stack(args: argparse.Namespace) -> LocalStack:
+    configure(args)
+    seed_weights()
+    from chalicelib import settings as settings_module
+    from chalicelib.local.stack import AlreadyRunning, LocalStack
+
+    try:
+        stack = LocalStack(say=say)
+        stack.start()
+    except (AlreadyRunning, settings_module.SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as exc:
+        print(f"error: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return stack

@@ -1,0 +1,78 @@
+"""What the CLI prints: the status and models tables, and predictions."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def format_status(s: dict) -> str:
+    lines = []
+    dataset = s.get("dataset") or {}
+    lines.append(f"data set      {dataset.get('uri', '')}  version {dataset.get('version') or '-'}")
+    if s.get("local"):
+        lines.append(f"bucket folder {s['local']['bucket_folder']}")
+    lines.append(f"pending       {s.get('pending_uploads', 0)} upload(s); last at {s.get('last_upload_at') or '-'}")
+    job = s.get("running_job")
+    if job:
+        progress = job.get("progress") or {}
+        bits = [job["stage"], job["version"]]
+        if progress.get("attempt", 1) > 1:
+            bits.append(f"attempt {progress['attempt']}")
+        if progress.get("epoch"):
+            bits.append(f"{progress.get('phase') or ''} epoch {progress['epoch']}".strip())
+        bits += [f"{k}={v:.4f}" for k, v in (progress.get("metrics") or {}).items() if k in ("accuracy", "val_accuracy", "loss")]
+        lines.append("running       " + "  ".join(bits))
+        for earlier in progress.get("earlier_attempts") or []:
+            lines.append(f"              attempt {earlier['attempt']} {earlier['status'].lower()}: {earlier['reason']}")
+        if progress.get("log"):
+            lines.append(f"              log: {progress['log']}")
+    else:
+        lines.append("running       nothing")
+    nxt = s.get("next_run") or {}
+    lines.append(f"next run      {nxt.get('action', '-')}: {nxt.get('reason', '')}")
+    outcome = s.get("last_outcome")
+    if outcome:
+        status = outcome["status"] + (f" ({outcome['model_status']})" if outcome.get("model_status") else "")
+        lines.append(f"last outcome  {status} {outcome['version']} at {outcome.get('at')}: {outcome.get('reason', '')}")
+    if s.get("bad_photo_count"):
+        lines.append(f"bad photos    {s['bad_photo_count']} skipped (checked by {s.get('bad_photos_checked_by')}):")
+        for bad in s["bad_photos"][:30]:
+            lines.append(f"  {bad['file']}: {bad['reason']}" + (f" ({bad['detail']})" if bad.get("detail") else ""))
+    return "\n".join(lines)
+
+
+def format_models(models: list[dict]) -> str:
+    if not models:
+        return "no models yet"
+    lines = [f"{'version':16}  {'status':9}  {'test acc':>8}  {'created':25}  reason"]
+    for m in models:
+        accuracy = (m.get("metrics") or {}).get("test_accuracy")
+        shown = f"{accuracy:.4f}" if isinstance(accuracy, (int, float)) else "-"
+        lines.append(f"{m['version']:16}  {m['status']:9}  {shown:>8}  {m.get('created_at', ''):25}  {m.get('reason', '')}")
+    return "\n".join(lines)
+
+
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".bmp": "image/bmp"}
+
+
+def predict_table(api, images: list[Path], top_k: int = 5) -> tuple[str, int]:
+    lines, failures = [], 0
+    for image in images:
+        try:
+            data = Path(image).read_bytes()
+        except OSError as exc:
+            lines.append(f"{image}: cannot read: {exc}")
+            failures += 1
+            continue
+        started = time.perf_counter()
+        answer = api.post(f"predict?top_k={top_k}", data, CONTENT_TYPES.get(Path(image).suffix.lower(), "application/octet-stream"))
+        ms = (time.perf_counter() - started) * 1000
+        if answer.status != 200:
+            lines.append(f"{image}: {answer.error}")
+            failures += 1
+            continue
+        document = answer.json()
+        lines.append(f"{image}  (model {document['model']['version']}, {ms:.0f} ms)")
+        for rank, p in enumerate(document["predictions"], 1):
+            lines.append(f"  {rank}. {p['label']:<14} {p['score']:.3f}  {'#' * round(p['score'] * 30)}")
+    return "\n".join(lines), failures
