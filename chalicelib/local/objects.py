@@ -1,6 +1,6 @@
 """ObjectStore on folders: s3://<bucket>/<key> names FLOWERS_HOME/<folder>/<key>.
 
-The pipeline builds s3:// URIs from the settings' bucket names; local mode maps each bucket
+The Orchestrator builds s3:// URIs from the settings' bucket names; local mode maps each bucket
 name onto a folder ("bucket" -> HOME/bucket/, "artifacts" -> HOME/artifacts/). ETags are
 MD5s of the content, as S3's are for single-part uploads, cached by (size, mtime, inode)
 so a scan of thousands of photos hashes only what changed.
@@ -25,6 +25,10 @@ class LocalObjectStore:
         self._public = (public_bucket, public_prefix)
         self._etags: dict[str, tuple[tuple[int, int, int], str]] = {}
         self._lock = threading.Lock()
+
+    def serve_downloads_from(self, base_url: str) -> None:
+        """Where download links point: known once `flowers up` has its port (0 picks a free one)."""
+        self._base_url = base_url.rstrip("/")
 
     # URIs -----------------------------------------------------------------------------------
     def path(self, uri: str) -> Path:

@@ -3,8 +3,8 @@
 Every event goes to the function the cloud wires it to, with the documented event shape:
 the bucket folder's changes to `on_upload` (S3 notifications in SQS records), a scheduled
 event to `tick` twice a second, job exits to `on_sagemaker_job`. HTTP requests go through
-Chalice's local API Gateway emulation to the app's routes, so routes and JSON are the
-cloud's. One lock serialises the invocations, as one Lambda container runs one at a time.
+Chalice's API Gateway emulation to the app's routes (local/http.py). One lock serialises
+the invocations, as one Lambda container runs one at a time.
 
 Start-up order, for "kill -9 at any moment loses nothing": take HOME/lock (a second
 `flowers up` refuses), serve the approved model at once, recover the jobs (interrupted
@@ -16,27 +16,23 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import signal
 import threading
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
 
 from chalice.config import Config
-from chalice.local import (ChaliceRequestHandler, CustomLocalChalice, LambdaContext, LocalChalice, LocalDevServer,
-                           LocalGatewayException, ThreadedHTTPServer)
+from chalice.local import CustomLocalChalice, LambdaContext, LocalChalice, LocalGateway
 
 from chalicelib import services
 from chalicelib.local import events
+from chalicelib.local.http import GatewayServer
 from chalicelib.local.watcher import BucketWatcher
 
 TICK_SECONDS = 0.5
 SCAN_SECONDS = 0.5
-MAX_BODY_BYTES = 16 * 1024 * 1024  # refuse bigger bodies before reading them (the API's own limit is 4 MiB)
-PUBLIC_FILES = re.compile(r"^/files/(models/[0-9a-f]{16}/(?:model\.tflite|labels\.txt|metadata\.json))$")
 
 
 class AlreadyRunning(RuntimeError):
@@ -104,7 +100,7 @@ class LocalStack:
         self._invoke_lock = threading.RLock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.server: LocalDevServer | None = None
+        self.server: GatewayServer | None = None
         self.port = 0
         self.served_version = ""
         warnings.filterwarnings("ignore", message=".*is not a supported in local mode.*")
@@ -173,7 +169,7 @@ class LocalStack:
         for note in jobs.recover():
             self.say(note)
         self._serve(port)
-        self.local.objects._base_url = self.url.rstrip("/")
+        self.local.objects.serve_downloads_from(self.url)
         watcher = BucketWatcher(self.local.db, self.local.objects, self.local.bucket_folder, self.settings.dataset_bucket,
                                 self._deliver_uploads)
         self._watcher = watcher
@@ -189,10 +185,10 @@ class LocalStack:
         if not isinstance(self.app, LocalChalice):  # what chalice.local.create_local_server does: a per-thread current_request
             CustomLocalChalice.__bases__ = (LocalChalice, self.app.__class__)
             self.app.__class__ = CustomLocalChalice
-        config = Config.create(chalice_stage="local", app_name="flowers")
-        self.server = LocalDevServer(self.app, config, self.host, port, handler_cls=_handler_class(self), server_cls=_Server)
-        self.port = self.server.server.server_address[1]
-        thread = threading.Thread(target=self.server.server.serve_forever, name="flowers-http", daemon=True)
+        gateway = LocalGateway(self.app, Config.create(chalice_stage="local", app_name="flowers"))
+        self.server = GatewayServer((self.host, port), gateway, self._invoke_lock, self.local.artifact_folder)
+        self.port = self.server.port
+        thread = threading.Thread(target=self.server.serve_forever, name="flowers-http", daemon=True)
         thread.start()
         self._threads.append(thread)
 
@@ -233,55 +229,11 @@ class LocalStack:
     def stop(self) -> None:
         self._stop.set()
         if self.server is not None:
-            self.server.server.shutdown()
-            self.server.server.server_close()
+            self.server.shutdown()
+            self.server.server_close()
         self.local.jobs.stop()
         try:
             (self.home / "server.json").unlink()
         except FileNotFoundError:
             pass
         self._lock.release()
-
-
-class _Server(ThreadedHTTPServer):
-    allow_reuse_address = True
-
-
-def _handler_class(stack: LocalStack):
-    class Handler(ChaliceRequestHandler):
-        """Chalice's local gateway, plus: model files at /files/ and a body limit; one invocation at a time."""
-
-        def log_message(self, *args):  # quiet: the console shows the pipeline
-            pass
-
-        def _generic_handle(self) -> None:
-            path = urlsplit(self.path).path
-            if self.command == "GET" and path.startswith("/files/"):
-                return self._send_file(unquote(path))
-            length = self.headers.get("content-length")
-            if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-                body = json.dumps({"error": {"code": "too_large", "message": f"the body has {length} bytes; images are limited to 4 MiB"}})
-                self.close_connection = True
-                return self._send_http_response(413, {"Content-Type": "application/json", "Connection": "close"}, body)
-            headers, body = self._parse_payload()
-            try:
-                with stack._invoke_lock:
-                    response = self.local_gateway.handle_request(method=self.command, path=self.path, headers=headers, body=body)
-            except LocalGatewayException as error:
-                return self._send_error_response(error)
-            out = dict(response["headers"], **response["multiValueHeaders"])
-            self._send_http_response(response["statusCode"], out, self._handle_binary(response)["body"])
-
-        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
-
-        def _send_file(self, path: str) -> None:
-            match = PUBLIC_FILES.match(path)
-            target = stack.local.artifact_folder / match.group(1) if match else None
-            if target is None or not target.is_file():
-                body = json.dumps({"error": {"code": "not_found", "message": "no such model file"}})
-                return self._send_http_response(404, {"Content-Type": "application/json"}, body)
-            content_type = "application/json" if target.suffix == ".json" else "text/plain" if target.suffix == ".txt" else "application/octet-stream"
-            return self._send_http_response(200, {"Content-Type": content_type}, target.read_bytes())
-
-    return Handler
-

@@ -1,0 +1,100 @@
+"""`flowers up`'s HTTP server: the app's routes through Chalice's API Gateway emulation.
+
+Requests go to `chalice.local.LocalGateway` (its public class: the event API Gateway would
+send, the authorizers, the response mapping), so routes, status codes and JSON are the
+cloud's. Beside the API: the model files at /files/ (the cloud hands out presigned S3 links
+instead), and a body limit checked before the body is read. One lock serialises the
+invocations, as one Lambda container runs one request at a time.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
+
+from chalice.local import LocalGateway, LocalGatewayException
+
+MAX_BODY_BYTES = 16 * 1024 * 1024  # refuse bigger bodies before reading them (the API's own limit is 4 MiB)
+PUBLIC_FILES = re.compile(r"^/files/(models/[0-9a-f]{16}/(?:model\.tflite|labels\.txt|metadata\.json))$")
+_FILE_TYPES = {".json": "application/json", ".txt": "text/plain"}
+
+Headers = Mapping[str, "str | list[str]"]
+
+
+class GatewayServer(ThreadingHTTPServer):
+    """One thread per connection; every request through one gateway, under `invoke_lock`."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], gateway: LocalGateway, invoke_lock: threading.RLock, files: Path):
+        super().__init__(address, _Handler)
+        self.gateway = gateway
+        self.invoke_lock = invoke_lock
+        self.files = files
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a client's next request reuses the connection
+    disable_nagle_algorithm = True  # headers and body leave at once, not after the client's delayed ACK
+    server: GatewayServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the console shows the pipeline
+        pass
+
+    def _handle(self) -> None:
+        path = urlsplit(self.path).path
+        if self.command == "GET" and path.startswith("/files/"):
+            return self._send_file(unquote(path))
+        length = self.headers.get("content-length") or "0"
+        if not length.isdigit():
+            return self._send_json(400, "bad_request", "the Content-Length header is not a number", close=True)
+        if int(length) > MAX_BODY_BYTES:
+            return self._send_json(413, "too_large", f"the body has {length} bytes; images are limited to 4 MiB", close=True)
+        body = self.rfile.read(int(length)) if int(length) else None
+        try:
+            with self.server.invoke_lock:
+                response = self.server.gateway.handle_request(method=self.command, path=self.path,
+                                                              headers=dict(self.headers), body=body)
+        except LocalGatewayException as error:
+            return self._send(error.CODE, dict(error.headers), error.body or b"")
+        payload = response["body"]
+        if response.get("isBase64Encoded"):
+            payload = base64.b64decode(payload)
+        self._send(response["statusCode"], {**response["headers"], **response["multiValueHeaders"]}, payload or b"")
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _handle
+
+    def _send_file(self, path: str) -> None:
+        match = PUBLIC_FILES.match(path)
+        target = self.server.files / match.group(1) if match else None
+        if target is None or not target.is_file():
+            return self._send_json(404, "not_found", "no such model file")
+        self._send(200, {"Content-Type": _FILE_TYPES.get(target.suffix, "application/octet-stream")}, target.read_bytes())
+
+    def _send_json(self, status: int, code: str, message: str, close: bool = False) -> None:
+        headers = {"Content-Type": "application/json", **({"Connection": "close"} if close else {})}
+        self.close_connection = self.close_connection or close
+        self._send(status, headers, json.dumps({"error": {"code": code, "message": message}}))
+
+    def _send(self, status: int, headers: Headers, body: str | bytes) -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        if not any(name.lower() == "content-type" for name in headers):
+            self.send_header("Content-Type", "application/json")
+        for name, value in headers.items():
+            for one in value if isinstance(value, list) else [value]:
+                self.send_header(name, one)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
