@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from chalicelib import debounce, job_names, promotion
@@ -20,6 +19,9 @@ from chalicelib.records import (
     APPROVED,
     CONVERTING,
     FAILED,
+    JOB_COMPLETED,
+    JOB_TERMINAL,
+    JOB_UNSUCCESSFUL,
     LAUNCHING,
     PENDING,
     REGISTERED,
@@ -36,11 +38,11 @@ from chalicelib.records import (
     TrainingSpec,
 )
 from chalicelib.settings import Settings
+from chalicelib.timestamps import iso
 
 RELAUNCH_AFTER = 120  # s a run may sit in `launching` (crash between claim and CreateTrainingJob)
 RECONCILE_AFTER = 900  # s without an event before the tick asks SageMaker itself
 CONVERSION_MAX_RUNTIME = 3600
-TERMINAL = ("Completed", "Failed", "Stopped")
 
 
 class NotFound(LookupError):
@@ -49,10 +51,6 @@ class NotFound(LookupError):
 
 class Conflict(RuntimeError):
     pass
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds") if epoch else ""
 
 
 class Orchestrator:
@@ -121,11 +119,11 @@ class Orchestrator:
         if age >= RECONCILE_AFTER:
             if running.stage == TRAINING:
                 status = self.jobs.training_status(running.job_name)
-                if status and status.status in TERMINAL:
+                if status and status.status in JOB_TERMINAL:
                     return self.on_training_state(status)
             elif running.stage == CONVERTING and running.conversion_job:
                 status = self.jobs.conversion_status(running.conversion_job)
-                if status and status.status in TERMINAL:
+                if status and status.status in JOB_TERMINAL:
                     return self.on_conversion_state(status)
         return {"action": "busy", "reason": f"run {running.job_name} is {running.stage}"}
 
@@ -174,7 +172,7 @@ class Orchestrator:
             logger.info("training event ignored", extra={"job": status.name, "status": status.status})
             return {"action": "ignored", "reason": "the job does not hold the data set"}
         now = self.clock()
-        if status.status == "Completed" and running.stage in (LAUNCHING, TRAINING, CONVERTING):
+        if status.status == JOB_COMPLETED and running.stage in (LAUNCHING, TRAINING, CONVERTING):
             production = self.registry.production()
             spec = self.conversion_spec(running, status.model_artifacts, production)
             try:
@@ -185,7 +183,7 @@ class Orchestrator:
                                conversion_job=spec.job_name, baseline_version=production.version if production else "")
             logger.info("conversion started", extra={"job": spec.job_name, "baseline": production.version if production else None})
             return {"action": "converting", "job": spec.job_name}
-        if status.status in ("Failed", "Stopped") and running.stage in (LAUNCHING, TRAINING):
+        if status.status in JOB_UNSUCCESSFUL and running.stage in (LAUNCHING, TRAINING):
             return self._finish(running, FAILED, f"training {status.status.lower()}: {status.reason or 'no reason given'}")
         if running.stage == LAUNCHING:
             self.state.advance(self.dataset, running.job_name, (LAUNCHING,), stage=TRAINING, stage_at=now)
@@ -196,9 +194,9 @@ class Orchestrator:
         if running is None or running.stage != CONVERTING or running.conversion_job != status.name:
             logger.info("conversion event ignored", extra={"job": status.name, "status": status.status})
             return {"action": "ignored", "reason": "the job does not hold the data set"}
-        if status.status == "Completed":
+        if status.status == JOB_COMPLETED:
             return self._register(running)
-        if status.status in ("Failed", "Stopped"):
+        if status.status in JOB_UNSUCCESSFUL:
             return self._finish(running, FAILED, f"conversion {status.status.lower()}: {status.reason or 'no reason given'}")
         return {"action": "noted", "status": status.status}
 

@@ -9,6 +9,12 @@ LAUNCHING, TRAINING, CONVERTING = "launching", "training", "converting"
 # Outcomes once it has let go.
 REGISTERED, FAILED, SKIPPED = "registered", "failed", "skipped"
 
+# A job's status, in SageMaker's words (its state-change events and Describe* calls); local jobs use the same.
+JOB_IN_PROGRESS, JOB_STOPPING = "InProgress", "Stopping"
+JOB_COMPLETED, JOB_FAILED, JOB_STOPPED = "Completed", "Failed", "Stopped"
+JOB_TERMINAL = (JOB_COMPLETED, JOB_FAILED, JOB_STOPPED)
+JOB_UNSUCCESSFUL = (JOB_FAILED, JOB_STOPPED)
+
 # Model status as the API shows it; the registry's ModelApprovalStatus maps onto the first three.
 APPROVED, PENDING, REJECTED = "approved", "pending", "rejected"
 
@@ -106,7 +112,7 @@ class ModelEntry:
 @dataclass(frozen=True)
 class JobStatus:
     name: str
-    status: str  # InProgress | Completed | Failed | Stopping | Stopped
+    status: str  # one of the JOB_* values
     reason: str = ""
     model_artifacts: str = ""
 

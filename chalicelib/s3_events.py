@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Iterable
 from urllib.parse import unquote_plus
 
@@ -19,6 +18,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 
 from chalicelib.dataset_version import is_relevant
 from chalicelib.records import Change
+from chalicelib.timestamps import epoch
 
 
 @dataclass
@@ -27,13 +27,6 @@ class Parsed:
     test_events: int = 0
     ignored: int = 0  # other buckets, other prefixes, other event types
     malformed: list[str] = field(default_factory=list)  # why each bad body was dropped
-
-
-def _epoch(text: str) -> float:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _kind(event_name: str) -> str:
@@ -89,7 +82,7 @@ def parse_bodies(bodies: Iterable[str], bucket: str, prefix: str) -> Parsed:
                                         obj.etag, record.event_time),
                     key=key,
                     kind=kind,
-                    event_time=_epoch(record.event_time),
+                    event_time=epoch(record.event_time),
                 ))
             except (KeyError, TypeError, AttributeError) as exc:
                 parsed.malformed.append(f"bad record: {type(exc).__name__}: {exc}")

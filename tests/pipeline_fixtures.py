@@ -1,28 +1,28 @@
-"""Fixtures and event builders for the pipeline, API and prediction tests (issue 3).
+"""Fixtures for the pipeline, API and prediction tests.
 
 `aws` gives a moto account with the buckets, the state table and the settings a deployed
 stack would have. The event builders produce the documented shapes: S3 event notifications
-inside SQS records, and SageMaker job state changes from EventBridge.
+inside SQS records, and SageMaker job state changes from EventBridge, from local mode's own
+builders with this account's region and id.
 `tiny_model` trains and converts a real tiny model once per test session (shared between
 xdist workers through a lock), with `python -m training.train` and `training.convert`.
 """
 from __future__ import annotations
 
 import fcntl
-import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = ROOT.parent / "shared" / "datasets" / "flower_photos"
+from chalicelib.local import events
+from data_fixtures import PHOTOS, ROOT
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ENV = {
@@ -121,90 +121,31 @@ def aws(monkeypatch):
     services.reset()
 
 
-# event builders ----------------------------------------------------------------------------
-_sequence = itertools.count(1)
+# events: the builders local mode uses (chalicelib/local/events.py), from this test account ---------
+def s3_record(bucket: str, key: str, at: float, kind: str = "created", etag: str = "0123456789abcdef0123456789abcdef",
+              sequencer: str = "") -> dict:
+    return events.s3_record(bucket, key, kind, etag, 1024, sequencer, at, region=REGION)
 
 
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(epoch * 1000) % 1000:03d}Z"
-
-
-def s3_record(bucket: str, key: str, event_time: float, event_name: str = "ObjectCreated:Put",
-              etag: str = "0123456789abcdef0123456789abcdef", sequencer: str | None = None) -> dict:
-    """One record of an S3 event notification (message structure version 2.1, as AWS documents it)."""
-    from urllib.parse import quote_plus
-
-    obj = {"key": quote_plus(key, safe="/"), "sequencer": sequencer or f"{next(_sequence):016X}"}
-    if event_name.startswith("ObjectCreated"):
-        obj.update({"size": 1024, "eTag": etag})
-    return {
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION, "eventTime": iso(event_time),
-        "eventName": event_name, "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "203.0.113.10"},
-        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "flowers-uploads",
-               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": f"arn:aws:s3:::{bucket}"},
-               "object": obj},
-    }
-
-
-def s3_body(*records: dict) -> str:
-    return json.dumps({"Records": list(records)})
+s3_body = events.s3_notification
 
 
 def s3_test_event_body(bucket: str) -> str:
-    return json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2024-01-01T00:00:00.000Z",
-                       "Bucket": bucket, "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"})
+    return events.s3_test_event(bucket)
 
 
-def sqs_event(bodies: list[str], queue: str = "flowers-uploads") -> dict:
-    return {"Records": [{
-        "messageId": f"059f36b4-87a3-44ab-83d2-{next(_sequence):012d}",
-        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1545082649183",
-                       "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1545082649185"},
-        "messageAttributes": {}, "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3", "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}", "awsRegion": REGION,
-    } for body in bodies]}
+def sqs_event(bodies: list[str]) -> dict:
+    return events.sqs_event(bodies, region=REGION, account=ACCOUNT)
 
 
-def training_state_event(job: str, status: str, artifacts_bucket: str = ENV["ARTIFACT_BUCKET"], reason: str = "") -> dict:
-    """The documented EventBridge shape of "SageMaker Training Job State Change" (trimmed detail)."""
-    detail = {
-        "TrainingJobName": job,
-        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{job}",
-        "TrainingJobStatus": status,
-        "SecondaryStatus": {"Completed": "Completed", "Failed": "Failed", "Stopped": "Stopped"}.get(status, "Training"),
-        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{artifacts_bucket}/training/{job}/output/model.tar.gz"},
-        "AlgorithmSpecification": {"TrainingImage": ENV["TRAINING_IMAGE_URI"], "TrainingInputMode": "File"},
-        "CreationTime": 1700000000000, "Tags": {},
-    }
-    if reason:
-        detail["FailureReason"] = reason
-    return _eventbridge("SageMaker Training Job State Change", detail, f"training-job/{job}")
+def training_state_event(job: str, status: str, reason: str = "") -> dict:
+    """As SageMaker sends it: the model archive where a training job of that name writes it."""
+    model = f"s3://{ENV['ARTIFACT_BUCKET']}/training/{job}/output/model.tar.gz"
+    return events.training_state(job, status, model, reason, 1700000000.0, region=REGION, account=ACCOUNT)
 
 
 def processing_state_event(job: str, status: str, reason: str = "") -> dict:
-    detail = {
-        "ProcessingJobName": job,
-        "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{job}",
-        "ProcessingJobStatus": status,
-        "AppSpecification": {"ImageUri": ENV["TRAINING_IMAGE_URI"]},
-        "CreationTime": 1700000000000, "Tags": {},
-    }
-    if reason:
-        detail["FailureReason"] = reason
-        detail["ExitMessage"] = reason
-    return _eventbridge("SageMaker Processing Job State Change", detail, f"processing-job/{job}")
-
-
-def _eventbridge(detail_type: str, detail: dict, resource: str) -> dict:
-    return {
-        "version": "0", "id": f"2d0f0c5b-0000-4000-8000-{next(_sequence):012d}", "detail-type": detail_type,
-        "source": "aws.sagemaker", "account": ACCOUNT, "time": "2024-01-01T00:00:00Z", "region": REGION,
-        "resources": [f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{resource}"], "detail": detail,
-    }
+    return events.processing_state(job, status, reason, 1700000000.0, region=REGION, account=ACCOUNT)
 
 
 # a real tiny model -------------------------------------------------------------------------

@@ -269,7 +269,7 @@ def test_one_job_per_dataset_version(world):
     # Upload then delete: notifications arrive, but the data set is what was trained on.
     world.upload(["daisy/tmp.jpg"])
     world.aws.s3.delete_object(Bucket=world.aws.dataset_bucket, Key=world.aws.prefix + "daisy/tmp.jpg")
-    world.deliver([s3_body(s3_record(world.aws.dataset_bucket, world.aws.prefix + "daisy/tmp.jpg", world.now, "ObjectRemoved:Delete"))])
+    world.deliver([s3_body(s3_record(world.aws.dataset_bucket, world.aws.prefix + "daisy/tmp.jpg", world.now, "removed"))])
     world.now += 601
     assert world.tick()["action"] == "skipped"
     assert len(world.training_jobs()) == 1 and world.status()["pending_uploads"] == 0

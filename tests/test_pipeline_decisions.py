@@ -149,7 +149,7 @@ def test_parse_s3_events_filters_and_dedupes_ids():
     bodies = [
         s3_body(record),
         s3_body(record),  # redelivered
-        s3_body(s3_record("flowers-data", "datasets/flowers/daisy/a b.jpg", 1001.0, "ObjectRemoved:Delete", sequencer="00AB")),
+        s3_body(s3_record("flowers-data", "datasets/flowers/daisy/a b.jpg", 1001.0, "removed", sequencer="00AB")),
         s3_body(s3_record("other-bucket", "datasets/flowers/x.jpg", 1000.0)),
         s3_body(s3_record("flowers-data", "elsewhere/x.jpg", 1000.0)),
         s3_body(s3_record("flowers-data", "datasets/flowers/daisy/", 1000.0)),

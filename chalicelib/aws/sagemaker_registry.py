@@ -8,25 +8,16 @@ The served model is the newest Approved package.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.records import APPROVED, PENDING, REJECTED, ModelEntry
+from chalicelib.timestamps import epoch
 
 _TO_AWS = {APPROVED: "Approved", PENDING: "PendingManualApproval", REJECTED: "Rejected"}
 _FROM_AWS = {v: k for k, v in _TO_AWS.items()}
 _DESCRIPTION = "flowers model "
-
-
-def _epoch(value: Any) -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def properties(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, str]:
@@ -62,7 +53,7 @@ def _entry(summary: dict, props: dict[str, str] | None = None) -> ModelEntry:
     return ModelEntry(
         version=version,
         status=_FROM_AWS.get(summary.get("ModelApprovalStatus", ""), PENDING),
-        created_at=_epoch(summary.get("CreationTime")),
+        created_at=epoch(summary.get("CreationTime")),
         package_arn=summary.get("ModelPackageArn", ""),
         package_version=int(summary.get("ModelPackageVersion") or 0),
         model_uri=props.get("model_uri", ""),

@@ -33,11 +33,9 @@ from chalicelib import training_contract as contract
 from chalicelib.local import events
 from chalicelib.local.db import Database, dumps, loads
 from chalicelib.local.objects import LocalObjectStore, scan
-from chalicelib.records import ConversionSpec, JobStatus, TrainingSpec
+from chalicelib.records import JOB_COMPLETED, JOB_FAILED, JOB_IN_PROGRESS, ConversionSpec, JobStatus, TrainingSpec
 from chalicelib.settings import Settings
 
-IN_PROGRESS, COMPLETED, FAILED = "InProgress", "Completed", "Failed"
-TERMINAL = (COMPLETED, FAILED, "Stopped")
 MAX_ATTEMPTS = 3  # interrupted by a stop of `flowers up`: run again, at most this many times in all
 INTERRUPTED = "interrupted: flowers up stopped while it ran (kill, crash or Ctrl-C)"
 ROOT = Path(__file__).resolve().parents[2]  # the project (training/ and chalicelib/ live here)
@@ -132,7 +130,7 @@ class SubprocessJobRunner:
         row = self._db.one("SELECT * FROM jobs WHERE name = ? AND kind = ?", (name, kind))
         if row is None:
             return None
-        model = self._model_uri(row) if kind == "training" and row["status"] == COMPLETED else ""
+        model = self._model_uri(row) if kind == "training" and row["status"] == JOB_COMPLETED else ""
         return JobStatus(name, row["status"], row["reason"], model)
 
     def _create(self, name: str, kind: str, spec: dict) -> bool:
@@ -140,7 +138,7 @@ class SubprocessJobRunner:
             if tx.one("SELECT 1 FROM jobs WHERE name = ?", (name,)):
                 return False
             tx.execute("INSERT INTO jobs (name, kind, spec, status, created_at) VALUES (?, ?, ?, ?, ?)",
-                       (name, kind, dumps(spec), IN_PROGRESS, self._clock()))
+                       (name, kind, dumps(spec), JOB_IN_PROGRESS, self._clock()))
         self._queue.put(name)
         return True
 
@@ -186,7 +184,7 @@ class SubprocessJobRunner:
     def recover(self) -> list[str]:
         """After a restart: interrupted jobs fail their attempt and run again; unhandled exits are re-sent."""
         notes = []
-        for row in self._db.query("SELECT * FROM jobs WHERE status = ? ORDER BY created_at", (IN_PROGRESS,)):
+        for row in self._db.query("SELECT * FROM jobs WHERE status = ? ORDER BY created_at", (JOB_IN_PROGRESS,)):
             name = row["name"]
             if row["pid"] and row["pid_start"] and _proc_start(row["pid"]) == row["pid_start"]:
                 _signal_group(row["pid"], signal.SIGKILL)  # an orphan of the previous `flowers up`
@@ -194,20 +192,20 @@ class SubprocessJobRunner:
                 notes.append(f"{row['kind']} job {name} had not started: starting it")
                 self._queue.put(name)
                 continue
-            history = loads(row["attempts"], []) + [{"attempt": row["attempt"], "status": FAILED, "reason": INTERRUPTED,
+            history = loads(row["attempts"], []) + [{"attempt": row["attempt"], "status": JOB_FAILED, "reason": INTERRUPTED,
                                                      "started_at": row["started_at"], "ended_at": self._clock()}]
             if row["attempt"] >= MAX_ATTEMPTS:
                 reason = f"{INTERRUPTED}; gave up after {row['attempt']} attempts"
                 with self._db.transaction() as tx:
                     tx.execute("UPDATE jobs SET status = ?, reason = ?, ended_at = ?, attempts = ?, pid = NULL WHERE name = ?",
-                               (FAILED, reason, self._clock(), dumps(history), name))
+                               (JOB_FAILED, reason, self._clock(), dumps(history), name))
                 notes.append(f"{row['kind']} job {name}: {reason}")
                 continue
             with self._db.transaction() as tx:
                 tx.execute("UPDATE jobs SET attempts = ?, pid = NULL, progress = '{}' WHERE name = ?", (dumps(history), name))
             notes.append(f"{row['kind']} job {name}: attempt {row['attempt']} failed ({INTERRUPTED}); running it again")
             self._queue.put(name)
-        for row in self._db.query("SELECT * FROM jobs WHERE status != ? AND delivered = 0 ORDER BY ended_at", (IN_PROGRESS,)):
+        for row in self._db.query("SELECT * FROM jobs WHERE status != ? AND delivered = 0 ORDER BY ended_at", (JOB_IN_PROGRESS,)):
             notes.append(f"{row['kind']} job {row['name']} ended ({row['status']}) before its event was handled: sending it again")
             self._deliver(row["name"])
         return notes
@@ -225,7 +223,7 @@ class SubprocessJobRunner:
 
     def _launch(self, name: str) -> None:
         row = self._db.one("SELECT * FROM jobs WHERE name = ?", (name,))
-        if row is None or row["status"] != IN_PROGRESS:
+        if row is None or row["status"] != JOB_IN_PROGRESS:
             return
         spec, attempt = self._spec(row), row["attempt"] + 1
         job_dir = self._job_dir(row["kind"], name)
@@ -324,22 +322,22 @@ class SubprocessJobRunner:
 
     def _finish(self, name: str, code: int | None, reason: str) -> None:
         row = self._db.one("SELECT * FROM jobs WHERE name = ?", (name,))
-        if row is None or row["status"] != IN_PROGRESS:
+        if row is None or row["status"] != JOB_IN_PROGRESS:
             return
-        status = COMPLETED if code == 0 else FAILED
+        status = JOB_COMPLETED if code == 0 else JOB_FAILED
         if row["attempt"]:
             failure = self._attempt_dir(row) / "output" / "failure"
-            if status == FAILED and failure.exists():
+            if status == JOB_FAILED and failure.exists():
                 reason = failure.read_text(errors="replace").strip()[:1000] or reason
-        if status == COMPLETED and row["kind"] == "conversion":
+        if status == JOB_COMPLETED and row["kind"] == "conversion":
             try:
                 self._publish(row)
             except OSError as exc:
-                status, reason = FAILED, f"could not move the converted model into place: {exc}"
+                status, reason = JOB_FAILED, f"could not move the converted model into place: {exc}"
         with self._db.transaction() as tx:
             tx.execute("UPDATE jobs SET status = ?, reason = ?, ended_at = ?, pid = NULL WHERE name = ?",
-                       (status, "" if status == COMPLETED else reason, self._clock(), name))
-        self._say(f"{row['kind']} job {name} {status.lower()}" + ("" if status == COMPLETED else f": {reason}"))
+                       (status, "" if status == JOB_COMPLETED else reason, self._clock(), name))
+        self._say(f"{row['kind']} job {name} {status.lower()}" + ("" if status == JOB_COMPLETED else f": {reason}"))
         self._deliver(name)
 
     def _publish(self, row) -> None:
@@ -358,7 +356,7 @@ class SubprocessJobRunner:
             return
         now = self._clock()
         if row["kind"] == "training":
-            model = self._model_uri(row) if row["status"] == COMPLETED else ""
+            model = self._model_uri(row) if row["status"] == JOB_COMPLETED else ""
             event = events.training_state(name, row["status"], model, row["reason"], now)
         else:
             event = events.processing_state(name, row["status"], row["reason"], now)

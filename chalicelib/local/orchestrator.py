@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.orchestrator import Orchestrator, iso
+from chalicelib.orchestrator import Orchestrator
+from chalicelib.timestamps import iso
 from chalicelib.records import LAUNCHING, Running
 
 MAX_BAD_PHOTOS = 200  # listed in /status; the full list is in the job's validation.json

@@ -52,7 +52,7 @@ class BucketWatcher:
                 records.append(events.s3_record(self._bucket, key, "removed", etag, size, f"R{mtime_ns:020X}{size:010X}", now))
                 removals.append(key)
         for start in range(0, len(records), BATCH):
-            self._deliver(events.sqs_event(records[start : start + BATCH]))
+            self._deliver(events.sqs_event([events.s3_notification(r) for r in records[start : start + BATCH]]))
         if upserts or removals:
             with self._db.transaction() as tx:
                 for row in upserts:
