@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline_fixtures import PHOTOS, ROOT
+from data_fixtures import PHOTOS, ROOT
 
 TINY_UP = ["--preset", "tiny_cnn", "--quiet-period", "1", "--min-accuracy", "0", "--quantize", "fp32",
            "-H", "image_size=32", "-H", "epochs=1", "-H", "head_epochs=2", "-H", "batch_size=8", "-H", "min_images_per_class=2"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from chalicelib.imaging import load_pixels
-from tests.conftest import ROOT
+from data_fixtures import ROOT
 from training import convert as cv
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from PIL import Image
 
-from tests.conftest import colour_image, copy_photos, make_folder_dataset, make_modelarts_dataset
+from data_fixtures import colour_image, copy_photos, make_folder_dataset, make_modelarts_dataset
 from training import dataset as ds
 
 

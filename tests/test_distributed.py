@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, TINY, Job
+from data_fixtures import ROOT, TINY, Job
 from training.distribute import plan
 
 

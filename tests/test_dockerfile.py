@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from tests.conftest import ROOT
+from data_fixtures import ROOT
 
 DOCKERFILE = (ROOT / "training" / "Dockerfile").read_text()
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from chalicelib.imaging import ImageError, has_image_extension, load_pixels
-from tests.conftest import PHOTOS
+from data_fixtures import PHOTOS
 
 
 def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -32,9 +32,7 @@ def test_exif_orientation_is_applied():
 @pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "LA", "P", "I;16", "1"])
 def test_every_colour_mode_becomes_rgb(mode):
     img = Image.new("RGB", (40, 40), (120, 60, 30)).convert(mode)
-    fmt = "TIFF" if mode in ("CMYK", "I;16") else "PNG"
-    if mode == "CMYK":
-        fmt = "JPEG"
+    fmt = "JPEG" if mode == "CMYK" else "PNG"  # PNG holds I;16 (16-bit grayscale)
     decoded = load_pixels(encode(img, fmt), 32)
     assert decoded.pixels.shape == (32, 32, 3) and decoded.pixels.dtype == np.uint8
 

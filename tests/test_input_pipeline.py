@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from chalicelib.imaging import load_pixels
-from tests.conftest import PHOTOS
+from data_fixtures import PHOTOS
 from training import input_pipeline as ip
 
 

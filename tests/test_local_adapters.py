@@ -19,7 +19,7 @@ from chalicelib.local.watcher import BucketWatcher
 from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
 from chalicelib.records import Change, ModelEntry, Outcome, Running
 from chalicelib.s3_events import parse_bodies
-from pipeline_fixtures import ROOT
+from data_fixtures import ROOT
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from local_fixtures import CLASSES, TINY_UP, Up, flowers, modelarts_photos
-from pipeline_fixtures import PHOTOS
+from data_fixtures import PHOTOS
 
 pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"{PHOTOS} is missing")
 

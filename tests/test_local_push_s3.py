@@ -4,7 +4,7 @@ import pytest
 from moto import mock_aws
 
 from flowers_cli.push import S3Destination, push
-from tests.conftest import copy_photos
+from data_fixtures import copy_photos
 
 
 @pytest.fixture

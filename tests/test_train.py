@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from chalicelib.training_contract import parse_metric_line
-from tests.conftest import ROOT, TINY, Job, copy_photos, make_folder_dataset, run_in_process
+from data_fixtures import ROOT, TINY, Job, copy_photos, make_folder_dataset, run_in_process
 from training import train
 
 

@@ -1,0 +1,130 @@
+"""Test data: paths to ../shared (FLOWERS_SHARED overrides), small data sets made in the test, and
+training job folders with their SM_* environment. Imported by the tests; conftest.py holds the fixtures."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("FLOWERS_SHARED", ROOT.parent / "shared"))
+PHOTOS = SHARED / "datasets" / "flower_photos"
+WEIGHTS = SHARED / "weights"
+CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_HOME", str(ROOT / ".keras"))
+
+
+def colour_image(colour: tuple[int, int, int], seed: int, size: int = 48) -> Image.Image:
+    """A noisy patch of one colour: classes a tiny CNN separates in a few epochs."""
+    rng = np.random.default_rng(seed)
+    base = np.array(colour, np.float64)[None, None, :] * rng.uniform(0.7, 1.0)
+    pixels = base + rng.normal(0, 18, (size, size, 3))
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
+
+
+def make_folder_dataset(root: Path, per_class: int = 14, colours=COLOURS, ext: str = ".png", start: int = 0) -> Path:
+    for c, (label, colour) in enumerate(colours.items()):
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(start, start + per_class):
+            colour_image(colour, seed=c * 1000 + i).save(folder / f"{label}_{i}{ext}")
+    return root
+
+
+def make_modelarts_dataset(root: Path, per_class: int = 14, colours=COLOURS) -> Path:
+    """ModelArts "image classification" layout: name.jpg beside name.txt holding the label."""
+    root.mkdir(parents=True, exist_ok=True)
+    for c, (label, colour) in enumerate(colours.items()):
+        for i in range(per_class):
+            colour_image(colour, seed=c * 1000 + i).save(root / f"{label}_{i}.jpg", quality=95)
+            (root / f"{label}_{i}.txt").write_text(label + "\n")
+    return root
+
+
+def copy_photos(root: Path, per_class: int, classes=CLASSES, layout: str = "folder") -> Path:
+    """The first `per_class` real photos of each class from ../shared, in either layout."""
+    if not PHOTOS.is_dir():
+        pytest.skip(f"real photos not found at {PHOTOS}")
+    for label in classes:
+        for src in sorted((PHOTOS / label).glob("*.jpg"))[:per_class]:
+            if layout == "folder":
+                (root / label).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, root / label / src.name)
+            else:
+                root.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, root / src.name)
+                (root / src.with_suffix(".txt").name).write_text(label)
+    return root
+
+
+@dataclass
+class Job:
+    """The folders of one SageMaker-style training job, and the environment that points at them."""
+
+    root: Path
+    data: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "input" / "config"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def hyperparameters(self, **values) -> "Job":
+        self.config.mkdir(parents=True, exist_ok=True)
+        # SageMaker passes every value as a string.
+        (self.config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in values.items()}))
+        return self
+
+    def env(self, **extra) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "SM_INPUT_CONFIG_DIR": str(self.config),
+            "SM_CHANNEL_TRAINING": str(self.data),
+            "SM_MODEL_DIR": str(self.model),
+            "SM_OUTPUT_DIR": str(self.output),
+            "SM_OUTPUT_DATA_DIR": str(self.output / "data"),
+            "SM_CHECKPOINT_DIR": str(self.checkpoints),
+            "TRAINING_JOB_NAME": "test-job",
+            "PYTHONPATH": str(ROOT),
+        })
+        env.update(extra)
+        return env
+
+    def metadata(self) -> dict:
+        return json.loads((self.model / "metadata.json").read_text())
+
+
+TINY = {"preset": "tiny_cnn", "image_size": 32, "epochs": 2, "head_epochs": 3, "batch_size": 8}
+
+
+def run_in_process(job: Job, entry, **extra_env) -> int:
+    """Run an entrypoint with the job's SM_* environment set, restoring os.environ afterwards."""
+    saved = dict(os.environ)
+    os.environ.update(job.env(**extra_env))
+    try:
+        return entry([])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
