@@ -10,7 +10,7 @@
 - `pipeline_only`: the pipeline iterated with no model at all (the CPUs' ceiling), also with
   a new iterator every epoch and with TensorFlow's default threading, for comparison.
 
-Target (issue 2): `real` at least 0.9x the images/s of `synthetic` (overhead at most 10 %).
+Target: `real` at least 0.9x the images/s of `synthetic` (overhead at most 10 %).
 
   KERAS_BACKEND=jax python bench/gpu_input.py DATASET_DIR [--preset resnet_v1_50] [--batch-size 32]
 

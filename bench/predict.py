@@ -5,7 +5,7 @@
   3. the full handler through Chalice's test client (moto for S3 and the registry)
   and the import time of the prediction module (chalicelib.predictor).
 
-Targets (issue 3): handler p50 <= 1.3 x decode+invoke; cold start < 1.5 s; import < 0.5 s.
+Targets: handler p50 <= 1.3 x decode+invoke; cold start < 1.5 s; import < 0.5 s.
 
     python bench/predict.py                       # trains + converts mobilenet_v2 int8 first (~2 min)
     python bench/predict.py --work /tmp/bench     # reuse a previous build there

@@ -24,7 +24,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/.+$")
 _GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 QUANTIZE_MODES = ("auto", "fp32", "fp16", "dynamic", "int8")  # training.convert's --quantize
-# Local mode (issue 4): one machine, no AWS. Its "buckets" are folders under FLOWERS_HOME
+# Local mode: one machine, no AWS. Its "buckets" are folders under FLOWERS_HOME
 # (chalicelib/local/objects.py maps s3://bucket/ and s3://artifacts/ onto them). These
 # defaults apply only where the variable is not set.
 LOCAL_DEFAULTS = {

@@ -34,7 +34,7 @@ def parse_metric_line(line: str) -> dict[str, float]:
             found[definition["Name"]] = float(match.group(1))
     return found
 
-# Added for the pipeline (issue 3): names only, so the Lambdas can validate PRESET without
+# For the Lambdas: names only, so the Lambdas can validate PRESET without
 # importing training/ (which is not in the Lambda zip). A test keeps it equal to training.presets.
 PRESET_NAMES = ("mobilenet_v2", "resnet_v1_50", "tiny_cnn")
 TRAINING_CHANNEL = "training"  # the input channel holding the data set (SM_CHANNEL_TRAINING)
