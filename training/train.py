@@ -5,6 +5,12 @@ phases, and writes a SavedModel (+ labels.txt, metadata.json) to the model direc
 TensorBoard logs, validation.json and, on failure, SageMaker's failure file.
 
     python -m training.train            # paths from SM_* variables, else /opt/ml/...
+
+`run` is the recipe, one named step after another: `start` (strategy, precision, seed),
+`load_data`, `build_model` (and `warm_start`), `train_head` (phase 1, on cached backbone
+features), `fine_tune` (phase 2, on augmented photos), `evaluate`, `describe` (metadata.json)
+and `export`. TensorFlow and Keras are imported inside the steps, so a job with bad
+hyperparameters fails in a moment, before loading them.
 """
 from __future__ import annotations
 
@@ -15,8 +21,10 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.imaging import PREPROCESSING
 from chalicelib.training_contract import (
@@ -28,15 +36,28 @@ from chalicelib.training_contract import (
     format_metric_line,
 )
 from training import dataset as ds
+from training import distribute
 from training.environment import EnvironmentError_, JobEnvironment
 from training.hyperparameters import HyperparameterError, Hyperparameters, parse
 from training.presets import PRESETS, WeightsUnavailable
 
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from training.callbacks import TimeBudget
+    from training.model import Classifier
+
 
 class Stopwatch:
-    """Named laps of wall time: where a run spends its minutes (metadata and benchmarks)."""
+    """Named laps of wall time: where a run spends its minutes (metadata and benchmarks).
 
-    def __init__(self):
+    Each phase closes its own lap(s) when it ends: decode, setup, features, head, fine_tune,
+    evaluate, export.
+    """
+
+    def __init__(self) -> None:
         self.last = time.monotonic()
         self.laps: dict[str, float] = {}
 
@@ -53,194 +74,374 @@ def export_reserve(max_training_time: int) -> float:
     return min(120.0, max(3.0, 0.1 * max_training_time))
 
 
-def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) -> dict:
-    """Train and export. Returns the metadata written beside the model."""
+@dataclass(frozen=True)
+class Cluster:
+    """Where the job runs: the distribution plan and the tf.distribute strategy that carries it out."""
+
+    plan: distribute.Plan
+    strategy: tf.distribute.Strategy
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+    @property
+    def multi_worker(self) -> bool:
+        return self.plan.kind == "multi_worker"
+
+    def global_batch(self, batch_size: int) -> int:
+        """A step's batch across all replicas: `batch_size` is per replica."""
+        return batch_size * self.replicas
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """The decoded photos, each role already given its split."""
+
+    labels: list[str]  # class names; a label is its index here
+    train: ds.SplitArrays
+    validation: ds.SplitArrays  # early stopping watches it: the validation split, else test, else train
+    validated_on: str
+    test: ds.SplitArrays  # the final metrics: the test split, else the validation split
+    evaluated_on: str
+    version: str  # the data set's version: a hash of its files
+    counts: dict[str, int]  # photos in each of the three splits
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def onehot(self, split: ds.SplitArrays) -> np.ndarray:
+        import keras
+
+        return keras.utils.to_categorical(split.labels, self.num_classes)
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where this worker writes. Only the chief writes shared outputs; other workers write to throwaway folders."""
+
+    model: Path
+    tensorboard: str
+    checkpoints: Path
+    throwaway: Path | None  # removed at the end
+
+    def clean_up(self) -> None:
+        if self.throwaway is not None:
+            shutil.rmtree(self.throwaway, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What both training phases report to: the epoch history (for metadata.json), TensorBoard and the time budget."""
+
+    history: list[dict[str, Any]]
+    tensorboard: keras.callbacks.TensorBoard
+    budget: TimeBudget
+
+    def out_of_time(self) -> bool:
+        return self.budget.expired or time.monotonic() >= self.budget.deadline
+
+
+@dataclass(frozen=True)
+class Head:
+    """Phase 1's outcome: how many epochs it ran, and the validation score fine-tuning has to beat."""
+
+    epochs: int
+    resumed: bool  # loaded from a restarted job's checkpoint rather than trained
+    val_accuracy: float
+    val_loss: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The final model's scores."""
+
+    test: dict[str, Any]  # evaluation.classification_metrics on SplitData.test
+    val_accuracy: float
+
+
+def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) -> dict[str, Any]:
+    """Train and export, phase by phase. Returns the metadata written beside the model."""
     started = time.monotonic() if started is None else started
-    deadline = started + hp.max_training_time - export_reserve(hp.max_training_time)
+    deadline = started + hp.max_training_time - export_reserve(hp.max_training_time)  # then evaluate, export
+    cluster = start(env, hp)
+    timer = Stopwatch()
+    data = load_data(env, hp, timer)
+    folders = job_folders(env, cluster.plan)
+    reset_stale_checkpoints(folders.checkpoints, data.version, hp)
+    clf = build_model(hp, cluster, data.num_classes)
+    warm = warm_start(clf.full, hp.warm_start, data.labels)
+    progress = track_progress(folders.tensorboard, deadline, cluster)
 
-    from training import distribute
+    head = train_head(clf, data, hp, cluster, folders.checkpoints, progress, timer)
+    fine_tuned = fine_tune(clf, data, hp, cluster, head, folders.checkpoints, progress, timer)
+    scores = evaluate(clf.full, data, hp.batch_size, folders.tensorboard, len(progress.history), timer)
+    metadata = describe(env, hp, cluster, data, scores, head, fine_tuned, warm, progress, timer)
+    export(clf.full, folders.model, data.labels, timer)
+    timer.laps["total"] = round(time.monotonic() - started, 1)
+    (folders.model / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")  # holds timer.laps itself
+    folders.clean_up()
+    print(f"model written to {folders.model} in {time.monotonic() - started:.1f}s", flush=True)
+    return metadata
 
+
+def start(env: JobEnvironment, hp: Hyperparameters) -> Cluster:
+    """The distribution strategy, mixed precision on a GPU, and the seed (a CPU run is reproducible bit for bit)."""
     plan, strategy = distribute.strategy_for(env.hosts, env.current_host, env.cpu_devices)
     import keras
-    import numpy as np
     import tensorflow as tf
-
-    from training import callbacks as cb
-    from training import evaluation, input_pipeline
-    from training.model import build, prepare_multi_worker, unfreeze_top
 
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(hp.seed)
-    preset = PRESETS[hp.preset]
-    size = hp.resolved_image_size()
-    print(f"strategy={plan.kind} replicas={strategy.num_replicas_in_sync} preset={preset.name} image_size={size}", flush=True)
+    cluster = Cluster(plan, strategy)
+    print(f"strategy={plan.kind} replicas={cluster.replicas} preset={hp.preset} image_size={hp.resolved_image_size()}",
+          flush=True)
+    return cluster
 
-    timer = Stopwatch()
-    data = ds.load(env.training_dir, size, hp.splits, hp.min_images_per_class)
+
+def load_data(env: JobEnvironment, hp: Hyperparameters, timer: Stopwatch) -> SplitData:
+    """Scan, split and decode the `training` channel, write validation.json, and pick the split for each role."""
+    data = ds.load(env.training_dir, hp.resolved_image_size(), hp.splits, hp.min_images_per_class)
     ds.write_report(data, env.output_data_dir / VALIDATION_REPORT)
     counts = {name: len(split.paths) for name, split in data.splits.items()}
     print(f"dataset version={data.scan.version} layout={data.scan.layout} classes={len(data.labels)} "
           f"train={counts['train']} validation={counts['validation']} test={counts['test']} "
           f"skipped={len(data.skipped)} decode_seconds={timer.lap('decode'):.1f}", flush=True)
-    train, val = data.splits["train"], data.splits["validation"]
     validated_on = "validation"
-    if not len(val.paths):  # a tiny data set: early stopping watches the test split instead
+    if not len(data.splits["validation"].paths):  # a tiny data set: early stopping watches the test split instead
         validated_on = "test" if len(data.splits["test"].paths) else "train"
-        val = data.splits[validated_on]
         print(f"the validation split is empty: validating on the {validated_on} split", flush=True)
-    num_classes = len(data.labels)
+    evaluated_on = "test" if len(data.splits["test"].paths) else "validation"
+    return SplitData(data.labels, data.splits["train"], data.splits[validated_on], validated_on,
+                     data.splits[evaluated_on], evaluated_on, data.scan.version, counts)
 
-    # Only the chief writes shared outputs; other workers write to throwaway folders.
+
+def job_folders(env: JobEnvironment, plan: distribute.Plan) -> Folders:
+    """The job's model, TensorBoard and checkpoint folders on the chief; throwaway ones elsewhere."""
     scratch = Path(tempfile.mkdtemp(prefix="flowers-worker-"))
-    model_dir = env.model_dir if plan.is_chief else scratch / "model"
-    log_dir = str(env.tensorboard_dir if plan.is_chief else scratch / "tensorboard")
-    ckpt_dir = env.checkpoint_dir if plan.is_chief else scratch / "checkpoints"
-    _reset_stale_checkpoints(ckpt_dir, data.scan.version, hp)
+    if plan.is_chief:
+        return Folders(env.model_dir, str(env.tensorboard_dir), env.checkpoint_dir, throwaway=None)
+    return Folders(scratch / "model", str(scratch / "tensorboard"), scratch / "checkpoints", throwaway=scratch)
 
-    with strategy.scope():
-        clf = build(preset, hp.resolved_weights(), size, num_classes, hp.dropout)
-    if plan.kind == "multi_worker":
+
+def build_model(hp: Hyperparameters, cluster: Cluster, num_classes: int) -> Classifier:
+    """The preset's backbone (frozen) and a new softmax head, as the models training.model describes."""
+    from training.model import build, prepare_multi_worker
+
+    with cluster.strategy.scope():
+        clf = build(PRESETS[hp.preset], hp.resolved_weights(), hp.resolved_image_size(), num_classes, hp.dropout)
+    if cluster.multi_worker:
         prepare_multi_worker(clf.head)
         prepare_multi_worker(clf.full)
-    warm = _warm_start(clf.full, hp.warm_start, data.labels)
+    return clf
 
-    def onehot(split):
-        return keras.utils.to_categorical(split.labels, num_classes)
 
-    def batches(x, y, shuffle=False, augment=False, repeat=False):
-        return input_pipeline.batches(x, y, hp.batch_size * strategy.num_replicas_in_sync, seed=hp.seed,
-                                      shuffle=shuffle, augment=augment, repeat=repeat)
+def track_progress(log_dir: str, deadline: float, cluster: Cluster) -> Progress:
+    """An empty history, TensorBoard logs in `log_dir`, and a time budget that stops training at `deadline`."""
+    import keras
 
-    history: list[dict] = []
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
+    from training import callbacks as cb
+
     tensorboard = keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0, write_graph=False, profile_batch=0)
-    budget = cb.TimeBudget(deadline, strategy if plan.kind == "multi_worker" else None)
+    budget = cb.TimeBudget(deadline, cluster.strategy if cluster.multi_worker else None)
+    return Progress([], tensorboard, budget)
 
-    # Phase 1: the head on backbone features computed once (the backbone never runs per epoch here).
-    head_ckpt = ckpt_dir / "head.weights.h5"
-    resumed = head_ckpt.exists() and (ckpt_dir / "head.json").exists()
+
+def train_head(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: Cluster, ckpt_dir: Path,
+               progress: Progress, timer: Stopwatch) -> Head:
+    """Phase 1: the head on backbone features computed once (the backbone never runs per epoch here).
+
+    Its weights are checkpointed: a restarted job (same data and hyperparameters) loads them
+    instead of training again. Returns the head's validation score, the baseline of phase 2.
+    """
+    import keras
+
+    from training import callbacks as cb
+
+    head_ckpt, head_json = ckpt_dir / "head.weights.h5", ckpt_dir / "head.json"
+    resumed = head_ckpt.exists() and head_json.exists()
     if resumed:
         clf.head.load_weights(head_ckpt)
-        head_epochs_run = json.loads((ckpt_dir / "head.json").read_text())["epochs"]
-        print(f"resumed: head weights from {head_ckpt} ({head_epochs_run} epochs)", flush=True)
-        val_features = _features(clf.extractor, val.images, hp.batch_size)
+        epochs = json.loads(head_json.read_text())["epochs"]
+        print(f"resumed: head weights from {head_ckpt} ({epochs} epochs)", flush=True)
+        val_features = _features(clf.extractor, data.validation.images, hp.batch_size)
     else:
         timer.lap("setup")
-        train_features = _features(clf.extractor, train.images, hp.batch_size)
-        train_targets = onehot(train)
-        if hp.augmentation:
-            # The mirror image is the one augmentation that costs nothing per epoch: its
-            # features are computed once too, doubling what the head learns from.
-            mirrored = _features(clf.extractor, train.images[:, :, ::-1], hp.batch_size)
-            train_features = np.concatenate([train_features, mirrored])
-            train_targets = np.concatenate([train_targets, train_targets])
-        val_features = _features(clf.extractor, val.images, hp.batch_size)
+        train_features, train_targets = _head_training_set(clf.extractor, data, hp)
+        val_features = _features(clf.extractor, data.validation.images, hp.batch_size)
         timer.lap("features")
-        with strategy.scope():
-            clf.head.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss=loss, metrics=["accuracy"])
+        with cluster.strategy.scope():
+            clf.head.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss=_loss(hp), metrics=["accuracy"])
             fit = clf.head.fit(
-                batches(train_features, train_targets, shuffle=True),
-                validation_data=batches(val_features, onehot(val)),
+                _batches(train_features, train_targets, hp, cluster, shuffle=True),
+                validation_data=_batches(val_features, data.onehot(data.validation), hp, cluster),
                 epochs=hp.head_epochs,
                 shuffle=False,  # the tf.data pipeline shuffles
                 verbose=0,
                 callbacks=[
-                    cb.MetricLines("head", hp.head_epochs, history=history),
-                    tensorboard,
+                    cb.MetricLines("head", hp.head_epochs, history=progress.history),
+                    progress.tensorboard,
                     keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True),
-                    budget,
+                    progress.budget,
                 ],
             )
-        head_epochs_run = len(fit.history.get("loss", []))
+        epochs = len(fit.history.get("loss", []))
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         clf.head.save_weights(head_ckpt)
-        (ckpt_dir / "head.json").write_text(json.dumps({"epochs": head_epochs_run}))
+        head_json.write_text(json.dumps({"epochs": epochs}))
     timer.lap("head")
-    head_probabilities = clf.head.predict(val_features, batch_size=hp.batch_size, verbose=0)
-    head_accuracy = _top1(head_probabilities, val.labels)
-    head_loss = float(loss(onehot(val), head_probabilities)) if len(val.labels) else float("inf")
-    print(format_metric_line({"val_accuracy": head_accuracy, "val_loss": head_loss}, phase="head", result="best"), flush=True)
+    probabilities = clf.head.predict(val_features, batch_size=hp.batch_size, verbose=0)
+    labels = data.validation.labels
+    accuracy = _top1(probabilities, labels)
+    loss = float(_loss(hp)(data.onehot(data.validation), probabilities)) if len(labels) else float("inf")
+    print(format_metric_line({"val_accuracy": accuracy, "val_loss": loss}, phase="head", result="best"), flush=True)
+    return Head(epochs, resumed, accuracy, loss)
 
-    # Phase 2: fine-tune the top of the backbone on augmented photos, decaying learning rate.
+
+def _head_training_set(extractor: keras.Model, data: SplitData, hp: Hyperparameters) -> tuple[np.ndarray, np.ndarray]:
+    """Features and one-hot targets of the training photos the head learns from."""
+    import numpy as np
+
+    features = _features(extractor, data.train.images, hp.batch_size)
+    targets = data.onehot(data.train)
+    if hp.augmentation:
+        # The mirror image is the one augmentation that costs nothing per epoch: its
+        # features are computed once too, doubling what the head learns from.
+        mirrored = _features(extractor, data.train.images[:, :, ::-1], hp.batch_size)
+        features = np.concatenate([features, mirrored])
+        targets = np.concatenate([targets, targets])
+    return features, targets
+
+
+def fine_tune(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: Cluster, head: Head, ckpt_dir: Path,
+              progress: Progress, timer: Stopwatch) -> bool:
+    """Phase 2: fine-tune the top of the backbone on augmented photos, decaying learning rate.
+
+    Skipped when there are no epochs or layers to fine-tune, or no time left. Returns whether
+    an epoch beat the head; when none does, the phase-1 weights stay.
+    """
+    import keras
+
+    from training import callbacks as cb
+    from training.model import unfreeze_top
+
     layers = hp.resolved_fine_tune_layers()
     fine_tuned = False
-    if hp.epochs > 0 and layers > 0 and not budget.expired and time.monotonic() < deadline:
-        with strategy.scope():
+    if hp.epochs > 0 and layers > 0 and not progress.out_of_time():
+        with cluster.strategy.scope():
             unfrozen = unfreeze_top(clf.backbone, layers)
-            steps = max(1, -(-len(train.paths) // (hp.batch_size * strategy.num_replicas_in_sync)))
+            steps = max(1, -(-len(data.train.paths) // cluster.global_batch(hp.batch_size)))
             # One epoch of linear warm-up: a fresh Adam's first steps would otherwise jolt the
             # pretrained weights (validation accuracy dips well below the head's), then cosine decay.
             peak = hp.learning_rate * hp.resolved_fine_tune_lr_scale()
             schedule = keras.optimizers.schedules.CosineDecay(
                 peak / 10, decay_steps=steps * hp.epochs, alpha=0.05, warmup_target=peak, warmup_steps=steps)
-            clf.full.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
+            clf.full.compile(optimizer=keras.optimizers.Adam(schedule), loss=_loss(hp), metrics=["accuracy"])
             print(f"fine-tuning {unfrozen} layers with weights for {hp.epochs} epochs", flush=True)
-            best = cb.RestoreBest((head_accuracy, head_loss), len(val.labels), hp.patience, start_from_epoch=hp.epochs // 2)
+            best = cb.RestoreBest((head.val_accuracy, head.val_loss), len(data.validation.labels), hp.patience,
+                                  start_from_epoch=hp.epochs // 2)
             clf.full.fit(
-                batches(train.images, onehot(train), shuffle=True, augment=hp.augmentation, repeat=True),
+                _batches(data.train.images, data.onehot(data.train), hp, cluster, shuffle=True,
+                         augment=hp.augmentation, repeat=True),
                 steps_per_epoch=steps,
-                validation_data=batches(val.images, onehot(val)),
-                initial_epoch=head_epochs_run,
-                epochs=head_epochs_run + hp.epochs,
+                validation_data=_batches(data.validation.images, data.onehot(data.validation), hp, cluster),
+                initial_epoch=head.epochs,  # epochs count on from phase 1's, in the metric lines and TensorBoard
+                epochs=head.epochs + hp.epochs,
                 shuffle=False,
                 verbose=0,
                 callbacks=[
+                    # A job killed here (a reclaimed spot instance) goes on from its last epoch when restarted.
                     keras.callbacks.BackupAndRestore(str(ckpt_dir / "fine_tune"), delete_checkpoint=True),
-                    cb.MetricLines("fine_tune", head_epochs_run + hp.epochs, history=history),
-                    tensorboard,
+                    cb.MetricLines("fine_tune", head.epochs + hp.epochs, history=progress.history),
+                    progress.tensorboard,
                     best,  # early stopping on validation accuracy, restoring the best epoch's weights
-                    budget,
+                    progress.budget,
                 ],
             )
         fine_tuned = best.improved
     timer.lap("fine_tune")
+    return fine_tuned
 
-    # Evaluate on the test split (the validation split when the data set is too small for one).
-    evaluated_on = "test" if len(data.splits["test"].paths) else "validation"
-    test = data.splits[evaluated_on]
-    probabilities = clf.full.predict(test.images.astype(np.float32), batch_size=hp.batch_size, verbose=0)
-    metrics = evaluation.classification_metrics(test.labels, probabilities.argmax(axis=1), data.labels)
-    val_accuracy = float(_accuracy(clf.full, val.images.astype(np.float32), val.labels, hp.batch_size))
-    evaluation.log_to_tensorboard(log_dir, metrics, data.labels, step=len(history))
-    print(format_metric_line({"test_accuracy": metrics["accuracy"], "val_accuracy": val_accuracy}, result="final"), flush=True)
 
-    metadata = {
+def evaluate(full: keras.Model, data: SplitData, batch_size: int, log_dir: str, step: int, timer: Stopwatch) -> Scores:
+    """Metrics of the final model on the test split (the validation split when the data set is too small
+    for one), also written to TensorBoard at `step`, and its accuracy on the validation split."""
+    import numpy as np
+
+    from training import evaluation
+
+    probabilities = full.predict(data.test.images.astype(np.float32), batch_size=batch_size, verbose=0)
+    metrics = evaluation.classification_metrics(data.test.labels, probabilities.argmax(axis=1), data.labels)
+    val_accuracy = float(_accuracy(full, data.validation.images.astype(np.float32), data.validation.labels, batch_size))
+    evaluation.log_to_tensorboard(log_dir, metrics, data.labels, step=step)
+    print(format_metric_line({"test_accuracy": metrics["accuracy"], "val_accuracy": val_accuracy}, result="final"),
+          flush=True)
+    timer.lap("evaluate")
+    return Scores(metrics, val_accuracy)
+
+
+def describe(env: JobEnvironment, hp: Hyperparameters, cluster: Cluster, data: SplitData, scores: Scores, head: Head,
+             fine_tuned: bool, warm: str, progress: Progress, timer: Stopwatch) -> dict[str, Any]:
+    """metadata.json: what the model takes in, how it was trained and how it scored."""
+    preset = PRESETS[hp.preset]
+    size = hp.resolved_image_size()
+    return {
         "labels": data.labels,
         "preset": preset.name,
         "image_size": size,
         "input": {"shape": [1, size, size, 3], "dtype": "float32", "range": [0, 255]},
         "preprocessing": dict(PREPROCESSING, model=preset.preprocessing),
         "hyperparameters": hp.as_dict(),
-        "dataset_version": data.scan.version,
-        "dataset_counts": counts,
-        "metrics": {"val_accuracy": val_accuracy, "validated_on": validated_on, "test": dict(metrics, evaluated_on=evaluated_on)},
+        "dataset_version": data.version,
+        "dataset_counts": data.counts,
+        "metrics": {"val_accuracy": scores.val_accuracy, "validated_on": data.validated_on,
+                    "test": dict(scores.test, evaluated_on=data.evaluated_on)},
         "training": {
-            "strategy": plan.kind,
-            "replicas": strategy.num_replicas_in_sync,
-            "head_epochs": head_epochs_run,
-            "resumed": resumed,
+            "strategy": cluster.plan.kind,
+            "replicas": cluster.replicas,
+            "head_epochs": head.epochs,
+            "resumed": head.resumed,
             "fine_tuned": fine_tuned,
             "warm_start": warm,
-            "stopped_by_time_budget": budget.expired,
-            "seconds": timer.laps,
-            "history": history,
+            "stopped_by_time_budget": progress.budget.expired,
+            "seconds": timer.laps,  # the dict itself: the export's lap and the total are still to come
+            "history": progress.history,
         },
         "source_job": env.job_name,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    timer.lap("evaluate")
-    _export(clf.full, model_dir, data.labels)
-    timer.lap("export")  # metadata["training"]["seconds"] is timer.laps itself
-    timer.laps["total"] = round(time.monotonic() - started, 1)
-    (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-    if not plan.is_chief:
-        shutil.rmtree(scratch, ignore_errors=True)
-    print(f"model written to {model_dir} in {time.monotonic() - started:.1f}s", flush=True)
-    return metadata
 
 
-def _features(extractor, images, batch_size: int):
+def export(full: keras.Model, model_dir: Path, labels: list[str], timer: Stopwatch) -> None:
+    """The model files; metadata.json is written after, once the export's time is known."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    saved = model_dir / SAVED_MODEL_DIR
+    if saved.exists():
+        shutil.rmtree(saved)
+    full.export(str(saved), verbose=False)
+    full.save(model_dir / KERAS_FILE)
+    (model_dir / LABELS_FILE).write_text("\n".join(labels) + "\n")
+    timer.lap("export")
+
+
+def _loss(hp: Hyperparameters) -> keras.losses.Loss:
+    import keras
+
+    return keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
+
+
+def _batches(x: np.ndarray, y: np.ndarray, hp: Hyperparameters, cluster: Cluster, *, shuffle: bool = False,
+             augment: bool = False, repeat: bool = False) -> tf.data.Dataset:
+    """The input pipeline for (x, y): `hp.batch_size` photos per replica, shuffled with the run's seed."""
+    from training import input_pipeline
+
+    return input_pipeline.batches(x, y, cluster.global_batch(hp.batch_size), seed=hp.seed,
+                                  shuffle=shuffle, augment=augment, repeat=repeat)
+
+
+def _features(extractor: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
     """Pooled backbone features for every image, in inference mode, batch by batch."""
     import numpy as np
     import tensorflow as tf
@@ -253,13 +454,13 @@ def _features(extractor, images, batch_size: int):
     return np.concatenate(out).astype(np.float32)
 
 
-def _accuracy(model, x, labels, batch_size: int) -> float:
+def _accuracy(model: keras.Model, x: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
     if len(x) == 0:
         return 0.0
     return _top1(model.predict(x, batch_size=batch_size, verbose=0), labels)
 
 
-def _top1(probabilities, labels) -> float:
+def _top1(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """Share of rows whose most probable class is the label; 0 for no rows."""
     return float((probabilities.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
 
@@ -268,7 +469,7 @@ def _fingerprint(dataset_version: str, hp: Hyperparameters) -> str:
     return hashlib.sha256(json.dumps([dataset_version, hp.as_dict()], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _reset_stale_checkpoints(ckpt_dir: Path, dataset_version: str, hp: Hyperparameters) -> None:
+def reset_stale_checkpoints(ckpt_dir: Path, dataset_version: str, hp: Hyperparameters) -> None:
     """Resume only a run of the same data and hyperparameters; anything else starts afresh."""
     marker = ckpt_dir / "run.json"
     fingerprint = _fingerprint(dataset_version, hp)
@@ -284,7 +485,7 @@ def _reset_stale_checkpoints(ckpt_dir: Path, dataset_version: str, hp: Hyperpara
     marker.write_text(json.dumps({"fingerprint": fingerprint}))
 
 
-def _warm_start(full, source: str, labels: list[str]) -> str:
+def warm_start(full: keras.Model, source: str, labels: list[str]) -> str:
     """Start from a previous model's weights when its classes and shapes match; say why not otherwise."""
     if not source:
         return ""
@@ -306,17 +507,6 @@ def _warm_start(full, source: str, labels: list[str]) -> str:
         return f"skipped: {exc}"
     print(f"warm start from {folder}", flush=True)
     return str(folder)
-
-
-def _export(full, model_dir: Path, labels: list[str]) -> None:
-    """The model files; metadata.json is written after, once the export's time is known."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    saved = model_dir / SAVED_MODEL_DIR
-    if saved.exists():
-        shutil.rmtree(saved)
-    full.export(str(saved), verbose=False)
-    full.save(model_dir / KERAS_FILE)
-    (model_dir / LABELS_FILE).write_text("\n".join(labels) + "\n")
 
 
 def fail(env: JobEnvironment, message: str) -> None:
