@@ -21,7 +21,7 @@ from chalicelib.s3_events import parse_bodies
 TRAINING_STATE = "SageMaker Training Job State Change"
 PROCESSING_STATE = "SageMaker Processing Job State Change"
 # ImageError.reason -> (status, code). Everything else about a bad image is a 400.
-_IMAGE_ERRORS = {"decompression_bomb": 413}
+_IMAGE_ERRORS = {"decompression_bomb": 413, "image_too_large": 413, "unsupported_image_type": 415}
 
 
 # events -----------------------------------------------------------------------------------
