@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 
 import keras
 
 from chalicelib.training_contract import format_metric_line
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -17,7 +21,7 @@ class TimeBudget(keras.callbacks.Callback):
     (any worker out of time stops them all).
     """
 
-    def __init__(self, deadline: float, multi_worker_strategy=None):
+    def __init__(self, deadline: float, multi_worker_strategy: tf.distribute.Strategy | None = None) -> None:
         super().__init__()
         self.deadline = deadline
         self.strategy = multi_worker_strategy
@@ -88,7 +92,8 @@ class RestoreBest(keras.callbacks.Callback):
         self.validation_size = validation_size
         self.patience = patience
         self.start_from_epoch = start_from_epoch
-        self.scores: list[tuple[float, float]] = [tuple(baseline)]
+        accuracy, loss = baseline
+        self.scores: list[tuple[float, float]] = [(accuracy, loss)]
         self.kept: dict[int, list] = {}
         self.best = 0
 

@@ -23,6 +23,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,7 +118,8 @@ def choose(candidates: list[dict], float_accuracy: float) -> dict:
     return max(candidates, key=lambda c: c["held_out_accuracy"])
 
 
-def test_split(data_dir: Path, metadata: dict, labels: list[str]):
+def test_split(data_dir: Path, metadata: dict,
+               labels: list[str]) -> tuple[ds.Dataset, str, ds.SplitArrays, tuple[float, float, float]]:
     """The test photos training set aside (validation when the data set had no test photos)."""
     fractions = tuple(metadata.get("hyperparameters", {}).get("splits", (0.8, 0.1, 0.1)))
     data = ds.load(data_dir, metadata["image_size"], fractions, min_images_per_class=0,
@@ -126,7 +128,8 @@ def test_split(data_dir: Path, metadata: dict, labels: list[str]):
     return data, name, data.splits[name], fractions
 
 
-def representative(data_dir: Path, labels: list[str], fractions, size: int, limit: int = REPRESENTATIVE_IMAGES) -> np.ndarray:
+def representative(data_dir: Path, labels: list[str], fractions: tuple[float, float, float], size: int,
+                   limit: int = REPRESENTATIVE_IMAGES) -> np.ndarray:
     """Up to `limit` training-split images, spread over the classes, for int8 calibration."""
     found = ds.scan(data_dir)
     train = [e for e in found.examples if e.label in set(labels) and ds.split_of(e.sha256, fractions) == "train"]
@@ -176,7 +179,8 @@ def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "
         modes = MODES if quantize == "auto" else (quantize,)
         calibration = representative(Path(data_dir), labels, fractions, metadata["image_size"]) if "int8" in modes else None
 
-        candidates, models = [], {}
+        candidates: list[dict[str, Any]] = []
+        models: dict[str, tuple[bytes, np.ndarray]] = {}
         for mode in modes:
             t0 = time.monotonic()
             blob = to_tflite(saved, mode, calibration)

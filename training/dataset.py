@@ -190,10 +190,11 @@ def _drop_conflicts(candidates: list[Example], skipped: list[Skipped]) -> list[E
     return sorted(kept, key=lambda e: e.path)
 
 
-def decode(root: Path, examples: list[Example], size: int, workers: int | None = None):
+def decode(root: Path, examples: list[Example], size: int,
+           workers: int | None = None) -> tuple[list[Example], list[np.ndarray], list[Skipped]]:
     """Decode examples in parallel (Pillow releases the GIL). Returns (kept, pixels, skipped)."""
 
-    def one(example: Example):
+    def one(example: Example) -> np.ndarray | ImageError:
         try:
             return load_pixels((root / example.path).read_bytes(), size).pixels
         except ImageError as exc:

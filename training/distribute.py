@@ -8,6 +8,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 DEFAULT_PORT = 2222
 
@@ -40,7 +44,7 @@ def plan(hosts: tuple[str, ...], current_host: str, devices: int) -> Plan:
     return Plan("default")
 
 
-def make_strategy(p: Plan, devices: list[str] | None = None):
+def make_strategy(p: Plan, devices: list[str] | None = None) -> tf.distribute.Strategy:
     import tensorflow as tf
 
     if p.kind == "multi_worker":
@@ -51,7 +55,8 @@ def make_strategy(p: Plan, devices: list[str] | None = None):
     return tf.distribute.get_strategy()
 
 
-def strategy_for(hosts: tuple[str, ...], current_host: str, logical_cpus: int = 0):
+def strategy_for(hosts: tuple[str, ...], current_host: str,
+                 logical_cpus: int = 0) -> tuple[Plan, tf.distribute.Strategy]:
     """Build the strategy; `logical_cpus` > 1 splits the CPU into devices (tests of MirroredStrategy).
 
     Only physical devices are listed before the strategy exists: touching logical devices

@@ -44,7 +44,7 @@ def batches(x, y, batch_size: int, *, seed: int, shuffle: bool = False, augment:
     return d.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def augment_photo(image, seed):
+def augment_photo(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """A uint8 (height, width, 3) photo mirrored at random, rotated and zoomed in one warp, then
     brightened and contrasted at random; uint8 out. Stateless: `seed` (2 integers) decides it all."""
     flip, angle, scale, brightness, contrast = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
@@ -56,7 +56,7 @@ def augment_photo(image, seed):
     return tf.image.stateless_random_contrast(image, *CONTRAST, contrast)
 
 
-def rotate_and_zoom(image, angle, scale):
+def rotate_and_zoom(image: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
     """One bilinear warp about the centre (reflecting at the edges): rotated by `angle` radians,
     showing `scale` (<= 1: zoomed in) of the photo. Two separate warps would cost twice as much.
     Nearest-neighbour sampling would halve the warp (most of the augmentation's time) but cost

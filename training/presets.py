@@ -9,7 +9,10 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class Preset:
     _preprocess: Callable
     image_size_fixed: bool = False
 
-    def backbone(self, weights: str | None, image_size: int):
+    def backbone(self, weights: str | None, image_size: int) -> keras.Model:
         """The feature extractor without its classifier; weights: 'imagenet', None or a file path."""
         try:
             return self._backbone(weights, image_size)
@@ -37,7 +40,7 @@ class Preset:
                 ) from None
             raise
 
-    def preprocess_layer(self):
+    def preprocess_layer(self) -> keras.layers.Layer:
         return self._preprocess()
 
 
@@ -108,7 +111,7 @@ def _caffe_layer_class():
     """RGB [0, 255] -> BGR minus the ImageNet means: what Keras' ResNet50 weights expect."""
     global _CAFFE_CLASS
     if _CAFFE_CLASS is None:
-        keras = _keras()
+        import keras  # not _keras(): mypy takes no variable as a base class
 
         @keras.saving.register_keras_serializable(package="flowers")
         class CaffePreprocess(keras.layers.Layer):
