@@ -18,23 +18,23 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Any, Iterator, NamedTuple
 
-from aws_cdk import Acknowledgment, Aws, CfnResource, Duration, Fn, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Aws, CfnResource, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from chalice.cdk import Chalice
 from constructs import Construct
 
 from flowers_infra.checks import skip_checkov
-
+from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import LOG_KMS_REASON, MODELS_PREFIX, SQS_SSE_REASON
-
-if TYPE_CHECKING:
-    from flowers_infra.stack import FlowersStack
 
 API_STAGE = "api"
 API_KEY_SCHEME = "api_key"
@@ -43,25 +43,55 @@ IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "appl
 # Public without a key: the web page, which asks for the key and sends it as x-api-key.
 PUBLIC_METHODS = {("/", "get")}
 
-# Chalice's logical ids -> (function name suffix, role, memory MB, timeout s, asynchronous)
+
+
+class FunctionSpec(NamedTuple):
+    suffix: str  # function name: <stack name>-<suffix>
+    role: str  # one IAM role per kind of handler (ChaliceApp._roles)
+    memory: int  # MB
+    timeout: int  # seconds
+    asynchronous: bool  # invoked asynchronously: gets the events dead-letter queue
+
+
+# Chalice's logical ids -> what the stack sets on each function
 FUNCTIONS = {
-    "APIHandler": ("api", "api", 2048, 29, False),  # 29 s: API Gateway's integration limit
-    "OnUpload": ("on-upload", "upload", 256, 60, False),  # invoked by the SQS event source
-    "Tick": ("tick", "pipeline", 512, 120, True),  # EventBridge schedule
-    "OnSagemakerJob": ("on-sagemaker-job", "pipeline", 512, 120, True),  # EventBridge rule
+    "APIHandler": FunctionSpec("api", "api", 2048, 29, False),  # 29 s: API Gateway's integration limit
+    "OnUpload": FunctionSpec("on-upload", "upload", 256, 60, False),  # invoked by the SQS event source
+    "Tick": FunctionSpec("tick", "pipeline", 512, 120, True),  # EventBridge schedule
+    "OnSagemakerJob": FunctionSpec("on-sagemaker-job", "pipeline", 512, 120, True),  # EventBridge rule
 }
 
 
+@dataclass(frozen=True)
+class ChaliceAppProps:
+    """What the app needs from the rest of the stack: its resources, their names and ARNs."""
+    config: FlowersConfig
+    log_retention: logs.RetentionDays
+    dataset_bucket: s3.IBucket
+    dataset_bucket_arn: str  # known before the bucket exists (its name is fixed)
+    artifact_bucket: s3.IBucket
+    table: dynamodb.ITable
+    uploads: sqs.IQueue  # the dataset bucket's events: the upload function reads this queue
+    training_image_uri: str
+    sagemaker_role: iam.IRole
+    model_group_arn: str
+    model_packages_arn: str
+    training_jobs_arn: str  # our jobs only
+    processing_jobs_arn: str
+
+
 class ChaliceApp(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, source_dir: Path, stack: "FlowersStack") -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, source_dir: Path, props: ChaliceAppProps) -> None:
         super().__init__(scope, construct_id)
-        self.stack = stack
-        config = stack.config
-        retention = stack.log_retention
-        self.function_names = {lid: f"{stack.stack_name}-{suffix}" for lid, (suffix, *_rest) in FUNCTIONS.items()}
+        self.props = props
+        stack = Stack.of(self)
+        self.stack_name = stack.stack_name
+        config = props.config
+        retention = props.log_retention
+        self.function_names = {lid: f"{self.stack_name}-{spec.suffix}" for lid, spec in FUNCTIONS.items()}
 
         self.events_dlq = sqs.Queue(
-            self, "EventsDeadLetters", queue_name=f"{stack.stack_name}-events-dlq",
+            self, "EventsDeadLetters", queue_name=f"{self.stack_name}-events-dlq",
             encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True, retention_period=Duration.days(14))
         skip_checkov(self.events_dlq, {"CKV_AWS_27": SQS_SSE_REASON})
         self.log_groups = {
@@ -72,11 +102,11 @@ class ChaliceApp(Construct):
 
         environment = dict(config.lambda_environment())
         environment.update({
-            "DATASET_BUCKET": stack.dataset_bucket.bucket_name,
-            "ARTIFACT_BUCKET": stack.artifact_bucket.bucket_name,
-            "STATE_TABLE": stack.table.table_name,
-            "TRAINING_IMAGE_URI": stack.training_image.image_uri,
-            "SAGEMAKER_ROLE_ARN": stack.sagemaker_role.role_arn,
+            "DATASET_BUCKET": props.dataset_bucket.bucket_name,
+            "ARTIFACT_BUCKET": props.artifact_bucket.bucket_name,
+            "STATE_TABLE": props.table.table_name,
+            "TRAINING_IMAGE_URI": props.training_image_uri,
+            "SAGEMAKER_ROLE_ARN": props.sagemaker_role.role_arn,
         })
         self.environment = environment
         stage_config = {
@@ -89,7 +119,7 @@ class ChaliceApp(Construct):
             "lambda_memory_size": 256,
         }
         with _packaging():
-            # Chalice names its stage after the construct's scope: the stack ("flowers").
+            # Chalice names its stage after the construct's scope: the stack (e.g. "flowers").
             self.chalice = Chalice(stack, "Chalice", source_dir=str(source_dir), stage_config=stage_config)
 
         self._functions()
@@ -97,19 +127,20 @@ class ChaliceApp(Construct):
 
     # IAM -------------------------------------------------------------------------------------
     def _roles(self) -> dict[str, iam.Role]:
-        stack = self.stack
-        table = stack.table.table_arn
-        models = stack.artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")
+        props = self.props
+        table = props.table.table_arn
+        models = props.artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")
+        jobs = [props.training_jobs_arn, props.processing_jobs_arn]
         read_registry = [
             iam.PolicyStatement(sid="ReadRegistry", actions=["sagemaker:DescribeModelPackage"],
-                                resources=[stack.model_packages_arn]),
+                                resources=[props.model_packages_arn]),
             iam.PolicyStatement(sid="ReadRegistryGroup", actions=["sagemaker:DescribeModelPackageGroup"],
-                                resources=[stack.model_group_arn]),
+                                resources=[props.model_group_arn]),
             # ListModelPackages supports no resource-level permission: it can only be granted on "*".
             iam.PolicyStatement(sid="ListRegistry", actions=["sagemaker:ListModelPackages"], resources=["*"]),
         ]
         set_status = iam.PolicyStatement(sid="SetModelStatus", actions=["sagemaker:UpdateModelPackage"],
-                                         resources=[stack.model_packages_arn])
+                                         resources=[props.model_packages_arn])
         documents = {
             # HTTP: predictions (registry + model files, presigned download links), status, models,
             # approve / reject / rollback by hand.
@@ -122,7 +153,7 @@ class ChaliceApp(Construct):
             "upload": [
                 iam.PolicyStatement(sid="RecordUploads", resources=[table], actions=[
                     "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]),
-                iam.PolicyStatement(sid="ConsumeUploadQueue", resources=[stack.uploads.queue_arn], actions=[
+                iam.PolicyStatement(sid="ConsumeUploadQueue", resources=[props.uploads.queue_arn], actions=[
                     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]),
             ],
             # The tick and the SageMaker events: run the pipeline (launch, convert, register, promote).
@@ -130,30 +161,30 @@ class ChaliceApp(Construct):
                 iam.PolicyStatement(sid="PipelineState", resources=[table], actions=[
                     "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
                     "dynamodb:ConditionCheckItem"]),
-                iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket"], resources=[stack.dataset_bucket_arn],
+                iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket"], resources=[props.dataset_bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [
-                                        stack.config.dataset_prefix, f"{stack.config.dataset_prefix}*"]}}),
+                                        props.config.dataset_prefix, f"{props.config.dataset_prefix}*"]}}),
                 iam.PolicyStatement(sid="ReadConvertedModels", actions=["s3:GetObject"], resources=[models]),
                 iam.PolicyStatement(sid="CheckConvertedModels", actions=["s3:ListBucket"],
-                                    resources=[stack.artifact_bucket.bucket_arn],
+                                    resources=[props.artifact_bucket.bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [f"{MODELS_PREFIX}*"]}}),
                 iam.PolicyStatement(sid="StartTraining", actions=["sagemaker:CreateTrainingJob"],
-                                    resources=[stack.job_arn("training-job")],
+                                    resources=[props.training_jobs_arn],
                                     conditions={"ForAllValues:StringEquals": {
-                                        "sagemaker:InstanceTypes": [stack.config.training_instance_type]}}),
+                                        "sagemaker:InstanceTypes": [props.config.training_instance_type]}}),
                 iam.PolicyStatement(sid="StartConversion", actions=["sagemaker:CreateProcessingJob"],
-                                    resources=[stack.job_arn("processing-job")],
+                                    resources=[props.processing_jobs_arn],
                                     conditions={"ForAllValues:StringEquals": {
-                                        "sagemaker:InstanceTypes": [stack.config.conversion_instance_type]}}),
+                                        "sagemaker:InstanceTypes": [props.config.conversion_instance_type]}}),
                 iam.PolicyStatement(sid="WatchJobs", actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeProcessingJob"],
-                                    resources=[stack.job_arn("training-job"), stack.job_arn("processing-job")]),
+                                    resources=jobs),
                 iam.PolicyStatement(sid="Register", actions=["sagemaker:CreateModelPackage"],
-                                    resources=[stack.model_packages_arn, stack.model_group_arn]),
+                                    resources=[props.model_packages_arn, props.model_group_arn]),
                 iam.PolicyStatement(sid="TagOurResources", actions=["sagemaker:AddTags"], resources=[
-                    stack.job_arn("training-job"), stack.job_arn("processing-job"), stack.model_packages_arn]),
+                    *jobs, props.model_packages_arn]),
                 *read_registry, set_status,
                 iam.PolicyStatement(sid="PassSageMakerRole", actions=["iam:PassRole"],
-                                    resources=[stack.sagemaker_role.role_arn],
+                                    resources=[props.sagemaker_role.role_arn],
                                     conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
                 iam.PolicyStatement(sid="FailedInvocations", actions=["sqs:SendMessage"],
                                     resources=[self.events_dlq.queue_arn]),
@@ -161,7 +192,7 @@ class ChaliceApp(Construct):
         }
         roles = {}
         for kind, statements in documents.items():
-            groups = [self.log_groups[lid] for lid, spec in FUNCTIONS.items() if spec[1] == kind]
+            groups = [self.log_groups[lid] for lid, spec in FUNCTIONS.items() if spec.role == kind]
             statements = statements + [iam.PolicyStatement(
                 sid="OwnLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[g.log_group_arn for g in groups])]
@@ -173,50 +204,50 @@ class ChaliceApp(Construct):
 
     # functions -------------------------------------------------------------------------------------
     def _functions(self) -> None:
-        stack = self.stack
         found = [c.node.id for c in self.chalice.sam_template.node.children
                  if isinstance(c, CfnResource) and c.cfn_resource_type == "AWS::Serverless::Function"]
         unknown = sorted(set(found) - set(FUNCTIONS))
         if unknown:
             raise ValueError(f"app.py has function(s) {unknown} that infra/flowers_infra/chalice_app.py does not "
                              "know: give each a role with only the calls it makes (FUNCTIONS)")
-        self.functions = {}
-        for lid, (_suffix, kind, memory, timeout, asynchronous) in FUNCTIONS.items():
+        self.functions: dict[str, CfnResource] = {}
+        for lid, spec in FUNCTIONS.items():
             if lid not in found:
                 continue  # e.g. no route yet: no APIHandler
             function = self.chalice.get_resource(lid)
             function.add_property_override("FunctionName", self.function_names[lid])
-            function.add_property_override("Role", self.roles[kind].role_arn)
-            function.add_property_override("MemorySize", memory)
-            function.add_property_override("Timeout", timeout)
-            if asynchronous:
+            function.add_property_override("Role", self.roles[spec.role].role_arn)
+            function.add_property_override("MemorySize", spec.memory)
+            function.add_property_override("Timeout", spec.timeout)
+            if spec.asynchronous:
                 function.add_property_override("DeadLetterQueue", {"Type": "SQS", "TargetArn": self.events_dlq.queue_arn})
             function.node.add_dependency(self.log_groups[lid])
             if lid == "OnUpload":
                 # SAM's SQS event names the queue by ARN text, not by Ref: create the queue first.
-                function.node.add_dependency(stack.uploads)
+                function.node.add_dependency(self.props.uploads)
             skip_checkov(function, {
                 "CKV_AWS_117": "no VPC: the functions call only AWS APIs (S3, DynamoDB, SageMaker) over TLS with IAM",
                 "CKV_AWS_173": "environment variables hold resource names and tuning values, no secrets",
                 "CKV_AWS_115": "no reserved concurrency: predictions must scale with traffic; the pipeline's "
                                "conditional writes make concurrent ticks and events harmless",
-                **({} if asynchronous else {
+                **({} if spec.asynchronous else {
                     "CKV_AWS_116": "invoked synchronously (API Gateway) or by SQS, whose queue has its own "
                                    "dead-letter queue; a function DLQ applies to asynchronous invocations only"}),
             })
             self.functions[lid] = function
 
     # API -------------------------------------------------------------------------------------------
-    def _api(self, config) -> None:
-        stack = self.stack
-        self.access_logs = logs.LogGroup(self, "ApiAccessLogs", log_group_name=f"/aws/apigateway/{stack.stack_name}-access",
-                                         retention=stack.log_retention, removal_policy=RemovalPolicy.DESTROY)
+    def _api(self, config: FlowersConfig) -> None:
+        self.access_logs = logs.LogGroup(self, "ApiAccessLogs", log_group_name=f"/aws/apigateway/{self.stack_name}-access",
+                                         retention=self.props.log_retention, removal_policy=RemovalPolicy.DESTROY)
         for group in (self.access_logs, *self.log_groups.values()):
             skip_checkov(group, {"CKV_AWS_158": LOG_KMS_REASON})
         api: CfnResource = self.chalice.get_resource("RestAPI")
         self.rest_api = api
         body = _plain(api.definition_body)
-        self.secured_methods, self.public_methods, self.iam_methods = [], [], []
+        self.secured_methods: list[tuple[str, str]] = []
+        self.public_methods: list[tuple[str, str]] = []
+        self.iam_methods: list[tuple[str, str]] = []
         api.add_property_override(f"DefinitionBody.securityDefinitions.{API_KEY_SCHEME}",
                                   {"type": "apiKey", "name": "x-api-key", "in": "header"})
         api.add_property_override("DefinitionBody.x-amazon-apigateway-api-key-source", "HEADER")
@@ -235,7 +266,7 @@ class ChaliceApp(Construct):
                     self.secured_methods.append((path, method))
         binary = sorted(set(body.get("x-amazon-apigateway-binary-media-types", [])) | set(IMAGE_MEDIA_TYPES))
         api.add_property_override("DefinitionBody.x-amazon-apigateway-binary-media-types", binary)
-        api.add_property_override("Name", stack.stack_name)
+        api.add_property_override("Name", self.stack_name)
         api.add_property_override("TracingEnabled", True)
         api.add_property_override("AccessLogSetting", {
             "DestinationArn": self.access_logs.log_group_arn,
@@ -253,10 +284,10 @@ class ChaliceApp(Construct):
 
         # API key, usage plan (per-key throttling and a daily quota). "RestAPI.Stage" is SAM's
         # reference to the stage it generates, and makes the plan wait for it.
-        self.api_key = apigw.CfnApiKey(self, "ApiKey", enabled=True, name=f"{stack.stack_name}-clients",
+        self.api_key = apigw.CfnApiKey(self, "ApiKey", enabled=True, name=f"{self.stack_name}-clients",
                                        description="x-api-key for the flowers API (web page, mobile app, scripts)")
         self.usage_plan = apigw.CfnUsagePlan(
-            self, "UsagePlan", usage_plan_name=f"{stack.stack_name}-clients",
+            self, "UsagePlan", usage_plan_name=f"{self.stack_name}-clients",
             api_stages=[apigw.CfnUsagePlan.ApiStageProperty(api_id=api.ref, stage=Fn.ref("RestAPI.Stage"))],
             throttle=apigw.CfnUsagePlan.ThrottleSettingsProperty(rate_limit=config.api_rate_limit,
                                                                  burst_limit=config.api_burst_limit),
@@ -291,7 +322,7 @@ _ACCESS_LOG_FORMAT = {
 }
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """The swagger document as plain Python (jsii hands back mappings)."""
     return json.loads(json.dumps(value, default=lambda o: dict(o)))
 

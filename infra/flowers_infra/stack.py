@@ -8,6 +8,7 @@ Data flow (see the repository README):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import (
     ArnFormat,
@@ -34,7 +35,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from flowers_infra.chalice_app import FUNCTIONS, ChaliceApp
+from flowers_infra.chalice_app import FUNCTIONS, ChaliceApp, ChaliceAppProps
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import (
@@ -48,12 +49,12 @@ from flowers_infra.constants import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-UPLOAD_TIMEOUT_SECONDS = FUNCTIONS["OnUpload"][3]
+UPLOAD_TIMEOUT_SECONDS = FUNCTIONS["OnUpload"].timeout
 
 
 class FlowersStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: FlowersConfig,
-                 source_dir: Path = REPO_ROOT, **kwargs) -> None:
+                 source_dir: Path = REPO_ROOT, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, description="flowers: photos in a bucket -> retrained image "
                          "classifier -> HTTPS predictions and TFLite (issue 5)", **kwargs)
         if not self.stack_name.replace("-", "").isalnum() or self.stack_name != self.stack_name.lower():
@@ -68,7 +69,13 @@ class FlowersStack(Stack):
         self._state()
         self._training()
         self._alarm_topic()
-        self.app = ChaliceApp(self, "App", source_dir=source_dir, stack=self)
+        self.app = ChaliceApp(self, "App", source_dir=source_dir, props=ChaliceAppProps(
+            config=config, log_retention=self.log_retention,
+            dataset_bucket=self.dataset_bucket, dataset_bucket_arn=self.dataset_bucket_arn,
+            artifact_bucket=self.artifact_bucket, table=self.table, uploads=self.uploads,
+            training_image_uri=self.training_image.image_uri, sagemaker_role=self.sagemaker_role,
+            model_group_arn=self.model_group_arn, model_packages_arn=self.model_packages_arn,
+            training_jobs_arn=self.job_arn("training-job"), processing_jobs_arn=self.job_arn("processing-job")))
         self._alarms()
         self._outputs()
         self._annotate_cdk_helpers()
