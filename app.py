@@ -1,7 +1,7 @@
 """Chalice app: thin wiring only. The logic lives in chalicelib/ (see chalicelib/handlers.py).
 
 Event sources, and why:
-- uploads: S3 -> SQS queue "flowers-uploads" (with a DLQ) -> on_upload. Chalice's on_s3_event
+- uploads: S3 -> the stack's SQS queue (with a DLQ) -> on_upload. Chalice's on_s3_event
   cannot be used with `chalice package`/CDK; SQS also batches a burst of uploads into few
   invocations. Nothing starts a run here: the scheduled tick decides (debounce).
 - tick: every minute, the debounce decision (and healing of lost events).
@@ -46,6 +46,8 @@ def _respond(call, status=200, content_type="application/json"):
 
 
 # events -------------------------------------------------------------------------------------
+# The stack points this event source at its own queue, "<stack name>-uploads", by ARN
+# (infra/flowers_infra/chalice_app.py): this name is the default stack's, and local mode's.
 @app.on_sqs_message(queue="flowers-uploads", batch_size=100, maximum_batching_window_in_seconds=30)
 def on_upload(event):
     return handlers.on_upload_messages(event.to_dict())

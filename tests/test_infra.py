@@ -2,13 +2,15 @@
 
 Synthesis runs once per test session, offline, without AWS credentials: the CDK app imports
 app.py and runs `chalice package` (Lambda wheels come from .chalice/deployments/ or PyPI).
-With pytest-xdist the first worker synthesizes and the others read its template.
+With pytest-xdist the first worker synthesizes and the others read its template. A second
+stack, under another name, is synthesized for the test that both fit one account and region.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -24,24 +26,25 @@ from chalicelib import settings as app_settings  # noqa: E402
 from flowers_infra.config import FlowersConfig  # noqa: E402
 
 STACK = "flowers"
+SECOND_STACK = "flowers-dev"
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream"}
 FUNCTIONS = {"APIHandler", "OnUpload", "Tick", "OnSagemakerJob"}
 
 
-@pytest.fixture(scope="session")
-def cdk_out(tmp_path_factory, worker_id) -> Path:
+def _synthesized(tmp_path_factory, worker_id, stack: str) -> Path:
+    """The cloud assembly of `stack`, synthesized once per test run (`-c stack_name=<stack>`)."""
     base = tmp_path_factory.getbasetemp()
     shared = base if worker_id == "master" else base.parent  # under xdist: this run's folder, shared by workers
-    out = shared / "infra-cdk.out"
-    with open(shared / "infra-synth.lock", "w") as lock:
+    out = shared / f"infra-cdk.out-{stack}"
+    with open(shared / f"infra-synth-{stack}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (out / f"{STACK}.template.json").exists():
+        if not (out / f"{stack}.template.json").exists():
             saved = {k: os.environ.pop(k) for k in list(os.environ)
                      if k.startswith(("AWS_ACCESS_KEY", "AWS_SECRET", "AWS_SESSION", "AWS_PROFILE", "CDK_DEFAULT"))}
             try:
                 from flowers_infra.build import build
 
-                app, _stack = build(outdir=str(out))
+                app, _stack = build(outdir=str(out), context=None if stack == STACK else {"stack_name": stack})
                 app.synth()
             finally:
                 os.environ.update(saved)
@@ -49,8 +52,19 @@ def cdk_out(tmp_path_factory, worker_id) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cdk_out(tmp_path_factory, worker_id) -> Path:
+    return _synthesized(tmp_path_factory, worker_id, STACK)  # the default stack: no stack_name given
+
+
+@pytest.fixture(scope="session")
 def raw(cdk_out) -> dict:
     return json.loads((cdk_out / f"{STACK}.template.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def second_raw(tmp_path_factory, worker_id) -> dict:
+    out = _synthesized(tmp_path_factory, worker_id, SECOND_STACK)
+    return json.loads((out / f"{SECOND_STACK}.template.json").read_text())
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +166,7 @@ def test_uploads_queue_has_dead_letters_encryption_and_accepts_only_the_dataset_
     queue_id, queue = one(raw, "AWS::SQS::Queue", "Uploads4")
     dlq_id, dlq = one(raw, "AWS::SQS::Queue", "UploadsDeadLetters")
     props = queue["Properties"]
-    assert props["QueueName"] == "flowers-uploads"  # app.py names it
+    assert props["QueueName"] == f"{STACK}-uploads"  # the default stack's: app.py's decorator and local mode say so too
     assert props["SqsManagedSseEnabled"] is True and dlq["Properties"]["SqsManagedSseEnabled"] is True
     assert props["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 5}
     assert props["VisibilityTimeout"] >= 6 * 60
@@ -273,9 +287,10 @@ def test_the_app_is_included_with_its_event_sources(raw):
     assert raw.get("Transform") in ("AWS::Serverless-2016-10-31", ["AWS::Serverless-2016-10-31"])
     events = {name: list(f["Properties"].get("Events", {}).values()) for name, f in found.items()}
     (sqs_event,) = events["OnUpload"]
-    assert sqs_event["Type"] == "SQS" and "flowers-uploads" in text(sqs_event["Properties"]["Queue"])
     queue_id, _ = one(raw, "AWS::SQS::Queue", "Uploads4")
-    assert queue_id in found["OnUpload"]["DependsOn"]  # SAM's event names the queue by ARN text
+    # By reference, not by the name in app.py's decorator: CloudFormation creates the queue first.
+    assert sqs_event["Type"] == "SQS" and sqs_event["Properties"]["Queue"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert sqs_event["Properties"]["BatchSize"] == 100  # the rest of the event source is app.py's
     (schedule,) = events["Tick"]
     assert schedule == {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
     (rule,) = events["OnSagemakerJob"]
@@ -460,3 +475,77 @@ def test_context_values_are_parsed():
     assert config.lambda_environment()["USE_SPOT"] == "false"
     with pytest.raises(ValueError, match="use_spot"):
         FlowersConfig.from_context({"use_spot": "maybe"}.get)
+
+
+# several stacks in one account and region ---------------------------------------------------------------------------
+PSEUDO = {"AWS::AccountId": "123456789012", "AWS::Region": "eu-west-1", "AWS::Partition": "aws",
+          "AWS::URLSuffix": "amazonaws.com"}
+# Properties named *Name that are not an account-wide name of the resource itself.
+NOT_OWN_NAMES = {"StageName",  # one per API
+                 "MetricName", "DisplayName",  # a metric, a topic's display text
+                 "PolicyName"}  # an inline policy, one per role
+# Custom::LogRetention sets retention on SageMaker's own log groups: every stack shares them, by design.
+SHARED_ON_PURPOSE = {"Custom::LogRetention"}
+
+
+def rendered(value) -> str | None:
+    """A name as it would be in one account and region; None when CloudFormation or another resource makes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return PSEUDO.get(argument)
+        if function == "Fn::Join":
+            parts = [rendered(part) for part in argument[1]]
+            return None if None in parts else argument[0].join(parts)
+        if function == "Fn::Sub" and isinstance(argument, str):
+            names = re.findall(r"\$\{([^}]+)\}", argument)
+            if all(name in PSEUDO for name in names):
+                return re.sub(r"\$\{([^}]+)\}", lambda m: PSEUDO[m.group(1)], argument)
+    return None
+
+
+def physical_names(raw: dict) -> set[tuple[str, str]]:
+    """Every name the template fixes for a resource of its own, with the resource type."""
+    found = set()
+    for resource in raw["Resources"].values():
+        if resource["Type"] in SHARED_ON_PURPOSE:
+            continue
+        for key, value in resource.get("Properties", {}).items():
+            if key.endswith("Name") and key not in NOT_OWN_NAMES and (name := rendered(value)) is not None:
+                found.add((resource["Type"], name))
+    return found
+
+
+def upload_wiring(raw: dict) -> tuple[str, str, str]:
+    """(queue the dataset bucket notifies, queue the upload function reads, that queue's name)."""
+    _, bucket = one(raw, "AWS::S3::Bucket", "DatasetBucket")
+    (notified,) = {c["Queue"]["Fn::GetAtt"][0] for c in bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]}
+    (event,) = raw["Resources"]["OnUpload"]["Properties"]["Events"].values()
+    read = event["Properties"]["Queue"]["Fn::GetAtt"][0]
+    return notified, read, raw["Resources"][read]["Properties"]["QueueName"]
+
+
+def test_two_stacks_fit_one_account_and_region(raw, second_raw):
+    first, second = physical_names(raw), physical_names(second_raw)
+    assert len(first) == len(second) >= 15  # queues, functions and their log groups, bucket, API, key, registry
+    assert first.isdisjoint(second), sorted(first & second)
+    assert all(name.startswith((SECOND_STACK, f"/aws/lambda/{SECOND_STACK}-", f"/aws/apigateway/{SECOND_STACK}-"))
+               for _kind, name in second), sorted(second)
+    for template, stack in ((raw, STACK), (second_raw, SECOND_STACK)):
+        notified, read, queue_name = upload_wiring(template)
+        assert read == notified and queue_name == f"{stack}-uploads", (stack, notified, read, queue_name)
+        # The functions use their own stack's registry (and job names), which their role allows.
+        (group,) = [g["Properties"]["ModelPackageGroupName"]
+                    for g in resources(template, "AWS::SageMaker::ModelPackageGroup").values()]
+        assert group == stack
+        for function in functions(template).values():
+            assert function["Properties"]["Environment"]["Variables"]["MODEL_PACKAGE_GROUP"] == group
+
+
+def test_the_model_package_group_defaults_to_the_stack_name_unless_set():
+    assert FlowersConfig.from_context({}.get, stack_name="flowers-dev").model_package_group == "flowers-dev"
+    given = {"model_package_group": "shared-registry"}
+    assert FlowersConfig.from_context(given.get, stack_name="flowers-dev").model_package_group == "shared-registry"
+    assert FlowersConfig.from_context({}.get).model_package_group == app_settings.Settings().model_package_group

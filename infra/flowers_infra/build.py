@@ -23,9 +23,12 @@ def cdk_json_context() -> dict[str, Any]:
 def build(outdir: str | None = None, context: Mapping[str, Any] | None = None) -> tuple[cdk.App, FlowersStack]:
     merged = {**cdk_json_context(), **(context or {})}
     app = cdk.App(outdir=outdir, context=merged)
-    config = FlowersConfig.from_context(app.node.try_get_context)
+    # Every fixed physical name starts with the stack name: `-c stack_name=...` gives a second stack
+    # in the same account and region.
+    stack_name = app.node.try_get_context("stack_name") or STACK_NAME
+    config = FlowersConfig.from_context(app.node.try_get_context, stack_name=stack_name)
     # No account or region in the stack: the template uses AWS::AccountId / AWS::Region, so it
     # synthesizes without credentials and deploys to whatever `cdk deploy` is pointed at.
-    stack = FlowersStack(app, app.node.try_get_context("stack_name") or STACK_NAME, config=config,
+    stack = FlowersStack(app, stack_name, config=config,
                          synthesizer=cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=True))
     return app, stack

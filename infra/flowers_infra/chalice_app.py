@@ -5,7 +5,9 @@ requirements.txt from PyPI, cached in .chalice/deployments/). Its SAM template i
 as is; what Chalice cannot express is added here, on the included resources:
 
 - one IAM role per kind of handler, each with only the calls its code makes;
-- function names fixed, so each log group (with retention) exists before its function;
+- function names fixed (from the stack name), so each log group (with retention) exists
+  before its function;
+- the upload function's SQS event source pointed at the stack's own queue (by ARN);
 - memory, timeouts, a dead-letter queue for the asynchronous handlers;
 - the API: an API key (usage plan with throttling and a quota) on every method except the
   web page (GET /) and the operator routes, which keep Chalice's IAM (SigV4) authorizer;
@@ -223,8 +225,7 @@ class ChaliceApp(Construct):
                 function.add_property_override("DeadLetterQueue", {"Type": "SQS", "TargetArn": self.events_dlq.queue_arn})
             function.node.add_dependency(self.log_groups[lid])
             if lid == "OnUpload":
-                # SAM's SQS event names the queue by ARN text, not by Ref: create the queue first.
-                function.node.add_dependency(self.props.uploads)
+                self._read_uploads_queue(function)
             skip_checkov(function, {
                 "CKV_AWS_117": "no VPC: the functions call only AWS APIs (S3, DynamoDB, SageMaker) over TLS with IAM",
                 "CKV_AWS_173": "environment variables hold resource names and tuning values, no secrets",
@@ -235,6 +236,18 @@ class ChaliceApp(Construct):
                                    "dead-letter queue; a function DLQ applies to asynchronous invocations only"}),
             })
             self.functions[lid] = function
+
+    def _read_uploads_queue(self, function: CfnResource) -> None:
+        """app.py's decorator names a queue ("flowers-uploads"), which `chalice package` renders as ARN
+        text. Point the event source at this stack's queue instead, by reference: whatever the stack
+        is called, the function reads the queue the dataset bucket notifies, and CloudFormation
+        creates the queue first."""
+        events = _plain(function._cfn_properties).get("events") or {}  # jsii cannot type SAM's event union
+        sqs_events = [name for name, event in events.items() if event.get("type") == "SQS"]
+        if len(sqs_events) != 1:
+            raise ValueError(f"app.py's on_upload has SQS event sources {sqs_events}; infra/flowers_infra/"
+                             "chalice_app.py points exactly one at the stack's uploads queue")
+        function.add_property_override(f"Events.{sqs_events[0]}.Properties.Queue", self.props.uploads.queue_arn)
 
     # API -------------------------------------------------------------------------------------------
     def _api(self, config: FlowersConfig) -> None:

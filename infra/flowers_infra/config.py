@@ -6,7 +6,7 @@ chalicelib/settings.py reads them (a test keeps the two in step).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from chalicelib.settings import Settings
 
@@ -18,6 +18,8 @@ _PIPELINE = Settings()
 class FlowersConfig:
     # The pipeline (Lambda environment, see chalicelib/settings.py) --------------------------------
     dataset_prefix: str = _PIPELINE.dataset_prefix
+    # SageMaker's group and job names are per account and region: from_context makes the stack
+    # name the default, so that a second stack gets a registry (and job names) of its own.
     model_package_group: str = _PIPELINE.model_package_group
     training_instance_type: str = _PIPELINE.training_instance_type
     conversion_instance_type: str = _PIPELINE.conversion_instance_type
@@ -41,9 +43,12 @@ class FlowersConfig:
     apigateway_cloudwatch_role: bool = True
 
     @classmethod
-    def from_context(cls, get: Any) -> "FlowersConfig":
-        """`get(name)` returns a context value or None (App.node.try_get_context)."""
+    def from_context(cls, get: Callable[[str], Any], *, stack_name: str | None = None) -> "FlowersConfig":
+        """`get(name)` returns a context value or None (App.node.try_get_context). With a stack name,
+        `model_package_group` defaults to it."""
         values: dict[str, Any] = {}
+        if stack_name:
+            values["model_package_group"] = stack_name
         for field in fields(cls):
             raw = get(field.name)
             if raw is None:

@@ -1,6 +1,5 @@
 """Names the app and the stack agree on, and the reasons shared by several checkov suppressions."""
 
-UPLOADS_QUEUE = "flowers-uploads"  # app.py: @app.on_sqs_message(queue="flowers-uploads")
 # What the pipeline writes under the artifact bucket (chalicelib/pipeline.py)
 TRAINING_PREFIX = "training/"
 CHECKPOINT_PREFIX = "checkpoints/"

@@ -1,7 +1,11 @@
 """FlowersStack: storage, upload events, the training image, SageMaker's role, the Chalice app, alarms.
 
+Every fixed physical name (queues, functions, log groups, the dataset bucket, the API and its key,
+the model package group by default) starts with the stack name, so several stacks fit one account
+and region.
+
 Data flow (see the repository README):
-  photos -> dataset bucket (datasets/flowers/) -> S3 event -> SQS "flowers-uploads" -> on_upload
+  photos -> dataset bucket (datasets/flowers/) -> S3 event -> SQS "<stack>-uploads" -> on_upload
   every minute -> tick -> SageMaker training job (training image) -> EventBridge -> on_sagemaker_job
   -> Processing job (same image, `convert`) -> models/<version>/ -> model registry -> POST /predict
 """
@@ -45,7 +49,6 @@ from flowers_infra.constants import (
     SQS_SSE_REASON,
     TENSORBOARD_PREFIX,
     TRAINING_PREFIX,
-    UPLOADS_QUEUE,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -127,10 +130,10 @@ class FlowersStack(Stack):
     # uploads ----------------------------------------------------------------------------------
     def _uploads(self) -> None:
         self.uploads_dlq = sqs.Queue(
-            self, "UploadsDeadLetters", queue_name=f"{UPLOADS_QUEUE}-dlq",
+            self, "UploadsDeadLetters", queue_name=f"{self.stack_name}-uploads-dlq",
             encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True, retention_period=Duration.days(14))
         self.uploads = sqs.Queue(
-            self, "Uploads", queue_name=UPLOADS_QUEUE,
+            self, "Uploads", queue_name=f"{self.stack_name}-uploads",
             encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
             # AWS: at least 6 x the function timeout (+ the batching window) for an SQS event source.
             visibility_timeout=Duration.seconds(6 * UPLOAD_TIMEOUT_SECONDS + 30),
