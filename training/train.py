@@ -220,9 +220,9 @@ def load_data(env: JobEnvironment, hp: Hyperparameters, timer: Stopwatch) -> Spl
 
 def job_folders(env: JobEnvironment, plan: distribute.Plan) -> Folders:
     """The job's model, TensorBoard and checkpoint folders on the chief; throwaway ones elsewhere."""
-    scratch = Path(tempfile.mkdtemp(prefix="flowers-worker-"))
     if plan.is_chief:
         return Folders(env.model_dir, str(env.tensorboard_dir), env.checkpoint_dir, throwaway=None)
+    scratch = Path(tempfile.mkdtemp(prefix="flowers-worker-"))
     return Folders(scratch / "model", str(scratch / "tensorboard"), scratch / "checkpoints", throwaway=scratch)
 
 
