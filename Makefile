@@ -10,7 +10,7 @@ SEEDS ?= 1337,7,11
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-pipeline bench-gpu-input weights clean synth check-infra bootstrap deploy destroy
+.PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-pipeline bench-gpu-input weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
 
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml infra/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,14 @@ synth: $(STAMP)
 check-infra: synth $(INFRA_STAMP)
 	$(INFRA_VENV)/bin/cfn-lint $(TEMPLATE)
 	$(INFRA_VENV)/bin/checkov -f $(TEMPLATE) --framework cloudformation --compact --quiet --skip-download
+
+# Types: pyproject.toml's [tool.mypy] run, and infra/'s own (infra/mypy.ini): infra/app.py and
+# the root app.py are both module "app", so one mypy run cannot hold both.
+typecheck: typecheck-infra
+	$(PY) -m mypy
+
+typecheck-infra: $(STAMP)
+	$(PY) -m mypy --config-file infra/mypy.ini
 
 bootstrap: $(STAMP) $(CDK_CLI)
 	$(CDK) bootstrap $(CDK_ARGS)

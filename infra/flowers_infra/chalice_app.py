@@ -30,6 +30,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sam as sam
 from aws_cdk import aws_sqs as sqs
 from chalice.cdk import Chalice
 from constructs import Construct
@@ -255,7 +256,9 @@ class ChaliceApp(Construct):
                                          retention=self.props.log_retention, removal_policy=RemovalPolicy.DESTROY)
         for group in (self.access_logs, *self.log_groups.values()):
             skip_checkov(group, {"CKV_AWS_158": LOG_KMS_REASON})
-        api: CfnResource = self.chalice.get_resource("RestAPI")
+        api = self.chalice.get_resource("RestAPI")
+        if not isinstance(api, sam.CfnApi):
+            raise TypeError(f"Chalice's RestAPI is a {type(api).__name__}, not the SAM API this construct configures")
         self.rest_api = api
         body = _plain(api.definition_body)
         self.secured_methods: list[tuple[str, str]] = []

@@ -151,7 +151,9 @@ class FlowersStack(Stack):
         ))
         prefix_filter = s3.CfnBucket.NotificationFilterProperty(s3_key=s3.CfnBucket.S3KeyFilterProperty(
             rules=[s3.CfnBucket.FilterRuleProperty(name="prefix", value=self.config.dataset_prefix)]))
-        cfn_bucket: s3.CfnBucket = self.dataset_bucket.node.default_child
+        cfn_bucket = self.dataset_bucket.node.default_child
+        if not isinstance(cfn_bucket, s3.CfnBucket):
+            raise TypeError("the dataset bucket has no CfnBucket to set its notifications on")
         cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
             queue_configurations=[
                 s3.CfnBucket.QueueConfigurationProperty(event=event, queue=self.uploads.queue_arn, filter=prefix_filter)
