@@ -1,4 +1,4 @@
-"""The AWS stack (infra/, issue 5), asserted on its synthesized CloudFormation template.
+"""The AWS stack (infra/), asserted on its synthesized CloudFormation template.
 
 Synthesis runs once per test session, offline, without AWS credentials: the CDK app imports
 app.py and runs `chalice package` (Lambda wheels come from .chalice/deployments/ or PyPI).

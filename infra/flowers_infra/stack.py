@@ -59,7 +59,7 @@ class FlowersStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: FlowersConfig,
                  source_dir: Path = REPO_ROOT, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, description="flowers: photos in a bucket -> retrained image "
-                         "classifier -> HTTPS predictions and TFLite (issue 5)", **kwargs)
+                         "classifier -> HTTPS predictions and TFLite", **kwargs)
         if not self.stack_name.replace("-", "").isalnum() or self.stack_name != self.stack_name.lower():
             raise ValueError("the stack name is part of bucket names: lower-case letters, digits and hyphens only")
         self.config = config
