@@ -232,11 +232,11 @@ class Orchestrator:
             entry = self.registry.set_status(running.version, APPROVED if result.approve else PENDING, result.reason)
         return self._finish(running, REGISTERED, entry.reason, model_status=entry.status, model=_model_summary(entry, metadata))
 
-    def _finish(self, running: Running, status: str, reason: str, model_status: str = "", model: dict | None = None) -> dict[str, Any]:
+    def _finish(self, running: Running, status: str, reason: str, model_status: str = "", model: dict[str, Any] | None = None) -> dict[str, Any]:
         outcome = Outcome(running.version, running.job_name, status, reason, self.clock(), model_status)
         finished = self.state.finish(self.dataset, running.job_name, outcome, model)
         logger.info("run finished", extra={"outcome": outcome.as_dict(), "first_time": finished})
-        result = {"action": status, "reason": reason, "version": running.version, "model_status": model_status}
+        result: dict[str, Any] = {"action": status, "reason": reason, "version": running.version, "model_status": model_status}
         if finished:
             result["next"] = self.tick()  # uploads that came in during the run start the next one (after the quiet period)
         return result

@@ -1,21 +1,23 @@
-"""The four ports the pipeline logic talks to. The AWS adapters live in chalicelib/aws/;
-local mode (a folder, a subprocess, SQLite) implements the same protocols.
+"""The four ports the Orchestrator talks to. The AWS adapters live in chalicelib/aws/; local
+mode (a folder, a subprocess, SQLite) implements the same protocols in chalicelib/local/.
+mypy checks every adapter against its protocol where services.py builds it.
 
 Locations are URIs ("s3://bucket/key" in AWS); the logic never splits them itself, so a
 local adapter may use "file:///..." or plain folders.
 """
 from __future__ import annotations
 
+import builtins
 from typing import Any, Iterator, Protocol
 
 from chalicelib.records import (
     Change,
     ConversionSpec,
+    DatasetState,
     JobStatus,
     ModelEntry,
     ObjectInfo,
     Outcome,
-    DatasetState,
     Running,
     RunRecord,
     TrainingSpec,
@@ -59,16 +61,20 @@ class ModelRegistry(Protocol):
 
     def find(self, version: str) -> ModelEntry | None: ...
 
-    def list(self, limit: int = 50) -> list[ModelEntry]:
+    def list(self, limit: int = 50) -> builtins.list[ModelEntry]:
         """Newest first."""
 
     def production(self) -> ModelEntry | None:
         """The served model: the newest approved version, with its URIs and sha256."""
 
-    def approved(self, limit: int = 2) -> list[ModelEntry]:
+    def production_id(self) -> str:
+        """A cheap identity of the served model ("" when none): the predictor reloads when it changes."""
+
+    def approved(self, limit: int = 2) -> builtins.list[ModelEntry]:
         """Approved versions, newest first."""
 
-    def set_status(self, version: str, status: str, reason: str) -> ModelEntry: ...
+    def set_status(self, version: str, status: str, reason: str) -> ModelEntry:
+        """Raises KeyError for an unknown version."""
 
 
 class StateStore(Protocol):
@@ -92,5 +98,5 @@ class StateStore(Protocol):
 
     def run(self, dataset: str, version: str) -> RunRecord | None: ...
 
-    def runs(self, dataset: str, limit: int = 50) -> list[RunRecord]:
+    def runs(self, dataset: str, limit: int = 50) -> builtins.list[RunRecord]:
         """Newest first."""

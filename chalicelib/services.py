@@ -7,22 +7,32 @@ its folder / subprocess / SQLite adapters in here; the logic above the ports doe
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from chalicelib import settings as settings_module
-from chalicelib.observability import configure, logger, metrics, Unit
+from chalicelib.observability import Unit, configure, logger, metrics
+from chalicelib.ports import JobRunner, ModelRegistry, ObjectStore, StateStore
 from chalicelib.records import ModelEntry
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:  # the modules behind these import boto3 or local-only code: built on first use
+    from boto3.session import Session
+    from mypy_boto3_sagemaker import SageMakerClient
+
+    from chalicelib.local.adapters import LocalAdapters
+    from chalicelib.orchestrator import Orchestrator
+    from chalicelib.predictor import Predictor
 
 
 class RegistryModelSource:
     """Predictor's ModelSource over the registry (newest approved) and the object store."""
 
-    def __init__(self, registry, objects):
+    def __init__(self, registry: ModelRegistry, objects: ObjectStore):
         self._registry = registry
         self._objects = objects
 
     def production_id(self) -> str:
-        return self._registry.production_arn()
+        return self._registry.production_id()
 
     def production(self) -> ModelEntry | None:
         return self._registry.production()
@@ -46,20 +56,20 @@ class Services:
         return self.settings.mode == "local"
 
     @cached_property
-    def local(self):
+    def local(self) -> LocalAdapters:
         """Local mode's adapters (a folder, subprocesses, SQLite under FLOWERS_HOME)."""
         from chalicelib.local.adapters import LocalAdapters
 
         return LocalAdapters(self.settings)
 
     @cached_property
-    def _session(self):
+    def _session(self) -> Session:
         import boto3  # late: `import app` stays cheap for packaging and cold starts
 
         return boto3.session.Session()
 
     @cached_property
-    def objects(self):
+    def objects(self) -> ObjectStore:
         if self.local_mode:
             return self.local.objects
         from chalicelib.aws.s3_objects import S3ObjectStore
@@ -67,11 +77,11 @@ class Services:
         return S3ObjectStore(self._session.client("s3"))
 
     @cached_property
-    def _sagemaker(self):
+    def _sagemaker(self) -> SageMakerClient:
         return self._session.client("sagemaker")
 
     @cached_property
-    def jobs(self):
+    def jobs(self) -> JobRunner:
         if self.local_mode:
             return self.local.jobs
         from chalicelib.aws.sagemaker_jobs import SageMakerJobRunner
@@ -79,7 +89,7 @@ class Services:
         return SageMakerJobRunner(self._sagemaker)
 
     @cached_property
-    def registry(self):
+    def registry(self) -> ModelRegistry:
         if self.local_mode:
             return self.local.registry
         from chalicelib.aws.sagemaker_registry import SageMakerModelRegistry
@@ -87,7 +97,7 @@ class Services:
         return SageMakerModelRegistry(self._sagemaker, self.settings.model_package_group, self.settings.training_image_uri)
 
     @cached_property
-    def state(self):
+    def state(self) -> StateStore:
         if self.local_mode:
             return self.local.state
         from chalicelib.aws.dynamodb_state import DynamoStateStore
@@ -95,17 +105,18 @@ class Services:
         return DynamoStateStore(self._session.client("dynamodb"), self.settings.state_table)
 
     @cached_property
-    def orchestrator(self):
+    def orchestrator(self) -> Orchestrator:
         if self.local_mode:
             from chalicelib.local.orchestrator import LocalOrchestrator
 
-            return LocalOrchestrator(self.settings, self.state, self.objects, self.jobs, self.registry)
+            local = self.local  # the local orchestrator also reads what only local jobs and folders know
+            return LocalOrchestrator(self.settings, local.state, local.objects, local.jobs, local.registry)
         from chalicelib.orchestrator import Orchestrator
 
         return Orchestrator(self.settings, self.state, self.objects, self.jobs, self.registry)
 
     @cached_property
-    def predictor(self):
+    def predictor(self) -> Predictor:
         from chalicelib.predictor import Predictor
 
         return Predictor(RegistryModelSource(self.registry, self.objects), self.settings.model_refresh_seconds, on_error=_report)

@@ -10,7 +10,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalice.test import Client
 
 
 @dataclass
@@ -41,7 +44,7 @@ def running_url(home: Path) -> str:
     if not holds_lock(home) or not server.exists():
         return ""
     try:
-        return json.loads(server.read_text())["url"]
+        return str(json.loads(server.read_text())["url"])
     except (OSError, ValueError, KeyError):
         return ""
 
@@ -50,7 +53,7 @@ class Api:
     def __init__(self, url: str = "", home: Path | None = None):
         self.url = url.rstrip("/") + "/" if url else ""
         self.home = home
-        self._client = None
+        self._client: Client | None = None
 
     @property
     def where(self) -> str:
@@ -68,7 +71,7 @@ class Api:
         if self._client is None:
             from chalice.test import Client
 
-            import app as chalice_app
+            import app as chalice_app  # only here: the HTTP path imports no Chalice app
 
             self._client = Client(chalice_app.app)
         response = self._client.http.request(method, "/" + path.lstrip("/"), headers=headers, body=body or b"")

@@ -14,11 +14,15 @@ import tarfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chalicelib.records import FAILED, REGISTERED
 from flowers_cli.home import SHARED, configure, start_stack
 from flowers_cli.output import predict_table
 from flowers_cli.progress import Progress
+
+if TYPE_CHECKING:
+    from chalicelib.local.stack import LocalStack
 
 DOWNLOAD_URL = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
 
@@ -91,7 +95,7 @@ def sample(data: Path, count: int = 5) -> list[Path]:
     return (picked or photos)[:count]
 
 
-def wait_for_model(stack, timeout: float, since: float) -> tuple[str, str]:
+def wait_for_model(stack: LocalStack, timeout: float, since: float) -> tuple[str, str]:
     """('', reason) when the first run ended without an approved model; (version, '') otherwise."""
     deadline = time.monotonic() + timeout
     shown = ""

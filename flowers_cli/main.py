@@ -21,12 +21,12 @@ import sys
 from pathlib import Path
 
 from flowers_cli import demo
-from flowers_cli.client import Api, running_url
+from flowers_cli.client import Answer, Api, running_url
 from flowers_cli.home import configure, say, start_stack
 from flowers_cli.output import format_models, format_status, predict_table
 
 
-def api_for(args: argparse.Namespace):
+def api_for(args: argparse.Namespace) -> Api:
     url = getattr(args, "url", None) or os.environ.get("FLOWERS_URL", "")
     if url:
         return Api(url)
@@ -50,8 +50,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 # push -----------------------------------------------------------------------------------------
 def cmd_push(args: argparse.Namespace) -> int:
-    from flowers_cli.push import FolderDestination, S3Destination, push
+    from flowers_cli.push import Destination, FolderDestination, S3Destination, push
 
+    destination: Destination
     if args.bucket:
         destination = S3Destination(args.bucket)
     else:
@@ -72,7 +73,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 # status, models, approve ----------------------------------------------------------------------
-def _fail(answer) -> int:
+def _fail(answer: Answer) -> int:
     print(f"error: {answer.error}", file=sys.stderr)
     return 1
 

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
+
+from flowers_cli.client import Api
+from flowers_cli.push import CONTENT_TYPES
 
 
-def format_status(s: dict) -> str:
+def format_status(s: dict[str, Any]) -> str:
     lines = []
     dataset = s.get("dataset") or {}
     lines.append(f"data set      {dataset.get('uri', '')}  version {dataset.get('version') or '-'}")
@@ -41,7 +45,7 @@ def format_status(s: dict) -> str:
     return "\n".join(lines)
 
 
-def format_models(models: list[dict]) -> str:
+def format_models(models: list[dict[str, Any]]) -> str:
     if not models:
         return "no models yet"
     lines = [f"{'version':16}  {'status':9}  {'test acc':>8}  {'created':25}  reason"]
@@ -52,11 +56,9 @@ def format_models(models: list[dict]) -> str:
     return "\n".join(lines)
 
 
-CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".bmp": "image/bmp"}
-
-
-def predict_table(api, images: list[Path], top_k: int = 5) -> tuple[str, int]:
-    lines, failures = [], 0
+def predict_table(api: Api, images: list[Path], top_k: int = 5) -> tuple[str, int]:
+    lines: list[str] = []
+    failures = 0
     for image in images:
         try:
             data = Path(image).read_bytes()

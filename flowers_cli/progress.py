@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total: int, what: str, unit: str = "", stream=None):
+    def __init__(self, total: int, what: str, unit: str = "", stream: TextIO | None = None):
         self.total = max(0, total)
         self.what = what
         self.unit = unit

@@ -12,10 +12,14 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chalicelib.dataset_version import is_relevant
 from chalicelib.imaging import ImageError, has_image_extension, load_pixels
 from flowers_cli.progress import Progress
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".bmp": "image/bmp",
                  ".txt": "text/plain"}
@@ -104,7 +108,7 @@ class FolderDestination(Destination):
 
 
 class S3Destination(Destination):
-    def __init__(self, url: str, client=None):
+    def __init__(self, url: str, client: S3Client | None = None):
         if not url.startswith("s3://"):
             raise ValueError(f"--bucket takes s3://BUCKET/PREFIX/, got {url!r}")
         bucket, _, prefix = url[len("s3://"):].partition("/")

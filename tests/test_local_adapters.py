@@ -89,13 +89,13 @@ def test_registry_serves_the_newest_approved(local):
     for i, version in enumerate(("00000000000000a1", "00000000000000a2")):
         entry = registry.register(ModelEntry(version, "pending", 10.0 + i, sha256=f"sha{i}"), {"labels": ["a"]})
         assert registry.register(ModelEntry(version, "pending", 99.0), {}) == entry  # idempotent
-    assert registry.production() is None and registry.production_arn() == ""
+    assert registry.production() is None and registry.production_id() == ""
     registry.set_status("00000000000000a1", "approved", "ok")
     registry.set_status("00000000000000a2", "approved", "ok")
     assert registry.production().version == "00000000000000a2" and [e.version for e in registry.list()] == ["00000000000000a2", "00000000000000a1"]
-    before = registry.production_arn()
+    before = registry.production_id()
     registry.set_status("00000000000000a2", "rejected", "rolled back")
-    assert registry.production().version == "00000000000000a1" and registry.production_arn() != before
+    assert registry.production().version == "00000000000000a1" and registry.production_id() != before
     with pytest.raises(KeyError):
         registry.set_status("00000000000000ff", "approved", "no such version")
 

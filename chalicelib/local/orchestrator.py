@@ -8,16 +8,30 @@
 """
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
 
+from chalicelib.local.jobs import SubprocessJobRunner
+from chalicelib.local.objects import LocalObjectStore
 from chalicelib.orchestrator import Orchestrator
-from chalicelib.timestamps import iso
+from chalicelib.ports import ModelRegistry, StateStore
 from chalicelib.records import LAUNCHING, Running
+from chalicelib.settings import Settings
+from chalicelib.timestamps import iso
 
 MAX_BAD_PHOTOS = 200  # listed in /status; the full list is in the job's validation.json
 
 
 class LocalOrchestrator(Orchestrator):
+    """Takes the local adapters themselves, not just their ports: it reads job progress and folders."""
+
+    jobs: SubprocessJobRunner
+    objects: LocalObjectStore
+
+    def __init__(self, settings: Settings, state: StateStore, objects: LocalObjectStore, jobs: SubprocessJobRunner,
+                 registry: ModelRegistry, clock: Callable[[], float] = time.time):
+        super().__init__(settings, state, objects, jobs, registry, clock)
+
     def _reconcile(self, running: Running, now: float) -> dict[str, Any]:
         if running.stage == LAUNCHING and self.jobs.training_status(running.job_name) is None:
             return self._start_training(running.version, running.job_name, now)

@@ -49,7 +49,7 @@ class SqliteModelRegistry:
         found = self.approved(1)
         return found[0] if found else None
 
-    def production_arn(self) -> str:
+    def production_id(self) -> str:
         """Cheap identity of the served model (the predictor reloads when it changes)."""
         row = self._db.one("SELECT version, entry FROM models WHERE status = ? ORDER BY seq DESC LIMIT 1", (APPROVED,))
         return f"local:models/{row['version']}#{loads(row['entry'], {}).get('sha256', '')[:12]}" if row else ""
