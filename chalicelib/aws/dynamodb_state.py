@@ -13,13 +13,24 @@ from __future__ import annotations
 import random
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
 from chalicelib.records import Change, Outcome, DatasetState, Running, RunRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
+        UpdateTypeDef,
+    )
+
+    AttributeMap = dict[str, AttributeValueTypeDef]
 
 CHANGE_TTL_SECONDS = 14 * 24 * 3600  # longer than SQS keeps a message (and its DLQ redrive window)
 _CHUNK = 99  # TransactWriteItems takes 100 items: 99 change markers + the state update
@@ -29,7 +40,7 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def _to_dynamo(value: Any) -> Any:
+def _to_dynamo(value: object) -> object:
     if isinstance(value, float):
         return Decimal(repr(value))
     if isinstance(value, dict):
@@ -39,7 +50,7 @@ def _to_dynamo(value: Any) -> Any:
     return value
 
 
-def _from_dynamo(value: Any) -> Any:
+def _from_dynamo(value: object) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
@@ -49,11 +60,11 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
-def _ser(value: Any) -> dict:
+def _ser(value: object) -> AttributeValueTypeDef:
     return _serializer.serialize(_to_dynamo(value))
 
 
-def _item(raw: dict) -> dict:
+def _item(raw: Mapping[str, AttributeValueTypeDef]) -> dict[str, Any]:
     return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in raw.items()}
 
 
@@ -61,14 +72,14 @@ def _reasons(error: ClientError) -> list[str]:
     return [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
 
 
-def _running(value: dict | None) -> Running | None:
+def _running(value: dict[str, Any] | None) -> Running | None:
     if not value:
         return None
     fields = {k: value.get(k, "") for k in ("version", "job_name", "stage", "conversion_job", "baseline_version")}
     return Running(started_at=float(value.get("started_at", 0)), stage_at=float(value.get("stage_at", 0)), **fields)
 
 
-def _outcome(value: dict | None) -> Outcome | None:
+def _outcome(value: dict[str, Any] | None) -> Outcome | None:
     if not value:
         return None
     return Outcome(value.get("version", ""), value.get("job_name", ""), value.get("status", ""), value.get("reason", ""),
@@ -76,7 +87,8 @@ def _outcome(value: dict | None) -> Outcome | None:
 
 
 class DynamoStateStore:
-    def __init__(self, client, table: str, clock=time.time, sleep=time.sleep):
+    def __init__(self, client: DynamoDBClient, table: str, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep):
         self._db = client
         self._table = table
         self._clock = clock
@@ -84,12 +96,12 @@ class DynamoStateStore:
 
     # keys ---------------------------------------------------------------------------------
     @staticmethod
-    def _state_key(dataset: str) -> dict:
+    def _state_key(dataset: str) -> AttributeMap:
         # The sort key keeps its first name, "pipeline": deployed tables hold items under it.
         return {"pk": {"S": f"dataset#{dataset}"}, "sk": {"S": "pipeline"}}
 
     @staticmethod
-    def _run_key(dataset: str, version: str) -> dict:
+    def _run_key(dataset: str, version: str) -> AttributeMap:
         return {"pk": {"S": f"dataset#{dataset}"}, "sk": {"S": f"run#{version}"}}
 
     def _backoff(self, attempt: int) -> None:
@@ -110,7 +122,7 @@ class DynamoStateStore:
             if not chunk:
                 return 0
             latest = max(c.event_time for c in chunk)
-            items = [{
+            items: list[TransactWriteItemTypeDef] = [{
                 "Put": {
                     "TableName": self._table,
                     "Item": {"pk": {"S": f"change#{dataset}#{c.change_id}"}, "sk": {"S": "change"},
@@ -119,21 +131,23 @@ class DynamoStateStore:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             } for c in chunk]
-            update = {
+            names = {"#p": "pending_changes"}
+            values: AttributeMap = {":n": {"N": str(len(chunk))}}
+            update: UpdateTypeDef = {
                 "TableName": self._table,
                 "Key": self._state_key(dataset),
                 "UpdateExpression": "ADD #p :n",
-                "ExpressionAttributeNames": {"#p": "pending_changes"},
-                "ExpressionAttributeValues": {":n": {"N": str(len(chunk))}},
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
             if move_clock:
                 # DynamoDB has no max(): set the clock only when this chunk is newer (events arrive in any order).
                 update["UpdateExpression"] += " SET #t = :t"
                 update["ConditionExpression"] = "attribute_not_exists(#t) OR #t < :t"
-                update["ExpressionAttributeNames"]["#t"] = "last_change_at"
-                update["ExpressionAttributeValues"][":t"] = _ser(latest)
+                names["#t"] = "last_change_at"
+                values[":t"] = _ser(latest)
             try:
-                self._db.transact_write_items(TransactItems=items + [{"Update": update}])
+                self._db.transact_write_items(TransactItems=[*items, {"Update": update}])
                 return len(chunk)
             except ClientError as error:
                 if error.response["Error"]["Code"] != "TransactionCanceledException":
@@ -211,13 +225,13 @@ class DynamoStateStore:
 
     def advance(self, dataset: str, job_name: str, from_stages: tuple[str, ...], **fields: Any) -> bool:
         names = {"#r": "running", "#j": "job_name", "#s": "stage"}
-        values = {":j": {"S": job_name}}
-        sets = []
+        values: AttributeMap = {":j": {"S": job_name}}
+        sets: list[str] = []
         for i, (name, value) in enumerate(fields.items()):
             names[f"#f{i}"] = name
             values[f":f{i}"] = _ser(value)
             sets.append(f"#r.#f{i} = :f{i}")
-        stage_checks = []
+        stage_checks: list[str] = []
         for i, stage in enumerate(from_stages):
             values[f":s{i}"] = {"S": stage}
             stage_checks.append(f":s{i}")
@@ -235,7 +249,7 @@ class DynamoStateStore:
             raise
 
     def finish(self, dataset: str, job_name: str, outcome: Outcome, model: dict[str, Any] | None = None) -> bool:
-        run_values = {":s": {"S": outcome.status}, ":f": _ser(outcome.at), ":why": {"S": outcome.reason}}
+        run_values: AttributeMap = {":s": {"S": outcome.status}, ":f": _ser(outcome.at), ":why": {"S": outcome.reason}}
         run_names = {"#s": "status", "#f": "finished_at", "#why": "reason"}
         run_update = "SET #s = :s, #f = :f, #why = :why"
         if model:
@@ -270,22 +284,22 @@ class DynamoStateStore:
 
     def runs(self, dataset: str, limit: int = 50) -> list[RunRecord]:
         records: list[RunRecord] = []
-        kwargs = {
+        request: QueryInputTypeDef = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :run)",
             "ExpressionAttributeValues": {":pk": {"S": f"dataset#{dataset}"}, ":run": {"S": "run#"}},
         }
         while True:
-            page = self._db.query(**kwargs)
+            page = self._db.query(**request)
             records += [self._run_record(_item(raw)) for raw in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
                 break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         records.sort(key=lambda r: r.created_at, reverse=True)
         return records[:limit]
 
     @staticmethod
-    def _run_record(item: dict) -> RunRecord:
+    def _run_record(item: dict[str, Any]) -> RunRecord:
         return RunRecord(
             version=item["sk"].split("#", 1)[1], job_name=item.get("job_name", ""), status=item.get("status", ""),
             created_at=float(item.get("created_at", 0)), finished_at=float(item.get("finished_at", 0)),
@@ -293,7 +307,7 @@ class DynamoStateStore:
         )
 
 
-def create_table(client, table: str) -> None:
+def create_table(client: DynamoDBClient, table: str) -> None:
     """The table's shape (the CDK creates the real one; tests and local tools use this)."""
     client.create_table(
         TableName=table,

@@ -1,11 +1,14 @@
 """ObjectStore on S3. URIs are s3://bucket/key."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from botocore.exceptions import ClientError
 
 from chalicelib.records import ObjectInfo
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 def split(uri: str) -> tuple[str, str]:
@@ -16,7 +19,7 @@ def split(uri: str) -> tuple[str, str]:
 
 
 class S3ObjectStore:
-    def __init__(self, client):
+    def __init__(self, client: S3Client):
         self._s3 = client
 
     def list(self, uri: str) -> Iterator[ObjectInfo]:

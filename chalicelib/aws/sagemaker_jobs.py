@@ -7,27 +7,59 @@ s3://ARTIFACT_BUCKET/models/<version>/. The request builders are pure (unit-test
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable, TypeVar, cast
+
 from botocore.exceptions import ClientError
 
 from chalicelib import training_contract as contract
 from chalicelib.ports import JobRejected
 from chalicelib.records import ConversionSpec, JobStatus, TrainingSpec
 
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker.literals import ProcessingInstanceTypeType, TrainingInstanceTypeType
+    from mypy_boto3_sagemaker.type_defs import (
+        CreateProcessingJobRequestTypeDef,
+        CreateTrainingJobRequestTypeDef,
+        MetricDefinitionTypeDef,
+        ProcessingInputTypeDef,
+        StoppingConditionTypeDef,
+        TagTypeDef,
+    )
+
+_Description = TypeVar("_Description")
+
 SPOT_WAIT_FACTOR = 2  # MaxWaitTimeInSeconds (queueing for spot capacity included) = 2 x MaxRuntime
 _FOR_GOOD = ("ValidationException", "ResourceLimitExceeded", "AccessDeniedException", "ResourceNotFound")
 
 
-def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
+def _tags(tags: dict[str, str]) -> list[TagTypeDef]:
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
 
-def training_request(spec: TrainingSpec) -> dict:
-    request = {
+def _metric_definitions(definitions: list[dict[str, str]]) -> list[MetricDefinitionTypeDef]:
+    return [{"Name": d["Name"], "Regex": d["Regex"]} for d in definitions]
+
+
+# Instance types stay free text (Settings checks the ml.<family>.<size> shape, SageMaker the name, and a
+# name it refuses raises JobRejected): the stubs' Literal lists only the types known when they were
+# generated, so a newer type must pass through, not be refused here.
+def _training_instance(name: str) -> TrainingInstanceTypeType:
+    return cast("TrainingInstanceTypeType", name)
+
+
+def _processing_instance(name: str) -> ProcessingInstanceTypeType:
+    return cast("ProcessingInstanceTypeType", name)
+
+
+def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
+    stopping: StoppingConditionTypeDef = {"MaxRuntimeInSeconds": spec.max_runtime_seconds}
+    request: CreateTrainingJobRequestTypeDef = {
         "TrainingJobName": spec.job_name,
         "AlgorithmSpecification": {
             "TrainingImage": spec.image_uri,
             "TrainingInputMode": "File",
-            "MetricDefinitions": spec.metric_definitions,
+            "MetricDefinitions": _metric_definitions(spec.metric_definitions),
         },
         "RoleArn": spec.role_arn,
         "HyperParameters": spec.hyperparameters,
@@ -38,22 +70,22 @@ def training_request(spec: TrainingSpec) -> dict:
             "InputMode": "File",
         }],
         "OutputDataConfig": {"S3OutputPath": spec.output_uri},
-        "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
-        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
+        "ResourceConfig": {"InstanceType": _training_instance(spec.instance_type), "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": stopping,
         "TensorBoardOutputConfig": {"S3OutputPath": spec.tensorboard_uri, "LocalPath": contract.TENSORBOARD_LOCAL_PATH},
         "Tags": _tags(spec.tags),
     }
     if spec.use_spot:
         request["EnableManagedSpotTraining"] = True
-        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = spec.max_runtime_seconds * SPOT_WAIT_FACTOR
+        stopping["MaxWaitTimeInSeconds"] = spec.max_runtime_seconds * SPOT_WAIT_FACTOR
         request["CheckpointConfig"] = {"S3Uri": spec.checkpoint_uri, "LocalPath": contract.CHECKPOINT_LOCAL_PATH}
     return request
 
 
-def conversion_request(spec: ConversionSpec) -> dict:
+def conversion_request(spec: ConversionSpec) -> CreateProcessingJobRequestTypeDef:
     entrypoint = ["convert", contract.PROCESSING_MODEL_DIR, contract.PROCESSING_OUTPUT_DIR,
                   "--data", contract.PROCESSING_DATA_DIR]
-    inputs = [
+    inputs: list[ProcessingInputTypeDef] = [
         {"InputName": "model", "S3Input": {"S3Uri": spec.model_archive_uri, "LocalPath": contract.PROCESSING_MODEL_DIR,
                                            "S3DataType": "S3Prefix", "S3InputMode": "File"}},
         {"InputName": "data", "S3Input": {"S3Uri": spec.dataset_uri, "LocalPath": contract.PROCESSING_DATA_DIR,
@@ -73,7 +105,8 @@ def conversion_request(spec: ConversionSpec) -> dict:
             "OutputName": "model",
             "S3Output": {"S3Uri": spec.output_uri, "LocalPath": contract.PROCESSING_OUTPUT_DIR, "S3UploadMode": "EndOfJob"},
         }]},
-        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": spec.instance_type, "VolumeSizeInGB": 30}},
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": _processing_instance(spec.instance_type),
+                                                  "VolumeSizeInGB": 30}},
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
         "Tags": _tags(spec.tags),
     }
@@ -86,12 +119,12 @@ def _already_exists(error: ClientError) -> bool:
 
 
 class SageMakerJobRunner:
-    def __init__(self, client):
+    def __init__(self, client: SageMakerClient):
         self._sm = client
 
-    def _start(self, call, request: dict) -> bool:
+    def _start(self, call: Callable[[], object]) -> bool:
         try:
-            call(**request)
+            call()
             return True
         except ClientError as error:
             if _already_exists(error):
@@ -101,30 +134,32 @@ class SageMakerJobRunner:
             raise
 
     def start_training(self, spec: TrainingSpec) -> bool:
-        return self._start(self._sm.create_training_job, training_request(spec))
+        request = training_request(spec)
+        return self._start(lambda: self._sm.create_training_job(**request))
 
     def start_conversion(self, spec: ConversionSpec) -> bool:
-        return self._start(self._sm.create_processing_job, conversion_request(spec))
+        request = conversion_request(spec)
+        return self._start(lambda: self._sm.create_processing_job(**request))
 
     @staticmethod
-    def _describe(call, **name) -> dict | None:
+    def _describe(call: Callable[[], _Description]) -> _Description | None:
         """A job's description, or None when SageMaker knows no job of that name."""
         try:
-            return call(**name)
+            return call()
         except ClientError as error:
             if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
                 return None
             raise
 
     def training_status(self, name: str) -> JobStatus | None:
-        job = self._describe(self._sm.describe_training_job, TrainingJobName=name)
+        job = self._describe(lambda: self._sm.describe_training_job(TrainingJobName=name))
         if job is None:
             return None
         return JobStatus(name, job.get("TrainingJobStatus", ""), job.get("FailureReason", ""),
                          job.get("ModelArtifacts", {}).get("S3ModelArtifacts", ""))
 
     def conversion_status(self, name: str) -> JobStatus | None:
-        job = self._describe(self._sm.describe_processing_job, ProcessingJobName=name)
+        job = self._describe(lambda: self._sm.describe_processing_job(ProcessingJobName=name))
         if job is None:
             return None
         return JobStatus(name, job.get("ProcessingJobStatus", ""), job.get("FailureReason", "") or job.get("ExitMessage", ""))

@@ -8,15 +8,26 @@ The served model is the newest Approved package.
 """
 from __future__ import annotations
 
-from typing import Any
+import builtins
+from typing import TYPE_CHECKING, Any, Iterator
 
 from botocore.exceptions import ClientError
 
 from chalicelib.records import APPROVED, PENDING, REJECTED, ModelEntry
 from chalicelib.timestamps import epoch
 
-_TO_AWS = {APPROVED: "Approved", PENDING: "PendingManualApproval", REJECTED: "Rejected"}
-_FROM_AWS = {v: k for k, v in _TO_AWS.items()}
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker.literals import ModelApprovalStatusType
+    from mypy_boto3_sagemaker.type_defs import (
+        CreateModelPackageInputTypeDef,
+        DescribeModelPackageOutputTypeDef,
+        ListModelPackagesInputTypeDef,
+        ModelPackageSummaryTypeDef,
+    )
+
+_TO_AWS: dict[str, ModelApprovalStatusType] = {APPROVED: "Approved", PENDING: "PendingManualApproval", REJECTED: "Rejected"}
+_FROM_AWS: dict[str, str] = {v: k for k, v in _TO_AWS.items()}
 _DESCRIPTION = "flowers model "
 
 
@@ -45,11 +56,13 @@ def properties(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, str]:
     return {k: v[:256] for k, v in values.items() if v}
 
 
-def _entry(summary: dict, props: dict[str, str] | None = None) -> ModelEntry:
+def _entry(summary: ModelPackageSummaryTypeDef | DescribeModelPackageOutputTypeDef,
+           props: dict[str, str] | None = None) -> ModelEntry:
     props = props or {}
     description = summary.get("ModelPackageDescription", "")
     version = props.get("version") or (description[len(_DESCRIPTION):] if description.startswith(_DESCRIPTION) else "")
     accuracy = props.get("test_accuracy")
+    approval = summary.get("ApprovalDescription")  # a described package has it, a listed summary not
     return ModelEntry(
         version=version,
         status=_FROM_AWS.get(summary.get("ModelApprovalStatus", ""), PENDING),
@@ -63,12 +76,12 @@ def _entry(summary: dict, props: dict[str, str] | None = None) -> ModelEntry:
         size_bytes=int(props.get("size_bytes") or 0),
         test_accuracy=float(accuracy) if accuracy else None,
         dataset_version=props.get("dataset_version", ""),
-        reason=summary.get("ApprovalDescription") or props.get("reason", ""),
+        reason=approval if isinstance(approval, str) and approval else props.get("reason", ""),
     )
 
 
 class SageMakerModelRegistry:
-    def __init__(self, client, group: str, image_uri: str = ""):
+    def __init__(self, client: SageMakerClient, group: str, image_uri: str = ""):
         self._sm = client
         self._group = group
         self._image = image_uri
@@ -88,9 +101,10 @@ class SageMakerModelRegistry:
                     raise
         self._group_checked = True
 
-    def _summaries(self, status: str | None = None, limit: int = 1000):
-        kwargs: dict[str, Any] = {"ModelPackageGroupName": self._group, "SortBy": "CreationTime",
-                                  "SortOrder": "Descending", "MaxResults": min(100, limit)}
+    def _summaries(self, status: ModelApprovalStatusType | None = None,
+                   limit: int = 1000) -> Iterator[ModelPackageSummaryTypeDef]:
+        kwargs: ListModelPackagesInputTypeDef = {"ModelPackageGroupName": self._group, "SortBy": "CreationTime",
+                                                 "SortOrder": "Descending", "MaxResults": min(100, limit)}
         if status:
             kwargs["ModelApprovalStatus"] = status
         found = 0
@@ -123,14 +137,14 @@ class SageMakerModelRegistry:
     def list(self, limit: int = 50) -> list[ModelEntry]:
         return [e for e in (_entry(s) for s in self._summaries(limit=limit)) if e.version]
 
-    def approved(self, limit: int = 2) -> list[ModelEntry]:
+    def approved(self, limit: int = 2) -> builtins.list[ModelEntry]:  # `list` here is the method above
         return [self._describe(s["ModelPackageArn"]) for s in self._summaries("Approved", limit)]
 
     def production(self) -> ModelEntry | None:
         newest = next(iter(self._summaries("Approved", 1)), None)
         return self._describe(newest["ModelPackageArn"]) if newest else None
 
-    def production_arn(self) -> str:
+    def production_id(self) -> str:
         """One cheap call: lets a prediction container see that nothing changed."""
         newest = next(iter(self._summaries("Approved", 1)), None)
         return newest["ModelPackageArn"] if newest else ""
@@ -143,7 +157,7 @@ class SageMakerModelRegistry:
         if existing is not None:
             return existing
         self.ensure_group()
-        request: dict[str, Any] = {
+        request: CreateModelPackageInputTypeDef = {
             "ModelPackageGroupName": self._group,
             "ModelPackageDescription": _DESCRIPTION + entry.version,
             "ModelApprovalStatus": "PendingManualApproval",
