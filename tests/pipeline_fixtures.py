@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.local import events
-from data_fixtures import PHOTOS, ROOT
+from data_fixtures import PHOTOS, ROOT, require_photos
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -186,8 +186,7 @@ def build_tiny_model(work: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    if not PHOTOS.is_dir():
-        pytest.skip(f"{PHOTOS} is missing")
+    require_photos()
     import hashlib
 
     # Shared by xdist workers; keyed by the training code so a change to it rebuilds the model.

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from chalicelib.imaging import load_pixels
-from data_fixtures import PHOTOS
+from data_fixtures import PHOTOS, require_photos
 from training import input_pipeline as ip
 
 
@@ -19,6 +19,7 @@ def _grid(size: int = 9) -> np.ndarray:
 
 
 def _real_photo(size: int = 96) -> np.ndarray:
+    require_photos()
     path = sorted((PHOTOS / "tulips").glob("*.jpg"))[0]
     return load_pixels(path.read_bytes(), size).pixels
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 
 import pytest
 
 from local_fixtures import CLASSES, TINY_UP, Up, flowers, modelarts_photos
-from data_fixtures import PHOTOS
+from data_fixtures import PHOTOS, require_photos
 
-pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"{PHOTOS} is missing")
+
+@pytest.fixture(autouse=True)
+def _photos() -> None:
+    require_photos()
 
 
 def bucket_version(home):

@@ -7,16 +7,21 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
+from data_fixtures import require, require_photos
 from local_fixtures import Up, seed_approved_model
-from pipeline_fixtures import PHOTOS, aws, sample_photos, tiny_model  # noqa: F401  (fixtures)
+from pipeline_fixtures import aws, sample_photos, tiny_model  # noqa: F401  (fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"{PHOTOS} is missing")
-needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture(autouse=True)
+def _photos() -> None:
+    require_photos()
 
 
 @pytest.fixture
@@ -30,8 +35,8 @@ def served(tmp_path, tiny_model):  # noqa: F811
 
 @pytest.fixture
 def page():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
+    require(Path(CHROMIUM).exists(), f"Debian's Chromium ({CHROMIUM}; apt-get install chromium)")
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             yield browser.new_page()
@@ -39,7 +44,6 @@ def page():
             browser.close()
 
 
-@needs_chromium
 def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tmp_path):
     up, version = served
     page.goto(up.url)
@@ -108,7 +112,6 @@ def test_page_and_confusion_matrix_routes_serve_in_aws_mode_too(aws, tiny_model)
         assert missing.status_code == 404 and missing.json_body["error"]["code"] == "not_found"
 
 
-@needs_chromium
 def test_page_asks_for_the_api_key_and_sends_it(page):
     """On AWS, API Gateway answers 403 without `x-api-key`: the page asks for the key once,
     then sends it on every call, the confusion-matrix picture included."""

@@ -1,14 +1,11 @@
 """training.train: the SageMaker container contract, end to end on tiny real models."""
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from chalicelib.training_contract import parse_metric_line
 from data_fixtures import ROOT, TINY, Job, copy_photos, make_folder_dataset, run_in_process
@@ -104,14 +101,11 @@ def test_too_small_data_set_fails_and_still_reports(tmp_path):
 def test_time_budget_stops_cleanly_and_exports(tmp_path):
     job = Job(tmp_path / "job", make_folder_dataset(tmp_path / "data", per_class=20)).hyperparameters(
         preset="tiny_cnn", image_size=32, epochs=1000, head_epochs=1000, patience=1000, batch_size=4, max_training_time=12)
-    started = time.monotonic()
-    assert run_in_process(job, train.main) == 0
-    elapsed = time.monotonic() - started
+    assert run_in_process(job, train.main) == 0  # how long past its budget a run ends: bench/time_budget.py
     meta = job.metadata()
     assert meta["training"]["stopped_by_time_budget"] is True
     assert meta["training"]["head_epochs"] < 1000
     assert (job.model / "saved_model" / "saved_model.pb").exists()
-    assert elapsed < 12 + 15  # the budget, plus TensorFlow's start-up outside the job's clock
 
 
 def test_head_checkpoint_is_reused_on_restart(job, capsys):
