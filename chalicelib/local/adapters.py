@@ -3,8 +3,16 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:  # at run time each adapter module is imported when first used
+    from chalicelib.local.db import Database
+    from chalicelib.local.jobs import SubprocessJobRunner
+    from chalicelib.local.objects import LocalObjectStore
+    from chalicelib.local.registry import SqliteModelRegistry
+    from chalicelib.local.state import SqliteStateStore
 
 
 class LocalAdapters:
@@ -17,32 +25,32 @@ class LocalAdapters:
             folder.mkdir(parents=True, exist_ok=True)
 
     @cached_property
-    def db(self):
+    def db(self) -> Database:
         from chalicelib.local.db import Database
 
         return Database(self.home / (self.settings.state_table or "state.sqlite3"))
 
     @cached_property
-    def objects(self):
+    def objects(self) -> LocalObjectStore:
         from chalicelib.local.objects import LocalObjectStore
 
         return LocalObjectStore({self.settings.dataset_bucket: self.bucket_folder, self.settings.artifact_bucket: self.artifact_folder},
                                 base_url=f"http://127.0.0.1:{self.settings.port}", public_bucket=self.settings.artifact_bucket)
 
     @cached_property
-    def state(self):
+    def state(self) -> SqliteStateStore:
         from chalicelib.local.state import SqliteStateStore
 
         return SqliteStateStore(self.db)
 
     @cached_property
-    def registry(self):
+    def registry(self) -> SqliteModelRegistry:
         from chalicelib.local.registry import SqliteModelRegistry
 
         return SqliteModelRegistry(self.db)
 
     @cached_property
-    def jobs(self):
+    def jobs(self) -> SubprocessJobRunner:
         from chalicelib.local.jobs import SubprocessJobRunner
 
         return SubprocessJobRunner(self.db, self.objects, self.settings)

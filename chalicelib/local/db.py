@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+Params = tuple[object, ...]  # the values of a statement's ? placeholders
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dataset_state (
     dataset TEXT PRIMARY KEY,
@@ -91,21 +93,21 @@ class Database:
             db.executescript_in_tx(SCHEMA)
 
     @contextmanager
-    def transaction(self) -> Iterator["_Tx"]:
+    def transaction(self) -> Iterator[Transaction]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield _Tx(self._conn)
+                yield Transaction(self._conn)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
 
-    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
-    def one(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
+    def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
@@ -114,15 +116,16 @@ class Database:
             self._conn.close()
 
 
-class _Tx:
+class Transaction:
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
 
-    def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         return self._conn.execute(sql, params)
 
-    def one(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
-        return self._conn.execute(sql, params).fetchone()
+    def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()  # row_factory is sqlite3.Row
+        return row
 
     def executescript_in_tx(self, script: str) -> None:
         for statement in script.split(";"):
@@ -134,7 +137,7 @@ class _Tx:
 _RENAMED = {"pipeline": "dataset_state"}
 
 
-def _rename_legacy_tables(db: "_Tx") -> None:
+def _rename_legacy_tables(db: Transaction) -> None:
     for old, new in _RENAMED.items():
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
         if old in names and new not in names:

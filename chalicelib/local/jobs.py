@@ -21,12 +21,13 @@ import os
 import queue
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 from chalicelib import settings as settings_module
 from chalicelib import training_contract as contract
@@ -40,7 +41,7 @@ MAX_ATTEMPTS = 3  # interrupted by a stop of `flowers up`: run again, at most th
 INTERRUPTED = "interrupted: flowers up stopped while it ran (kill, crash or Ctrl-C)"
 ROOT = Path(__file__).resolve().parents[2]  # the project (training/ and chalicelib/ live here)
 
-Emit = Callable[[str, dict], None]  # (function name, event) -> runs the handler; raises on failure
+Emit = Callable[[str, events.Event], None]  # (function name, event) -> runs the handler; raises on failure
 Say = Callable[[str], None]
 
 
@@ -76,7 +77,7 @@ def _snapshot(source: Path, target: Path) -> int:
 
 
 class SubprocessJobRunner:
-    def __init__(self, db: Database, objects: LocalObjectStore, settings: Settings, clock=time.time):
+    def __init__(self, db: Database, objects: LocalObjectStore, settings: Settings, clock: Callable[[], float] = time.time):
         self._db = db
         self._objects = objects
         self._settings = settings
@@ -84,7 +85,7 @@ class SubprocessJobRunner:
         self._emit: Emit | None = None
         self._say: Say = lambda line: None
         self._queue: "queue.Queue[str | None]" = queue.Queue()
-        self._children: dict[str, subprocess.Popen] = {}
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._launcher: threading.Thread | None = None
@@ -133,7 +134,7 @@ class SubprocessJobRunner:
         model = self._model_uri(row) if kind == "training" and row["status"] == JOB_COMPLETED else ""
         return JobStatus(name, row["status"], row["reason"], model)
 
-    def _create(self, name: str, kind: str, spec: dict) -> bool:
+    def _create(self, name: str, kind: str, spec: dict[str, Any]) -> bool:
         with self._db.transaction() as tx:
             if tx.one("SELECT 1 FROM jobs WHERE name = ?", (name,)):
                 return False
@@ -159,31 +160,33 @@ class SubprocessJobRunner:
             return None
         path = self._attempt_dir(row) / "output" / "data" / contract.VALIDATION_REPORT
         try:
-            return loads(path.read_text(), None)
+            report = loads(path.read_text(), None)
         except (OSError, ValueError):
             return None
+        return report if isinstance(report, dict) else None
 
     def latest(self, kind: str) -> str:
         row = self._db.one("SELECT name FROM jobs WHERE kind = ? ORDER BY created_at DESC LIMIT 1", (kind,))
         return row["name"] if row else ""
 
     # folders -----------------------------------------------------------------------------------
-    def _spec(self, row) -> dict[str, Any]:
-        return loads(row["spec"], {})
+    def _spec(self, row: sqlite3.Row) -> dict[str, Any]:
+        spec: dict[str, Any] = loads(row["spec"], {})  # what _create stored: a spec's fields
+        return spec
 
     def _job_dir(self, kind: str, name: str) -> Path:
         return self._objects.path(f"s3://{self._settings.artifact_bucket}/{kind}/{name}/")
 
-    def _attempt_dir(self, row) -> Path:
+    def _attempt_dir(self, row: sqlite3.Row) -> Path:
         return self._job_dir(row["kind"], row["name"]) / f"attempt-{row['attempt']}"
 
-    def _model_uri(self, row) -> str:
+    def _model_uri(self, row: sqlite3.Row) -> str:
         return f"s3://{self._settings.artifact_bucket}/training/{row['name']}/attempt-{row['attempt']}/output/model/"
 
     # start up -----------------------------------------------------------------------------------
     def recover(self) -> list[str]:
         """After a restart: interrupted jobs fail their attempt and run again; unhandled exits are re-sent."""
-        notes = []
+        notes: list[str] = []
         for row in self._db.query("SELECT * FROM jobs WHERE status = ? ORDER BY created_at", (JOB_IN_PROGRESS,)):
             name = row["name"]
             if row["pid"] and row["pid_start"] and _proc_start(row["pid"]) == row["pid_start"]:
@@ -250,7 +253,8 @@ class SubprocessJobRunner:
         self._say(f"{what} job {name} started (attempt {attempt}, pid {child.pid}); log: {job_dir / 'log.txt'}")
         threading.Thread(target=self._follow, args=(name, row["kind"], child, log), name=f"job-{name[-8:]}", daemon=True).start()
 
-    def _training_command(self, name: str, spec: dict, job_dir: Path, attempt_dir: Path) -> tuple[list[str], dict]:
+    def _training_command(self, name: str, spec: dict[str, Any], job_dir: Path,
+                          attempt_dir: Path) -> tuple[list[str], dict[str, str]]:
         data = job_dir / "input" / "data" / contract.TRAINING_CHANNEL
         if not data.is_dir():
             count = _snapshot(self._objects.path(spec["dataset_uri"]), data)
@@ -270,7 +274,7 @@ class SubprocessJobRunner:
         })
         return [sys.executable, "-m", "training.train"], env
 
-    def _conversion_command(self, spec: dict, attempt_dir: Path) -> tuple[list[str], dict]:
+    def _conversion_command(self, spec: dict[str, Any], attempt_dir: Path) -> tuple[list[str], dict[str, str]]:
         model = self._objects.path(spec["model_archive_uri"])
         # The photos the model was trained on: the training job's snapshot (the bucket may have moved on).
         snapshot = model.parents[2] / "input" / "data" / contract.TRAINING_CHANNEL
@@ -284,12 +288,13 @@ class SubprocessJobRunner:
         return command, env
 
     # following a child -------------------------------------------------------------------------
-    def _follow(self, name: str, kind: str, child: subprocess.Popen, log) -> None:
+    def _follow(self, name: str, kind: str, child: subprocess.Popen[bytes], log: IO[bytes]) -> None:
         tail: list[str] = []
         progress: dict[str, Any] = {}
         last_saved = 0.0
         try:
-            for raw in child.stdout:  # type: ignore[union-attr]
+            assert child.stdout is not None  # started with stdout=PIPE
+            for raw in child.stdout:
                 log.write(raw)
                 log.flush()
                 line = raw.decode(errors="replace").rstrip()
@@ -316,7 +321,7 @@ class SubprocessJobRunner:
             return  # stopped by us: the row stays InProgress and the next start runs it again
         self._finish(name, code, _failure_reason(code, tail))
 
-    def _save_progress(self, name: str, progress: dict) -> None:
+    def _save_progress(self, name: str, progress: dict[str, Any]) -> None:
         with self._db.transaction() as tx:
             tx.execute("UPDATE jobs SET progress = ? WHERE name = ?", (dumps(progress), name))
 
@@ -340,7 +345,7 @@ class SubprocessJobRunner:
         self._say(f"{row['kind']} job {name} {status.lower()}" + ("" if status == JOB_COMPLETED else f": {reason}"))
         self._deliver(name)
 
-    def _publish(self, row) -> None:
+    def _publish(self, row: sqlite3.Row) -> None:
         """models/<version>/ appears whole: moved from the attempt's folder in one rename."""
         spec = self._spec(row)
         source = self._attempt_dir(row) / "output" / "model"

@@ -5,22 +5,24 @@ the served model is the newest approved one.
 """
 from __future__ import annotations
 
+import builtins
+import sqlite3
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 from chalicelib.local.db import Database, dumps, loads
 from chalicelib.records import APPROVED, ModelEntry
 
 
-def _entry(row) -> ModelEntry:
+def _entry(row: sqlite3.Row) -> ModelEntry:
     values = loads(row["entry"], {})
     values.update(status=row["status"], package_version=int(row["seq"]), package_arn=f"local:models/{row['version']}")
     return ModelEntry(**values)
 
 
 class SqliteModelRegistry:
-    def __init__(self, db: Database, clock=time.time):
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time):
         self._db = db
         self._clock = clock
 
@@ -41,7 +43,7 @@ class SqliteModelRegistry:
     def list(self, limit: int = 50) -> list[ModelEntry]:
         return [_entry(r) for r in self._db.query("SELECT * FROM models ORDER BY seq DESC LIMIT ?", (limit,))]
 
-    def approved(self, limit: int = 2) -> list[ModelEntry]:
+    def approved(self, limit: int = 2) -> builtins.list[ModelEntry]:  # `list` here is the method above
         rows = self._db.query("SELECT * FROM models WHERE status = ? ORDER BY seq DESC LIMIT ?", (APPROVED, limit))
         return [_entry(r) for r in rows]
 

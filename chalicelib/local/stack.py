@@ -21,7 +21,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 from chalice.config import Config
 from chalice.local import CustomLocalChalice, LambdaContext, LocalChalice, LocalGateway
@@ -44,7 +44,7 @@ class HomeLock:
 
     def __init__(self, home: Path):
         self.path = Path(home) / "lock"
-        self._handle = None
+        self._handle: TextIO | None = None
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,11 +114,11 @@ class LocalStack:
         return f"http://{self.host}:{self.port}/"
 
     # invoking the app's functions -------------------------------------------------------------
-    def invoke(self, function: str, event: dict) -> Any:
+    def invoke(self, function: str, event: events.Event) -> Any:
         with self._invoke_lock:
             return self.app.handler_map[function](event, LambdaContext(function, memory_size=1024))
 
-    def _on_job_event(self, function: str, event: dict) -> None:
+    def _on_job_event(self, function: str, event: events.Event) -> None:
         result = self.invoke(function, event)
         self._report(result)
         if isinstance(result, dict) and result.get("action") == "registered":
@@ -193,7 +193,7 @@ class LocalStack:
         self._threads.append(thread)
 
     def _loop(self, name: str, every: float, step: Callable[[], None]) -> None:
-        def run():
+        def run() -> None:
             while not self._stop.wait(every):
                 try:
                     step()
@@ -211,7 +211,7 @@ class LocalStack:
             self.say(f"bucket: {found['created']} new or changed, {found['removed']} removed file(s); {state.pending_changes} pending; "
                      + ("a run is in progress: another follows it" if state.running else f"training starts after {self.settings.quiet_period}s of quiet"))
 
-    def _deliver_uploads(self, event: dict) -> None:
+    def _deliver_uploads(self, event: events.Event) -> None:
         self.invoke("on_upload", event)
 
     def _tick(self) -> None:

@@ -2,18 +2,19 @@
 each inside one BEGIN IMMEDIATE transaction."""
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
-from chalicelib.local.db import Database, dumps, loads
+from chalicelib.local.db import Database, Transaction, dumps, loads
 from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
 from chalicelib.records import Change, Outcome, DatasetState, Running, RunRecord
 
 
-def _running(value: dict | None) -> Running | None:
+def _running(value: dict[str, Any] | None) -> Running | None:
     return Running(**value) if value else None
 
 
-def _outcome(value: dict | None) -> Outcome | None:
+def _outcome(value: dict[str, Any] | None) -> Outcome | None:
     return Outcome(**value) if value else None
 
 
@@ -22,9 +23,11 @@ class SqliteStateStore:
         self._db = db
 
     @staticmethod
-    def _ensure(tx, dataset: str):
+    def _ensure(tx: Transaction, dataset: str) -> sqlite3.Row:
         tx.execute("INSERT OR IGNORE INTO dataset_state (dataset) VALUES (?)", (dataset,))
-        return tx.one("SELECT * FROM dataset_state WHERE dataset = ?", (dataset,))
+        row = tx.one("SELECT * FROM dataset_state WHERE dataset = ?", (dataset,))
+        assert row is not None  # inserted just above when it was missing
+        return row
 
     # uploads --------------------------------------------------------------------------------
     def record_changes(self, dataset: str, changes: list[Change]) -> int:
@@ -108,6 +111,6 @@ class SqliteStateStore:
         return [_record(row) for row in rows]
 
 
-def _record(row) -> RunRecord:
+def _record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(version=row["version"], job_name=row["job_name"], status=row["status"], created_at=float(row["created_at"]),
                      finished_at=float(row["finished_at"]), reason=row["reason"], model=loads(row["model"], {}))

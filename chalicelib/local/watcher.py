@@ -22,7 +22,7 @@ BATCH = 100  # the on_upload function's SQS batch size
 
 class BucketWatcher:
     def __init__(self, db: Database, objects: LocalObjectStore, root: Path, bucket: str,
-                 deliver: Callable[[dict], object], clock: Callable[[], float] = time.time):
+                 deliver: Callable[[events.Event], object], clock: Callable[[], float] = time.time):
         self._db = db
         self._objects = objects
         self._root = Path(root)
