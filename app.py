@@ -10,10 +10,12 @@ Importing this module reads no settings and creates no client (`chalice package`
 """
 import json
 import logging
+from typing import Any, Callable
 
 from chalice import Chalice, IAMAuthorizer, Rate, Response
+from chalice.app import CloudWatchEvent, Request, SQSEvent
 
-from chalicelib import handlers, observability, web
+from chalicelib import handlers, observability, operator_request, web
 from chalicelib.api_errors import ApiError
 from chalicelib.predict_request import IMAGE_TYPES
 
@@ -26,18 +28,34 @@ operators = IAMAuthorizer()
 
 
 @app.middleware("all")
-def _observability(event, get_response):
+def _observability(event: Any, get_response: Callable[[Any], Any]) -> Any:
     return observability.around(event, get_response)
 
 
-def _respond(call, status=200, content_type="application/json"):
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None, "an HTTP route runs with a current request"
+    return request
+
+
+def _body() -> bytes | None:
+    raw = _request().raw_body  # bytes for every content type the routes take (binary_types above)
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+def _operator_body() -> dict[str, Any]:
+    """The JSON body of an operator route, refused when another site's page could have sent it."""
+    return operator_request.parse(_request().headers, _body())
+
+
+def _respond(call: Callable[[], Any], status: int = 200, content_type: str = "application/json") -> Response:
     """Run a chalicelib function and format its answer (JSON unless told); bad input never becomes a 500."""
     try:
-        body = call()
-        body = json.dumps(body) if content_type == "application/json" else body
+        answer = call()
+        body = json.dumps(answer) if content_type == "application/json" else answer
         return Response(body=body, status_code=status, headers={"Content-Type": content_type})
     except ApiError as error:
-        headers = {"Content-Type": "application/json", **error.headers}
+        headers: dict[str, str | list[str]] = {"Content-Type": "application/json", **error.headers}
         return Response(body=json.dumps(error.body()), status_code=error.status, headers=headers)
     except Exception:
         observability.logger.exception("unhandled error")
@@ -49,12 +67,12 @@ def _respond(call, status=200, content_type="application/json"):
 # The stack points this event source at its own queue, "<stack name>-uploads", by ARN
 # (infra/flowers_infra/chalice_app.py): this name is the default stack's, and local mode's.
 @app.on_sqs_message(queue="flowers-uploads", batch_size=100, maximum_batching_window_in_seconds=30)
-def on_upload(event):
+def on_upload(event: SQSEvent) -> dict[str, Any]:
     return handlers.on_upload_messages(event.to_dict())
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
-def tick(event):
+def tick(event: CloudWatchEvent) -> dict[str, Any]:
     return handlers.on_tick()
 
 
@@ -62,56 +80,53 @@ def tick(event):
     "source": ["aws.sagemaker"],
     "detail-type": ["SageMaker Training Job State Change", "SageMaker Processing Job State Change"],
 })
-def on_sagemaker_job(event):
+def on_sagemaker_job(event: CloudWatchEvent) -> dict[str, Any]:
     return handlers.on_sagemaker_event(event.to_dict())
 
 
 # HTTP ---------------------------------------------------------------------------------------
 @app.route("/predict", methods=["POST"], content_types=["*/*"])  # our own 415, in our JSON shape
-def predict():
-    request = app.current_request
-    return _respond(lambda: handlers.predict(request.headers.get("content-type"), request.raw_body, request.query_params))
+def predict() -> Response:
+    request = _request()
+    return _respond(lambda: handlers.predict(request.headers.get("content-type"), _body(), request.query_params))
 
 
 @app.route("/models", methods=["GET"])
-def list_models():
-    return _respond(lambda: handlers.models(app.current_request.query_params))
+def list_models() -> Response:
+    return _respond(lambda: handlers.models(_request().query_params))
 
 
 @app.route("/models/current", methods=["GET"])
-def current_model():
+def current_model() -> Response:
     return _respond(handlers.current_model)
 
 
 @app.route("/status", methods=["GET"])
-def status():
+def status() -> Response:
     return _respond(handlers.status)
 
 
 @app.route("/models/{version}/confusion-matrix", methods=["GET"])
-def confusion_matrix(version):
+def confusion_matrix(version: str) -> Response:
     return _respond(lambda: web.confusion_png(version), content_type="image/png")
 
 
 @app.route("/", methods=["GET"])
-def index():
+def index() -> Response:
     """The web page: try photos, see the models and the pipeline (chalicelib/web/index.html)."""
     return _respond(web.index_html, content_type="text/html; charset=utf-8")
 
 
 @app.route("/models/{version}/approve", methods=["POST"], authorizer=operators, content_types=["*/*"])
-def approve_model(version):
-    request = app.current_request
-    return _respond(lambda: handlers.set_model_status(version, "approve", handlers.json_body(request.raw_body)))
+def approve_model(version: str) -> Response:
+    return _respond(lambda: handlers.set_model_status(version, "approve", _operator_body()))
 
 
 @app.route("/models/{version}/reject", methods=["POST"], authorizer=operators, content_types=["*/*"])
-def reject_model(version):
-    request = app.current_request
-    return _respond(lambda: handlers.set_model_status(version, "reject", handlers.json_body(request.raw_body)))
+def reject_model(version: str) -> Response:
+    return _respond(lambda: handlers.set_model_status(version, "reject", _operator_body()))
 
 
 @app.route("/models/rollback", methods=["POST"], authorizer=operators, content_types=["*/*"])
-def rollback_model():
-    request = app.current_request
-    return _respond(lambda: handlers.rollback(handlers.json_body(request.raw_body)))
+def rollback_model() -> Response:
+    return _respond(lambda: handlers.rollback(_operator_body()))

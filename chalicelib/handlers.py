@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEvent
 
 from chalicelib import job_names, predict_request, services
-from chalicelib.api_errors import ApiError, bad_request, conflict, not_found, too_large, unavailable
+from chalicelib.api_errors import ApiError, bad_request, conflict, not_found, unavailable
 from chalicelib.imaging import ImageError
 from chalicelib.observability import Unit, logger, metrics
 from chalicelib.orchestrator import Conflict, NotFound
@@ -151,19 +151,3 @@ def rollback(body: Mapping[str, Any] | None) -> dict[str, Any]:
     except Conflict as exc:
         raise conflict(str(exc)) from None
     return {"rejected": old.version, "current": new.version}
-
-
-def json_body(raw: bytes | None) -> dict[str, Any]:
-    import json
-
-    if not raw:
-        return {}
-    if len(raw) > 64 * 1024:
-        raise too_large("the JSON body is too large")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise bad_request("bad_json", "the body is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise bad_request("bad_json", "expected a JSON object")
-    return value

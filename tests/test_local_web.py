@@ -162,3 +162,47 @@ def test_page_asks_for_the_api_key_and_sends_it(page):
         server.shutdown()
     assert ("/models/0123456789abcdef/confusion-matrix", "s3cret") in seen
     assert any(key is None for _, key in seen)  # the first calls, before the key was known, were refused
+
+
+def test_a_page_of_another_site_cannot_change_the_served_model(served, page):
+    """Local mode has no authentication: a web page the user visits must not be able to reject or
+    roll back models on 127.0.0.1 (forged form posts and fetches are refused; the state is intact)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    up, version = served
+
+    def post(path: str, headers: dict[str, str]) -> tuple[int, str]:
+        request = urllib.request.Request(up.url + path, data=b"{}", method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, ""
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())["error"]["code"]
+
+    assert post(f"models/{version}/reject", {"Content-Type": "text/plain"}) == (415, "unsupported_media_type")
+    assert post("models/rollback", {"Content-Type": "application/x-www-form-urlencoded"}) == (415, "unsupported_media_type")
+    assert post(f"models/{version}/reject", {"Content-Type": "application/json", "Origin": "http://evil.example"}) == (
+        403, "cross_site_request")
+    assert post(f"models/{version}/reject", {"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}) == (
+        403, "cross_site_request")
+
+    # A real browser on another origin (localhost is another site than 127.0.0.1) tries both forgeries.
+    other_origin = up.url.replace("127.0.0.1", "localhost")
+    page.goto(other_origin)
+    statuses = page.evaluate("""async (target) => {
+        const simple = await fetch(target + 'models/rollback', {method: 'POST', mode: 'no-cors', body: '{}',
+                                                               headers: {'Content-Type': 'text/plain'}});
+        let preflighted = 'blocked';
+        try {
+            const json = await fetch(target + 'models/rollback', {method: 'POST', body: '{}',
+                                                                 headers: {'Content-Type': 'application/json'}});
+            preflighted = json.status;
+        } catch (e) {}
+        return [simple.type, preflighted]; }""", up.url)
+    assert statuses == ["opaque", "blocked"]  # no answer readable, and the JSON post never leaves the browser
+    current = json.loads(up.get("models/current").body)
+    assert current["version"] == version
+    models = {m["version"]: m["status"] for m in json.loads(up.get("models").body)["models"]}
+    assert models[version] == "approved"

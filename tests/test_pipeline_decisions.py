@@ -224,3 +224,14 @@ def test_conversion_request_with_and_without_baseline():
     with_baseline = conversion_request(ConversionSpec(**dict(spec.__dict__, baseline_uri="s3://a/models/feedfeedfeedfeed/")))
     assert with_baseline["AppSpecification"]["ContainerEntrypoint"][-2:] == ["--baseline", "/opt/ml/processing/baseline"]
     assert with_baseline["ProcessingInputs"][-1]["S3Input"]["S3Uri"] == "s3://a/models/feedfeedfeedfeed/"
+
+
+def test_operator_requests_from_other_sites_are_told_apart():
+    from chalicelib.operator_request import cross_site
+
+    assert cross_site({}) == ""  # the CLI, curl: no browser headers
+    assert cross_site({"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1:8000", "Host": "127.0.0.1:8000"}) == ""
+    assert cross_site({"sec-fetch-site": "none"}) == ""  # typed into the address bar
+    assert "same-site" in cross_site({"Sec-Fetch-Site": "same-site"})  # another port of localhost is the same site
+    assert "localhost:8000" in cross_site({"Origin": "http://localhost:8000", "Host": "127.0.0.1:8000"})
+    assert cross_site({"Origin": "null", "Host": "127.0.0.1:8000"})  # sandboxed frames and file:// pages

@@ -22,6 +22,9 @@ from pipeline_fixtures import ROOT, aws, sample_photos, tiny_model  # noqa: F401
 VERSION = "00000000000000a1"
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def register(world, folder, version=VERSION, approve=True, tamper=False):
     """Put a converted model folder where conversion writes it and register it (as the pipeline does)."""
     prefix = f"models/{version}/"
@@ -156,17 +159,24 @@ def test_model_routes_and_manual_actions(aws, client, tiny_model):  # noqa: F811
     assert current["sha256"] == hashlib.sha256((tiny_model / "model.tflite").read_bytes()).hexdigest()
     assert current["download_url"].startswith("https://") and "Signature" in current["download_url"]
 
-    assert client.http.post("/models/rollback").json_body == {"rejected": "00000000000000b2", "current": VERSION}
+    assert client.http.post("/models/rollback", headers=JSON).json_body == {"rejected": "00000000000000b2", "current": VERSION}
     assert client.http.get("/models/current").json_body["version"] == VERSION
-    assert error_of(client.http.post("/models/rollback")) == (409, "conflict")
+    assert error_of(client.http.post("/models/rollback", headers=JSON)) == (409, "conflict")
     approved = client.http.post("/models/00000000000000b2/approve", headers={"Content-Type": "application/json"},
                                 body=b'{"reason": "checked by hand"}').json_body
     assert approved == {"version": "00000000000000b2", "status": "approved", "reason": "checked by hand"}
-    assert client.http.post(f"/models/{VERSION}/reject").json_body["status"] == "rejected"
-    assert error_of(client.http.post("/models/ffffffffffffffff/approve")) == (404, "not_found")
-    assert error_of(client.http.post("/models/nope/approve")) == (400, "bad_version")
+    assert client.http.post(f"/models/{VERSION}/reject", headers=JSON).json_body["status"] == "rejected"
+    assert error_of(client.http.post("/models/ffffffffffffffff/approve", headers=JSON)) == (404, "not_found")
+    assert error_of(client.http.post("/models/nope/approve", headers=JSON)) == (400, "bad_version")
     listed = client.http.get("/models").json_body["models"]
     assert [(m["version"], m["status"]) for m in listed] == [("00000000000000b2", "approved"), (VERSION, "rejected")]
+    # What a page of another site could send: a simple form post, or a fetch marked as cross-site.
+    assert error_of(client.http.post("/models/rollback")) == (415, "unsupported_media_type")
+    assert error_of(client.http.post("/models/rollback", headers={"Content-Type": "text/plain"}, body=b"{}")) == (415, "unsupported_media_type")
+    assert error_of(client.http.post("/models/rollback", headers={**JSON, "Origin": "https://evil.example", "Host": "api.example"})) == (
+        403, "cross_site_request")
+    assert error_of(client.http.post("/models/rollback", headers={**JSON, "Sec-Fetch-Site": "same-site"})) == (403, "cross_site_request")
+    assert client.http.get("/models/current").json_body["version"] == "00000000000000b2"  # nothing was rolled back
     assert error_of(client.http.get("/models?limit=x")) == (400, "bad_limit")
     status = client.http.get("/status").json_body
     assert status["pending_uploads"] == 0 and status["running_job"] is None
