@@ -13,7 +13,7 @@ class ApiError(Exception):
             self.status = status
         self.headers = headers or {}
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}
 
 

@@ -27,8 +27,8 @@ def correlation_id(event: Any) -> str | None:
     """Chalice hands middleware its own event objects; read the id each kind carries."""
     context = getattr(event, "context", None)
     if isinstance(context, dict) and context.get("requestId"):
-        return context["requestId"]  # HTTP (API Gateway requestContext)
-    raw = getattr(event, "to_dict", lambda: {})()
+        return str(context["requestId"])  # HTTP (API Gateway requestContext)
+    raw: object = getattr(event, "to_dict", lambda: {})()
     if isinstance(raw, dict):
         if raw.get("id"):
             return str(raw["id"])  # EventBridge

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from ai_edge_litert.interpreter import Interpreter
 
 from chalicelib.imaging import load_pixels
@@ -54,12 +55,14 @@ class LoadedModel:
     def created_at(self) -> str:
         return str(self.metadata.get("created_at", ""))
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+    def probabilities(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         batch = pixels.astype(np.float32)[None]
         with self.lock:  # an interpreter is not thread-safe; each model has its own lock
             self.interpreter.set_tensor(self.input_index, batch)
             self.interpreter.invoke()
-            return self.interpreter.get_tensor(self.output_index)[0].astype(np.float32)
+            # LiteRT has no type hints: get_tensor gives an array, astype makes it float32
+            scores: npt.NDArray[np.float32] = self.interpreter.get_tensor(self.output_index)[0].astype(np.float32)
+            return scores
 
 
 def build(entry: ModelEntry, blob: bytes, metadata: dict[str, Any], source_id: str = "", threads: int | None = None) -> LoadedModel:
@@ -79,7 +82,7 @@ def build(entry: ModelEntry, blob: bytes, metadata: dict[str, Any], source_id: s
     return loaded
 
 
-def top(probabilities: np.ndarray, labels: list[str], k: int) -> list[dict[str, Any]]:
+def top(probabilities: npt.NDArray[np.float32], labels: list[str], k: int) -> list[dict[str, Any]]:
     k = max(1, min(k, len(labels)))
     order = np.argsort(-probabilities, kind="stable")[:k]
     return [{"label": labels[i], "score": round(float(probabilities[i]), 6)} for i in order]

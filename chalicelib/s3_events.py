@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
@@ -44,7 +44,7 @@ def change_id(bucket: str, key: str, kind: str, sequencer: str, version_id: str,
     return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
 
-def _document(body: str) -> dict | None:
+def _document(body: str) -> dict[str, Any] | None:
     document = json.loads(body)
     if isinstance(document, dict) and document.get("Type") == "Notification" and isinstance(document.get("Message"), str):
         document = json.loads(document["Message"])  # SNS envelope

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from chalicelib.training_contract import PRESET_NAMES
 
@@ -63,7 +63,7 @@ class Settings:
     # local mode only
     home: str = ""  # FLOWERS_HOME: bucket/, artifacts/, the SQLite state; default ~/.flowers
     port: int = 8000  # where `flowers up` serves the API and the web page (127.0.0.1)
-    extra_hyperparameters: dict = field(default_factory=dict)  # FLOWERS_HYPERPARAMETERS, a JSON object
+    extra_hyperparameters: dict[str, str] = field(default_factory=dict)  # FLOWERS_HYPERPARAMETERS, a JSON object
     quantize: str = "auto"  # the local conversion's --quantize
 
     @property
@@ -111,7 +111,7 @@ def _accuracy(value: str) -> float:
     return number
 
 
-def _pattern(regex: re.Pattern, what: str) -> Callable[[str], str]:
+def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         value = value.strip()
         if value and not regex.match(value):
@@ -121,7 +121,7 @@ def _pattern(regex: re.Pattern, what: str) -> Callable[[str], str]:
     return parse
 
 
-def _choice(options) -> Callable[[str], str]:
+def _choice(options: Sequence[str]) -> Callable[[str], str]:
     def parse(value: str) -> str:
         value = value.strip()
         if value not in options:
@@ -131,7 +131,7 @@ def _choice(options) -> Callable[[str], str]:
     return parse
 
 
-def _hyperparameters(value: str) -> dict:
+def _hyperparameters(value: str) -> dict[str, str]:
     document = json.loads(value)
     if not isinstance(document, dict):
         raise ValueError("must be a JSON object like {\"epochs\": \"2\"}")
@@ -169,7 +169,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
 def from_environ(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse and validate; raise SettingsError listing every missing or bad variable."""
     environ = os.environ if environ is None else environ
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # field name -> its value: each parser returns its field's type
     problems: list[str] = []
     for name, (variable, parse) in _VARIABLES.items():
         raw = environ.get(variable)
