@@ -15,7 +15,7 @@ from typing import Any, Callable
 from chalice import Chalice, IAMAuthorizer, Rate, Response
 from chalice.app import CloudWatchEvent, Request, SQSEvent
 
-from chalicelib import handlers, observability, operator_request, web
+from chalicelib import handlers, observability, openapi, operator_request, web
 from chalicelib.api_errors import ApiError
 from chalicelib.predict_request import IMAGE_TYPES
 
@@ -115,6 +115,13 @@ def confusion_matrix(version: str) -> Response:
 def index() -> Response:
     """The web page: try photos, see the models and the pipeline (chalicelib/web/index.html)."""
     return _respond(web.index_html, content_type="text/html; charset=utf-8")
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document() -> Response:
+    """The API's contract (OpenAPI 3.1), with this deployment's base path (API Gateway's stage) as its server."""
+    path = str(_request().context.get("path") or "/openapi.json")
+    return _respond(lambda: openapi.document(path[: -len("openapi.json")] or "/"))
 
 
 @app.route("/models/{version}/approve", methods=["POST"], authorizer=operators, content_types=["*/*"])

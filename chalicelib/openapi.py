@@ -1,0 +1,171 @@
+"""The HTTP API's contract: an OpenAPI 3.1 document, served at GET /openapi.json.
+
+Why a hand-kept document and not models that generate it (pydantic): the Lambdas stay small
+and quick to start (no pydantic-core in the zip, nothing to build at import), and the code
+already returns plain dicts. The document is kept honest by checks instead: a test fails when
+a Chalice route, or a status code the handlers can answer, is not in it; and schemathesis
+fuzzes a real local server against it in `make test`, failing on any 5xx or on a response
+whose status, headers or body the document does not describe.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from chalicelib.predict_request import DEFAULT_TOP_K, MAX_IMAGE_BYTES, MAX_TOP_K
+
+Schema = dict[str, Any]
+
+_VERSION = {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "a model version: 16 hexadecimal characters"}
+_TIME = {"type": "string", "description": "ISO 8601, UTC; empty when unknown"}
+_NULLABLE_TIME = {"type": ["string", "null"], "description": "ISO 8601, UTC"}
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+
+
+def _object(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
+    """An object with these fields; more may come (clients ignore what they do not know)."""
+    return {"type": "object", "required": sorted(required), "properties": {**required, **(optional or {})}}
+
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _object({"error": _object({"code": {"type": "string", "description": "stable, for programs"},
+                                        "message": {"type": "string", "description": "for people"}})}),
+    "Prediction": _object({
+        "model": _object({"version": _VERSION, "created_at": {"type": "string"}}),
+        "predictions": {"type": "array", "minItems": 1, "description": "best first",
+                        "items": _object({"label": {"type": "string"}, "score": {"type": "number", "minimum": 0, "maximum": 1}})},
+    }),
+    "PredictJson": _object({"image": {"type": "string", "description": "base64 (standard or URL-safe), or a data: URL"}}),
+    "Metrics": {"type": "object", "description": "test accuracy, test count, validation accuracy, per class, baseline"},
+    "Model": _object(
+        {"version": _VERSION, "status": {"type": "string", "enum": ["approved", "pending", "rejected", "failed", "launching",
+                                                                     "training", "converting"]},
+         "created_at": _TIME, "reason": {"type": "string"}, "metrics": {"$ref": "#/components/schemas/Metrics"}},
+        {"package_version": {"type": "integer"}, "sha256": {"type": "string"}, "size_bytes": {"type": ["integer", "null"]},
+         "training_job": {"type": "string"}}),
+    "Models": _object({"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}),
+    "CurrentModel": _object({
+        "version": _VERSION, "created_at": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
+        "input": {"type": "object"}, "preprocessing": {"type": "object"},
+        "quantization": {"type": ["string", "null"]}, "preset": {"type": ["string", "null"]},
+        "sha256": {"type": "string"}, "size_bytes": {"type": "integer"},
+        "metrics": {"$ref": "#/components/schemas/Metrics"}, "dataset_version": {"type": "string"},
+        "download_url": {"type": "string", "description": "model.tflite, without credentials (presigned in AWS)"},
+        "download_expires_in": {"type": "integer"}, "labels_url": {"type": "string"}, "metadata_url": {"type": "string"},
+    }),
+    "Status": _object(
+        {"dataset": _object({"uri": {"type": "string"}, "version": {"type": "string"}}),
+         "pending_uploads": {"type": "integer"}, "last_upload_at": _NULLABLE_TIME,
+         "running_job": {"oneOf": [{"type": "null"}, _object(
+             {"version": {"type": "string"}, "training_job": {"type": "string"}, "stage": {"type": "string"},
+              "conversion_job": {"type": ["string", "null"]}, "started_at": _TIME},
+             {"progress": {"type": "object", "description": "local mode: the job's attempt, epoch and metrics"}})]},
+         "last_outcome": {"type": ["object", "null"]},
+         "next_run": _object({"action": {"type": "string"}, "reason": {"type": "string"}, "in_seconds": {"type": "integer"}})},
+        {"bad_photos": {"type": "array", "items": {"type": "object"}}, "bad_photo_count": {"type": "integer"},
+         "bad_photos_checked_by": {"type": ["string", "null"]},
+         "local": {"type": "object", "description": "local mode only: the bucket folder, quiet period, preset"}}),
+    "ModelStatus": _object({"version": _VERSION, "status": {"type": "string"}, "reason": {"type": "string"}}),
+    "Rollback": _object({"rejected": _VERSION, "current": _VERSION}),
+    "Reason": {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 500}}},
+}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(name: str, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _error(description: str, headers: dict[str, Schema] | None = None) -> Schema:
+    response = _json("Error", description)
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_INTERNAL = _error("an unexpected failure; the request id is in the logs")
+_OPERATOR_ERRORS = {
+    "400": _error("bad_json: the body is not a JSON object"),
+    "403": _error("cross_site_request: sent by a page of another site (in AWS also: no IAM signature)"),
+    "413": _error("too_large: the JSON body is over 64 KiB"),
+    "415": _error("unsupported_media_type: model actions take Content-Type application/json"),
+}
+_NO_MODEL = _error("no_model: no model has been approved yet",
+                   {"Retry-After": {"description": "seconds", "schema": {"type": "string", "pattern": "^[0-9]+$"}}})
+_VERSION_PARAMETER = {"name": "version", "in": "path", "required": True, "schema": _VERSION}
+_REASON_BODY = {"required": True, "content": {"application/json": {"schema": _ref("Reason")}},
+                "description": "JSON, so that a page of another site cannot send it; may be empty"}
+
+
+def _operation(summary: str, responses: dict[str, Schema], **more: Any) -> Schema:
+    return {"summary": summary, "responses": {**responses, "500": _INTERNAL}, **more}
+
+
+PATHS: dict[str, dict[str, Schema]] = {
+    "/predict": {"post": _operation(
+        "Top-k labels of one photo (JPEG, PNG, BMP, WEBP; raw bytes or base64 in JSON)",
+        {"200": _json("Prediction", "the labels, best first, and the model that answered"),
+         "400": _error("bad_top_k, empty_body, bad_json, bad_base64, not_an_image, corrupt, too_small, empty_file"),
+         "413": _error(f"too_large (over {MAX_IMAGE_BYTES} bytes), image_too_large (over the pixel cap), decompression_bomb"),
+         "415": _error("unsupported_media_type (the Content-Type), unsupported_image_type (the decoded format)"),
+         "503": _NO_MODEL},
+        parameters=[{"name": "top_k", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": DEFAULT_TOP_K}}],
+        requestBody={"required": True, "content": {
+            **{kind: {"schema": {"type": "string", "format": "binary", "maxLength": MAX_IMAGE_BYTES}}
+               for kind in ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream")},
+            "application/json": {"schema": _ref("PredictJson")}}})},
+    "/models": {"get": _operation(
+        "Model versions, newest first, with their status and metrics (and runs that never became a model)",
+        {"200": _json("Models", "the versions"), "400": _error("bad_limit")},
+        parameters=[{"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}])},
+    "/models/current": {"get": _operation(
+        "The served model: labels, input, metrics and download links for phones",
+        {"200": _json("CurrentModel", "the served model"), "503": _NO_MODEL})},
+    "/status": {"get": _operation(
+        "The pipeline: pending uploads, the running job, the next run, the last outcome",
+        {"200": _json("Status", "where the pipeline stands")})},
+    "/models/{version}/confusion-matrix": {"get": _operation(
+        "The confusion matrix of a model on its test photos, as a picture",
+        {"200": {"description": "rows true, columns predicted", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+         "400": _error("bad_version"), "404": _error("not_found: no such model, or it has no confusion matrix")},
+        parameters=[_VERSION_PARAMETER])},
+    "/models/{version}/approve": {"post": _operation(
+        "Approve a model version (operators): the newest approved one is served",
+        {"200": _json("ModelStatus", "the version's new status"), **_OPERATOR_ERRORS,
+         "404": _error("not_found: no such model version")},
+        parameters=[_VERSION_PARAMETER], requestBody=_REASON_BODY)},
+    "/models/{version}/reject": {"post": _operation(
+        "Reject a model version (operators)",
+        {"200": _json("ModelStatus", "the version's new status"), **_OPERATOR_ERRORS,
+         "404": _error("not_found: no such model version")},
+        parameters=[_VERSION_PARAMETER], requestBody=_REASON_BODY)},
+    "/models/rollback": {"post": _operation(
+        "Reject the served model; the previous approved one serves again (operators)",
+        {"200": _json("Rollback", "what was rejected and what serves now"), **_OPERATOR_ERRORS,
+         "409": _error("conflict: there is no earlier approved model")},
+        requestBody=_REASON_BODY)},
+    "/": {"get": _operation(
+        "The web page: try photos, see the models and the pipeline",
+        {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}})},
+    "/openapi.json": {"get": _operation(
+        "This document", {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}})},
+}
+
+
+def document(server_url: str = "/") -> dict[str, Any]:
+    """The whole document; a fresh copy each call (callers may add to it)."""
+    return copy.deepcopy({
+        "openapi": "3.1.0",
+        "info": {"title": "flowers", "version": "1",
+                 "description": "Flower photo classification; errors are JSON {\"error\": {\"code\", \"message\"}}. "
+                                "In AWS every route but the page needs the x-api-key header, and the model actions "
+                                "an IAM (SigV4) signature."},
+        "servers": [{"url": server_url}],
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS},
+    })
