@@ -10,13 +10,13 @@ Decoding is bounded, because the prediction API decodes whatever an attacker sen
   header, to name it, and refused (`unsupported_image_type`);
 - the pixel count is checked from the header before decoding (`image_too_large` above
   MAX_PIXELS), besides Pillow's own decompression-bomb limit;
-- a large image is reduced before it is converted: JPEG at decode time (`draft`), other
-  formats by an integer box filter down to about REDUCING_GAP x the target size, converted
-  strip by strip. So a request costs at most its decoded size (at most 4 bytes per pixel,
-  under the cap) plus a few megabytes, whatever its content (16-bit, palette, alpha, CMYK).
-An image with both sides under 2 x REDUCING_GAP x the target (896 px at 224, 128 px at 32; a
-JPEG's sides counted after `draft`) takes exactly the steps it took before reduction existed:
-every photo of the flowers data set, at 224 and at 32 px, gives the same pixels as before.
+- a large image is reduced before it is converted: JPEG at decode time (`draft`, as always),
+  then any image over FULL_SIZE_PIXELS with a side of 2 x REDUCING_GAP x the target or more
+  by an integer box filter to 2-3x the target, converted strip by strip. So a request costs
+  at most its decoded size (at most 4 bytes per pixel under the cap; a progressive JPEG's
+  decoder holds up to 6) plus a few megabytes, whatever its content (16-bit, palette, alpha).
+Everything else, ordinary photos included, takes exactly the steps it took before reduction
+existed: every photo of the flowers data set gives the same pixels as before, at any size.
 """
 from __future__ import annotations
 
@@ -34,8 +34,10 @@ FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
 MIN_SIDE = 32
 # Checked from the header, before decoding: 8000 x 6000 (a 48 MP phone camera) passes.
 MAX_PIXELS = 50_000_000
-# A large image is box-reduced by whole factors to at least this many times the target size
-# per side, then resized with RESIZE_FILTER as before (what Pillow's `reducing_gap` does).
+# An image over FULL_SIZE_PIXELS (after JPEG's draft) is box-reduced by whole factors to at least
+# REDUCING_GAP times the target size per side, then resized with RESIZE_FILTER as before (what
+# Pillow's `reducing_gap` does). Up to FULL_SIZE_PIXELS the old full-size steps cost < 50 MB.
+FULL_SIZE_PIXELS = 2_000_000
 REDUCING_GAP = 2
 # Pixels per strip when a large image is converted before reduction (bounds the temporaries).
 STRIP_PIXELS = 1 << 18
@@ -43,8 +45,8 @@ RESIZE_FILTER = Image.Resampling.BILINEAR
 # Written into metadata.json so a mobile client can reproduce the input exactly.
 PREPROCESSING = {
     "decode": "EXIF transpose, RGB (alpha composited on white)",
-    "resize": "bilinear, squash to input size (no crop); a side of 4x the input size or more "
-              "is first box-reduced by a whole factor to between 2x and 3x",
+    "resize": "bilinear, squash to input size (no crop); over 2 megapixels, a side of 4x the input "
+              "size or more is first box-reduced by a whole factor to between 2x and 3x",
     "dtype": "float32",
     "range": [0, 255],
 }
@@ -174,7 +176,7 @@ def load_pixels(data: bytes, size: int) -> DecodedImage:
     method = _orientation(img)
     original_size = (height, width) if method in _SWAPS_SIDES else (width, height)
     factor = (max(1, img.width // (REDUCING_GAP * size)), max(1, img.height // (REDUCING_GAP * size)))
-    if factor == (1, 1):  # small enough: convert at full size, as always
+    if factor == (1, 1) or img.width * img.height <= FULL_SIZE_PIXELS:  # convert at full size, as always
         try:
             img = ImageOps.exif_transpose(img)
         except Exception:  # a broken EXIF block should not cost the photo
