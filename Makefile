@@ -33,7 +33,7 @@ test: $(STAMP) weights check-infra
 demo: $(STAMP) weights
 	$(PY) -m flowers_cli.main demo $(if $(filter command line environment,$(origin DATA)),--data $(DATA),)
 
-bench: bench-train bench-resnet bench-predict bench-pipeline
+bench: bench-train bench-resnet bench-predict bench-imaging bench-pipeline
 
 bench-train: $(STAMP) weights
 	$(PY) bench/train.py $(DATA) --preset mobilenet_v2 --seeds $(SEEDS)
@@ -43,6 +43,9 @@ bench-resnet: $(STAMP) weights
 
 bench-predict: $(STAMP) weights
 	$(PY) bench/predict.py --work build/bench-predict
+
+bench-imaging: $(STAMP)
+	$(PY) bench/imaging.py
 
 bench-pipeline: $(STAMP)
 	$(PY) bench/pipeline.py
