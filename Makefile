@@ -10,7 +10,7 @@ SEEDS ?= 1337,7,11
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-pipeline bench-gpu-input weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
+.PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-imaging bench-pipeline bench-budget bench-gpu-input weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
 
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml infra/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,14 +26,15 @@ weights:
 	@mkdir -p $(KERAS_HOME)/models
 	@if [ -d $(SHARED)/weights ]; then cp -n $(SHARED)/weights/*.h5 $(KERAS_HOME)/models/ 2>/dev/null || true; fi
 
-test: $(STAMP) weights check-infra
-	$(PY) -m pytest -n 2 -q
+# -rs: the reason of every skipped test is printed (under CI=true a core test fails instead of skipping).
+test: $(STAMP) weights check-infra typecheck
+	$(PY) -m pytest -n 2 -q -rs
 
 # `flowers demo`: up + push the photos + wait for the first approved model + predictions (Ctrl-C stops).
 demo: $(STAMP) weights
 	$(PY) -m flowers_cli.main demo $(if $(filter command line environment,$(origin DATA)),--data $(DATA),)
 
-bench: bench-train bench-resnet bench-predict bench-imaging bench-pipeline
+bench: bench-train bench-resnet bench-predict bench-imaging bench-pipeline bench-budget
 
 bench-train: $(STAMP) weights
 	$(PY) bench/train.py $(DATA) --preset mobilenet_v2 --seeds $(SEEDS)
@@ -49,6 +50,9 @@ bench-imaging: $(STAMP)
 
 bench-pipeline: $(STAMP)
 	$(PY) bench/pipeline.py
+
+bench-budget: $(STAMP)
+	$(PY) bench/time_budget.py
 
 # On a GPU machine, with JAX for CUDA installed in the venv (bench/gpu_input.py says why JAX).
 bench-gpu-input: $(STAMP)
