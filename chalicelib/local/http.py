@@ -31,6 +31,10 @@ class GatewayServer(ThreadingHTTPServer):
 
     allow_reuse_address = True
     daemon_threads = True
+    # The listen backlog (socketserver's default is 5): 16 clients connecting at once overflowed it,
+    # and Linux drops a connection it cannot queue, so its client waited for a SYN retry (1 s) or
+    # saw its connection reset (bench/load.py).
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], gateway: LocalGateway, invoke_lock: threading.RLock, files: Path):
         super().__init__(address, _Handler)
