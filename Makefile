@@ -10,7 +10,7 @@ SEEDS ?= 1337,7,11
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-imaging bench-pipeline bench-budget bench-gpu-input weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
+.PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-gpu-input weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
 
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml infra/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ test: $(STAMP) weights check-infra typecheck
 demo: $(STAMP) weights
 	$(PY) -m flowers_cli.main demo $(if $(filter command line environment,$(origin DATA)),--data $(DATA),)
 
-bench: bench-train bench-resnet bench-predict bench-imaging bench-pipeline bench-budget
+bench: bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget
 
 bench-train: $(STAMP) weights
 	$(PY) bench/train.py $(DATA) --preset mobilenet_v2 --seeds $(SEEDS)
@@ -44,6 +44,10 @@ bench-resnet: $(STAMP) weights
 
 bench-predict: $(STAMP) weights
 	$(PY) bench/predict.py --work build/bench-predict
+
+# `flowers up` under 16 concurrent clients and a costly-image client (about 5 minutes; same model as bench-predict).
+bench-load: $(STAMP) weights
+	$(PY) bench/load.py --work build/bench-predict
 
 bench-imaging: $(STAMP)
 	$(PY) bench/imaging.py
