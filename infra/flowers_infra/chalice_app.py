@@ -43,8 +43,9 @@ API_STAGE = "api"
 API_KEY_SCHEME = "api_key"
 # Images reach the function as bytes only for these content types (chalicelib/predict_request.py).
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream")
-# Public without a key: the web page, which asks for the key and sends it as x-api-key.
-PUBLIC_METHODS = {("/", "get")}
+# Public without a key: the web page, which asks for the key and sends it as x-api-key, and the
+# API's contract (OpenAPI), which clients and their generators read before they have a key.
+PUBLIC_METHODS = {("/", "get"), ("/openapi.json", "get")}
 
 
 
@@ -268,13 +269,13 @@ class ChaliceApp(Construct):
                                   {"type": "apiKey", "name": "x-api-key", "in": "header"})
         api.add_property_override("DefinitionBody.x-amazon-apigateway-api-key-source", "HEADER")
         for path, methods in sorted(body.get("paths", {}).items()):
-            if "." in path:
-                raise ValueError(f"route {path!r}: a '.' in a path cannot be overridden here")
             for method, spec in sorted(methods.items()):
                 if method == "options" or not isinstance(spec, dict):
                     continue  # CORS preflight carries no credentials by design
                 if (path, method) in PUBLIC_METHODS:
                     self.public_methods.append((path, method))
+                elif "." in path:  # a property override's path is dotted
+                    raise ValueError(f"route {path!r}: a '.' in a path cannot be overridden here")
                 elif spec.get("security"):
                     self.iam_methods.append((path, method))  # Chalice's IAMAuthorizer (SigV4): operators
                 else:
