@@ -318,3 +318,28 @@ def test_concurrent_claims_for_one_version():
 
 
 test_concurrent_claims_for_one_version = pytest.mark.usefixtures("aws")(test_concurrent_claims_for_one_version)
+
+
+def test_registry_client_token_is_one_per_group_and_version_for_long_group_names(aws):  # noqa: F811
+    """ClientToken was `f"{group}-{version}"[:36]`: with a group of 20+ characters the version was cut off,
+    so two versions shared a token. Now a hash of both, within SageMaker's 36 characters."""
+    import re
+
+    from chalicelib.aws.sagemaker_registry import SageMakerModelRegistry, client_token
+    from chalicelib.records import ModelEntry
+
+    group = "flowers-production-eu-west-1-mobile-team"  # 40 characters
+    sent = []
+    aws.sagemaker.meta.events.register("provide-client-params.sagemaker.CreateModelPackage",
+                                       lambda params, **_: sent.append(params["ClientToken"]))
+    registry = SageMakerModelRegistry(aws.sagemaker, group)
+    versions = ("0123456789abcdef", "0123456789abcde0")
+    for version in versions:
+        entry = ModelEntry(version, "pending", 0, model_uri=f"s3://a/models/{version}/model.tflite", dataset_version=version)
+        assert registry.register(entry, {}).version == version
+    assert registry.register(ModelEntry(versions[0], "pending", 0), {}).version == versions[0]  # found: nothing sent
+    assert len(sent) == 2 and sent[0] != sent[1]
+    assert all(len(token) <= 36 and re.fullmatch(r"[a-zA-Z0-9-]+", token) for token in sent)
+    # A replayed registration (the find missed it, e.g. two invocations at once) sends the same token again.
+    assert [client_token(group, v) for v in versions] == sent
+    assert client_token(group, versions[0]) == client_token(group, versions[0]) != client_token(group[:-1], versions[0])

@@ -9,6 +9,7 @@ The served model is the newest Approved package.
 from __future__ import annotations
 
 import builtins
+import hashlib
 from typing import TYPE_CHECKING, Any, Iterator
 
 from botocore.exceptions import ClientError
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
 _TO_AWS: dict[str, ModelApprovalStatusType] = {APPROVED: "Approved", PENDING: "PendingManualApproval", REJECTED: "Rejected"}
 _FROM_AWS: dict[str, str] = {v: k for k, v in _TO_AWS.items()}
 _DESCRIPTION = "flowers model "
+CLIENT_TOKEN_LENGTH = 36  # CreateModelPackage's ClientToken: 1 to 36 of [a-zA-Z0-9-]
+
+
+def client_token(group: str, version: str) -> str:
+    """CreateModelPackage's idempotency token: one per (group, version), whatever the group's length.
+    (A cut `f"{group}-{version}"` lost the version for groups of 20 characters or more, so every
+    version of such a group replayed the first one's registration.)"""
+    return hashlib.sha256(f"{group}\n{version}".encode()).hexdigest()[:CLIENT_TOKEN_LENGTH]
 
 
 def properties(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, str]:
@@ -164,7 +173,7 @@ class SageMakerModelRegistry:
             "CustomerMetadataProperties": properties(entry, metadata),
             "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": entry.metadata_uri}}},
             # SageMaker's own idempotency: a replayed registration returns the same package.
-            "ClientToken": f"{self._group}-{entry.version}"[:36],
+            "ClientToken": client_token(self._group, entry.version),
             "Tags": [{"Key": "dataset_version", "Value": entry.dataset_version}],
         }
         if self._image:
