@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from chalicelib import validation_report
 from chalicelib.predict_request import DEFAULT_TOP_K, MAX_IMAGE_BYTES, MAX_TOP_K
 
 Schema = dict[str, Any]
@@ -20,6 +21,10 @@ _VERSION = {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "a mod
 _TIME = {"type": "string", "description": "ISO 8601, UTC; empty when unknown"}
 _NULLABLE_TIME = {"type": ["string", "null"], "description": "ISO 8601, UTC"}
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
+_SKIPPED_LISTED = validation_report.MAX_LISTED
+_SKIP_REASONS = ("a stable code: while scanning no_label, bad_label, empty_label, multi_label, empty_file, duplicate, "
+                 "conflicting_labels; while decoding not_an_image, corrupt, too_small, image_too_large, "
+                 "unsupported_image_type, decompression_bomb")
 
 
 def _object(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
@@ -61,10 +66,27 @@ SCHEMAS: dict[str, Schema] = {
               "conversion_job": {"type": ["string", "null"]}, "started_at": _TIME},
              {"progress": {"type": "object", "description": "local mode: the job's attempt, epoch and metrics"}})]},
          "last_outcome": {"type": ["object", "null"]},
-         "next_run": _object({"action": {"type": "string"}, "reason": {"type": "string"}, "in_seconds": {"type": "integer"}})},
-        {"bad_photos": {"type": "array", "items": {"type": "object"}}, "bad_photo_count": {"type": "integer"},
-         "bad_photos_checked_by": {"type": ["string", "null"]},
-         "local": {"type": "object", "description": "local mode only: the bucket folder, quiet period, preset"}}),
+         "next_run": _object({"action": {"type": "string"}, "reason": {"type": "string"}, "in_seconds": {"type": "integer"}}),
+         "validation": {"oneOf": [{"type": "null", "description": "no training job's report yet"},
+                                  {"$ref": "#/components/schemas/Validation"}]}},
+        {"local": {"type": "object", "description": "local mode only: the bucket folder, quiet period, preset"}}),
+    "Validation": {**_object(
+        {"training_job": {"type": "string", "description": "the job whose validation.json this is: the running job's "
+                                                           "once it has one, else the last run's"},
+         "dataset_version": {"type": "string"}, "layout": {"type": "string"}, "usable_images": {"type": "integer"},
+         "skipped_count": {"type": "integer", "description": "every skipped file, listed or not"},
+         "skipped_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
+         "skipped": {"type": "array", "maxItems": _SKIPPED_LISTED, "description": "the first files by path",
+                     "items": _object({"file": {"type": "string", "description": "relative to the data set prefix"},
+                                       "reason": {"type": "string", "description": _SKIP_REASONS},
+                                       "detail": {"type": "string"}})},
+         "skipped_not_listed": {"type": "integer", "description": "skipped files beyond the list"},
+         "ignored_count": {"type": "integer"},
+         "ignored_files": {"type": "array", "maxItems": _SKIPPED_LISTED, "items": {"type": "string"},
+                           "description": "files that are neither photos nor their labels (e.g. a .txt with no photo)"},
+         "ignored_not_listed": {"type": "integer"}}),
+        "description": "The last run's validation report (validation.json of its training job): every file the "
+                       "training skipped, while scanning or decoding, with a reason code and a detail."},
     "ModelStatus": _object({"version": _VERSION, "status": {"type": "string"}, "reason": {"type": "string"}}),
     "Rollback": _object({"rejected": _VERSION, "current": _VERSION}),
     "Reason": {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 500}}},

@@ -279,7 +279,28 @@ class Orchestrator:
                 "conversion_job": running.conversion_job or None, "started_at": iso(running.started_at)},
             "last_outcome": None if state.last_outcome is None else dict(state.last_outcome.as_dict(), at=iso(state.last_outcome.at)),
             "next_run": {"action": decision.action, "reason": decision.reason, "in_seconds": round(decision.wait_seconds)},
+            # The running job's report once its training has ended (SageMaker uploads it then), else the last run's.
+            "validation": self._validation(running.job_name if running and running.stage == CONVERTING else "",
+                                           state.last_outcome.job_name if state.last_outcome else ""),
         }
+
+    def _validation(self, *training_jobs: str) -> dict[str, Any] | None:
+        """The validation report of the first of these training jobs that has one, as GET /status shows it."""
+        from chalicelib import validation_report
+
+        for job in dict.fromkeys(j for j in training_jobs if j):
+            report = self.validation_report(job)
+            if report is not None:
+                return validation_report.summary(report, job)
+        return None
+
+    def validation_report(self, training_job: str) -> dict[str, Any] | None:
+        """The job's validation.json: in the cloud, inside the output.tar.gz SageMaker uploads at its end."""
+        from chalicelib import validation_report
+
+        uri = validation_report.archive_uri(self.settings.artifact_bucket, training_job)
+        cache: validation_report.ReportCache = self.__dict__.setdefault("_validation_reports", validation_report.ReportCache())
+        return cache.get(training_job, lambda: validation_report.read_archive(self.objects.read, uri))
 
     def models(self, limit: int = 50) -> list[dict[str, Any]]:
         runs = {r.version: r for r in self.state.runs(self.dataset, limit)}

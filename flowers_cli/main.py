@@ -64,9 +64,9 @@ def cmd_push(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{report.copied} file(s) copied ({report.bytes / 1e6:.1f} MB), {report.unchanged} unchanged, "
-          f"{len(report.bad)} not usable")
+          f"{len(report.bad)} not usable (sent all the same: training skips them, `flowers status` lists them)")
     for relative, reason in report.bad[:50]:
-        print(f"  skipped {relative}: {reason}")
+        print(f"  not usable {relative}: {reason}")
     if len(report.bad) > 50:
         print(f"  ... and {len(report.bad) - 50} more")
     return 0

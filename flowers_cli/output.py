@@ -8,6 +8,8 @@ from typing import Any
 from flowers_cli.client import Api
 from flowers_cli.push import CONTENT_TYPES
 
+SKIPPED_SHOWN = 50  # skipped files `flowers status` prints; --json has the API's list
+
 
 def format_status(s: dict[str, Any]) -> str:
     lines = []
@@ -38,11 +40,28 @@ def format_status(s: dict[str, Any]) -> str:
     if outcome:
         status = outcome["status"] + (f" ({outcome['model_status']})" if outcome.get("model_status") else "")
         lines.append(f"last outcome  {status} {outcome['version']} at {outcome.get('at')}: {outcome.get('reason', '')}")
-    if s.get("bad_photo_count"):
-        lines.append(f"bad photos    {s['bad_photo_count']} skipped (checked by {s.get('bad_photos_checked_by')}):")
-        for bad in s["bad_photos"][:30]:
-            lines.append(f"  {bad['file']}: {bad['reason']}" + (f" ({bad['detail']})" if bad.get("detail") else ""))
+    lines += _validation_lines(s.get("validation"))
     return "\n".join(lines)
+
+
+def _validation_lines(v: dict[str, Any] | None, limit: int = SKIPPED_SHOWN) -> list[str]:
+    """The last run's validation report: every skipped file with its reason, the first `limit` by name."""
+    if not v:
+        return []
+    reasons = ", ".join(f"{reason} {count}" for reason, count in (v.get("skipped_by_reason") or {}).items())
+    lines = [f"photos        {v.get('usable_images', 0)} used, {v.get('skipped_count', 0)} skipped"
+             + (f" ({reasons})" if reasons else "") + f", checked by {v.get('training_job')}"]
+    skipped = v.get("skipped") or []
+    for bad in skipped[:limit]:
+        lines.append(f"  {bad['file']}: {bad['reason']}" + (f" ({bad['detail']})" if bad.get("detail") else ""))
+    more = len(skipped) - min(limit, len(skipped)) + int(v.get("skipped_not_listed") or 0)
+    if more:
+        lines.append(f"  ... and {more} more (flowers status --json lists {len(skipped)}; the job's validation.json all)")
+    ignored = v.get("ignored_files") or []
+    if v.get("ignored_count"):
+        lines.append(f"ignored       {v['ignored_count']} file(s) neither a photo nor its label: " + ", ".join(ignored[:10])
+                     + (" ..." if v["ignored_count"] > 10 else ""))
+    return lines
 
 
 def format_models(models: list[dict[str, Any]]) -> str:

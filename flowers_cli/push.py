@@ -1,8 +1,11 @@
 """`flowers push SRC`: copy a data set into the local bucket folder or the cloud dataset bucket.
 
 Either layout: one folder per class, or ModelArts' name.jpg + name.txt. Every photo is
-decoded on the way (the same decoder training uses); a file that cannot be a training
-photo is reported with its reason and not copied. Unchanged files are not copied again.
+decoded on the way (the same decoder training uses) and a file that cannot be a training
+photo is reported with its reason, and copied all the same, as `aws s3 sync` would: the
+bucket holds what was uploaded, and the training job's validation report (GET /status,
+`flowers status`, the web page) lists every file it skipped and why, whoever uploaded it.
+Unchanged files are not copied again.
 Local copies land whole (a hidden temporary name, then a rename), so the watcher never
 sees half a photo; a label file goes before its photo.
 """
@@ -29,7 +32,7 @@ CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png
 class PushReport:
     copied: int = 0
     unchanged: int = 0
-    bad: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason): copied, training will skip them
     bytes: int = 0
 
 
@@ -48,7 +51,7 @@ def files_of(source: Path) -> list[str]:
 def check(data: bytes, relative: str) -> str:
     """'' when the file is usable, else why not (the reasons training's validation.json uses)."""
     if not has_image_extension(relative):
-        return "" if data.strip() else "bad_label: the label file is empty"
+        return "" if data.strip() else "empty_label: the label file is empty"
     try:
         load_pixels(data, 32)
     except ImageError as exc:
@@ -68,7 +71,7 @@ def push(source: Path, destination: "Destination", show_progress: bool = True) -
         problem = check(data, relative)
         if problem:
             report.bad.append((relative, problem))
-        elif destination.put(relative, data):
+        if destination.put(relative, data):
             report.copied += 1
             report.bytes += len(data)
         else:

@@ -141,3 +141,33 @@ def run_in_process(job: Job, entry, **extra_env) -> int:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+# The six kinds of bad upload, ModelArts layout: file -> the reason training's validation.json gives.
+BAD_UPLOADS = {
+    "bad_empty.jpg": "empty_file",  # scan: zero bytes
+    "bad_text.jpg": "not_an_image",  # decode: text saved as .jpg
+    "bad_truncated.jpg": "corrupt",  # decode: the first half of a real JPEG
+    "bad_unlabelled.jpg": "no_label",  # scan: no .txt beside it
+    "bad_two_labels.jpg": "multi_label",  # scan: "daisy" and "roses"
+    "bad_blank_label.jpg": "empty_label",  # scan: an empty .txt
+}
+
+
+def write_bad_uploads(root: Path) -> dict[str, str]:
+    """The BAD_UPLOADS files in `root` (real photos where the photo itself is fine). Returns BAD_UPLOADS."""
+    require_photos()
+    root.mkdir(parents=True, exist_ok=True)
+    photos = sorted((PHOTOS / "daisy").glob("*.jpg"))[-4:]  # far from the ones the tests train on
+    (root / "bad_empty.jpg").write_bytes(b"")
+    (root / "bad_text.jpg").write_text("this is a shopping list, not a photo\n")
+    whole = photos[0].read_bytes()
+    (root / "bad_truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    shutil.copyfile(photos[1], root / "bad_unlabelled.jpg")
+    shutil.copyfile(photos[2], root / "bad_two_labels.jpg")
+    (root / "bad_two_labels.txt").write_text("daisy\nroses\n")
+    shutil.copyfile(photos[3], root / "bad_blank_label.jpg")
+    (root / "bad_blank_label.txt").write_text("")
+    for name in ("bad_empty", "bad_text", "bad_truncated"):
+        (root / f"{name}.txt").write_text("daisy\n")
+    return dict(BAD_UPLOADS)

@@ -341,7 +341,7 @@ def test_each_function_has_its_own_least_privilege_role(raw):
     assert upload == {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
                       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
                       "logs:CreateLogStream", "logs:PutLogEvents"}
-    assert api == {"dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "sagemaker:DescribeModelPackage",
+    assert api == {"dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "s3:ListBucket", "sagemaker:DescribeModelPackage",
                    "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages", "sagemaker:UpdateModelPackage",
                    "logs:CreateLogStream", "logs:PutLogEvents"}
     assert {"sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob", "sagemaker:CreateModelPackage",
@@ -550,3 +550,16 @@ def test_the_model_package_group_defaults_to_the_stack_name_unless_set():
     given = {"model_package_group": "shared-registry"}
     assert FlowersConfig.from_context(given.get, stack_name="flowers-dev").model_package_group == "shared-registry"
     assert FlowersConfig.from_context({}.get).model_package_group == app_settings.Settings().model_package_group
+
+
+def test_the_api_reads_only_training_jobs_validation_reports(raw):
+    """GET /status reads each job's output.tar.gz (validation.json); nothing else under training/."""
+    (api_role,) = {f["Properties"]["Role"]["Fn::GetAtt"][0] for name, f in functions(raw).items() if name == "APIHandler"}
+    found = {s.get("Sid"): s for s in statements(raw, api_role)}
+    read, find = found["ReadValidationReports"], found["FindValidationReports"]
+    assert read["Action"] == "s3:GetObject" and text(read["Resource"]).endswith('/training/*/output/output.tar.gz"]]}')
+    assert find["Action"] == "s3:ListBucket"
+    assert find["Condition"] == {"StringLike": {"s3:prefix": ["training/*/output/output.tar.gz"]}}
+    for statement in statements(raw, api_role):
+        if "/training/" in text(statement.get("Resource")) or "training/" in text(statement.get("Condition")):
+            assert statement in (read, find), statement

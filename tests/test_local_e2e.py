@@ -11,7 +11,7 @@ import os
 import pytest
 
 from local_fixtures import CLASSES, TINY_UP, Up, flowers, modelarts_photos
-from data_fixtures import PHOTOS, require_photos
+from data_fixtures import PHOTOS, require_photos, write_bad_uploads
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +82,7 @@ def test_up_push_train_serve_then_kill_9_and_restart_loses_nothing(tmp_path):
         # The bad photo is reported with its name and reason, and did not stop anything.
         status = up.get("status").json()
         assert status["last_outcome"]["status"] == "registered" and status["last_outcome"]["model_status"] == "approved"
-        assert {"file": "roses_broken.jpg", "reason": "not_an_image"}.items() <= status["bad_photos"][0].items()
+        assert {"file": "roses_broken.jpg", "reason": "not_an_image"}.items() <= status["validation"]["skipped"][0].items()
         shown = flowers(home, "status", "--home", str(home))
         assert "roses_broken.jpg: not_an_image" in shown.stdout and "approved" in shown.stdout, shown.stdout + shown.stderr
         table = flowers(home, "predict", str(sorted((PHOTOS / "daisy").glob("*.jpg"))[40]), "--home", str(home), "--top-k", "3")
@@ -136,3 +136,35 @@ def test_up_push_train_serve_then_kill_9_and_restart_loses_nothing(tmp_path):
         up.stop()
     listed = flowers(home, "models", "--home", str(home))  # read from the stopped home
     assert listed.returncode == 0 and expected in listed.stdout and first in listed.stdout
+
+
+def test_every_skipped_file_of_an_upload_is_in_status(tmp_path):
+    """Six kinds of bad file pushed with good photos: decode problems (empty, text as JPEG, truncated)
+    and label problems alike reach GET /status and `flowers status`, with their reasons."""
+    home = tmp_path / "home"
+    upload = tmp_path / "upload"
+    modelarts_photos(upload, per_class=4)
+    bad = write_bad_uploads(upload)
+    up = Up(home, *TINY_UP)
+    try:
+        pushed = flowers(home, "push", str(upload), "--home", str(home), "--quiet")
+        assert pushed.returncode == 0 and "4 not usable" in pushed.stdout, pushed.stdout + pushed.stderr
+        for name in ("bad_empty.jpg", "bad_text.jpg", "bad_truncated.jpg", "bad_blank_label.txt"):
+            assert f"not usable {name}" in pushed.stdout and (home / "bucket" / name).exists()  # sent all the same
+
+        def done():
+            status = up.get("status").json()
+            return status if (status["last_outcome"] or {}).get("status") == "registered" and status["validation"] else None
+
+        status = up.wait_for(done, 150, "a registered model")
+        validation = status["validation"]
+        assert validation["training_job"] == status["last_outcome"]["job_name"]
+        assert {s["file"]: s["reason"] for s in validation["skipped"]} == bad
+        assert validation["skipped_count"] == 6 and validation["skipped_not_listed"] == 0
+        assert validation["usable_images"] == 12 and all(s["detail"] for s in validation["skipped"])
+        shown = flowers(home, "status", "--home", str(home))
+        assert shown.returncode == 0 and "12 used, 6 skipped" in shown.stdout, shown.stdout + shown.stderr
+        for file, reason in bad.items():
+            assert f"  {file}: {reason} (" in shown.stdout, (file, shown.stdout)
+    finally:
+        up.stop()

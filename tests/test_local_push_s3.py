@@ -25,14 +25,16 @@ def test_push_uploads_once_and_reports_bad_files(tmp_path, s3):
 
     first = push(source, S3Destination("s3://flowers-data/datasets/flowers", client=s3), show_progress=False)
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="flowers-data")["Contents"])
-    # 4 photos, their 4 labels and broken.txt (a label is sent; the broken photo is refused)
-    assert first.copied == 9 and [name for name, _ in first.bad] == ["broken.jpg"]
-    assert all(key.startswith("datasets/flowers/") for key in keys) and len(keys) == 9
+    # 4 photos, their 4 labels, broken.txt and the broken photo: reported, and sent all the same (as `aws s3 sync`
+    # would), so that the training job's validation report lists it in GET /status
+    assert first.copied == 10 and [name for name, _ in first.bad] == ["broken.jpg"]
+    assert first.bad[0][1].startswith("not_an_image")
+    assert all(key.startswith("datasets/flowers/") for key in keys) and len(keys) == 10
     head = s3.head_object(Bucket="flowers-data", Key=next(k for k in keys if k.endswith(".jpg")))
     assert head["ContentType"] == "image/jpeg"
 
     again = push(source, S3Destination("s3://flowers-data/datasets/flowers/", client=s3), show_progress=False)
-    assert again.copied == 0 and again.unchanged == 9  # idempotent: same bytes are not sent twice
+    assert again.copied == 0 and again.unchanged == 10  # idempotent: same bytes are not sent twice
 
 
 @pytest.mark.parametrize("url", ["flowers-data/x", "s3://", "s3:///prefix"])

@@ -1,8 +1,8 @@
 """The cloud's Orchestrator, plus what only a local run can show and heal at once.
 
 - status(): the running job's progress (epoch, accuracy: the metric lines of the training
-  subprocess), its attempts, and the photos the last training skipped, with file and reason
-  (validation.json), so `flowers status`, GET /status and the web page can show them;
+  subprocess) and its attempts, so `flowers status`, GET /status and the web page can show them;
+  the validation report is read from the job's folder as soon as the job writes it;
 - a run stuck in `launching` whose job was never recorded (a crash between the claim and the
   start) is started again at the next tick instead of after the cloud's two minutes.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from chalicelib import validation_report
 from chalicelib.local.jobs import SubprocessJobRunner
 from chalicelib.local.objects import LocalObjectStore
 from chalicelib.orchestrator import Orchestrator
@@ -18,9 +19,6 @@ from chalicelib.ports import ModelRegistry, StateStore
 from chalicelib.records import LAUNCHING, Running
 from chalicelib.settings import Settings
 from chalicelib.timestamps import iso
-
-MAX_BAD_PHOTOS = 200  # listed in /status; the full list is in the job's validation.json
-
 
 class LocalOrchestrator(Orchestrator):
     """Takes the local adapters themselves, not just their ports: it reads job progress and folders."""
@@ -37,6 +35,9 @@ class LocalOrchestrator(Orchestrator):
             return self._start_training(running.version, running.job_name, now)
         return super()._reconcile(running, now)
 
+    def validation_report(self, training_job: str) -> dict[str, Any] | None:
+        return self.jobs.validation_report(training_job)  # the latest attempt's file, as it is written
+
     def status(self) -> dict[str, Any]:
         status = super().status()
         runner = self.jobs
@@ -46,14 +47,10 @@ class LocalOrchestrator(Orchestrator):
             job = runner.job(name)
             if job:
                 running["progress"] = _progress(job)
-        outcome = status.get("last_outcome") or {}
-        training = (running or {}).get("training_job") or outcome.get("job_name") or runner.latest("training")
-        report = runner.validation_report(training) if training else None
-        skipped = (report or {}).get("skipped", [])
-        status["bad_photos"] = [{"file": s.get("path", ""), "reason": s.get("reason", ""), "detail": s.get("detail", "")}
-                                for s in skipped[:MAX_BAD_PHOTOS]]
-        status["bad_photo_count"] = len(skipped)
-        status["bad_photos_checked_by"] = training or None
+        if running and running["stage"] != "converting":  # a local job writes its report as soon as its data is read
+            report = self.validation_report(running["training_job"])
+            if report is not None:
+                status["validation"] = validation_report.summary(report, running["training_job"])
         status["local"] = {"bucket_folder": str(self.objects.path(self.settings.dataset_uri)),
                            "quiet_period": self.settings.quiet_period, "preset": self.settings.preset}
         return status

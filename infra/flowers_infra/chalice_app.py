@@ -37,7 +37,7 @@ from constructs import Construct
 
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
-from flowers_infra.constants import LOG_KMS_REASON, MODELS_PREFIX, SQS_SSE_REASON
+from flowers_infra.constants import LOG_KMS_REASON, MODELS_PREFIX, SQS_SSE_REASON, TRAINING_PREFIX
 
 API_STAGE = "api"
 API_KEY_SCHEME = "api_key"
@@ -46,6 +46,8 @@ IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "appl
 # Public without a key: the web page, which asks for the key and sends it as x-api-key, and the
 # API's contract (OpenAPI), which clients and their generators read before they have a key.
 PUBLIC_METHODS = {("/", "get"), ("/openapi.json", "get")}
+# Where SageMaker puts each training job's $SM_OUTPUT_DATA_DIR (chalicelib/validation_report.py reads it)
+VALIDATION_ARCHIVES = f"{TRAINING_PREFIX}*/output/output.tar.gz"
 
 
 
@@ -151,6 +153,13 @@ class ChaliceApp(Construct):
             "api": [
                 iam.PolicyStatement(sid="ReadState", actions=["dynamodb:GetItem", "dynamodb:Query"], resources=[table]),
                 iam.PolicyStatement(sid="ReadModels", actions=["s3:GetObject"], resources=[models]),
+                # GET /status: each training job's validation report, in the output.tar.gz SageMaker writes from
+                # $SM_OUTPUT_DATA_DIR; listing the prefix makes a job without one yet a 404, not a 403.
+                iam.PolicyStatement(sid="ReadValidationReports", actions=["s3:GetObject"],
+                                    resources=[props.artifact_bucket.arn_for_objects(VALIDATION_ARCHIVES)]),
+                iam.PolicyStatement(sid="FindValidationReports", actions=["s3:ListBucket"],
+                                    resources=[props.artifact_bucket.bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [VALIDATION_ARCHIVES]}}),
                 *read_registry, set_status,
             ],
             # Upload events: conditional writes of seen-upload markers and the pending count.
