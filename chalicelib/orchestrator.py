@@ -10,9 +10,10 @@ import json
 import time
 from typing import Any, Callable
 
-from chalicelib import debounce, job_names, promotion
+from chalicelib import debounce, job_names, manifest, promotion
 from chalicelib import training_contract as contract
 from chalicelib.dataset_version import is_relevant, version_of
+from chalicelib.manifest import Manifest
 from chalicelib.observability import logger
 from chalicelib.ports import BUSY, CLAIMED, JobRejected, JobRunner, ModelRegistry, ObjectStore, StateStore
 from chalicelib.records import (
@@ -33,6 +34,7 @@ from chalicelib.records import (
     ConversionSpec,
     JobStatus,
     ModelEntry,
+    ObjectInfo,
     Outcome,
     Running,
     TrainingSpec,
@@ -91,6 +93,8 @@ class Orchestrator:
         if not objects:
             self.state.skip_pending(self.dataset, pending, Outcome(version, "", SKIPPED, "the data set is empty", now))
             return {"action": "skipped", "reason": "the data set is empty"}
+        # Before the claim: a run that holds the data set always has its manifest (a relaunch reads it).
+        self._write_manifest(version, objects)
         claim = self.state.claim_run(self.dataset, Running(version, job, LAUNCHING, now, now), pending)
         if claim == BUSY:
             return {"action": "busy", "reason": "another run holds the data set"}
@@ -127,10 +131,32 @@ class Orchestrator:
                     return self.on_conversion_state(status)
         return {"action": "busy", "reason": f"run {running.job_name} is {running.stage}"}
 
+    # the run's manifest (chalicelib/manifest.py) --------------------------------------------
+    def _write_manifest(self, version: str, objects: list[ObjectInfo]) -> None:
+        """Once per version: a replay, a relaunch or a forced run of the version keeps the first record
+        (the same keys and ETags; only version ids could differ). The channel file first, so a record
+        that exists always has its channel file."""
+        s = self.settings
+        uri = manifest.record_uri(s.artifact_bucket, version)
+        if self.objects.exists(uri):
+            return
+        self.objects.write(manifest.channel_uri(s.artifact_bucket, version), manifest.channel(s.dataset_uri, objects))
+        raw = manifest.record(s.dataset_uri, version, objects)
+        self.objects.write(uri, raw)
+        logger.info("manifest written", extra={"version": version, "uri": uri, "files": len(objects), "sha256": manifest.sha256(raw)})
+
+    def manifest_of(self, version: str) -> Manifest | None:
+        """The version's manifest; None for a run launched before manifests were written."""
+        uri = manifest.record_uri(self.settings.artifact_bucket, version)
+        if not self.objects.exists(uri):
+            return None
+        return Manifest(uri, manifest.sha256(self.objects.read(uri)), manifest.channel_uri(self.settings.artifact_bucket, version))
+
     # job specs ------------------------------------------------------------------------------
     def training_spec(self, version: str, job: str) -> TrainingSpec:
         s = self.settings
         artifacts = f"s3://{s.artifact_bucket}"
+        lineage = self.manifest_of(version)
         return TrainingSpec(
             job_name=job,
             image_uri=s.training_image_uri,
@@ -145,6 +171,9 @@ class Orchestrator:
             hyperparameters={"preset": s.preset, "max_training_time": str(s.max_training_time)},
             metric_definitions=[dict(d) for d in contract.METRIC_DEFINITIONS],
             tags={"dataset_version": version, "dataset": s.dataset_id[:256], "app": "flowers"},
+            manifest_uri=lineage.uri if lineage else "",
+            manifest_sha256=lineage.sha256 if lineage else "",
+            channel_manifest_uri=lineage.channel_uri if lineage else "",
         )
 
     def model_prefix(self, version: str) -> str:
@@ -152,6 +181,7 @@ class Orchestrator:
 
     def conversion_spec(self, running: Running, model_archive: str, baseline: ModelEntry | None) -> ConversionSpec:
         s = self.settings
+        lineage = self.manifest_of(running.version)
         return ConversionSpec(
             job_name=job_names.conversion_job(s.model_package_group, running.version),
             image_uri=s.training_image_uri,
@@ -163,6 +193,8 @@ class Orchestrator:
             instance_type=s.conversion_instance_type,
             max_runtime_seconds=CONVERSION_MAX_RUNTIME,
             tags={"dataset_version": running.version, "app": "flowers"},
+            manifest_uri=lineage.uri if lineage else "",
+            channel_manifest_uri=lineage.channel_uri if lineage else "",
         )
 
     # SageMaker state changes ----------------------------------------------------------------
@@ -214,11 +246,13 @@ class Orchestrator:
             if type(exc).__name__ not in ("NoSuchKey", "ClientError"):
                 raise
             return self._finish(running, FAILED, f"conversion output missing: {exc}")
+        manifest_uri, manifest_sha256 = manifest.recorded(metadata)  # what the jobs read (chalicelib/manifest.py)
         candidate = ModelEntry(
             version=running.version, status=PENDING, created_at=self.clock(),
             model_uri=uris[contract.MODEL_FILE], labels_uri=uris[contract.LABELS_FILE], metadata_uri=uris[contract.METADATA_FILE],
             sha256=str(model.get("sha256", "")), size_bytes=int(model.get("size_bytes", 0)),
             test_accuracy=promotion.candidate_accuracy(metadata), dataset_version=running.version,
+            manifest_uri=manifest_uri, manifest_sha256=manifest_sha256,
         )
         entry = self.registry.register(candidate, metadata)
         if entry.status == PENDING and not entry.reason:  # a replay finds the gate already applied

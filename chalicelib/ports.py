@@ -32,9 +32,12 @@ class JobRejected(Exception):
 
 class ObjectStore(Protocol):
     def list(self, uri: str) -> Iterator[ObjectInfo]:
-        """Every object under the prefix `uri`, keys relative to it."""
+        """Every object under the prefix `uri` (its current version), keys relative to it."""
 
     def read(self, uri: str) -> bytes: ...
+
+    def write(self, uri: str, data: bytes) -> None:
+        """Create or replace the object at `uri` whole (a reader never sees part of it)."""
 
     def exists(self, uri: str) -> bool: ...
 

@@ -34,6 +34,7 @@ class ObjectInfo:
     key: str
     etag: str
     size: int
+    version_id: str = ""  # S3's version id in a versioned bucket ("" when the listing gives none)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class ModelEntry:
     test_accuracy: float | None = None
     dataset_version: str = ""
     reason: str = ""  # why the gate (or a person) chose the status
+    manifest_uri: str = ""  # the photos it was trained on (chalicelib/manifest.py), as its metadata.json names them
+    manifest_sha256: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -134,6 +137,11 @@ class TrainingSpec:
     hyperparameters: dict[str, str]
     metric_definitions: list[dict[str, str]]
     tags: dict[str, str]
+    # The run's manifest (chalicelib/manifest.py): the channel reads exactly its keys, and training
+    # writes the record's URI and sha256 into metadata.json. "" for a run launched without one.
+    manifest_uri: str = ""
+    manifest_sha256: str = ""
+    channel_manifest_uri: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,3 +156,5 @@ class ConversionSpec:
     instance_type: str
     max_runtime_seconds: int
     tags: dict[str, str]
+    manifest_uri: str = ""  # as TrainingSpec: the data input reads the run's manifest, not the live prefix
+    channel_manifest_uri: str = ""

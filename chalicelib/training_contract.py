@@ -38,6 +38,10 @@ def parse_metric_line(line: str) -> dict[str, float]:
 # importing training/ (which is not in the Lambda zip). A test keeps it equal to training.presets.
 PRESET_NAMES = ("mobilenet_v2", "resnet_v1_50", "tiny_cnn")
 TRAINING_CHANNEL = "training"  # the input channel holding the data set (SM_CHANNEL_TRAINING)
+# The run's manifest (chalicelib/manifest.py), handed to the training job in its environment:
+# training writes both into metadata.json ("manifest"), and the conversion keeps them.
+MANIFEST_URI_ENV = "FLOWERS_MANIFEST_URI"
+MANIFEST_SHA256_ENV = "FLOWERS_MANIFEST_SHA256"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 TENSORBOARD_LOCAL_PATH = "/opt/ml/output/tensorboard"
 # The conversion step (a Processing job running the training image's `convert` entrypoint).

@@ -84,3 +84,18 @@ def test_cli_errors_are_clear(trained_tiny, tmp_path):
                              "--data", str(trained_tiny.data)], cwd=ROOT, capture_output=True, text=True,
                             env={"SM_OUTPUT_DIR": str(tmp_path / "sm"), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 1 and "neither saved_model/ nor a model.tar.gz" in result.stderr
+
+
+def test_the_manifest_training_recorded_stays_in_metadata(trained_tiny, tmp_path):
+    """metadata.json names the run's manifest (the exact files trained on); the converted model's keeps it,
+    so the registry records it from what the jobs wrote."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_tiny.model, model)
+    metadata = json.loads((model / "metadata.json").read_text())
+    assert metadata["manifest"] is None  # trained without a pipeline
+    manifest = {"uri": "s3://artifacts/manifests/0123456789abcdef.json", "sha256": "cd" * 32}
+    (model / "metadata.json").write_text(json.dumps(dict(metadata, manifest=manifest)))
+    assert cv.convert(model, tmp_path / "out", trained_tiny.data, quantize="fp32")["manifest"] == manifest
+    assert json.loads((tmp_path / "out" / "metadata.json").read_text())["manifest"] == manifest

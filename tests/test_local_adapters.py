@@ -209,3 +209,60 @@ def test_cli_says_when_it_answers_in_process(tmp_path):
     done = flowers(tmp_path / "home", "models")
     assert done.returncode == 0 and done.stdout.strip() == "no models yet", done.stdout + done.stderr
     assert "no `flowers up` is running on" in done.stderr and "answering in this process" in done.stderr
+
+
+def test_registry_keeps_the_manifest_of_each_model(local):
+    entry = ModelEntry("00000000000000d1", "pending", 1.0, manifest_uri="s3://artifacts/manifests/00000000000000d1.json",
+                       manifest_sha256="ab" * 32)
+    local.registry.register(entry, {})
+    found = local.registry.set_status("00000000000000d1", "approved", "ok")
+    assert (found.manifest_uri, found.manifest_sha256) == (entry.manifest_uri, entry.manifest_sha256)
+    assert local.registry.production().manifest_uri == entry.manifest_uri
+
+
+def test_the_job_snapshot_follows_the_runs_manifest_not_a_fresh_listing(local):
+    """Local mode trains on what the cloud's ManifestFile channel would hold: the files the tick listed,
+    each checked against its ETag; an upload made after the launch is not in the snapshot."""
+    from chalicelib import manifest
+    from chalicelib.local.jobs import SnapshotError, _snapshot_manifest
+    from chalicelib.local.orchestrator import LocalOrchestrator
+
+    bucket = local.bucket_folder
+    for key, body in (("daisy/a.jpg", b"a"), ("daisy/b.jpg", b"b"), ("roses/c.jpg", b"c"), ("roses/c.txt", b"roses")):
+        (bucket / key).parent.mkdir(parents=True, exist_ok=True)
+        (bucket / key).write_bytes(body)
+    orchestrator = LocalOrchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1000.0)
+    launched = orchestrator._launch(0, 1000.0)  # jobs are recorded, not run (the runner is not started)
+    version, job = launched["version"], launched["job"]
+    record_uri = manifest.record_uri("artifacts", version)
+    raw = local.objects.read(record_uri)
+    assert [f["key"] for f in manifest.parse(raw)["files"]] == ["daisy/a.jpg", "daisy/b.jpg", "roses/c.jpg", "roses/c.txt"]
+    assert json.loads(local.objects.read(manifest.channel_uri("artifacts", version)))[1:] == ["daisy/a.jpg", "daisy/b.jpg",
+                                                                                               "roses/c.jpg", "roses/c.txt"]
+    (bucket / "daisy" / "late.jpg").write_bytes(b"late")  # uploaded between the listing and the job's start
+
+    spec = dict(local.jobs._spec(local.db.one("SELECT * FROM jobs WHERE name = ?", (job,))))
+    assert (spec["manifest_uri"], spec["manifest_sha256"]) == (record_uri, manifest.sha256(raw))
+    job_dir = local.jobs._job_dir("training", job)
+    command, env = local.jobs._training_command(job, spec, job_dir, job_dir / "attempt-1")
+    snapshot = job_dir / "input" / "data" / "training"
+    assert sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()) == \
+        ["daisy/a.jpg", "daisy/b.jpg", "roses/c.jpg", "roses/c.txt"]
+    assert (env["FLOWERS_MANIFEST_URI"], env["FLOWERS_MANIFEST_SHA256"]) == (record_uri, manifest.sha256(raw))
+
+    # A listed file replaced or removed since the listing fails the job, rather than train on other photos.
+    (bucket / "daisy" / "b.jpg").unlink()
+    (bucket / "daisy" / "b.jpg").write_bytes(b"another b")
+    with pytest.raises(SnapshotError, match="daisy/b.jpg changed after the run listed"):
+        _snapshot_manifest(local.objects, record_uri, bucket, local.home / "again")
+    (bucket / "daisy" / "b.jpg").unlink()
+    with pytest.raises(SnapshotError, match="daisy/b.jpg was removed"):
+        _snapshot_manifest(local.objects, record_uri, bucket, local.home / "again")
+    # The version's manifest is written once: a later launch of the same listing (here refused: the run
+    # still holds the data set) leaves it as it was.
+    (bucket / "daisy" / "b.jpg").write_bytes(b"b")
+    (bucket / "daisy" / "late.jpg").unlink()
+    before = (local.artifact_folder / "manifests" / f"{version}.json").stat().st_mtime_ns
+    assert orchestrator._launch(0, 2000.0)["action"] == "busy"
+    assert (local.artifact_folder / "manifests" / f"{version}.json").stat().st_mtime_ns == before
+

@@ -71,8 +71,9 @@ class World:
     def status(self):
         return self.client.http.get("/status").json_body
 
-    def write_conversion_output(self, version, accuracy, baseline=None, labels=("daisy", "roses")):
-        """What the convert entrypoint writes to s3://ARTIFACTS/models/<version>/."""
+    def write_conversion_output(self, version, accuracy, baseline=None, labels=("daisy", "roses"), manifest=None):
+        """What the convert entrypoint writes to s3://ARTIFACTS/models/<version>/ (`manifest`: what training
+        wrote into metadata.json from its environment, and the conversion kept)."""
         model = f"tflite-bytes-{version}".encode()
         metrics = {"test": {"accuracy": accuracy, "count": 150, "evaluated_on": "test"}, "val_accuracy": accuracy}
         if baseline is not None:
@@ -81,6 +82,8 @@ class World:
                     "input": {"shape": [1, 224, 224, 3], "dtype": "float32", "range": [0, 255]},
                     "model": {"file": "model.tflite", "sha256": hashlib.sha256(model).hexdigest(), "size_bytes": len(model)},
                     "metrics": metrics, "dataset_version": "content-" + version, "created_at": "2024-01-01T00:00:00+00:00"}
+        if manifest is not None:
+            metadata["manifest"] = manifest
         prefix = f"models/{version}/"
         self.aws.s3.put_object(Bucket=self.aws.artifacts, Key=prefix + "model.tflite", Body=model)
         self.aws.s3.put_object(Bucket=self.aws.artifacts, Key=prefix + "labels.txt", Body="\n".join(labels).encode())
@@ -125,7 +128,10 @@ def test_uploads_then_quiet_tick_start_one_training_job(world):
     assert job["AlgorithmSpecification"]["TrainingImage"] == world.aws.env["TRAINING_IMAGE_URI"]
     # (moto answers its own MetricDefinitions; the request builder's are checked in test_pipeline_decisions)
     assert job["InputDataConfig"][0]["ChannelName"] == "training"
-    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://flowers-data/datasets/flowers/"
+    # Exactly the listed photos (the run's manifest), not the live prefix: test_the_run_trains_on_its_manifest.
+    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"] == "ManifestFile"
+    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == \
+        f"s3://flowers-artifacts/manifests/{started['version']}.manifest"
     assert job["OutputDataConfig"]["S3OutputPath"] == "s3://flowers-artifacts/training/"
     assert job["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
     assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 3600
@@ -188,7 +194,8 @@ def test_full_cycle_conversion_registration_and_gate(world):
     assert conversion["AppSpecification"]["ContainerEntrypoint"] == [
         "convert", "/opt/ml/processing/model", "/opt/ml/processing/output", "--data", "/opt/ml/processing/data"]
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in conversion["ProcessingInputs"]}
-    assert inputs == {"model": f"s3://flowers-artifacts/training/{job}/output/model.tar.gz", "data": "s3://flowers-data/datasets/flowers/"}
+    assert inputs == {"model": f"s3://flowers-artifacts/training/{job}/output/model.tar.gz",
+                      "data": f"s3://flowers-artifacts/manifests/{first['version']}.manifest"}
     assert conversion["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] == f"s3://flowers-artifacts/models/{first['version']}/"
     assert world.status()["running_job"]["stage"] == "converting"
 
@@ -343,3 +350,77 @@ def test_registry_client_token_is_one_per_group_and_version_for_long_group_names
     # A replayed registration (the find missed it, e.g. two invocations at once) sends the same token again.
     assert [client_token(group, v) for v in versions] == sent
     assert client_token(group, versions[0]) == client_token(group, versions[0]) != client_token(group[:-1], versions[0])
+
+
+def test_the_run_trains_on_its_manifest(world, monkeypatch):
+    """Lineage: the tick lists the data set once and writes exactly that list (keys, ETags, sizes, version
+    ids) to s3://ARTIFACTS/manifests/<version>.json, once; training and conversion read SageMaker's
+    ManifestFile of the same keys, so an upload made after the launch is not trained on; metadata.json
+    and the registry entry name the manifest's URI and sha256."""
+    from botocore.client import BaseClient
+
+    s3 = world.aws.s3
+    for bucket in (world.aws.dataset_bucket, world.aws.artifacts):  # as the stack makes them
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    requests = {}
+    real_call = BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        requests.setdefault(operation, []).append(params)
+        return real_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    keys = ["daisy/a.jpg", "daisy/b.jpg", "roses/c.jpg"]
+    world.upload(keys)
+    world.upload(["daisy/a.jpg"], content=b"again")  # a second version of a.jpg: the manifest names the latest
+    world.now += 601
+    run = world.tick()
+    version, job = run["version"], run["job"]
+    world.upload(["roses/late.jpg"])  # after the launch: not in this run
+
+    record_uri = f"s3://flowers-artifacts/manifests/{version}.json"
+    raw = s3.get_object(Bucket=world.aws.artifacts, Key=f"manifests/{version}.json")["Body"].read()
+    record = json.loads(raw)
+    listed = {v["Key"][len(world.aws.prefix):]: v for v in
+              s3.list_object_versions(Bucket=world.aws.dataset_bucket, Prefix=world.aws.prefix)["Versions"] if v["IsLatest"]}
+    assert [f["key"] for f in record["files"]] == keys and record["count"] == 3
+    assert record["dataset_uri"] == "s3://flowers-data/datasets/flowers/" and record["version"] == version
+    for entry in record["files"]:
+        latest = listed[entry["key"]]
+        assert (entry["etag"], entry["size"], entry["version_id"]) == (latest["ETag"].strip('"'), latest["Size"], latest["VersionId"])
+    assert record["files"][0]["etag"] == hashlib.md5(b"againdaisy/a.jpg").hexdigest()
+    channel = json.loads(s3.get_object(Bucket=world.aws.artifacts, Key=f"manifests/{version}.manifest")["Body"].read())
+    assert channel == [{"prefix": "s3://flowers-data/datasets/flowers/"}, *keys]
+
+    (created,) = requests["CreateTrainingJob"]
+    source = created["InputDataConfig"][0]["DataSource"]["S3DataSource"]
+    assert (source["S3DataType"], source["S3Uri"]) == ("ManifestFile", f"s3://flowers-artifacts/manifests/{version}.manifest")
+    sha = hashlib.sha256(raw).hexdigest()
+    assert created["Environment"] == {"FLOWERS_MANIFEST_URI": record_uri, "FLOWERS_MANIFEST_SHA256": sha}
+
+    # Replayed ticks, the conversion, a skipped version: the manifest is never written again.
+    world.tick()
+    world.sagemaker_event(training_state_event(job, "Completed"))
+    (conversion,) = requests["CreateProcessingJob"]
+    data = next(i["S3Input"] for i in conversion["ProcessingInputs"] if i["InputName"] == "data")
+    assert (data["S3DataType"], data["S3Uri"]) == ("ManifestFile", f"s3://flowers-artifacts/manifests/{version}.manifest")
+    assert data["LocalPath"] == "/opt/ml/processing/data"
+    world.write_conversion_output(version, 0.91, manifest={"uri": record_uri, "sha256": sha})
+    done = world.sagemaker_event(processing_state_event(job + "-convert", "Completed"))
+    assert done["action"] == "registered"
+    written = [v["Key"] for v in s3.list_object_versions(Bucket=world.aws.artifacts, Prefix="manifests/")["Versions"]]
+    assert sorted(written) == [f"manifests/{version}.json", f"manifests/{version}.manifest"]
+
+    # The registry records it (CustomerMetadataProperties), and reads it back.
+    (package,) = world.packages()
+    props = world.aws.sagemaker.describe_model_package(ModelPackageName=package["ModelPackageArn"])["CustomerMetadataProperties"]
+    assert (props["manifest_uri"], props["manifest_sha256"]) == (record_uri, sha)
+    entry = services.get().registry.find(version)
+    assert (entry.manifest_uri, entry.manifest_sha256) == (record_uri, sha)
+
+    # The next run (the late upload) has a manifest of its own, with it.
+    world.now += 601
+    second = world.tick()
+    assert second["action"] == "started" and second["version"] != version
+    raw = s3.get_object(Bucket=world.aws.artifacts, Key=f"manifests/{second['version']}.json")["Body"].read()
+    assert [f["key"] for f in json.loads(raw)["files"]] == keys + ["roses/late.jpg"]

@@ -235,3 +235,38 @@ def test_operator_requests_from_other_sites_are_told_apart():
     assert "same-site" in cross_site({"Sec-Fetch-Site": "same-site"})  # another port of localhost is the same site
     assert "localhost:8000" in cross_site({"Origin": "http://localhost:8000", "Host": "127.0.0.1:8000"})
     assert cross_site({"Origin": "null", "Host": "127.0.0.1:8000"})  # sandboxed frames and file:// pages
+
+
+def test_requests_read_the_runs_manifest_when_it_has_one():
+    from chalicelib import manifest
+
+    spec = _training_spec(use_spot=False)
+    assert training_request(spec)["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"] == "S3Prefix"
+    assert "Environment" not in training_request(spec)  # a run launched before manifests: the prefix, as before
+    with_manifest = TrainingSpec(**dict(spec.__dict__, manifest_uri="s3://a/manifests/v.json", manifest_sha256="ff" * 32,
+                                        channel_manifest_uri="s3://a/manifests/v.manifest"))
+    request = training_request(with_manifest)
+    assert request["InputDataConfig"][0]["DataSource"]["S3DataSource"] == {
+        "S3DataType": "ManifestFile", "S3Uri": "s3://a/manifests/v.manifest", "S3DataDistributionType": "FullyReplicated"}
+    assert request["Environment"] == {"FLOWERS_MANIFEST_URI": "s3://a/manifests/v.json", "FLOWERS_MANIFEST_SHA256": "ff" * 32}
+    conversion = ConversionSpec("flowers-0123456789abcdef-convert", "img:1", "arn:aws:iam::123456789012:role/r",
+                                "s3://a/training/j/output/model.tar.gz", "s3://d/p/", "s3://a/models/0123456789abcdef/",
+                                "", "ml.m5.xlarge", 3600, {}, manifest_uri="s3://a/manifests/v.json",
+                                channel_manifest_uri="s3://a/manifests/v.manifest")
+    data = conversion_request(conversion)["ProcessingInputs"][1]
+    assert data["InputName"] == "data" and data["S3Input"]["S3DataType"] == "ManifestFile"
+    assert data["S3Input"]["S3Uri"] == "s3://a/manifests/v.manifest"
+
+    # The record: sorted by key, the same bytes for the same listing; S3's "null" version id is no version id.
+    objects = [ObjectInfo("roses/b.jpg", '"bb"', 2, "null"), ObjectInfo("daisy/a.jpg", "aa", 1, "3HL4kqtJlcpXroDTDmJ")]
+    raw = manifest.record("s3://d/p/", "0123456789abcdef", objects)
+    assert raw == manifest.record("s3://d/p/", "0123456789abcdef", list(reversed(objects)))
+    parsed = manifest.parse(raw)
+    assert parsed["files"] == [{"key": "daisy/a.jpg", "etag": "aa", "size": 1, "version_id": "3HL4kqtJlcpXroDTDmJ"},
+                               {"key": "roses/b.jpg", "etag": "bb", "size": 2}]
+    assert (parsed["count"], parsed["bytes"], parsed["dataset_uri"]) == (2, 3, "s3://d/p/")
+    assert json.loads(manifest.channel("s3://d/p/", objects)) == [{"prefix": "s3://d/p/"}, "daisy/a.jpg", "roses/b.jpg"]
+    with pytest.raises(manifest.ManifestError):
+        manifest.parse(b'[{"prefix": "s3://d/p/"}]')
+    assert manifest.recorded({"manifest": {"uri": "s3://a/m.json", "sha256": "x"}}) == ("s3://a/m.json", "x")
+    assert manifest.recorded({"manifest": None}) == manifest.recorded({}) == ("", "")

@@ -23,7 +23,9 @@ def event_tags(folder: Path) -> set[str]:
 
 
 def test_sagemaker_contract_end_to_end(job, capsys):
-    assert run_in_process(job, train.main) == 0
+    # The pipeline hands the run's manifest (chalicelib/manifest.py) to the job in its environment.
+    manifest = {"uri": "s3://artifacts/manifests/0123456789abcdef.json", "sha256": "ab" * 32}
+    assert run_in_process(job, train.main, FLOWERS_MANIFEST_URI=manifest["uri"], FLOWERS_MANIFEST_SHA256=manifest["sha256"]) == 0
     out = capsys.readouterr().out
 
     assert (job.model / "saved_model" / "saved_model.pb").exists()
@@ -32,6 +34,7 @@ def test_sagemaker_contract_end_to_end(job, capsys):
     meta = job.metadata()
     assert meta["preset"] == "tiny_cnn" and meta["image_size"] == 32
     assert meta["hyperparameters"]["epochs"] == 2 and meta["source_job"] == "test-job"
+    assert meta["manifest"] == manifest
     assert meta["input"] == {"shape": [1, 32, 32, 3], "dtype": "float32", "range": [0, 255]}
     assert 0 <= meta["metrics"]["test"]["accuracy"] <= 1
     assert len(meta["metrics"]["test"]["confusion_matrix"]) == 3

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from chalicelib.training_contract import MANIFEST_SHA256_ENV, MANIFEST_URI_ENV
+
 
 class EnvironmentError_(ValueError):
     pass
@@ -29,6 +31,8 @@ class JobEnvironment:
     hosts: tuple[str, ...]
     current_host: str
     cpu_devices: int = 0  # FLOWERS_CPU_DEVICES: split the CPU into N devices (MirroredStrategy without GPUs)
+    manifest_uri: str = ""  # the run's manifest (chalicelib/manifest.py): the photos in training_dir
+    manifest_sha256: str = ""
 
     @property
     def failure_file(self) -> Path:
@@ -53,6 +57,8 @@ class JobEnvironment:
             hosts=hosts,
             current_host=current,
             cpu_devices=int(env.get("FLOWERS_CPU_DEVICES", "0") or 0),
+            manifest_uri=env.get(MANIFEST_URI_ENV, ""),
+            manifest_sha256=env.get(MANIFEST_SHA256_ENV, ""),
         )
 
     def hyperparameters(self) -> dict:

@@ -410,6 +410,8 @@ def describe(env: JobEnvironment, hp: Hyperparameters, cluster: Cluster, data: S
             "history": progress.history,
         },
         "source_job": env.job_name,
+        # The run's manifest: the exact list of files the pipeline gave this job (the registry records it too).
+        "manifest": {"uri": env.manifest_uri, "sha256": env.manifest_sha256} if env.manifest_uri else None,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -23,14 +23,25 @@ class S3ObjectStore:
         self._s3 = client
 
     def list(self, uri: str) -> Iterator[ObjectInfo]:
+        """ListObjectVersions, not ListObjectsV2: the same current objects, and their version ids, which a
+        run's manifest records (chalicelib/manifest.py). An unversioned bucket answers "null" for each.
+        Older versions and delete markers are passed over (the bucket expires them after 30 days)."""
         bucket, prefix = split(uri)
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                yield ObjectInfo(obj["Key"][len(prefix):], obj.get("ETag", "").strip('"'), int(obj.get("Size", 0)))
+        for page in self._s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Versions", []):
+                if obj.get("IsLatest"):
+                    version_id = obj.get("VersionId", "")
+                    yield ObjectInfo(obj["Key"][len(prefix):], obj.get("ETag", "").strip('"'), int(obj.get("Size", 0)),
+                                     "" if version_id == "null" else version_id)
 
     def read(self, uri: str) -> bytes:
         bucket, key = split(uri)
         return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def write(self, uri: str, data: bytes) -> None:
+        bucket, key = split(uri)
+        content_type = "application/json" if key.endswith(".json") else "application/octet-stream"
+        self._s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 
     def exists(self, uri: str) -> bool:
         bucket, key = split(uri)

@@ -7,7 +7,7 @@ s3://ARTIFACT_BUCKET/models/<version>/. The request builders are pure (unit-test
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, TypeVar, cast
+from typing import TYPE_CHECKING, Callable, Literal, TypeVar, cast
 
 from botocore.exceptions import ClientError
 
@@ -52,8 +52,14 @@ def _processing_instance(name: str) -> ProcessingInstanceTypeType:
     return cast("ProcessingInstanceTypeType", name)
 
 
+def _data_source(manifest_uri: str, prefix_uri: str) -> tuple[Literal["ManifestFile", "S3Prefix"], str]:
+    """The run's manifest when it has one (exactly the listed keys), else the live prefix."""
+    return ("ManifestFile", manifest_uri) if manifest_uri else ("S3Prefix", prefix_uri)
+
+
 def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
     stopping: StoppingConditionTypeDef = {"MaxRuntimeInSeconds": spec.max_runtime_seconds}
+    data_type, data_uri = _data_source(spec.channel_manifest_uri, spec.dataset_uri)
     request: CreateTrainingJobRequestTypeDef = {
         "TrainingJobName": spec.job_name,
         "AlgorithmSpecification": {
@@ -65,7 +71,7 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
         "HyperParameters": spec.hyperparameters,
         "InputDataConfig": [{
             "ChannelName": contract.TRAINING_CHANNEL,
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.dataset_uri,
+            "DataSource": {"S3DataSource": {"S3DataType": data_type, "S3Uri": data_uri,
                                             "S3DataDistributionType": "FullyReplicated"}},
             "InputMode": "File",
         }],
@@ -75,6 +81,8 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
         "TensorBoardOutputConfig": {"S3OutputPath": spec.tensorboard_uri, "LocalPath": contract.TENSORBOARD_LOCAL_PATH},
         "Tags": _tags(spec.tags),
     }
+    if spec.manifest_uri:  # training writes them into metadata.json
+        request["Environment"] = {contract.MANIFEST_URI_ENV: spec.manifest_uri, contract.MANIFEST_SHA256_ENV: spec.manifest_sha256}
     if spec.use_spot:
         request["EnableManagedSpotTraining"] = True
         stopping["MaxWaitTimeInSeconds"] = spec.max_runtime_seconds * SPOT_WAIT_FACTOR
@@ -85,11 +93,12 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
 def conversion_request(spec: ConversionSpec) -> CreateProcessingJobRequestTypeDef:
     entrypoint = ["convert", contract.PROCESSING_MODEL_DIR, contract.PROCESSING_OUTPUT_DIR,
                   "--data", contract.PROCESSING_DATA_DIR]
+    data_type, data_uri = _data_source(spec.channel_manifest_uri, spec.dataset_uri)
     inputs: list[ProcessingInputTypeDef] = [
         {"InputName": "model", "S3Input": {"S3Uri": spec.model_archive_uri, "LocalPath": contract.PROCESSING_MODEL_DIR,
                                            "S3DataType": "S3Prefix", "S3InputMode": "File"}},
-        {"InputName": "data", "S3Input": {"S3Uri": spec.dataset_uri, "LocalPath": contract.PROCESSING_DATA_DIR,
-                                          "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+        {"InputName": "data", "S3Input": {"S3Uri": data_uri, "LocalPath": contract.PROCESSING_DATA_DIR,
+                                          "S3DataType": data_type, "S3InputMode": "File"}},
     ]
     if spec.baseline_uri:
         # The production model, scored on the same test photos so the promotion gate compares like with like.

@@ -61,6 +61,8 @@ def properties(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, str]:
         "source_job": str(metadata.get("source_job", "")),
         "created_at": str(metadata.get("created_at", "")),
         "reason": entry.reason,
+        "manifest_uri": entry.manifest_uri,  # s3://<bucket>/manifests/<version>.json: well under 256
+        "manifest_sha256": entry.manifest_sha256,
     }
     return {k: v[:256] for k, v in values.items() if v}
 
@@ -86,6 +88,8 @@ def _entry(summary: ModelPackageSummaryTypeDef | DescribeModelPackageOutputTypeD
         test_accuracy=float(accuracy) if accuracy else None,
         dataset_version=props.get("dataset_version", ""),
         reason=approval if isinstance(approval, str) and approval else props.get("reason", ""),
+        manifest_uri=props.get("manifest_uri", ""),
+        manifest_sha256=props.get("manifest_sha256", ""),
     )
 
 

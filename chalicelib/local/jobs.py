@@ -6,8 +6,9 @@ documented SageMaker state-change event, handed to `emit`, which runs the same h
 the cloud's EventBridge rule invokes; the row is marked delivered once that succeeded.
 
 Folders (s3://artifacts/ is FLOWERS_HOME/artifacts/):
-  training/<job>/input/config/hyperparameters.json, input/data/training/ (a hard-linked
-  snapshot of the bucket taken at launch), attempt-<n>/output/{model,data,failure}, log.txt
+  training/<job>/input/config/hyperparameters.json, input/data/training/ (hard links to exactly
+  the files the run's manifest lists, manifests/<version>.json: chalicelib/manifest.py; each checked
+  against its ETag), attempt-<n>/output/{model,data,failure}, log.txt
   checkpoints/<job>/ (kept across attempts: a rerun resumes), tensorboard/<job>/
   conversion/<job>/attempt-<n>/output/ -> moved to models/<version>/ on success
 
@@ -26,9 +27,10 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any, Callable
 
+from chalicelib import manifest
 from chalicelib import settings as settings_module
 from chalicelib import training_contract as contract
 from chalicelib.local import events
@@ -74,6 +76,45 @@ def _snapshot(source: Path, target: Path) -> int:
     partial.mkdir(parents=True, exist_ok=True)
     os.replace(partial, target)
     return count
+
+
+class SnapshotError(RuntimeError):
+    """A file of the run's manifest is gone or changed since the run listed the data set."""
+
+
+def _snapshot_manifest(objects: LocalObjectStore, manifest_uri: str, source: Path, target: Path) -> int:
+    """Hard-link exactly the files of the run's manifest (chalicelib/manifest.py) into target, each
+    checked against the ETag the listing recorded: an upload made after the listing is not in the
+    snapshot, and a file replaced or removed since fails the job (the next run picks the change up)."""
+    record = manifest.parse(objects.read(manifest_uri))
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    for entry in record["files"]:
+        relative = PurePosixPath(entry["key"])
+        if relative.is_absolute() or ".." in relative.parts:
+            raise SnapshotError(f"manifest {manifest_uri}: key {entry['key']!r} leaves the data set folder")
+        origin, destination = source / relative, partial / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            try:
+                os.link(origin, destination)
+            except FileNotFoundError:
+                raise
+            except OSError:  # another file system
+                shutil.copy2(origin, destination)
+        except FileNotFoundError:
+            raise SnapshotError(f"{entry['key']} was removed after the run listed the data set") from None
+        linked = destination.stat()
+        try:
+            same = os.path.samestat(linked, origin.stat())
+        except OSError:
+            same = False
+        # The same inode as the bucket's file: its ETag is the store's cached one (no second read).
+        if objects.etag(origin if same else destination, linked) != entry["etag"]:
+            raise SnapshotError(f"{entry['key']} changed after the run listed the data set")
+    partial.mkdir(parents=True, exist_ok=True)
+    os.replace(partial, target)
+    return len(record["files"])
 
 
 class SubprocessJobRunner:
@@ -257,8 +298,13 @@ class SubprocessJobRunner:
                           attempt_dir: Path) -> tuple[list[str], dict[str, str]]:
         data = job_dir / "input" / "data" / contract.TRAINING_CHANNEL
         if not data.is_dir():
-            count = _snapshot(self._objects.path(spec["dataset_uri"]), data)
-            self._say(f"training job {name}: {count} files from the bucket")
+            source = self._objects.path(spec["dataset_uri"])
+            if spec.get("manifest_uri"):
+                count = _snapshot_manifest(self._objects, spec["manifest_uri"], source, data)
+                self._say(f"training job {name}: {count} files from the bucket, as its manifest lists them")
+            else:  # a job recorded before runs had manifests
+                count = _snapshot(source, data)
+                self._say(f"training job {name}: {count} files from the bucket")
         config = job_dir / "input" / "config"
         config.mkdir(parents=True, exist_ok=True)
         hyperparameters = dict(spec["hyperparameters"], **self._settings.extra_hyperparameters)
@@ -271,14 +317,20 @@ class SubprocessJobRunner:
             "SM_OUTPUT_DATA_DIR": str(attempt_dir / "output" / "data"), "SM_CHECKPOINT_DIR": str(checkpoints),
             "TRAINING_JOB_NAME": name, "FLOWERS_TENSORBOARD_DIR": str(tensorboard),
             "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
+            contract.MANIFEST_URI_ENV: spec.get("manifest_uri", ""), contract.MANIFEST_SHA256_ENV: spec.get("manifest_sha256", ""),
         })
         return [sys.executable, "-m", "training.train"], env
 
     def _conversion_command(self, spec: dict[str, Any], attempt_dir: Path) -> tuple[list[str], dict[str, str]]:
         model = self._objects.path(spec["model_archive_uri"])
-        # The photos the model was trained on: the training job's snapshot (the bucket may have moved on).
+        # The photos the model was trained on: the training job's snapshot (the bucket may have moved on),
+        # else one of its own from the run's manifest.
         snapshot = model.parents[2] / "input" / "data" / contract.TRAINING_CHANNEL
         data = snapshot if snapshot.is_dir() else self._objects.path(spec["dataset_uri"])
+        if not snapshot.is_dir() and spec.get("manifest_uri"):
+            data = attempt_dir.parent / "input" / "data" / "data"
+            if not data.is_dir():
+                _snapshot_manifest(self._objects, spec["manifest_uri"], self._objects.path(spec["dataset_uri"]), data)
         command = [sys.executable, "-m", "training.convert", str(model), str(attempt_dir / "output" / "model"),
                    "--data", str(data), "--quantize", self._settings.quantize]
         if spec.get("baseline_uri"):

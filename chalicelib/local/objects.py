@@ -60,6 +60,17 @@ class LocalObjectStore:
     def read(self, uri: str) -> bytes:
         return self.path(uri).read_bytes()
 
+    def write(self, uri: str, data: bytes) -> None:
+        """Whole or not at all: written beside the target under a dot-name (never data), then renamed."""
+        target = self.path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
     def exists(self, uri: str) -> bool:
         try:
             return self.path(uri).is_file()

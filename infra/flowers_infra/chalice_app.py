@@ -37,7 +37,7 @@ from constructs import Construct
 
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
-from flowers_infra.constants import LOG_KMS_REASON, MODELS_PREFIX, SQS_SSE_REASON, TRAINING_PREFIX
+from flowers_infra.constants import LOG_KMS_REASON, MANIFESTS_PREFIX, MODELS_PREFIX, SQS_SSE_REASON, TRAINING_PREFIX
 
 API_STAGE = "api"
 API_KEY_SCHEME = "api_key"
@@ -136,6 +136,11 @@ class ChaliceApp(Construct):
         props = self.props
         table = props.table.table_arn
         models = props.artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")
+        manifests = props.artifact_bucket.arn_for_objects(f"{MANIFESTS_PREFIX}*")
+        # Listing the prefix makes a missing manifest a 404 (HeadObject), not a 403.
+        find_manifests = iam.PolicyStatement(sid="FindManifests", actions=["s3:ListBucket"],
+                                             resources=[props.artifact_bucket.bucket_arn],
+                                             conditions={"StringLike": {"s3:prefix": [f"{MANIFESTS_PREFIX}*"]}})
         jobs = [props.training_jobs_arn, props.processing_jobs_arn]
         read_registry = [
             iam.PolicyStatement(sid="ReadRegistry", actions=["sagemaker:DescribeModelPackage"],
@@ -174,9 +179,14 @@ class ChaliceApp(Construct):
                 iam.PolicyStatement(sid="PipelineState", resources=[table], actions=[
                     "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
                     "dynamodb:ConditionCheckItem"]),
-                iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket"], resources=[props.dataset_bucket_arn],
+                # ListObjectVersions: the current objects with their version ids, for the run's manifest.
+                iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                                    resources=[props.dataset_bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [
                                         props.config.dataset_prefix, f"{props.config.dataset_prefix}*"]}}),
+                # The launch writes the run's manifest once (chalicelib/manifest.py): the only S3 write of a Lambda.
+                iam.PolicyStatement(sid="WriteManifests", actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
+                find_manifests,
                 iam.PolicyStatement(sid="ReadConvertedModels", actions=["s3:GetObject"], resources=[models]),
                 iam.PolicyStatement(sid="CheckConvertedModels", actions=["s3:ListBucket"],
                                     resources=[props.artifact_bucket.bucket_arn],

@@ -5,6 +5,7 @@ TRAINING_PREFIX = "training/"
 CHECKPOINT_PREFIX = "checkpoints/"
 TENSORBOARD_PREFIX = "tensorboard/"
 MODELS_PREFIX = "models/"
+MANIFESTS_PREFIX = "manifests/"  # each run's list of photos (chalicelib/manifest.py); kept, like models/
 SAGEMAKER_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")
 
 SQS_SSE_REASON = ("encrypted at rest with SSE-SQS (SqsManagedSseEnabled), which checkov does not recognise; S3 "

@@ -44,6 +44,7 @@ from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import (
     CHECKPOINT_PREFIX,
+    MANIFESTS_PREFIX,
     MODELS_PREFIX,
     SAGEMAKER_LOG_GROUPS,
     SQS_SSE_REASON,
@@ -229,9 +230,10 @@ class FlowersStack(Stack):
             iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket"], resources=[self.dataset_bucket_arn],
                                 conditions={"StringLike": {"s3:prefix": [dataset_prefix, f"{dataset_prefix}*"]}}),
             # Conversion reads the training job's model.tar.gz and the baseline model; a restarted
-            # spot job reads its checkpoints.
+            # spot job reads its checkpoints; both jobs read their run's manifest (the files to fetch).
             iam.PolicyStatement(sid="ReadArtifacts", actions=["s3:GetObject"], resources=[
-                self.artifact_bucket.arn_for_objects(f"{p}*") for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, MODELS_PREFIX)]),
+                self.artifact_bucket.arn_for_objects(f"{p}*")
+                for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, MODELS_PREFIX, MANIFESTS_PREFIX)]),
             iam.PolicyStatement(sid="WriteArtifacts", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
                 self.artifact_bucket.arn_for_objects(f"{p}*")
                 for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX, MODELS_PREFIX)]),
