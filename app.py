@@ -101,6 +101,12 @@ def current_model() -> Response:
     return _respond(handlers.current_model)
 
 
+@app.route("/models/{version}/photos", methods=["GET"])
+def model_photos(version: str) -> Response:
+    """The files a model was trained on: its run's manifest, a page at a time."""
+    return _respond(lambda: handlers.photos(version, _request().query_params))
+
+
 @app.route("/status", methods=["GET"])
 def status() -> Response:
     return _respond(handlers.status)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEvent
 
-from chalicelib import job_names, predict_request, services
+from chalicelib import job_names, manifest, predict_request, services
 from chalicelib.api_errors import ApiError, bad_request, conflict, not_found, unavailable
 from chalicelib.imaging import ImageError
 from chalicelib.observability import Unit, logger, metrics
@@ -118,6 +118,29 @@ def models(query: Mapping[str, str] | None) -> dict[str, Any]:
     except ValueError:
         raise bad_request("bad_limit", "limit must be an integer between 1 and 500") from None
     return {"models": services.get().orchestrator.models(limit)}
+
+
+def _query_int(query: Mapping[str, str] | None, name: str, default: int, low: int, high: int) -> int:
+    raw = (query or {}).get(name, str(default))
+    try:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError
+    except ValueError:
+        raise bad_request(f"bad_{name}", f"{name} must be an integer between {low} and {high}") from None
+    return value
+
+
+def photos(version: str, query: Mapping[str, str] | None) -> dict[str, Any]:
+    """Which files made a model: its run's manifest (chalicelib/manifest.py), `limit` from `offset`."""
+    if not job_names.VERSION.match(version or ""):
+        raise bad_request("bad_version", "a model version is 16 hexadecimal characters")
+    offset = _query_int(query, "offset", 0, 0, 10**9)
+    limit = _query_int(query, "limit", manifest.PAGE, 1, manifest.MAX_PAGE)
+    try:
+        return services.get().orchestrator.photos(version, offset, limit)
+    except NotFound as exc:
+        raise not_found(str(exc)) from None
 
 
 def current_model() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from chalicelib import validation_report
+from chalicelib import manifest, validation_report
 from chalicelib.predict_request import DEFAULT_TOP_K, MAX_IMAGE_BYTES, MAX_TOP_K
 
 Schema = dict[str, Any]
@@ -21,6 +21,10 @@ _VERSION = {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "a mod
 _TIME = {"type": "string", "description": "ISO 8601, UTC; empty when unknown"}
 _NULLABLE_TIME = {"type": ["string", "null"], "description": "ISO 8601, UTC"}
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
+_MANIFEST_FIELDS: dict[str, Schema] = {"uri": {"type": "string", "description": "s3://ARTIFACTS/manifests/<version>.json"},
+                                       "sha256": {"type": "string"}}
+_MANIFEST = {"type": "object", "required": sorted(_MANIFEST_FIELDS), "properties": _MANIFEST_FIELDS,
+             "description": "the run's manifest: exactly the files it trained on"}
 _SKIPPED_LISTED = validation_report.MAX_LISTED
 _SKIP_REASONS = ("a stable code: while scanning no_label, bad_label, empty_label, multi_label, empty_file, duplicate, "
                  "conflicting_labels; while decoding not_an_image, corrupt, too_small, image_too_large, "
@@ -57,6 +61,20 @@ SCHEMAS: dict[str, Schema] = {
         "metrics": {"$ref": "#/components/schemas/Metrics"}, "dataset_version": {"type": "string"},
         "download_url": {"type": "string", "description": "model.tflite, without credentials (presigned in AWS)"},
         "download_expires_in": {"type": "integer"}, "labels_url": {"type": "string"}, "metadata_url": {"type": "string"},
+    }, {"manifest": {"oneOf": [{"type": "null", "description": "trained before runs recorded their photos"}, _MANIFEST]}}),
+    "Photos": _object({
+        "version": _VERSION,
+        "dataset_uri": {"type": "string", "description": "the data set prefix the keys are relative to"},
+        "count": {"type": "integer", "minimum": 0, "description": "files in the manifest, all pages"},
+        "bytes": {"type": ["integer", "null"]},
+        "manifest": _object({**_MANIFEST_FIELDS,
+                             "recorded_sha256": {"type": ["string", "null"], "description": "as metadata.json and the registry name it"},
+                             "matches": {"type": ["boolean", "null"], "description": "the manifest read now is the recorded one"}}),
+        "offset": {"type": "integer", "minimum": 0}, "limit": {"type": "integer", "minimum": 1},
+        "next_offset": {"type": ["integer", "null"], "description": "the next page's offset; null on the last page"},
+        "files": {"type": "array", "description": "photos and their .txt labels, by key",
+                  "items": _object({"key": {"type": "string"}, "etag": {"type": "string"}, "size": {"type": "integer"}},
+                                   {"version_id": {"type": "string", "description": "S3's, in a versioned bucket"}})},
     }),
     "Status": _object(
         {"dataset": _object({"uri": {"type": "string"}, "version": {"type": "string"}}),
@@ -148,6 +166,16 @@ PATHS: dict[str, dict[str, Schema]] = {
     "/models/current": {"get": _operation(
         "The served model: labels, input, metrics and download links for phones",
         {"200": _json("CurrentModel", "the served model"), "503": _NO_MODEL})},
+    "/models/{version}/photos": {"get": _operation(
+        "The files a model was trained on (photos and their .txt labels): its run's manifest, a page at a time",
+        {"200": _json("Photos", "keys, ETags and sizes, by key"),
+         "400": _error("bad_version, bad_offset, bad_limit"),
+         "404": _error("not_found: no such model or run, or it was trained before runs recorded their photos")},
+        parameters=[_VERSION_PARAMETER,
+                    {"name": "offset", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}},
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": manifest.MAX_PAGE, "default": manifest.PAGE}}])},
     "/status": {"get": _operation(
         "The pipeline: pending uploads, the running job, the next run, the last outcome",
         {"200": _json("Status", "where the pipeline stands")})},

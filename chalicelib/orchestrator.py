@@ -379,6 +379,30 @@ class Orchestrator:
             "download_expires_in": link_seconds,
             "labels_url": self.objects.download_url(entry.labels_uri, link_seconds),
             "metadata_url": self.objects.download_url(entry.metadata_uri, link_seconds),
+            "manifest": {"uri": entry.manifest_uri, "sha256": entry.manifest_sha256} if entry.manifest_uri else None,
+        }
+
+    def photos(self, version: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """The files a model was trained on (photos and .txt labels), from its run's manifest, a page at a
+        time; a run that has no model yet (training, failed) answers too. Raises NotFound."""
+        entry = self.registry.find(version)
+        if entry is None and self.state.run(self.dataset, version) is None:
+            raise NotFound(f"no model version {version!r}")
+        uri = entry.manifest_uri if entry and entry.manifest_uri else manifest.record_uri(self.settings.artifact_bucket, version)
+        if not self.objects.exists(uri):
+            raise NotFound(f"version {version} has no manifest: it was trained before runs recorded their photos")
+        raw = self.objects.read(uri)
+        record = manifest.parse(raw)
+        files: list[dict[str, Any]] = record["files"]
+        digest, recorded = manifest.sha256(raw), entry.manifest_sha256 if entry else ""
+        end = offset + limit
+        return {
+            "version": version, "dataset_uri": record.get("dataset_uri", ""), "count": len(files), "bytes": record.get("bytes"),
+            # recorded: the sha256 in the model's metadata.json and registry entry; matches: the manifest read now is that one
+            "manifest": {"uri": uri, "sha256": digest, "recorded_sha256": recorded or None,
+                         "matches": digest == recorded if recorded else None},
+            "offset": offset, "limit": limit, "next_offset": end if end < len(files) else None,
+            "files": files[offset:end],
         }
 
 

@@ -4,6 +4,7 @@
   flowers push SRC            copy labelled photos into the local bucket (or --bucket s3://...)
   flowers demo                up + push the flower photos + wait for a model + predict
   flowers status | models     what the pipeline is doing; the model versions
+  flowers models --photos V   the files model V was trained on (its run's manifest)
   flowers approve|reject VERSION, flowers rollback
   flowers predict IMAGE...    top-k labels (--url for a remote API)
   flowers tensorboard         TensorBoard on every local training run
@@ -19,11 +20,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from flowers_cli import demo
 from flowers_cli.client import Answer, Api, running_url
 from flowers_cli.home import configure, say, start_stack
-from flowers_cli.output import format_models, format_status, predict_table
+from flowers_cli.output import format_models, format_photos, format_status, predict_table
 
 
 def api_for(args: argparse.Namespace) -> Api:
@@ -88,11 +90,29 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    if args.photos:
+        return _photos(api_for(args), args.photos, args.json)
     answer = api_for(args).get("models")
     if answer.status != 200:
         return _fail(answer)
     models = answer.json()["models"]
     print(json.dumps(models, indent=2) if args.json else format_models(models))
+    return 0
+
+
+def _photos(api: Api, version: str, as_json: bool) -> int:
+    """Every file of the model's manifest, page by page (GET /models/{version}/photos)."""
+    pages: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        answer = api.get(f"models/{version}/photos?offset={offset}&limit=5000")
+        if answer.status != 200:
+            return _fail(answer)
+        pages.append(answer.json())
+        offset = pages[-1].get("next_offset")
+    document = dict(pages[0], files=[f for page in pages for f in page["files"]], offset=0, next_offset=None)
+    document["limit"] = len(document["files"])
+    print(json.dumps(document, indent=2) if as_json else format_photos(document))
     return 0
 
 
@@ -188,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="model versions, newest first")
     _url(models)
     models.add_argument("--json", action="store_true")
+    models.add_argument("--photos", metavar="VERSION", help="the files that model was trained on (its run's manifest)")
     models.set_defaults(run=cmd_models)
 
     for name, text in (("approve", "approve a model version (it is served if it is the newest approved)"),

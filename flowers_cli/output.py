@@ -75,6 +75,18 @@ def format_models(models: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_photos(document: dict[str, Any]) -> str:
+    """The files a model was trained on: one line each (key, size, ETag), after where they come from."""
+    manifest = document.get("manifest") or {}
+    check = {True: "matches the model's record", False: "DIFFERS from the model's record", None: "no record to check"}
+    lines = [f"model {document['version']}: {document['count']} file(s), {document.get('bytes') or 0} bytes, "
+             f"keys relative to {document.get('dataset_uri', '')}",
+             f"manifest {manifest.get('uri', '')}  sha256 {manifest.get('sha256', '')} ({check[manifest.get('matches')]})"]
+    lines += [f"{f['key']}  {f['size']}  {f['etag']}" + (f"  version {f['version_id']}" if f.get("version_id") else "")
+              for f in document.get("files", [])]
+    return "\n".join(lines)
+
+
 def predict_table(api: Api, images: list[Path], top_k: int = 5) -> tuple[str, int]:
     lines: list[str] = []
     failures = 0

@@ -148,9 +148,18 @@ def seed_approved_model(home: Path, model_folder: Path, version: str = "00000000
     shutil.copytree(model_folder, target)
     metadata = json.loads((target / "metadata.json").read_text())
     prefix = f"s3://{settings.artifact_bucket}/models/{version}/"
+    # Its run's manifest, as a launch writes it (chalicelib/manifest.py): the photos it "was trained on".
+    from chalicelib import manifest
+    from chalicelib.records import ObjectInfo
+
+    listed = [ObjectInfo(f"{label}/{i}.jpg", f"{i:032x}", 1000 + i) for label in ("daisy", "roses") for i in range(3)]
+    record = manifest.record(settings.dataset_uri, version, listed)
+    record_uri = manifest.record_uri(settings.artifact_bucket, version)
+    adapters.objects.write(record_uri, record)
     adapters.registry.register(ModelEntry(version, "pending", 0, model_uri=prefix + "model.tflite", labels_uri=prefix + "labels.txt",
                                           metadata_uri=prefix + "metadata.json", sha256=metadata["model"]["sha256"],
-                                          size_bytes=metadata["model"]["size_bytes"], test_accuracy=1.0, dataset_version=version), metadata)
+                                          size_bytes=metadata["model"]["size_bytes"], test_accuracy=1.0, dataset_version=version,
+                                          manifest_uri=record_uri, manifest_sha256=manifest.sha256(record)), metadata)
     adapters.registry.set_status(version, "approved", "seeded by the test")
     adapters.db.close()
     return version

@@ -78,6 +78,17 @@ def test_real_photos_get_documented_answers(served):
     assert response.status_code == 200
 
 
+def test_photos_of_a_model_get_documented_answers(served):
+    """A version the fuzzer cannot guess: the seeded model's manifest, whole and a page of it."""
+    up, version = served
+    photos = SCHEMA["/models/{version}/photos"]["GET"]
+    whole = photos.Case(path_parameters={"version": version}).call_and_validate(base_url=up.url.rstrip("/"), checks=CHECKS)
+    assert whole.status_code == 200 and whole.json()["count"] == 6 and whole.json()["manifest"]["matches"] is True
+    page = photos.Case(path_parameters={"version": version}, query={"offset": 5, "limit": 2}).call_and_validate(
+        base_url=up.url.rstrip("/"), checks=CHECKS)
+    assert [f["key"] for f in page.json()["files"]] == ["roses/2.jpg"] and page.json()["next_offset"] is None
+
+
 def _jpeg(size: tuple[int, int]) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, (120, 200, 40)).save(out, format="JPEG")

@@ -168,3 +168,52 @@ def test_every_skipped_file_of_an_upload_is_in_status(tmp_path):
             assert f"  {file}: {reason} (" in shown.stdout, (file, shown.stdout)
     finally:
         up.stop()
+
+
+def test_a_model_names_its_photos_and_an_upload_during_its_run_is_not_in_them(tmp_path):
+    """Lineage, locally as in the cloud: the run's manifest lists the bucket as the tick saw it; the
+    training snapshot holds exactly those files, metadata.json and the registry name the manifest, and
+    GET /models/{version}/photos and `flowers models --photos` list it. A photo pushed while the run
+    trains is not in it: the next run's manifest has it."""
+    import hashlib
+
+    home = tmp_path / "home"
+    first_set = modelarts_photos(tmp_path / "set1", per_class=6)
+    late = modelarts_photos(tmp_path / "late", per_class=1, start=6, classes=("daisy",))
+    up = Up(home, *TINY_UP)
+    try:
+        assert flowers(home, "push", str(tmp_path / "set1"), "--home", str(home), "--quiet").returncode == 0
+        running = up.wait_for(lambda: (up.get("status").json().get("running_job") or {}).get("progress", {}).get("process_started_at")
+                              and up.get("status").json()["running_job"], 60, "a running training process")
+        first, job = running["version"], running["training_job"]
+        assert flowers(home, "push", str(tmp_path / "late"), "--home", str(home), "--quiet").returncode == 0  # during the run
+
+        def registered(version):
+            return lambda: any(m["version"] == version and m["status"] in ("approved", "pending") for m in up.get("models").json()["models"])
+
+        up.wait_for(registered(first), 150, f"model {first}")
+        expected = sorted(p.name for p in first_set) + sorted(p.with_suffix(".txt").name for p in first_set)
+        photos = up.get(f"models/{first}/photos").json()
+        assert sorted(f["key"] for f in photos["files"]) == sorted(expected) and photos["count"] == 36
+        assert not {p.name for p in late} & {f["key"] for f in photos["files"]}
+        record = home / "artifacts" / "manifests" / f"{first}.json"
+        sha = hashlib.sha256(record.read_bytes()).hexdigest()
+        assert photos["manifest"] == {"uri": f"s3://artifacts/manifests/{first}.json", "sha256": sha, "recorded_sha256": sha,
+                                      "matches": True}
+        snapshot = home / "artifacts" / "training" / job / "input" / "data" / "training"
+        assert sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()) == sorted(expected)
+        metadata = json.loads((home / "artifacts" / "models" / first / "metadata.json").read_text())
+        assert metadata["manifest"] == {"uri": f"s3://artifacts/manifests/{first}.json", "sha256": sha}
+        assert metadata["dataset_counts"] and sum(metadata["dataset_counts"].values()) == 18  # the 18 photos listed, no more
+        shown = flowers(home, "models", "--photos", first, "--home", str(home))
+        assert shown.returncode == 0 and f"model {first}: 36 file(s)" in shown.stdout and "matches" in shown.stdout, shown.stdout
+        assert len(shown.stdout.splitlines()) == 2 + 36
+
+        # The photo pushed during the run: the next run trains on it.
+        second = up.wait_for(lambda: next((m["version"] for m in up.get("models").json()["models"]
+                                           if m["version"] != first and m["status"] in ("approved", "pending")), None),
+                             150, "the next model")
+        keys = {f["key"] for f in up.get(f"models/{second}/photos").json()["files"]}
+        assert keys == set(expected) | {late[0].name, late[0].with_suffix(".txt").name}
+    finally:
+        up.stop()

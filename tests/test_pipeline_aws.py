@@ -356,7 +356,7 @@ def test_the_run_trains_on_its_manifest(world, monkeypatch):
     """Lineage: the tick lists the data set once and writes exactly that list (keys, ETags, sizes, version
     ids) to s3://ARTIFACTS/manifests/<version>.json, once; training and conversion read SageMaker's
     ManifestFile of the same keys, so an upload made after the launch is not trained on; metadata.json
-    and the registry entry name the manifest's URI and sha256."""
+    and the registry entry name the manifest's URI and sha256; GET /models/{version}/photos lists it."""
     from botocore.client import BaseClient
 
     s3 = world.aws.s3
@@ -417,10 +417,22 @@ def test_the_run_trains_on_its_manifest(world, monkeypatch):
     assert (props["manifest_uri"], props["manifest_sha256"]) == (record_uri, sha)
     entry = services.get().registry.find(version)
     assert (entry.manifest_uri, entry.manifest_sha256) == (record_uri, sha)
+    current = world.client.http.get("/models/current").json_body
+    assert current["manifest"] == {"uri": record_uri, "sha256": sha}
+
+    # GET /models/{version}/photos: the manifest, a page at a time; the late upload is not in it.
+    photos = world.client.http.get(f"/models/{version}/photos").json_body
+    assert [f["key"] for f in photos["files"]] == keys and photos["count"] == 3 and photos["next_offset"] is None
+    assert photos["manifest"] == {"uri": record_uri, "sha256": sha, "recorded_sha256": sha, "matches": True}
+    page = world.client.http.get(f"/models/{version}/photos?offset=1&limit=1").json_body
+    assert [f["key"] for f in page["files"]] == ["daisy/b.jpg"] and page["next_offset"] == 2
+    assert world.client.http.get("/models/0123456789abcdef/photos").status_code == 404
+    assert world.client.http.get("/models/nope/photos").json_body["error"]["code"] == "bad_version"
+    assert world.client.http.get(f"/models/{version}/photos?limit=0").json_body["error"]["code"] == "bad_limit"
 
     # The next run (the late upload) has a manifest of its own, with it.
     world.now += 601
     second = world.tick()
     assert second["action"] == "started" and second["version"] != version
-    raw = s3.get_object(Bucket=world.aws.artifacts, Key=f"manifests/{second['version']}.json")["Body"].read()
-    assert [f["key"] for f in json.loads(raw)["files"]] == keys + ["roses/late.jpg"]
+    in_second = world.client.http.get(f"/models/{second['version']}/photos").json_body  # a run without a model yet
+    assert [f["key"] for f in in_second["files"]] == keys + ["roses/late.jpg"] and in_second["manifest"]["matches"] is None

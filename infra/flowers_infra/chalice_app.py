@@ -165,6 +165,9 @@ class ChaliceApp(Construct):
                 iam.PolicyStatement(sid="FindValidationReports", actions=["s3:ListBucket"],
                                     resources=[props.artifact_bucket.bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [VALIDATION_ARCHIVES]}}),
+                # GET /models/{version}/photos: the run's manifest.
+                iam.PolicyStatement(sid="ReadManifests", actions=["s3:GetObject"], resources=[manifests]),
+                find_manifests,
                 *read_registry, set_status,
             ],
             # Upload events: conditional writes of seen-upload markers and the pending count.
