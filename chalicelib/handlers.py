@@ -26,16 +26,46 @@ _IMAGE_ERRORS = {"decompression_bomb": 413, "image_too_large": 413, "unsupported
 
 # events -----------------------------------------------------------------------------------
 def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
+    """Record a batch of upload notifications; answer SQS's partial batch response.
+
+    The batch is recorded at once; when that fails, message by message, and only the messages
+    whose changes could not be recorded go back to the queue (`batchItemFailures`; the event
+    source mapping has ReportBatchItemFailures): recording is idempotent, so what the first try
+    wrote counts once. A malformed body is dropped (retrying cannot help) and counted in the
+    MalformedUploadMessages metric, which has an alarm."""
     svc = services.get()
     event = SQSEvent(dict(raw_event))
-    parsed = parse_bodies((record.body for record in event.records), svc.settings.dataset_bucket, svc.settings.dataset_prefix)
-    for problem in parsed.malformed:
-        logger.warning("upload message dropped", extra={"problem": problem})
-    new = svc.orchestrator.record_uploads(parsed.changes)
-    metrics.add_metric(name="UploadEvents", unit=Unit.Count, value=len(parsed.changes))
+    bucket, prefix = svc.settings.dataset_bucket, svc.settings.dataset_prefix
+    messages = [(record.message_id, parse_bodies([record.body], bucket, prefix)) for record in event.records]
+    malformed = 0
+    for message_id, parsed in messages:
+        for problem in parsed.malformed:
+            logger.warning("upload message dropped", extra={"problem": problem, "message_id": message_id})
+        malformed += bool(parsed.malformed)
+    changes = [change for _, parsed in messages for change in parsed.changes]
+    failed: list[str] = []
+    try:
+        new = svc.orchestrator.record_uploads(changes)
+    except Exception:
+        logger.exception("recording the upload batch failed: recording it message by message")
+        new = 0
+        for message_id, parsed in messages:
+            if not parsed.changes:
+                continue
+            try:
+                new += svc.orchestrator.record_uploads(parsed.changes)
+            except Exception as exc:
+                logger.warning("upload message returned to the queue",
+                               extra={"message_id": message_id, "error": f"{type(exc).__name__}: {exc}"})
+                failed.append(message_id)
+    metrics.add_metric(name="UploadEvents", unit=Unit.Count, value=len(changes))
     metrics.add_metric(name="NewUploads", unit=Unit.Count, value=new)
-    return {"changes": len(parsed.changes), "new": new, "test_events": parsed.test_events,
-            "ignored": parsed.ignored, "malformed": len(parsed.malformed)}
+    metrics.add_metric(name="MalformedUploadMessages", unit=Unit.Count, value=malformed)
+    if failed:
+        metrics.add_metric(name="UploadMessagesRetried", unit=Unit.Count, value=len(failed))
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed],
+            "changes": len(changes), "new": new, "test_events": sum(p.test_events for _, p in messages),
+            "ignored": sum(p.ignored for _, p in messages), "malformed": malformed}
 
 
 def on_tick() -> dict[str, Any]:

@@ -291,6 +291,8 @@ def test_the_app_is_included_with_its_event_sources(raw):
     # By reference, not by the name in app.py's decorator: CloudFormation creates the queue first.
     assert sqs_event["Type"] == "SQS" and sqs_event["Properties"]["Queue"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     assert sqs_event["Properties"]["BatchSize"] == 100  # the rest of the event source is app.py's
+    # Set here, not by Chalice: only the messages the function names in batchItemFailures go back to the queue.
+    assert sqs_event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     (schedule,) = events["Tick"]
     assert schedule == {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
     (rule,) = events["OnSagemakerJob"]
@@ -453,6 +455,9 @@ def test_alarms_for_dead_letters_failed_jobs_and_5xx(raw):
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.sagemaker"] and "Failed" in text(pattern["detail"])
     assert metric("RunFailedAlarm")["MetricName"] == "RunsFailed"
+    malformed = metric("MalformedUploadsAlarm")  # the upload function's Powertools metric (EMF)
+    assert (malformed["Namespace"], malformed["MetricName"], malformed["Statistic"]) == ("Flowers", "MalformedUploadMessages", "Sum")
+    assert malformed["Dimensions"] == [{"Name": "service", "Value": "flowers"}] and malformed["Threshold"] == 1
     api = metric("Api5xxAlarm")
     (filter_id, log_filter), = resources(raw, "AWS::Logs::MetricFilter").items()
     assert api["MetricName"] == "Api5xx" and "$.status != 503" in log_filter["Properties"]["FilterPattern"]

@@ -120,12 +120,39 @@ def test_watcher_delivers_s3_events_and_a_crash_between_delivery_and_record_coun
     with pytest.raises(RuntimeError):
         watcher.scan_once()
     watcher = BucketWatcher(local.db, local.objects, bucket, "bucket", deliver)
-    assert watcher.scan_once() == {"created": 2, "removed": 0}
+    assert watcher.scan_once() == {"created": 2, "removed": 0, "failed": 0}
     assert delivered == [2, 0] and local.state.dataset_state("bucket/").pending_changes == 2
-    assert watcher.scan_once() == {"created": 0, "removed": 0}
+    assert watcher.scan_once() == {"created": 0, "removed": 0, "failed": 0}
     (bucket / "roses" / "a.jpg").unlink()
-    assert watcher.scan_once() == {"created": 0, "removed": 1} and local.state.dataset_state("bucket/").pending_changes == 3
+    assert watcher.scan_once() == {"created": 0, "removed": 1, "failed": 0} and local.state.dataset_state("bucket/").pending_changes == 3
     assert [o.key for o in local.objects.list("s3://bucket/")] == ["roses/b.jpg"]
+
+
+def test_watcher_sends_again_only_what_a_partial_batch_response_returns(local):
+    """Like SQS with ReportBatchItemFailures: the messages a delivery names in batchItemFailures are
+    delivered again at the next scan, the others never again."""
+    bucket = local.bucket_folder
+    (bucket / "roses").mkdir()
+    for name in ("a", "b", "c"):
+        (bucket / "roses" / f"{name}.jpg").write_bytes(name.encode())
+    sent: list[list[str]] = []
+
+    def deliver(event, refuse=("roses/b.jpg",)):
+        keys = [json.loads(r["body"])["Records"][0]["s3"]["object"]["key"] for r in event["Records"]]
+        sent.append(sorted(keys))
+        local.state.record_changes("bucket/", parse_bodies([r["body"] for r in event["Records"]
+                                                            if json.loads(r["body"])["Records"][0]["s3"]["object"]["key"] not in refuse],
+                                                           "bucket", "").changes)
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r, key in zip(event["Records"], keys) if key in refuse]}
+
+    watcher = BucketWatcher(local.db, local.objects, bucket, "bucket", deliver)
+    assert watcher.scan_once() == {"created": 2, "removed": 0, "failed": 1}
+    assert watcher.scan_once() == {"created": 0, "removed": 0, "failed": 1}  # still refused: still sent
+    watcher = BucketWatcher(local.db, local.objects, bucket, "bucket", lambda event: deliver(event, refuse=()))
+    assert watcher.scan_once() == {"created": 1, "removed": 0, "failed": 0}
+    assert watcher.scan_once() == {"created": 0, "removed": 0, "failed": 0}
+    assert sent == [["roses/a.jpg", "roses/b.jpg", "roses/c.jpg"], ["roses/b.jpg"], ["roses/b.jpg"]]
+    assert local.state.dataset_state("bucket/").pending_changes == 3
 
 
 def test_interrupted_jobs_are_marked_failed_and_run_again(local):

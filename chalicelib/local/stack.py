@@ -206,13 +206,15 @@ class LocalStack:
 
     def _scan(self) -> None:
         found = self._watcher.scan_once()
+        if found["failed"]:
+            self.say(f"bucket: {found['failed']} file(s) could not be recorded; the next scan sends them again")
         if found["created"] or found["removed"]:
             state = self.svc.orchestrator.dataset_state()
             self.say(f"bucket: {found['created']} new or changed, {found['removed']} removed file(s); {state.pending_changes} pending; "
                      + ("a run is in progress: another follows it" if state.running else f"training starts after {self.settings.quiet_period}s of quiet"))
 
-    def _deliver_uploads(self, event: events.Event) -> None:
-        self.invoke("on_upload", event)
+    def _deliver_uploads(self, event: events.Event) -> Any:
+        return self.invoke("on_upload", event)  # its batchItemFailures go back to the "queue": the next scan
 
     def _tick(self) -> None:
         result = self.invoke("tick", events.scheduled_event(time.time()))

@@ -6,6 +6,11 @@ scan is recorded. A crash in between re-sends the same records (their sequencer 
 from size and mtime, so the change ids are the same) and the state store counts each once.
 That is also how uploads made while `flowers up` was down are picked up: the first scan
 after a start finds them.
+
+Like Lambda's SQS event source with ReportBatchItemFailures, a delivery may answer
+`{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`: those messages' files are not
+recorded as scanned, so the next scan sends them again (a delivery that raises fails its whole
+batch, as an invocation error does); the rest of the scan is recorded.
 """
 from __future__ import annotations
 
@@ -33,7 +38,8 @@ class BucketWatcher:
     def scan_once(self) -> dict[str, int]:
         known = {row["key"]: (row["size"], row["mtime_ns"], row["etag"]) for row in self._db.query("SELECT * FROM objects")}
         now = self._clock()
-        records, upserts, removals = [], [], []
+        records: list[tuple[str, events.Event]] = []  # (key, S3 record)
+        upserts, removals = [], []
         seen = set()
         for key, stat in scan(self._root):
             seen.add(key)
@@ -45,18 +51,41 @@ class BucketWatcher:
             except OSError:
                 continue  # gone already; the next scan sees it as never there
             sequencer = f"{stat.st_mtime_ns:020X}{stat.st_size:010X}"
-            records.append(events.s3_record(self._bucket, key, "created", etag, stat.st_size, sequencer, now))
+            records.append((key, events.s3_record(self._bucket, key, "created", etag, stat.st_size, sequencer, now)))
             upserts.append((key, stat.st_size, stat.st_mtime_ns, etag))
         for key, (size, mtime_ns, etag) in known.items():
             if key not in seen:
-                records.append(events.s3_record(self._bucket, key, "removed", etag, size, f"R{mtime_ns:020X}{size:010X}", now))
+                records.append((key, events.s3_record(self._bucket, key, "removed", etag, size, f"R{mtime_ns:020X}{size:010X}", now)))
                 removals.append(key)
+        failed: set[str] = set()  # keys whose message came back: not recorded, so sent again next scan
+        error: Exception | None = None
         for start in range(0, len(records), BATCH):
-            self._deliver(events.sqs_event([events.s3_notification(r) for r in records[start : start + BATCH]]))
+            batch = records[start : start + BATCH]
+            event = events.sqs_event([events.s3_notification(record) for _, record in batch])
+            try:
+                answer = self._deliver(event)
+            except Exception as exc:  # the whole batch failed, as an invocation error fails it
+                failed.update(key for key, _ in batch)
+                error = error or exc
+                continue
+            returned = _batch_item_failures(answer)
+            failed.update(key for (key, _), message in zip(batch, event["Records"]) if message["messageId"] in returned)
+        upserts = [row for row in upserts if row[0] not in failed]
+        removals = [key for key in removals if key not in failed]
         if upserts or removals:
             with self._db.transaction() as tx:
                 for row in upserts:
                     tx.execute("INSERT OR REPLACE INTO objects (key, size, mtime_ns, etag) VALUES (?, ?, ?, ?)", row)
                 for key in removals:
                     tx.execute("DELETE FROM objects WHERE key = ?", (key,))
-        return {"created": len(upserts), "removed": len(removals)}
+        if error is not None:
+            raise error
+        return {"created": len(upserts), "removed": len(removals), "failed": len(failed)}
+
+
+def _batch_item_failures(answer: object) -> set[str]:
+    """The message ids of a partial batch response (SQS's ReportBatchItemFailures shape)."""
+    if not isinstance(answer, dict):
+        return set()
+    failures = answer.get("batchItemFailures") or []
+    return {str(f["itemIdentifier"]) for f in failures if isinstance(f, dict) and f.get("itemIdentifier")}

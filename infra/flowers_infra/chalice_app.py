@@ -265,13 +265,16 @@ class ChaliceApp(Construct):
         """app.py's decorator names a queue ("flowers-uploads"), which `chalice package` renders as ARN
         text. Point the event source at this stack's queue instead, by reference: whatever the stack
         is called, the function reads the queue the dataset bucket notifies, and CloudFormation
-        creates the queue first."""
+        creates the queue first. And let the function answer a partial batch response
+        (ReportBatchItemFailures, which Chalice's on_sqs_message cannot set): only the messages it
+        could not record go back to the queue (chalicelib/handlers.py, on_upload_messages)."""
         events = _plain(function._cfn_properties).get("events") or {}  # jsii cannot type SAM's event union
         sqs_events = [name for name, event in events.items() if event.get("type") == "SQS"]
         if len(sqs_events) != 1:
             raise ValueError(f"app.py's on_upload has SQS event sources {sqs_events}; infra/flowers_infra/"
                              "chalice_app.py points exactly one at the stack's uploads queue")
         function.add_property_override(f"Events.{sqs_events[0]}.Properties.Queue", self.props.uploads.queue_arn)
+        function.add_property_override(f"Events.{sqs_events[0]}.Properties.FunctionResponseTypes", ["ReportBatchItemFailures"])
 
     # API -------------------------------------------------------------------------------------------
     def _api(self, config: FlowersConfig) -> None:

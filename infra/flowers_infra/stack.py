@@ -322,6 +322,13 @@ class FlowersStack(Stack):
             cloudwatch.Metric(namespace="Flowers", metric_name="RunsFailed", dimensions_map={"service": "flowers"},
                               statistic="Sum", period=five_minutes),
             "a retraining run failed (training, conversion or registration): see GET /status")
+        # Upload notifications the upload function could not read and dropped (retrying cannot help them).
+        self.alarms["MalformedUploadsAlarm"] = self._alarm(
+            "MalformedUploadsAlarm",
+            cloudwatch.Metric(namespace="Flowers", metric_name="MalformedUploadMessages", dimensions_map={"service": "flowers"},
+                              statistic="Sum", period=five_minutes),
+            "upload notifications were malformed and dropped (not retried): read the on-upload function's "
+            "'upload message dropped' log lines; what else writes to the uploads queue?")
         # API 5xx other than the documented 503 (no approved model yet), from the access log.
         api_5xx = logs.MetricFilter(
             self, "Api5xxFilter", log_group=self.app.access_logs, metric_namespace="Flowers",
