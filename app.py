@@ -140,6 +140,11 @@ def reject_model(version: str) -> Response:
     return _respond(lambda: handlers.set_model_status(version, "reject", _operator_body()))
 
 
+@app.route("/runs", methods=["POST"], authorizer=operators, content_types=["*/*"])
+def start_run() -> Response:
+    return _respond(lambda: handlers.retrain(_operator_body()))
+
+
 @app.route("/models/rollback", methods=["POST"], authorizer=operators, content_types=["*/*"])
 def rollback_model() -> Response:
     return _respond(lambda: handlers.rollback(_operator_body()))

@@ -78,7 +78,7 @@ def main() -> int:
     home = work / "home"
     log = open(work / "up.log", "w")
     command = [sys.executable, "-m", "flowers_cli.main", "up", "--home", str(home), "--port", "0", "--preset", "tiny_cnn",
-               "--quiet-period", str(args.quiet_period), "--min-accuracy", "0", "--quantize", "fp32",
+               "--quiet-period", str(args.quiet_period), "--min-accuracy", "0", "--min-test-images", "0", "--quantize", "fp32",
                "-H", "image_size=32", "-H", "epochs=1", "-H", "head_epochs=2", "-H", "batch_size=8", "-H", "min_images_per_class=2"]
     up = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     photo = sorted((PHOTOS / "roses").glob("*.jpg"))[60].read_bytes()

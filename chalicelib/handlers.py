@@ -150,6 +150,7 @@ def models(query: Mapping[str, str] | None) -> dict[str, Any]:
     return {"models": services.get().orchestrator.models(limit)}
 
 
+
 def _query_int(query: Mapping[str, str] | None, name: str, default: int, low: int, high: int) -> int:
     raw = (query or {}).get(name, str(default))
     try:
@@ -204,3 +205,11 @@ def rollback(body: Mapping[str, Any] | None) -> dict[str, Any]:
     except Conflict as exc:
         raise conflict(str(exc)) from None
     return {"rejected": old.version, "current": new.version}
+
+
+def retrain(body: Mapping[str, Any] | None) -> dict[str, Any]:
+    reason = str((body or {}).get("reason") or "run forced by hand")[:500]
+    try:
+        return services.get().orchestrator.retrain(reason)
+    except Conflict as exc:
+        raise conflict(str(exc)) from None

@@ -82,7 +82,10 @@ SCHEMAS: dict[str, Schema] = {
          "running_job": {"oneOf": [{"type": "null"}, _object(
              {"version": {"type": "string"}, "training_job": {"type": "string"}, "stage": {"type": "string"},
               "conversion_job": {"type": ["string", "null"]}, "started_at": _TIME},
-             {"progress": {"type": "object", "description": "local mode: the job's attempt, epoch and metrics"}})]},
+             {"progress": {"type": "object", "description": "local mode: the job's attempt, epoch and metrics"},
+              "attempt": {"type": "integer", "description": "the current job's attempt (retries and forced runs count up)"},
+              "failed_attempts": {"type": "array", "items": {"type": "string"}, "description": "earlier attempts' reasons"},
+              "retry_at": {"type": ["string", "null"], "description": "stage waiting: when the next attempt starts"}})]},
          "last_outcome": {"type": ["object", "null"]},
          "next_run": _object({"action": {"type": "string"}, "reason": {"type": "string"}, "in_seconds": {"type": "integer"}}),
          "validation": {"oneOf": [{"type": "null", "description": "no training job's report yet"},
@@ -107,6 +110,8 @@ SCHEMAS: dict[str, Schema] = {
                        "training skipped, while scanning or decoding, with a reason code and a detail."},
     "ModelStatus": _object({"version": _VERSION, "status": {"type": "string"}, "reason": {"type": "string"}}),
     "Rollback": _object({"rejected": _VERSION, "current": _VERSION}),
+    "RunStarted": _object({"action": {"type": "string", "description": "started; failed when the job service refused"},
+                           "version": _VERSION, "reason": {"type": "string"}}, {"job": {"type": "string"}}),
     "Reason": {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 500}}},
 }
 
@@ -198,6 +203,11 @@ PATHS: dict[str, dict[str, Schema]] = {
         "Reject the served model; the previous approved one serves again (operators)",
         {"200": _json("Rollback", "what was rejected and what serves now"), **_OPERATOR_ERRORS,
          "409": _error("conflict: there is no earlier approved model")},
+        requestBody=_REASON_BODY)},
+    "/runs": {"post": _operation(
+        "Start a training run for the data set as it is now, even if its version ran before (operators)",
+        {"200": _json("RunStarted", "the run and its training job"), **_OPERATOR_ERRORS,
+         "409": _error("conflict: a run is in progress, the data set is empty, or its version made a model already")},
         requestBody=_REASON_BODY)},
     "/": {"get": _operation(
         "The web page: try photos, see the models and the pipeline",

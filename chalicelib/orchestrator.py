@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
-from chalicelib import debounce, job_names, manifest, promotion
+from chalicelib import debounce, job_names, manifest, promotion, retry
 from chalicelib import training_contract as contract
 from chalicelib.dataset_version import is_relevant, version_of
 from chalicelib.manifest import Manifest
 from chalicelib.observability import logger
+from chalicelib.promotion import as_mapping as _mapping
 from chalicelib.ports import BUSY, CLAIMED, JobRejected, JobRunner, ModelRegistry, ObjectStore, StateStore
 from chalicelib.records import (
     APPROVED,
@@ -29,6 +31,8 @@ from chalicelib.records import (
     REJECTED,
     SKIPPED,
     TRAINING,
+    WAITING,
+    ACTIVE_STAGES,
     Change,
     DatasetState,
     ConversionSpec,
@@ -82,12 +86,37 @@ class Orchestrator:
         if state.running is not None:
             return self._reconcile(state.running, now)
         decision = debounce.decide(state, now, self.settings.quiet_period, self.settings.min_new_images)
-        if not decision.start:
-            return {"action": decision.action, "reason": decision.reason}
-        return self._launch(state.pending_changes, now)
+        if decision.start:
+            return self._launch(state.pending_changes, now)
+        if decision.action == debounce.IDLE:
+            healed = self._heal_lost_uploads(state, now)
+            if healed is not None:
+                return healed
+        return {"action": decision.action, "reason": decision.reason}
+
+    def _heal_lost_uploads(self, state: DatasetState, now: float) -> dict[str, Any] | None:
+        """An upload whose S3 notification never came (or came before the notification was set up)
+        would never be trained on. At most every `listing_check_seconds`, when nothing is pending,
+        list the data set: a version no run has had becomes one pending change, and a run follows
+        after the quiet period. Other ticks list nothing."""
+        if state.pending_changes > 0 or now - state.listing_checked_at < self.settings.listing_check_seconds:
+            return None
+        self.state.note_listing_check(self.dataset, now)
+        objects = self._listing()
+        version = version_of(objects, "")
+        if not objects or version == state.dataset_version or self.state.run(self.dataset, version) is not None:
+            return None
+        self.state.record_changes(self.dataset, [Change(f"listing#{version}", "(listing)", "created", now)])
+        reason = (f"the data set (version {version}) differs from the last run's ({state.dataset_version or 'none'}) "
+                  "with no upload event pending: an upload's notification was lost; a run follows")
+        logger.warning("lost upload events healed", extra={"version": version, "last_run": state.dataset_version})
+        return {"action": "healed", "reason": reason, "version": version}
+
+    def _listing(self) -> list[ObjectInfo]:
+        return [o for o in self.objects.list(self.settings.dataset_uri) if is_relevant(o.key, "")]
 
     def _launch(self, pending: int, now: float) -> dict[str, Any]:
-        objects = [o for o in self.objects.list(self.settings.dataset_uri) if is_relevant(o.key, "")]
+        objects = self._listing()
         version = version_of(objects, "")
         job = job_names.training_job(self.settings.model_package_group, version)
         if not objects:
@@ -109,15 +138,54 @@ class Orchestrator:
         try:
             started = self.jobs.start_training(self.training_spec(version, job))
         except JobRejected as exc:
-            self._finish(Running(version, job, LAUNCHING, now, now), FAILED, f"training job refused: {exc}")
-            return {"action": "failed", "reason": str(exc), "version": version}
+            running = self.dataset_state().running
+            if running is None or running.job_name != job:  # let go of it all the same
+                running = Running(version, job, LAUNCHING, now, now)
+            return self._failed(running, TRAINING, f"training job refused: {exc}")
         self.state.advance(self.dataset, job, (LAUNCHING,), stage=TRAINING, stage_at=now)
         logger.info("training started", extra={"job": job, "version": version, "replayed": not started})
         return {"action": "started", "job": job, "version": version}
 
+    # failures and retries -------------------------------------------------------------------
+    def _failed(self, running: Running, stage: str, reason: str) -> dict[str, Any]:
+        """A job of the run failed: wait and try again when the reason is transient and attempts
+        remain (retry.py), else the run fails with the reason."""
+        attempt = 1 + sum(1 for f in running.failures if f.startswith(stage + ": "))
+        decision = retry.decide(reason, attempt, self.settings.max_attempts, self.settings.retry_backoff)
+        if not decision.again:
+            return self._finish(running, FAILED, reason)
+        now = self.clock()
+        waiting = self.state.advance(self.dataset, running.job_name, (LAUNCHING, TRAINING, CONVERTING, WAITING), stage=WAITING,
+                                     stage_at=now, retry_at=now + decision.wait_seconds, retry_stage=stage,
+                                     failures=[*running.failures, f"{stage}: {reason}"])
+        logger.warning("job failed, retrying", extra={"job": running.job_name, "reason": reason, "decision": decision.why})
+        return {"action": "retrying" if waiting else "noted", "reason": f"{reason}; {decision.why}", "version": running.version,
+                "in_seconds": round(decision.wait_seconds)}
+
+    def _retry(self, running: Running, now: float) -> dict[str, Any]:
+        """Start the next attempt of the stage that failed, with new job names (SageMaker keeps every name)."""
+        attempt = running.attempt + 1
+        group = self.settings.model_package_group
+        if running.retry_stage == CONVERTING:
+            production = self.registry.production()
+            spec = self.conversion_spec(running, "", production, attempt)
+            if not self.state.advance(self.dataset, running.job_name, (WAITING,), attempt=attempt):
+                return {"action": "busy", "reason": "another tick took the retry"}
+            return self._start_conversion(replace(running, attempt=attempt), spec, production, (WAITING,))
+        job = job_names.training_job(group, running.version, attempt)
+        if not self.state.advance(self.dataset, running.job_name, (WAITING,), stage=LAUNCHING, stage_at=now,
+                                  attempt=attempt, job_name=job, conversion_job=""):
+            return {"action": "busy", "reason": "another tick took the retry"}
+        return self._start_training(running.version, job, now)
+
     def _reconcile(self, running: Running, now: float) -> dict[str, Any]:
-        """Heal a lost event or a crash mid-launch; otherwise nothing to do while a run holds the data set."""
+        """Heal a lost event or a crash mid-launch, start a due retry; otherwise nothing to do while a
+        run holds the data set."""
         age = now - running.stage_at
+        if running.stage == WAITING:
+            if now >= running.retry_at:
+                return self._retry(running, now)
+            return {"action": "busy", "reason": f"run {running.job_name} retries in {running.retry_at - now:.0f} s"}
         if running.stage == LAUNCHING and age >= RELAUNCH_AFTER:
             return self._start_training(running.version, running.job_name, now)
         if age >= RECONCILE_AFTER:
@@ -179,11 +247,12 @@ class Orchestrator:
     def model_prefix(self, version: str) -> str:
         return f"s3://{self.settings.artifact_bucket}/models/{version}/"
 
-    def conversion_spec(self, running: Running, model_archive: str, baseline: ModelEntry | None) -> ConversionSpec:
+    def conversion_spec(self, running: Running, model_archive: str, baseline: ModelEntry | None,
+                        attempt: int | None = None) -> ConversionSpec:
         s = self.settings
         lineage = self.manifest_of(running.version)
         return ConversionSpec(
-            job_name=job_names.conversion_job(s.model_package_group, running.version),
+            job_name=job_names.conversion_job(s.model_package_group, running.version, attempt or running.attempt),
             image_uri=s.training_image_uri,
             role_arn=s.sagemaker_role_arn,
             model_archive_uri=model_archive or f"s3://{s.artifact_bucket}/training/{running.job_name}/output/model.tar.gz",
@@ -207,19 +276,23 @@ class Orchestrator:
         if status.status == JOB_COMPLETED and running.stage in (LAUNCHING, TRAINING, CONVERTING):
             production = self.registry.production()
             spec = self.conversion_spec(running, status.model_artifacts, production)
-            try:
-                self.jobs.start_conversion(spec)  # a replayed event finds the job already there
-            except JobRejected as exc:
-                return self._finish(running, FAILED, f"conversion job refused: {exc}")
-            self.state.advance(self.dataset, running.job_name, (LAUNCHING, TRAINING), stage=CONVERTING, stage_at=now,
-                               conversion_job=spec.job_name, baseline_version=production.version if production else "")
-            logger.info("conversion started", extra={"job": spec.job_name, "baseline": production.version if production else None})
-            return {"action": "converting", "job": spec.job_name}
+            return self._start_conversion(running, spec, production, (LAUNCHING, TRAINING))
         if status.status in JOB_UNSUCCESSFUL and running.stage in (LAUNCHING, TRAINING):
-            return self._finish(running, FAILED, f"training {status.status.lower()}: {status.reason or 'no reason given'}")
+            return self._failed(running, TRAINING, f"training {status.status.lower()}: {status.reason or 'no reason given'}")
         if running.stage == LAUNCHING:
             self.state.advance(self.dataset, running.job_name, (LAUNCHING,), stage=TRAINING, stage_at=now)
         return {"action": "noted", "status": status.status}
+
+    def _start_conversion(self, running: Running, spec: ConversionSpec, baseline: ModelEntry | None,
+                          from_stages: tuple[str, ...]) -> dict[str, Any]:
+        try:
+            self.jobs.start_conversion(spec)  # a replayed event finds the job already there
+        except JobRejected as exc:
+            return self._failed(running, CONVERTING, f"conversion job refused: {exc}")
+        self.state.advance(self.dataset, running.job_name, from_stages, stage=CONVERTING, stage_at=self.clock(),
+                           conversion_job=spec.job_name, baseline_version=baseline.version if baseline else "")
+        logger.info("conversion started", extra={"job": spec.job_name, "baseline": baseline.version if baseline else None})
+        return {"action": "converting", "job": spec.job_name}
 
     def on_conversion_state(self, status: JobStatus) -> dict[str, Any]:
         running = self.dataset_state().running
@@ -229,7 +302,7 @@ class Orchestrator:
         if status.status == JOB_COMPLETED:
             return self._register(running)
         if status.status in JOB_UNSUCCESSFUL:
-            return self._finish(running, FAILED, f"conversion {status.status.lower()}: {status.reason or 'no reason given'}")
+            return self._failed(running, CONVERTING, f"conversion {status.status.lower()}: {status.reason or 'no reason given'}")
         return {"action": "noted", "status": status.status}
 
     def _register(self, running: Running) -> dict[str, Any]:
@@ -239,13 +312,25 @@ class Orchestrator:
             metadata = json.loads(self.objects.read(uris[contract.METADATA_FILE]))
             if not self.objects.exists(uris[contract.MODEL_FILE]):
                 raise FileNotFoundError(uris[contract.MODEL_FILE])
-            model = metadata["model"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError) as exc:
             return self._finish(running, FAILED, f"conversion output unusable: {type(exc).__name__}: {exc}")
         except Exception as exc:  # botocore's NoSuchKey and friends
             if type(exc).__name__ not in ("NoSuchKey", "ClientError"):
                 raise
             return self._finish(running, FAILED, f"conversion output missing: {exc}")
+        # Whatever shape metadata.json has, the run ends: a run that raised here would hold the data
+        # set for ever (the tick would call this again and again) and no later upload would train.
+        try:
+            entry = self._register_and_gate(running, uris, metadata)
+            summary = _model_summary(entry, metadata)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            return self._finish(running, FAILED, f"conversion output unreadable: metadata.json: {type(exc).__name__}: {exc}")
+        return self._finish(running, REGISTERED, entry.reason, model_status=entry.status, model=summary)
+
+    def _register_and_gate(self, running: Running, uris: dict[str, str], metadata: Any) -> ModelEntry:
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("model"), dict):
+            raise TypeError("expected an object with a \"model\" object")
+        model = metadata["model"]
         manifest_uri, manifest_sha256 = manifest.recorded(metadata)  # what the jobs read (chalicelib/manifest.py)
         candidate = ModelEntry(
             version=running.version, status=PENDING, created_at=self.clock(),
@@ -255,18 +340,22 @@ class Orchestrator:
             manifest_uri=manifest_uri, manifest_sha256=manifest_sha256,
         )
         entry = self.registry.register(candidate, metadata)
-        if entry.status == PENDING and not entry.reason:  # a replay finds the gate already applied
-            production = self.registry.production()
-            gated = dict(metadata)
-            if production and production.version != running.baseline_version:
-                # The conversion scored another model than the one serving now: not like with like.
-                gated["metrics"] = dict(metadata.get("metrics") or {}, baseline={
-                    "skipped": f"production changed from {running.baseline_version or 'none'} to {production.version} during the conversion"})
-            result = promotion.decide(gated, self.settings.min_accuracy, production.version if production else None)
-            entry = self.registry.set_status(running.version, APPROVED if result.approve else PENDING, result.reason)
-        return self._finish(running, REGISTERED, entry.reason, model_status=entry.status, model=_model_summary(entry, metadata))
+        if entry.status != PENDING or entry.reason:  # a replay finds the gate already applied
+            return entry
+        production = self.registry.production()
+        gated = dict(metadata)
+        if production and production.version != running.baseline_version:
+            # The conversion scored another model than the one serving now: not like with like.
+            gated["metrics"] = dict(_mapping(metadata.get("metrics")), baseline={
+                "skipped": f"production changed from {running.baseline_version or 'none'} to {production.version} during the conversion"})
+        s = self.settings
+        result = promotion.decide(gated, s.min_accuracy, production.version if production else None,
+                                  min_test_images=s.min_test_images, max_class_drop=s.max_class_drop)
+        return self.registry.set_status(running.version, APPROVED if result.approve else PENDING, result.reason)
 
     def _finish(self, running: Running, status: str, reason: str, model_status: str = "", model: dict[str, Any] | None = None) -> dict[str, Any]:
+        if running.failures:  # the run history keeps what each attempt ran into
+            reason = f"{reason} (after {len(running.failures)} failed attempt(s): {'; '.join(running.failures)})"[:2000]
         outcome = Outcome(running.version, running.job_name, status, reason, self.clock(), model_status)
         finished = self.state.finish(self.dataset, running.job_name, outcome, model)
         logger.info("run finished", extra={"outcome": outcome.as_dict(), "first_time": finished})
@@ -299,6 +388,39 @@ class Orchestrator:
         self.registry.set_status(current.version, REJECTED, reason)
         return current, previous
 
+    def retrain(self, reason: str = "run forced by hand") -> dict[str, Any]:
+        """Start a run for the data set as it is now, even when its version ran before (and failed,
+        or was skipped): the earlier run record is replaced, the jobs get names not used yet. A
+        version that made a model already is refused: the registry holds one model per version."""
+        now = self.clock()
+        state = self.dataset_state()
+        if state.running is not None:
+            raise Conflict(f"run {state.running.job_name} is {state.running.stage}: wait for it to end")
+        objects = self._listing()
+        if not objects:
+            raise Conflict("the data set is empty: upload photos first")
+        version = version_of(objects, "")
+        if self.registry.find(version) is not None:
+            raise Conflict(f"data set version {version} made model {version} already: change the data set to train another")
+        attempt = self._unused_attempt(version)
+        job = job_names.training_job(self.settings.model_package_group, version, attempt)
+        self._write_manifest(version, objects)
+        running = Running(version, job, LAUNCHING, now, now, attempt=attempt)
+        if self.state.claim_run(self.dataset, running, state.pending_changes, replace=True) != CLAIMED:
+            raise Conflict("another run took the data set first")
+        logger.info("run forced", extra={"version": version, "job": job, "reason": reason})
+        return dict(self._start_training(version, job, now), reason=reason)
+
+    def _unused_attempt(self, version: str) -> int:
+        """The first attempt number whose job names the job service has never seen (it keeps every name)."""
+        group = self.settings.model_package_group
+        previous = self.state.run(self.dataset, version)
+        attempt = job_names.attempt_of(previous.job_name) + 1 if previous else 1
+        while attempt < 99 and (self.jobs.training_status(job_names.training_job(group, version, attempt)) is not None
+                                or self.jobs.conversion_status(job_names.conversion_job(group, version, attempt)) is not None):
+            attempt += 1
+        return attempt
+
     # queries ----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         state = self.dataset_state()
@@ -310,7 +432,9 @@ class Orchestrator:
             "last_upload_at": iso(state.last_change_at) or None,
             "running_job": None if running is None else {
                 "version": running.version, "training_job": running.job_name, "stage": running.stage,
-                "conversion_job": running.conversion_job or None, "started_at": iso(running.started_at)},
+                "conversion_job": running.conversion_job or None, "started_at": iso(running.started_at),
+                "attempt": running.attempt, "failed_attempts": list(running.failures),
+                "retry_at": iso(running.retry_at) or None if running.stage == WAITING else None},
             "last_outcome": None if state.last_outcome is None else dict(state.last_outcome.as_dict(), at=iso(state.last_outcome.at)),
             "next_run": {"action": decision.action, "reason": decision.reason, "in_seconds": round(decision.wait_seconds)},
             # The running job's report once its training has ended (SageMaker uploads it then), else the last run's.
@@ -349,7 +473,7 @@ class Orchestrator:
                 "_t": entry.created_at,
             })
         for run in runs.values():  # runs that never became a model
-            if run.status in (FAILED, LAUNCHING, TRAINING, CONVERTING):
+            if run.status in (FAILED, *ACTIVE_STAGES):
                 listed.append({"version": run.version, "status": "failed" if run.status == FAILED else run.status,
                                "created_at": iso(run.created_at), "reason": run.reason, "metrics": {},
                                "training_job": run.job_name, "_t": run.created_at})
@@ -407,8 +531,8 @@ class Orchestrator:
 
 
 def _headline_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
-    metrics = metadata.get("metrics") or {}
-    test = metrics.get("test") or {}
+    metrics = _mapping(metadata.get("metrics"))
+    test = _mapping(metrics.get("test"))
     return {"test_accuracy": test.get("accuracy"), "test_count": test.get("count"), "evaluated_on": test.get("evaluated_on"),
             "val_accuracy": metrics.get("val_accuracy"), "per_class": test.get("per_class"),
             "baseline": metrics.get("baseline")}

@@ -86,18 +86,22 @@ class StateStore(Protocol):
 
     def dataset_state(self, dataset: str) -> DatasetState: ...
 
-    def claim_run(self, dataset: str, running: Running, consumed: int) -> str:
+    def claim_run(self, dataset: str, running: Running, consumed: int, replace: bool = False) -> str:
         """Atomically: no run in progress and none ever for running.version -> hold the data set,
-        subtract `consumed` pending changes. Returns CLAIMED, BUSY or VERSION_EXISTS."""
+        subtract `consumed` pending changes. Returns CLAIMED, BUSY or VERSION_EXISTS. With
+        `replace` (a run forced by hand) an earlier run of the version is replaced, not a refusal."""
 
     def skip_pending(self, dataset: str, consumed: int, outcome: Outcome) -> bool:
         """Forget `consumed` pending changes without a run (their data set version had one)."""
 
-    def advance(self, dataset: str, job_name: str, from_stages: tuple[str, ...], **fields: Any) -> bool:
-        """Update the running run's fields if it is `job_name` in one of `from_stages`."""
+    def advance(self, dataset: str, job_name: str, from_stages: tuple[str, ...], /, **fields: Any) -> bool:
+        """Update the running run's fields (its job_name too, for a retry) if it is `job_name` in one of `from_stages`."""
 
     def finish(self, dataset: str, job_name: str, outcome: Outcome, model: dict[str, Any] | None = None) -> bool:
         """Let go of the data set if `job_name` holds it; record the outcome on its run record."""
+
+    def note_listing_check(self, dataset: str, at: float) -> None:
+        """Remember when the data set was last listed to heal lost upload events (DatasetState.listing_checked_at)."""
 
     def run(self, dataset: str, version: str) -> RunRecord | None: ...
 

@@ -1,11 +1,13 @@
 """Plain values the pipeline passes between its logic and its ports (no AWS types here)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
 
-# Run stages while a run holds the data set (at most one at a time).
-LAUNCHING, TRAINING, CONVERTING = "launching", "training", "converting"
+# Run stages while a run holds the data set (at most one at a time). WAITING: a job failed for a
+# transient reason and the run waits to try again (Running.retry_at, Running.retry_stage).
+LAUNCHING, TRAINING, CONVERTING, WAITING = "launching", "training", "converting", "waiting"
+ACTIVE_STAGES = (LAUNCHING, TRAINING, CONVERTING, WAITING)
 # Outcomes once it has let go.
 REGISTERED, FAILED, SKIPPED = "registered", "failed", "skipped"
 
@@ -48,9 +50,26 @@ class Running:
     stage_at: float
     conversion_job: str = ""
     baseline_version: str = ""
+    attempt: int = 1  # of the current stage's job; a retry or a forced run names its jobs after it
+    retry_at: float = 0.0  # WAITING: when to start the next attempt
+    retry_stage: str = ""  # WAITING: TRAINING or CONVERTING, the stage to try again
+    failures: tuple[str, ...] = ()  # the reasons of the attempts that failed so far
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "failures": list(self.failures)}
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> Running:
+        """From a stored dict: fields it lacks (stored before they existed) take their defaults."""
+        known = {f.name: f for f in fields(cls)}
+        kept = {k: v for k, v in value.items() if k in known}
+        for name in ("started_at", "stage_at", "retry_at"):
+            if name in kept:
+                kept[name] = float(kept[name])
+        if "attempt" in kept:
+            kept["attempt"] = int(kept["attempt"])
+        kept["failures"] = tuple(str(f) for f in kept.get("failures") or ())
+        return cls(**kept)
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,13 @@ class Outcome:
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> Outcome:
+        known = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in value.items() if k in known}
+        kept["at"] = float(kept.get("at", 0))
+        return cls(**{"version": "", "job_name": "", "status": "", "reason": "", **kept})
+
 
 @dataclass(frozen=True)
 class DatasetState:
@@ -73,6 +99,7 @@ class DatasetState:
     running: Running | None = None
     dataset_version: str = ""  # of the last run launched
     last_outcome: Outcome | None = None
+    listing_checked_at: float = 0.0  # when the tick last listed the data set to heal lost upload events
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ QUANTIZE_MODES = ("auto", "fp32", "fp16", "dynamic", "int8")  # training.convert
 # defaults apply only where the variable is not set.
 LOCAL_DEFAULTS = {
     "dataset_bucket": "bucket", "artifact_bucket": "artifacts", "dataset_prefix": "", "state_table": "state.sqlite3",
-    "preset": "mobilenet_v2", "quiet_period": 5, "model_refresh_seconds": 1,
+    "preset": "mobilenet_v2", "quiet_period": 5, "model_refresh_seconds": 1, "retry_backoff": 5,
 }
 # Fields only local mode reads: the Lambdas never get these variables.
 LOCAL_ONLY = ("home", "port", "extra_hyperparameters", "quantize")
@@ -57,6 +57,11 @@ class Settings:
     quiet_period: int = 600  # seconds without uploads before a run starts
     min_new_images: int = 1  # changed objects needed before a run starts
     min_accuracy: float = 0.80  # promotion gate: lowest test accuracy approved automatically
+    min_test_images: int = 50  # promotion gate: fewer test photos than this and a person decides
+    max_class_drop: float = 0.10  # promotion gate: largest fall of any class's recall below production's
+    max_attempts: int = 3  # jobs that fail for a transient reason: attempts in all, per stage
+    retry_backoff: int = 300  # seconds before the second attempt; each later one waits twice as long
+    listing_check_seconds: int = 3600  # when idle, how often the data set is listed to heal lost S3 events
     model_refresh_seconds: int = 60  # how often a prediction container looks for a newer approved model
     service_name: str = "flowers"
     metrics_namespace: str = "Flowers"
@@ -156,6 +161,11 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "quiet_period": ("QUIET_PERIOD", _int(0, 7 * 24 * 3600)),
     "min_new_images": ("MIN_NEW_IMAGES", _int(1, 10_000_000)),
     "min_accuracy": ("MIN_ACCURACY", _accuracy),
+    "min_test_images": ("MIN_TEST_IMAGES", _int(0, 10_000_000)),
+    "max_class_drop": ("MAX_CLASS_DROP", _accuracy),
+    "max_attempts": ("MAX_ATTEMPTS", _int(1, 10)),
+    "retry_backoff": ("RETRY_BACKOFF", _int(0, 24 * 3600)),
+    "listing_check_seconds": ("LISTING_CHECK_SECONDS", _int(60, 7 * 24 * 3600)),
     "model_refresh_seconds": ("MODEL_REFRESH_SECONDS", _int(1, 24 * 3600)),
     "service_name": ("POWERTOOLS_SERVICE_NAME", _text),
     "metrics_namespace": ("POWERTOOLS_METRICS_NAMESPACE", _text),

@@ -27,7 +27,7 @@ def configure(args: argparse.Namespace) -> Path:
     home = Path(getattr(args, "home", None) or env.get("FLOWERS_HOME") or Path.home() / ".flowers").expanduser().resolve()
     env["FLOWERS_HOME"] = str(home)
     for flag, variable in (("port", "FLOWERS_PORT"), ("preset", "PRESET"), ("quiet_period", "QUIET_PERIOD"),
-                           ("min_accuracy", "MIN_ACCURACY"), ("quantize", "FLOWERS_QUANTIZE"),
+                           ("min_accuracy", "MIN_ACCURACY"), ("min_test_images", "MIN_TEST_IMAGES"), ("quantize", "FLOWERS_QUANTIZE"),
                            ("max_training_time", "MAX_TRAINING_TIME")):
         value = getattr(args, flag, None)
         if value is not None:

@@ -5,7 +5,7 @@
   flowers demo                up + push the flower photos + wait for a model + predict
   flowers status | models     what the pipeline is doing; the model versions
   flowers models --photos V   the files model V was trained on (its run's manifest)
-  flowers approve|reject VERSION, flowers rollback
+  flowers approve|reject VERSION, flowers rollback, flowers retrain
   flowers predict IMAGE...    top-k labels (--url for a remote API)
   flowers tensorboard         TensorBoard on every local training run
 
@@ -136,6 +136,19 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    body = json.dumps({"reason": args.reason} if args.reason else {}).encode()
+    answer = api_for(args).post("runs", body, "application/json")
+    if answer.status != 200:
+        return _fail(answer)
+    document = answer.json()
+    if document.get("action") != "started":
+        print(f"error: the run for {document.get('version')} did not start: {document.get('reason')}", file=sys.stderr)
+        return 1
+    print(f"training run for data set version {document['version']} started (job {document['job']})")
+    return 0
+
+
 # predict --------------------------------------------------------------------------------------
 def cmd_predict(args: argparse.Namespace) -> int:
     text, failures = predict_table(api_for(args), [Path(p) for p in args.images], args.top_k)
@@ -177,6 +190,7 @@ def _stack_options(parser: argparse.ArgumentParser, port_default: int | None = N
     parser.add_argument("--preset", help="mobilenet_v2 (default), resnet_v1_50 or tiny_cnn (seconds, for tries and tests)")
     parser.add_argument("--quiet-period", type=int, help="seconds without uploads before training starts (default 5)")
     parser.add_argument("--min-accuracy", type=float, help="promotion gate: lowest test accuracy approved automatically (default 0.80)")
+    parser.add_argument("--min-test-images", type=int, help="promotion gate: fewer test photos and a person decides (default 50)")
     parser.add_argument("--quantize", choices=("auto", "fp32", "fp16", "dynamic", "int8"), help="conversion (default auto)")
     parser.add_argument("--max-training-time", type=int, help="seconds per training run (default 3600)")
     parser.add_argument("-H", "--hyperparameter", action="append", metavar="KEY=VALUE", help="extra training hyperparameter (repeatable)")
@@ -223,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason")
     _url(rollback)
     rollback.set_defaults(run=cmd_rollback)
+
+    retrain = commands.add_parser("retrain", help="train the data set as it is now, even if its version ran before (e.g. after a failure)")
+    retrain.add_argument("--reason")
+    _url(retrain)
+    retrain.set_defaults(run=cmd_retrain)
 
     predict = commands.add_parser("predict", help="top-k labels of photos")
     predict.add_argument("images", nargs="+")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from data_fixtures import PHOTOS, ROOT
 
-TINY_UP = ["--preset", "tiny_cnn", "--quiet-period", "1", "--min-accuracy", "0", "--quantize", "fp32",
+TINY_UP = ["--preset", "tiny_cnn", "--quiet-period", "1", "--min-accuracy", "0", "--min-test-images", "0", "--quantize", "fp32",
            "-H", "image_size=32", "-H", "epochs=1", "-H", "head_epochs=2", "-H", "batch_size=8", "-H", "min_images_per_class=2"]
 CLASSES = ("daisy", "roses", "sunflowers")
 

@@ -293,3 +293,9 @@ def test_the_job_snapshot_follows_the_runs_manifest_not_a_fresh_listing(local):
     assert orchestrator._launch(0, 2000.0)["action"] == "busy"
     assert (local.artifact_folder / "manifests" / f"{version}.json").stat().st_mtime_ns == before
 
+
+def test_cli_retrain_reaches_post_runs_and_says_why_not(tmp_path):
+    from local_fixtures import flowers
+
+    done = flowers(tmp_path / "home", "retrain", "--reason", "try again")
+    assert done.returncode == 1 and done.stderr.strip().endswith("error: conflict: the data set is empty: upload photos first"), done.stderr

@@ -237,6 +237,80 @@ def test_operator_requests_from_other_sites_are_told_apart():
     assert cross_site({"Origin": "null", "Host": "127.0.0.1:8000"})  # sandboxed frames and file:// pages
 
 
+# retries, the gate's floors, job names for later attempts ------------------------------------
+def test_failures_are_told_transient_or_permanent():
+    from chalicelib import retry
+
+    for reason in ("CapacityError: Unable to provision requested ML compute capacity.",
+                   "InternalServerError: We encountered an internal error. Please try again.",
+                   "training job refused: ResourceLimitExceeded: The account-level service limit is exceeded",
+                   "ThrottlingException: Rate exceeded", "Spot instance was interrupted",
+                   "interrupted: flowers up stopped while it ran (kill, crash or Ctrl-C)"):
+        assert retry.classify(reason) == retry.TRANSIENT, reason
+    for reason in ("AlgorithmError: data set: too few images", "ClientError: Please ensure the data is valid",
+                   "training job refused: ValidationException: bad role", "AccessDeniedException: no",
+                   "ConversionError: no test photos", "training stopped: no reason given", "",
+                   "interrupted: flowers up stopped while it ran; gave up after 3 attempts",
+                   "something nobody has seen before"):
+        assert retry.classify(reason) == retry.PERMANENT, reason
+
+
+def test_transient_failures_retry_with_doubling_waits_up_to_the_limit():
+    from chalicelib import retry
+
+    reason = "CapacityError: no capacity"
+    assert [retry.decide(reason, attempt, 3, 300).wait_seconds for attempt in (1, 2)] == [300, 600]
+    assert all(retry.decide(reason, attempt, 3, 300).again for attempt in (1, 2))
+    final = retry.decide(reason, 3, 3, 300)
+    assert not final.again and "3 of 3" in final.why
+    assert not retry.decide("AlgorithmError: bad data", 1, 3, 300).again
+
+
+def test_later_attempts_get_job_names_of_their_own():
+    first = job_names.training_job("flowers", "0123456789abcdef")
+    second = job_names.training_job("flowers", "0123456789abcdef", 2)
+    conversion = job_names.conversion_job("flowers", "0123456789abcdef", 2)
+    assert first == "flowers-0123456789abcdef" and second == "flowers-0123456789abcdef-a2"
+    assert conversion == "flowers-0123456789abcdef-a2-convert"
+    for name in (first, second, conversion, job_names.conversion_job("a" * 80, "0123456789abcdef", 12)):
+        assert len(name) <= 63 and job_names.version_from_job(name) == "0123456789abcdef"
+    assert [job_names.attempt_of(n) for n in (first, second, conversion)] == [1, 2, 2]
+
+
+def _gated(test, baseline=None):
+    metrics = {"test": test}
+    if baseline is not None:
+        metrics["baseline"] = baseline
+    return {"metrics": metrics}
+
+
+def test_the_gate_wants_enough_test_photos_and_no_class_left_behind():
+    enough = {"accuracy": 0.95, "count": 200, "evaluated_on": "test",
+              "per_class": {"daisy": {"recall": 0.97}, "roses": {"recall": 0.80}}}
+    tiny = promotion.decide(_gated({"accuracy": 1.0, "count": 1}), 0.8, None, min_test_images=50)
+    assert not tiny.approve and "only 1 test photos" in tiny.reason and "min_test_images 50" in tiny.reason
+    assert not promotion.decide(_gated({"accuracy": 1.0}), 0.8, None, min_test_images=50).approve  # count unknown
+    assert promotion.decide(_gated(enough), 0.8, None, min_test_images=50).approve
+    # Better on average than production, but roses fall 15 points: a person decides.
+    baseline = {"accuracy": 0.93, "per_class_recall": {"daisy": 0.90, "roses": 0.95}}
+    dropped = promotion.decide(_gated(enough, baseline), 0.8, "p", min_test_images=50, max_class_drop=0.10)
+    assert not dropped.approve and "recall of roses falls from 0.950" in dropped.reason
+    assert promotion.decide(_gated(enough, baseline), 0.8, "p", min_test_images=50, max_class_drop=0.20).approve
+    baseline_ok = {"accuracy": 0.93, "per_class_recall": {"daisy": 0.90, "roses": 0.85}}
+    assert promotion.decide(_gated(enough, baseline_ok), 0.8, "p", min_test_images=50, max_class_drop=0.10).approve
+
+
+@pytest.mark.parametrize("metadata", [
+    None, "text", [], {"metrics": None}, {"metrics": "x"}, {"metrics": {"test": None}}, {"metrics": {"test": "0.9"}},
+    {"metrics": {"test": {"accuracy": "0.9", "count": "many"}}}, {"metrics": {"test": {"accuracy": True}}},
+    {"metrics": {"test": {"accuracy": 0.9, "count": 100, "per_class": "x"}, "baseline": "y"}},
+    {"metrics": {"test": {"accuracy": 0.9, "count": 100, "per_class": {"a": None}}, "baseline": {"accuracy": 0.8, "per_class_recall": []}}},
+])
+def test_the_gate_reads_metadata_of_any_shape_without_raising(metadata):
+    result = promotion.decide(metadata, 0.8, "production", min_test_images=50)
+    assert isinstance(result.approve, bool) and result.reason
+
+
 def test_requests_read_the_runs_manifest_when_it_has_one():
     from chalicelib import manifest
 

@@ -139,7 +139,9 @@ def representative(data_dir: Path, labels: list[str], fractions: tuple[float, fl
 
 
 def score_baseline(baseline_dir: Path, images: np.ndarray, truth: np.ndarray, labels: list[str]) -> dict:
-    """Accuracy of the model in production on the candidate's test photos."""
+    """Accuracy, and each class's recall, of the model in production on the candidate's test photos."""
+    from training.evaluation import classification_metrics
+
     try:
         meta = json.loads((baseline_dir / METADATA_FILE).read_text())
         if meta.get("labels") != labels:
@@ -149,8 +151,10 @@ def score_baseline(baseline_dir: Path, images: np.ndarray, truth: np.ndarray, la
         predicted = tflite_predict(str(baseline_dir / MODEL_FILE), images).argmax(axis=1)
     except (OSError, ValueError, KeyError) as exc:
         return {"skipped": f"cannot score the production model: {exc}"}
+    scored = classification_metrics(truth, predicted, labels)  # the gate compares every class's recall too
     return {"accuracy": float((predicted == truth).mean()) if len(truth) else 0.0,
-            "sha256": meta.get("model", {}).get("sha256", "")}
+            "sha256": meta.get("model", {}).get("sha256", ""),
+            "per_class_recall": {label: values["recall"] for label, values in scored["per_class"].items()}}
 
 
 def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "auto", baseline: Path | None = None) -> dict:

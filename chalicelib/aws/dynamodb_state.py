@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import (
         AttributeValueTypeDef,
+        PutTypeDef,
         QueryInputTypeDef,
         TransactWriteItemTypeDef,
         UpdateTypeDef,
@@ -73,17 +74,11 @@ def _reasons(error: ClientError) -> list[str]:
 
 
 def _running(value: dict[str, Any] | None) -> Running | None:
-    if not value:
-        return None
-    fields = {k: value.get(k, "") for k in ("version", "job_name", "stage", "conversion_job", "baseline_version")}
-    return Running(started_at=float(value.get("started_at", 0)), stage_at=float(value.get("stage_at", 0)), **fields)
+    return Running.from_dict(value) if value else None
 
 
 def _outcome(value: dict[str, Any] | None) -> Outcome | None:
-    if not value:
-        return None
-    return Outcome(value.get("version", ""), value.get("job_name", ""), value.get("status", ""), value.get("reason", ""),
-                   float(value.get("at", 0)), value.get("model_status", ""))
+    return Outcome.from_dict(value) if value else None
 
 
 class DynamoStateStore:
@@ -176,9 +171,21 @@ class DynamoStateStore:
             running=_running(item.get("running")),
             dataset_version=item.get("dataset_version", ""),
             last_outcome=_outcome(item.get("last_outcome")),
+            listing_checked_at=float(item.get("listing_checked_at", 0)),
         )
 
-    def claim_run(self, dataset: str, running: Running, consumed: int) -> str:
+    def note_listing_check(self, dataset: str, at: float) -> None:
+        self._db.update_item(TableName=self._table, Key=self._state_key(dataset), UpdateExpression="SET #c = :c",
+                             ExpressionAttributeNames={"#c": "listing_checked_at"}, ExpressionAttributeValues={":c": _ser(at)})
+
+    def claim_run(self, dataset: str, running: Running, consumed: int, replace: bool = False) -> str:
+        record: PutTypeDef = {
+            "TableName": self._table,
+            "Item": {**self._run_key(dataset, running.version), "job_name": {"S": running.job_name},
+                     "status": {"S": running.stage}, "created_at": _ser(running.started_at)},
+        }
+        if not replace:  # a run forced by hand replaces the version's earlier run record
+            record["ConditionExpression"] = "attribute_not_exists(pk)"
         try:
             self._db.transact_write_items(TransactItems=[
                 {"Update": {
@@ -190,12 +197,7 @@ class DynamoStateStore:
                     "ExpressionAttributeValues": {":r": _ser(running.as_dict()), ":v": {"S": running.version},
                                                   ":neg": {"N": str(-consumed)}},
                 }},
-                {"Put": {
-                    "TableName": self._table,
-                    "Item": {**self._run_key(dataset, running.version), "job_name": {"S": running.job_name},
-                             "status": {"S": running.stage}, "created_at": _ser(running.started_at)},
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }},
+                {"Put": record},
             ])
             return CLAIMED
         except ClientError as error:
@@ -223,7 +225,7 @@ class DynamoStateStore:
                 return False
             raise
 
-    def advance(self, dataset: str, job_name: str, from_stages: tuple[str, ...], **fields: Any) -> bool:
+    def advance(self, dataset: str, job_name: str, from_stages: tuple[str, ...], /, **fields: Any) -> bool:
         names = {"#r": "running", "#j": "job_name", "#s": "stage"}
         values: AttributeMap = {":j": {"S": job_name}}
         sets: list[str] = []

@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS dataset_state (
     last_change_at REAL NOT NULL DEFAULT 0,
     running TEXT,                 -- JSON of records.Running, NULL when no run holds the data set
     dataset_version TEXT NOT NULL DEFAULT '',
-    last_outcome TEXT             -- JSON of records.Outcome
+    last_outcome TEXT,            -- JSON of records.Outcome
+    listing_checked_at REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS runs (
     dataset TEXT NOT NULL,
@@ -91,6 +92,7 @@ class Database:
         with self.transaction() as db:
             _rename_legacy_tables(db)
             db.executescript_in_tx(SCHEMA)
+            _add_new_columns(db)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -142,6 +144,18 @@ def _rename_legacy_tables(db: Transaction) -> None:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
         if old in names and new not in names:
             db.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+
+# Columns added since a release whose homes may still be around: table -> (column, its definition).
+_ADDED = {"dataset_state": [("listing_checked_at", "REAL NOT NULL DEFAULT 0")]}
+
+
+def _add_new_columns(db: Transaction) -> None:
+    for table, columns in _ADDED.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})").fetchall()}
+        for name, definition in columns:
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
 
 def dumps(value: Any) -> str:

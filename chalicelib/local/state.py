@@ -11,11 +11,11 @@ from chalicelib.records import Change, Outcome, DatasetState, Running, RunRecord
 
 
 def _running(value: dict[str, Any] | None) -> Running | None:
-    return Running(**value) if value else None
+    return Running.from_dict(value) if value else None
 
 
 def _outcome(value: dict[str, Any] | None) -> Outcome | None:
-    return Outcome(**value) if value else None
+    return Outcome.from_dict(value) if value else None
 
 
 class SqliteStateStore:
@@ -54,15 +54,22 @@ class SqliteStateStore:
             return DatasetState()
         return DatasetState(pending_changes=int(row["pending_changes"]), last_change_at=float(row["last_change_at"]),
                              running=_running(loads(row["running"])), dataset_version=row["dataset_version"],
-                             last_outcome=_outcome(loads(row["last_outcome"])))
+                             last_outcome=_outcome(loads(row["last_outcome"])), listing_checked_at=float(row["listing_checked_at"]))
 
-    def claim_run(self, dataset: str, running: Running, consumed: int) -> str:
+    def note_listing_check(self, dataset: str, at: float) -> None:
+        with self._db.transaction() as tx:
+            self._ensure(tx, dataset)
+            tx.execute("UPDATE dataset_state SET listing_checked_at = ? WHERE dataset = ?", (at, dataset))
+
+    def claim_run(self, dataset: str, running: Running, consumed: int, replace: bool = False) -> str:
         with self._db.transaction() as tx:
             row = self._ensure(tx, dataset)
             if row["running"]:
                 return BUSY
             if tx.one("SELECT 1 FROM runs WHERE dataset = ? AND version = ?", (dataset, running.version)):
-                return VERSION_EXISTS
+                if not replace:
+                    return VERSION_EXISTS
+                tx.execute("DELETE FROM runs WHERE dataset = ? AND version = ?", (dataset, running.version))
             tx.execute("UPDATE dataset_state SET running = ?, dataset_version = ?, pending_changes = pending_changes - ? WHERE dataset = ?",
                        (dumps(running.as_dict()), running.version, consumed, dataset))
             tx.execute("INSERT INTO runs (dataset, version, job_name, status, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -78,7 +85,7 @@ class SqliteStateStore:
                        (dumps(outcome.as_dict()), consumed, dataset))
         return True
 
-    def advance(self, dataset: str, job_name: str, from_stages: tuple[str, ...], **fields: Any) -> bool:
+    def advance(self, dataset: str, job_name: str, from_stages: tuple[str, ...], /, **fields: Any) -> bool:
         with self._db.transaction() as tx:
             row = self._ensure(tx, dataset)
             running = loads(row["running"])

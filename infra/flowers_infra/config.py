@@ -29,6 +29,11 @@ class FlowersConfig:
     quiet_period: int = _PIPELINE.quiet_period
     min_new_images: int = _PIPELINE.min_new_images
     min_accuracy: float = _PIPELINE.min_accuracy
+    min_test_images: int = _PIPELINE.min_test_images
+    max_class_drop: float = _PIPELINE.max_class_drop
+    max_attempts: int = _PIPELINE.max_attempts
+    retry_backoff: int = _PIPELINE.retry_backoff
+    listing_check_seconds: int = _PIPELINE.listing_check_seconds
     model_refresh_seconds: int = _PIPELINE.model_refresh_seconds
     # Operations ---------------------------------------------------------------------------------
     log_retention_days: int = 30
@@ -70,6 +75,11 @@ class FlowersConfig:
             "QUIET_PERIOD": str(self.quiet_period),
             "MIN_NEW_IMAGES": str(self.min_new_images),
             "MIN_ACCURACY": str(self.min_accuracy),
+            "MIN_TEST_IMAGES": str(self.min_test_images),
+            "MAX_CLASS_DROP": str(self.max_class_drop),
+            "MAX_ATTEMPTS": str(self.max_attempts),
+            "RETRY_BACKOFF": str(self.retry_backoff),
+            "LISTING_CHECK_SECONDS": str(self.listing_check_seconds),
             "MODEL_REFRESH_SECONDS": str(self.model_refresh_seconds),
             "POWERTOOLS_SERVICE_NAME": "flowers",
             "POWERTOOLS_METRICS_NAMESPACE": "Flowers",
