@@ -299,3 +299,21 @@ def test_cli_retrain_reaches_post_runs_and_says_why_not(tmp_path):
 
     done = flowers(tmp_path / "home", "retrain", "--reason", "try again")
     assert done.returncode == 1 and done.stderr.strip().endswith("error: conflict: the data set is empty: upload photos first"), done.stderr
+
+
+def test_local_mode_never_heals_by_listing_the_watcher_does(tmp_path, monkeypatch):
+    """A push in progress is not a lost notification: locally the watcher delivers every change."""
+    from chalicelib import services
+
+    monkeypatch.setenv("FLOWERS_MODE", "local")
+    monkeypatch.setenv("FLOWERS_HOME", str(tmp_path / "home"))
+    services.reset()
+    try:
+        svc = services.get()
+        (svc.local.bucket_folder / "roses").mkdir(parents=True)
+        (svc.local.bucket_folder / "roses" / "a.jpg").write_bytes(b"photo")
+        svc.orchestrator.clock = lambda: 1e9
+        assert svc.orchestrator.tick()["action"] == "idle"
+        assert svc.orchestrator.dataset_state().pending_changes == 0
+    finally:
+        services.reset()
