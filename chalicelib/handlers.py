@@ -131,7 +131,8 @@ def predict(content_type: str | None, body: bytes | None, query: Mapping[str, st
     metrics.add_metric(name="Predictions", unit=Unit.Count, value=1)
     logger.info("prediction", extra={"model_version": model.entry.version, "bytes": len(request.image),
                                      "top_label": predictions[0]["label"], "ms": round(elapsed_ms, 1)})
-    return {"model": {"version": model.entry.version, "created_at": model.created_at}, "predictions": predictions}
+    return {"model": {"version": model.entry.version, "created_at": model.created_at}, "predictions": predictions,
+            "label": model.label(predictions), "threshold": model.threshold}
 
 
 def _count_error(error: ApiError) -> None:

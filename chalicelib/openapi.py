@@ -43,9 +43,22 @@ SCHEMAS: dict[str, Schema] = {
         "model": _object({"version": _VERSION, "created_at": {"type": "string"}}),
         "predictions": {"type": "array", "minItems": 1, "description": "best first",
                         "items": _object({"label": {"type": "string"}, "score": {"type": "number", "minimum": 0, "maximum": 1}})},
+        "label": {"type": ["string", "null"],
+                  "description": "the top class; null (\"not recognised\") when its score is below `threshold`, or when it "
+                                 "is the background class `other`"},
+        "threshold": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                      "description": "the model's calibrated score threshold (chosen to refuse at most 5 % of validation "
+                                     "photos); null for models trained without one, whose `label` is always the top class"},
     }),
     "PredictJson": _object({"image": {"type": "string", "description": "base64 (standard or URL-safe), or a data: URL"}}),
-    "Metrics": {"type": "object", "description": "test accuracy, test count, validation accuracy, per class, baseline"},
+    "Metrics": {"type": "object", "description": "test accuracy, test count, validation accuracy, per class, baseline",
+                "properties": {
+                    "ece": {"type": ["number", "null"], "description": "expected calibration error (15 bins) of the "
+                                                                       "served scores on the test split"},
+                    "ece_uncalibrated": {"type": ["number", "null"],
+                                         "description": "the same before temperature scaling"},
+                    "threshold": {"type": ["number", "null"], "description": "below it a prediction's label is null"},
+                }},
     "Model": _object(
         {"version": _VERSION, "status": {"type": "string", "enum": ["approved", "pending", "rejected", "failed", "launching",
                                                                      "training", "converting"]},

@@ -535,7 +535,8 @@ def _headline_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
     test = _mapping(metrics.get("test"))
     return {"test_accuracy": test.get("accuracy"), "test_count": test.get("count"), "evaluated_on": test.get("evaluated_on"),
             "val_accuracy": metrics.get("val_accuracy"), "per_class": test.get("per_class"),
-            "baseline": metrics.get("baseline")}
+            "baseline": metrics.get("baseline"), "ece": test.get("ece"), "ece_uncalibrated": test.get("ece_uncalibrated"),
+            "threshold": metadata.get("threshold") if isinstance(metadata.get("threshold"), (int, float)) else None}
 
 
 def _model_summary(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, Any]:

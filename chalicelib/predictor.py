@@ -22,6 +22,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from chalicelib.imaging import load_pixels
 from chalicelib.records import ModelEntry
+from chalicelib.training_contract import BACKGROUND_LABEL
 
 NO_MODEL_RECHECK_SECONDS = 5.0  # while nothing is approved, look again at most this often
 
@@ -55,6 +56,15 @@ class LoadedModel:
     def created_at(self) -> str:
         return str(self.metadata.get("created_at", ""))
 
+    @property
+    def threshold(self) -> float | None:
+        """The calibrated top score below which the answer is "not recognised"; None for older models."""
+        value = self.metadata.get("threshold")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def label(self, predictions: list[dict[str, Any]]) -> str | None:
+        return decide(predictions, self.threshold)
+
     def probabilities(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         batch = pixels.astype(np.float32)[None]
         with self.lock:  # an interpreter is not thread-safe; each model has its own lock
@@ -86,6 +96,15 @@ def top(probabilities: npt.NDArray[np.float32], labels: list[str], k: int) -> li
     k = max(1, min(k, len(labels)))
     order = np.argsort(-probabilities, kind="stable")[:k]
     return [{"label": labels[i], "score": round(float(probabilities[i]), 6)} for i in order]
+
+
+def decide(predictions: list[dict[str, Any]], threshold: float | None) -> str | None:
+    """The answer's `label`: the top class, or None ("not recognised") when its score (as shown) is below
+    the threshold or it is the background class `other`."""
+    best = predictions[0]
+    if best["label"] == BACKGROUND_LABEL or (threshold is not None and best["score"] < threshold):
+        return None
+    return str(best["label"])
 
 
 class Predictor:

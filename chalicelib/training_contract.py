@@ -13,6 +13,9 @@ METADATA_FILE = "metadata.json"
 SAVED_MODEL_DIR = "saved_model"
 KERAS_FILE = "model.keras"
 VALIDATION_REPORT = "validation.json"
+# A data set's optional background class (photos that are none of the classes): trained like any
+# class, and a prediction whose top class it is answers `label: null`, like one below the threshold.
+BACKGROUND_LABEL = "other"
 
 METRIC_NAMES = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "test_accuracy")
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"

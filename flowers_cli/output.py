@@ -106,6 +106,10 @@ def predict_table(api: Api, images: list[Path], top_k: int = 5) -> tuple[str, in
             continue
         document = answer.json()
         lines.append(f"{image}  (model {document['model']['version']}, {ms:.0f} ms)")
+        if "label" in document:  # servers before thresholds did not say
+            threshold = document.get("threshold")
+            below = f" (top score below {threshold:.3f})" if isinstance(threshold, (int, float)) else ""
+            lines.append(f"  -> {document['label']}" if document["label"] is not None else f"  -> not recognised{below}")
         for rank, p in enumerate(document["predictions"], 1):
             lines.append(f"  {rank}. {p['label']:<14} {p['score']:.3f}  {'#' * round(p['score'] * 30)}")
     return "\n".join(lines), failures

@@ -99,3 +99,23 @@ def test_the_manifest_training_recorded_stays_in_metadata(trained_tiny, tmp_path
     (model / "metadata.json").write_text(json.dumps(dict(metadata, manifest=manifest)))
     assert cv.convert(model, tmp_path / "out", trained_tiny.data, quantize="fp32")["manifest"] == manifest
     assert json.loads((tmp_path / "out" / "metadata.json").read_text())["manifest"] == manifest
+
+
+def test_metadata_has_threshold_and_ece_before_and_after(trained_tiny, tmp_path):
+    """Training fits a temperature and a threshold on the validation split and reports ECE on the test
+    split; conversion keeps the threshold and scores the .tflite's ECE before and after calibration."""
+    trained = trained_tiny.metadata()
+    calibration = trained["calibration"]
+    assert calibration["temperature"] > 0 and calibration["val_nll_after"] <= calibration["val_nll_before"] + 1e-9
+    assert isinstance(trained["threshold"], float) and 0 <= trained["threshold"] <= 1
+    assert calibration["val_refused"] <= 0.05
+    for key in ("ece", "ece_uncalibrated"):
+        assert 0 <= trained["metrics"]["test"][key] <= 1
+    meta = cv.convert(trained_tiny.model, tmp_path / "out", trained_tiny.data, quantize="fp32")
+    written = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert written["threshold"] == trained["threshold"] and written["calibration"] == calibration
+    test = written["metrics"]["test"]
+    assert test == meta["metrics"]["test"]
+    # the exported graph is the calibrated one: the .tflite's ECE matches training's (float32, same photos)
+    assert test["ece"] == pytest.approx(trained["metrics"]["test"]["ece"], abs=0.01)
+    assert test["ece_uncalibrated"] == pytest.approx(trained["metrics"]["test"]["ece_uncalibrated"], abs=0.01)

@@ -3,6 +3,7 @@ download), against `flowers up` serving a real converted tiny model."""
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 from pathlib import Path
 
@@ -44,8 +45,9 @@ def page():
             browser.close()
 
 
-def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tmp_path):
+def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tmp_path, tiny_model):  # noqa: F811
     up, version = served
+    threshold = json.loads((tiny_model / "metadata.json").read_text())["threshold"]
     page.goto(up.url)
     page.wait_for_selector(f"#current:has-text('serving {version}')", timeout=15_000)
 
@@ -66,6 +68,17 @@ def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tm
         text = cards.nth(i).inner_text()
         assert f"model {version}" in text and " ms" in text
         assert cards.nth(i).locator(".bar").count() == 3  # the tiny model has 3 classes; top-5 shows all
+        # the answer's label: "not recognised" exactly when the top score is below the model's threshold
+        top = float(cards.nth(i).locator(".bar .score").first.inner_text())
+        verdict = cards.nth(i).locator(".verdict").inner_text()
+        if top < threshold:
+            assert verdict.startswith("not recognised")
+        else:
+            assert verdict == cards.nth(i).locator(".bar .label").first.inner_text()
+    # the models table shows ECE before -> after calibration (GET /models' metrics; the seeded model has no run,
+    # so no metrics: its cell is empty, and the page's formatting is checked directly)
+    assert "ECE before → after" in page.locator("#models thead").inner_text() and row.locator("td.ece").count() == 1
+    assert page.evaluate("ece(0.1234, 0.0321)") == "0.123 → 0.032" and page.evaluate("ece(undefined, null)") == ""
 
     # Drag and drop one photo onto the drop zone.
     data = base64.b64encode(photos[0].read_bytes()).decode()

@@ -210,3 +210,60 @@ def test_prediction_path_never_imports_tensorflow(tiny_model):  # noqa: F811
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False False"
+
+
+def served_copy(folder, tmp_path, **changes):
+    """The converted model's files with metadata.json changed (as served; the .tflite is the same)."""
+    import shutil
+
+    copy = tmp_path / "served"
+    shutil.copytree(folder, copy)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    metadata.update(changes)
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+    return copy
+
+
+def grey_jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_predict_answers_label_and_threshold(aws, client, tiny_model):  # noqa: F811
+    register(aws, tiny_model)
+    threshold = json.loads((tiny_model / "metadata.json").read_text())["threshold"]
+    body = client.http.post("/predict", headers={"Content-Type": "image/jpeg"}, body=photo_bytes()).json_body
+    assert body["threshold"] == threshold and isinstance(threshold, float)
+    top = body["predictions"][0]
+    assert body["label"] == (top["label"] if top["score"] >= threshold else None)
+
+
+def test_a_grey_image_below_a_high_threshold_is_not_recognised(aws, client, tiny_model, tmp_path):  # noqa: F811
+    register(aws, served_copy(tiny_model, tmp_path, threshold=0.999))
+    body = client.http.post("/predict?top_k=2", headers={"Content-Type": "image/jpeg"}, body=grey_jpeg()).json_body
+    assert body["label"] is None and body["threshold"] == 0.999
+    assert len(body["predictions"]) == 2 and body["predictions"][0]["score"] < 0.999  # the list is unchanged
+
+
+def test_a_model_without_threshold_answers_the_top_class(aws, client, tiny_model, tmp_path):  # noqa: F811
+    old = served_copy(tiny_model, tmp_path)
+    metadata = json.loads((old / "metadata.json").read_text())
+    del metadata["threshold"]
+    (old / "metadata.json").write_text(json.dumps(metadata))
+    register(aws, old)
+    body = client.http.post("/predict", headers={"Content-Type": "image/jpeg"}, body=grey_jpeg()).json_body
+    assert body["threshold"] is None and body["label"] == body["predictions"][0]["label"]
+
+
+def test_the_background_class_other_answers_null(aws, client, tiny_model, tmp_path):  # noqa: F811
+    register(aws, tiny_model)
+    first = client.http.post("/predict", headers={"Content-Type": "image/jpeg"}, body=grey_jpeg()).json_body
+    labels = json.loads((tiny_model / "metadata.json").read_text())["labels"]
+    # the same model with its top class for this image named `other`, and no threshold to hide behind
+    renamed = ["other" if label == first["predictions"][0]["label"] else label for label in labels]
+    register(aws, served_copy(tiny_model, tmp_path, labels=renamed, threshold=None), version="00000000000000b2")
+    services.get().predictor.refresh()
+    body = client.http.post("/predict", headers={"Content-Type": "image/jpeg"}, body=grey_jpeg()).json_body
+    assert body["model"]["version"] == "00000000000000b2"
+    assert body["predictions"][0]["label"] == "other" and body["label"] is None and body["threshold"] is None

@@ -118,6 +118,21 @@ def choose(candidates: list[dict], float_accuracy: float) -> dict:
     return max(candidates, key=lambda c: c["held_out_accuracy"])
 
 
+def calibration_metrics(probabilities: np.ndarray, truth: np.ndarray, metadata: dict) -> dict[str, float]:
+    """ECE (15 bins) of the converted model's scores, and of the scores before calibration.
+
+    The exported graph divides its logits by the temperature training fitted; log p recovers those
+    logits up to a constant per photo, so softmax(T x log p) are the uncalibrated scores. A model
+    without a temperature (trained before calibration) has the same ECE twice.
+    """
+    from training import calibration
+
+    temperature = float((metadata.get("calibration") or {}).get("temperature") or 1.0)
+    before = calibration.softmax(temperature * calibration.logits_of(probabilities))
+    return {"ece_uncalibrated": calibration.expected_calibration_error(before, truth),
+            "ece": calibration.expected_calibration_error(probabilities, truth)}
+
+
 def test_split(data_dir: Path, metadata: dict,
                labels: list[str]) -> tuple[ds.Dataset, str, ds.SplitArrays, tuple[float, float, float]]:
     """The test photos training set aside (validation when the data set had no test photos)."""
@@ -185,10 +200,13 @@ def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "
 
         candidates: list[dict[str, Any]] = []
         models: dict[str, tuple[bytes, np.ndarray]] = {}
+        scores: dict[str, np.ndarray] = {}  # each mode's probabilities on the test photos
         for mode in modes:
             t0 = time.monotonic()
             blob = to_tflite(saved, mode, calibration)
-            held_predicted = tflite_predict(blob, held_images).argmax(axis=1)
+            held_probabilities = tflite_predict(blob, held_images)
+            scores[mode] = held_probabilities[: len(images)]
+            held_predicted = held_probabilities.argmax(axis=1)
             predicted = held_predicted[: len(images)]
             candidates.append({
                 "quantization": mode,
@@ -211,6 +229,7 @@ def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "
         shutil.copyfile(source / LABELS_FILE, output_dir / LABELS_FILE)
         test_metrics = classification_metrics(test.labels, predicted, labels)
         test_metrics["evaluated_on"] = split_name
+        test_metrics.update(calibration_metrics(scores[chosen["quantization"]], test.labels, metadata))
         result = dict(metadata)
         result.update({
             "quantization": chosen["quantization"],

@@ -82,3 +82,18 @@ def unfreeze_top(backbone: keras.Model, count: int) -> int:
         layer.trainable = index >= cut and not isinstance(layer, keras.layers.BatchNormalization)
         unfrozen += int(layer.trainable and bool(layer.weights))
     return unfrozen
+
+
+def calibrated(clf: Classifier, temperature: float) -> tuple[keras.Model, keras.Model]:
+    """The exported model, the trained layers with the head's logits divided by `temperature` before
+    the softmax (temperature scaling: calibrated scores, the same top class), and the logits model
+    the temperature is fitted with. Both share the trained weights; training itself is unchanged."""
+    trained = clf.head.get_layer("predictions")
+    features = clf.extractor.output
+    dense = keras.layers.Dense(trained.units, dtype="float32", name="logits")
+    logits = dense(features)
+    dense.set_weights(trained.get_weights())
+    scaled = keras.layers.Rescaling(1.0 / temperature, dtype="float32", name="temperature")(logits)
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(scaled)
+    name = clf.full.name
+    return keras.Model(clf.extractor.input, probabilities, name=name), keras.Model(clf.extractor.input, logits, name=f"{name}_logits")

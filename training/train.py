@@ -8,8 +8,8 @@ TensorBoard logs, validation.json and, on failure, SageMaker's failure file.
 
 `run` is the recipe, one named step after another: `start` (strategy, precision, seed),
 `load_data`, `build_model` (and `warm_start`), `train_head` (phase 1, on cached backbone
-features), `fine_tune` (phase 2, on augmented photos), `evaluate`, `describe` (metadata.json)
-and `export`. TensorFlow and Keras are imported inside the steps, so a job with bad
+features), `fine_tune` (phase 2, on augmented photos), `calibrate` (a temperature and the "not a
+flower" threshold, fitted on the validation split), `evaluate`, `describe` (metadata.json) and `export`. TensorFlow and Keras are imported inside the steps, so a job with bad
 hyperparameters fails in a moment, before loading them.
 """
 from __future__ import annotations
@@ -154,10 +154,23 @@ class Head:
 
 
 @dataclass(frozen=True)
+class Calibrated:
+    """The exported model (the trained one, its logits divided by `temperature` before the softmax), the
+    threshold below which the served top score means "not recognised", and the logits they came from."""
+
+    model: keras.Model
+    temperature: float
+    threshold: float
+    summary: dict[str, Any]  # metadata.json's "calibration"
+    validation_logits: np.ndarray
+    test_logits: np.ndarray
+
+
+@dataclass(frozen=True)
 class Scores:
     """The final model's scores."""
 
-    test: dict[str, Any]  # evaluation.classification_metrics on SplitData.test
+    test: dict[str, Any]  # evaluation.classification_metrics on SplitData.test, with ECE before and after calibration
     val_accuracy: float
 
 
@@ -176,9 +189,10 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
 
     head = train_head(clf, data, hp, cluster, folders.checkpoints, progress, timer)
     fine_tuned = fine_tune(clf, data, hp, cluster, head, folders.checkpoints, progress, timer)
-    scores = evaluate(clf.full, data, hp.batch_size, folders.tensorboard, len(progress.history), timer)
-    metadata = describe(env, hp, cluster, data, scores, head, fine_tuned, warm, progress, timer)
-    export(clf.full, folders.model, data.labels, timer)
+    calibrated = calibrate(clf, data, hp.batch_size, timer)
+    scores = evaluate(calibrated, data, folders.tensorboard, len(progress.history), timer)
+    metadata = describe(env, hp, cluster, data, scores, calibrated, head, fine_tuned, warm, progress, timer)
+    export(calibrated.model, folders.model, data.labels, timer)
     timer.laps["total"] = round(time.monotonic() - started, 1)
     (folders.model / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")  # holds timer.laps itself
     folders.clean_up()
@@ -365,16 +379,59 @@ def fine_tune(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: Cl
     return fine_tuned
 
 
-def evaluate(full: keras.Model, data: SplitData, batch_size: int, log_dir: str, step: int, timer: Stopwatch) -> Scores:
-    """Metrics of the final model on the test split (the validation split when the data set is too small
-    for one), also written to TensorBoard at `step`, and its accuracy on the validation split."""
+def calibrate(clf: Classifier, data: SplitData, batch_size: int, timer: Stopwatch) -> Calibrated:
+    """Temperature scaling and the "not a flower" threshold, both fitted on the validation split.
+
+    The temperature T minimises the validation NLL of softmax(logits / T) (the top class never
+    changes); the exported model divides the head's logits by T before its softmax. The threshold
+    is the highest calibrated top score that refuses at most 5 % of the validation photos (those of
+    an `other` class excepted, which are refused by their class).
+    """
     import numpy as np
 
-    from training import evaluation
+    from training import calibration
+    from training.model import calibrated
 
-    probabilities = full.predict(data.test.images.astype(np.float32), batch_size=batch_size, verbose=0)
+    _, logits_model = calibrated(clf, 1.0)
+    val_logits = _predict(logits_model, data.validation.images, batch_size)
+    test_logits = _predict(logits_model, data.test.images, batch_size)
+    temperature = calibration.fit_temperature(val_logits, data.validation.labels)
+    exported, _ = calibrated(clf, temperature)
+    val_probabilities = calibration.softmax(val_logits / temperature)
+    threshold = calibration.choose_threshold(val_probabilities, data.validation.labels, data.labels)
+    refused = calibration.refused(val_probabilities, threshold, data.labels)
+    flowers = np.ones(len(refused), bool)
+    if calibration.OTHER in data.labels:
+        flowers = data.validation.labels != data.labels.index(calibration.OTHER)
+    summary = {
+        "temperature": temperature,
+        "fitted_on": data.validated_on,
+        "count": int(len(val_logits)),
+        "val_nll_before": calibration.nll(val_logits, data.validation.labels),
+        "val_nll_after": calibration.nll(val_logits, data.validation.labels, temperature),
+        "threshold_rule": f"highest calibrated top score refusing at most {calibration.MAX_REFUSED:.0%} of the "
+                          f"{data.validated_on} photos",
+        "val_refused": float(refused[flowers].mean()) if flowers.any() else 0.0,
+        "background_class": calibration.OTHER if calibration.OTHER in data.labels else None,
+    }
+    print(f"phase=calibrate temperature={temperature:.4f} threshold={threshold:.4f} "
+          f"val_refused={summary['val_refused']:.4f}", flush=True)
+    timer.lap("calibrate")
+    return Calibrated(exported, temperature, threshold, summary, val_logits, test_logits)
+
+
+def evaluate(calibrated: Calibrated, data: SplitData, log_dir: str, step: int, timer: Stopwatch) -> Scores:
+    """Metrics of the final model on the test split (the validation split when the data set is too small
+    for one), also written to TensorBoard at `step`, and its accuracy on the validation split; ECE (15 bins)
+    of the scores before and after calibration."""
+    from training import calibration, evaluation
+
+    probabilities = calibration.softmax(calibrated.test_logits / calibrated.temperature)
     metrics = evaluation.classification_metrics(data.test.labels, probabilities.argmax(axis=1), data.labels)
-    val_accuracy = float(_accuracy(full, data.validation.images.astype(np.float32), data.validation.labels, batch_size))
+    metrics["ece_uncalibrated"] = calibration.expected_calibration_error(
+        calibration.softmax(calibrated.test_logits), data.test.labels)
+    metrics["ece"] = calibration.expected_calibration_error(probabilities, data.test.labels)
+    val_accuracy = _top1(calibrated.validation_logits, data.validation.labels)
     evaluation.log_to_tensorboard(log_dir, metrics, data.labels, step=step)
     print(format_metric_line({"test_accuracy": metrics["accuracy"], "val_accuracy": val_accuracy}, result="final"),
           flush=True)
@@ -382,8 +439,9 @@ def evaluate(full: keras.Model, data: SplitData, batch_size: int, log_dir: str, 
     return Scores(metrics, val_accuracy)
 
 
-def describe(env: JobEnvironment, hp: Hyperparameters, cluster: Cluster, data: SplitData, scores: Scores, head: Head,
-             fine_tuned: bool, warm: str, progress: Progress, timer: Stopwatch) -> dict[str, Any]:
+def describe(env: JobEnvironment, hp: Hyperparameters, cluster: Cluster, data: SplitData, scores: Scores,
+             calibrated: Calibrated, head: Head, fine_tuned: bool, warm: str, progress: Progress,
+             timer: Stopwatch) -> dict[str, Any]:
     """metadata.json: what the model takes in, how it was trained and how it scored."""
     preset = PRESETS[hp.preset]
     size = hp.resolved_image_size()
@@ -398,6 +456,9 @@ def describe(env: JobEnvironment, hp: Hyperparameters, cluster: Cluster, data: S
         "dataset_counts": data.counts,
         "metrics": {"val_accuracy": scores.val_accuracy, "validated_on": data.validated_on,
                     "test": dict(scores.test, evaluated_on=data.evaluated_on)},
+        # The served model answers `label: null` ("not recognised") when its top score is below this.
+        "threshold": calibrated.threshold,
+        "calibration": calibrated.summary,
         "training": {
             "strategy": cluster.plan.kind,
             "replicas": cluster.replicas,
@@ -456,10 +517,13 @@ def _features(extractor: keras.Model, images: np.ndarray, batch_size: int) -> np
     return np.concatenate(out).astype(np.float32)
 
 
-def _accuracy(model: keras.Model, x: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
-    if len(x) == 0:
-        return 0.0
-    return _top1(model.predict(x, batch_size=batch_size, verbose=0), labels)
+def _predict(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's outputs for every image (float32 pixels), an empty (0, classes) array for none."""
+    import numpy as np
+
+    if len(images) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    return np.asarray(model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0), np.float32)
 
 
 def _top1(probabilities: np.ndarray, labels: np.ndarray) -> float:
