@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from chalicelib import debounce, job_names, manifest, promotion, retry
+from chalicelib import validation_report as reports
 from chalicelib import training_contract as contract
 from chalicelib.dataset_version import is_relevant, version_of
 from chalicelib.manifest import Manifest
@@ -69,6 +70,7 @@ class Orchestrator:
         self.registry = registry
         self.clock = clock
         self.dataset = settings.dataset_id
+        self._reports = reports.ReportCache()  # a finished job's validation.json never changes
 
     def dataset_state(self) -> DatasetState:
         return self.state.dataset_state(self.dataset)
@@ -444,21 +446,16 @@ class Orchestrator:
 
     def _validation(self, *training_jobs: str) -> dict[str, Any] | None:
         """The validation report of the first of these training jobs that has one, as GET /status shows it."""
-        from chalicelib import validation_report
-
         for job in dict.fromkeys(j for j in training_jobs if j):
             report = self.validation_report(job)
             if report is not None:
-                return validation_report.summary(report, job)
+                return reports.summary(report, job)
         return None
 
     def validation_report(self, training_job: str) -> dict[str, Any] | None:
         """The job's validation.json: in the cloud, inside the output.tar.gz SageMaker uploads at its end."""
-        from chalicelib import validation_report
-
-        uri = validation_report.archive_uri(self.settings.artifact_bucket, training_job)
-        cache: validation_report.ReportCache = self.__dict__.setdefault("_validation_reports", validation_report.ReportCache())
-        return cache.get(training_job, lambda: validation_report.read_archive(self.objects.read, uri))
+        uri = reports.archive_uri(self.settings.artifact_bucket, training_job)
+        return self._reports.get(training_job, lambda: reports.read_archive(self.objects.read, uri))
 
     def models(self, limit: int = 50) -> list[dict[str, Any]]:
         runs = {r.version: r for r in self.state.runs(self.dataset, limit)}
