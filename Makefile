@@ -12,12 +12,23 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-gpu-input weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
 
-$(STAMP): requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml infra/requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt training/requirements.txt training/requirements-nodeps.txt pyproject.toml infra/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt -r infra/requirements.txt
+	$(PY) -m pip install -q --no-deps -r training/requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# MediaPipe Tasks in its own venv, as an app developer has it (tests/test_mobile_contract.py).
+MP_VENV := .venv-mediapipe
+MP_STAMP := $(MP_VENV)/.installed
+
+$(MP_STAMP): tests/mobile/requirements.txt
+	test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MP_VENV)/bin/python -m pip install -q -r tests/mobile/requirements.txt
+	touch $(MP_STAMP)
 
 venv: $(STAMP)
 
@@ -27,7 +38,7 @@ weights:
 	@if [ -d $(SHARED)/weights ]; then cp -n $(SHARED)/weights/*.h5 $(KERAS_HOME)/models/ 2>/dev/null || true; fi
 
 # -rs: the reason of every skipped test is printed (under CI=true a core test fails instead of skipping).
-test: $(STAMP) weights check-infra typecheck
+test: $(STAMP) $(MP_STAMP) weights check-infra typecheck
 	$(PY) -m pytest -n 2 -q -rs
 
 # `flowers demo`: up + push the photos + wait for the first approved model + predictions (Ctrl-C stops).
@@ -106,4 +117,4 @@ destroy: $(STAMP) $(CDK_CLI)
 	$(CDK) destroy $(CDK_ARGS)
 
 clean:
-	rm -rf $(VENV) .keras .pytest_cache build out $(INFRA_VENV) infra/cdk.out infra/node_modules
+	rm -rf $(VENV) $(MP_VENV) .keras .pytest_cache build out $(INFRA_VENV) infra/cdk.out infra/node_modules

@@ -48,3 +48,13 @@ def test_lambda_requirements_never_ship_tensorflow():
     text = (ROOT / "requirements.txt").read_text().lower()
     assert "tensorflow" not in re.sub(r"#.*", "", text)
     assert pinned("requirements.txt", "ai-edge-litert") == "1.4.0"
+
+
+def test_the_metadata_writer_is_installed_without_its_dependencies():
+    """tflite-support (convert.py's TFLite Metadata writer) declares protobuf<4: pip must never resolve it."""
+    assert pinned("training/requirements-nodeps.txt", "tflite-support")
+    assert "pip install --no-cache-dir --no-deps -r /opt/flowers/training/requirements-nodeps.txt" in DOCKERFILE
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install -q --no-deps -r training/requirements-nodeps.txt" in makefile
+    # Its native code loads libusb: the image and CI install Debian's.
+    assert "libusb-1.0-0" in DOCKERFILE and "libusb-1.0-0" in (ROOT / ".ci" / "run").read_text()

@@ -172,6 +172,62 @@ def score_baseline(baseline_dir: Path, images: np.ndarray, truth: np.ndarray, la
             "per_class_recall": {label: values["recall"] for label, values in scored["per_class"].items()}}
 
 
+AUTHOR = "flowers pipeline"
+
+
+def write_with_metadata(output_dir: Path, blob: bytes, result: dict) -> bytes:
+    """model.tflite with TFLite Metadata, as MediaPipe Tasks and Android Studio's ML binding read it.
+
+    Name, description, version (the data set version the model was trained on) and author; the
+    input as an RGB image whose NormalizationOptions (mean 0, std 1) say the graph takes [0, 255]
+    pixels and normalises them itself; labels.txt as the output's TENSOR_AXIS_LABELS file; and
+    metadata.json's `threshold`, when it has a numeric one, as ScoreThresholdingOptions. Writes the
+    file and points result["model"] at it (its sha256 and size are those of the file with metadata).
+    """
+    try:
+        from tensorflow_lite_support.metadata import metadata_schema_py_generated as fb
+        from tensorflow_lite_support.metadata.python.metadata_writers import image_classifier, metadata_info, writer_utils
+    except ImportError as exc:  # pinned in requirements-nodeps.txt (installed with --no-deps)
+        raise ConversionError(f"tflite-support is needed to write the model's metadata: {exc}") from exc
+
+    labels_path = output_dir / LABELS_FILE
+    labels = [line for line in labels_path.read_text().splitlines() if line]
+    version = str(result.get("dataset_version") or result.get("test_set", {}).get("dataset_version") or "")
+    threshold = result.get("threshold")
+    size = result.get("image_size")
+    general = metadata_info.GeneralMd(
+        name=f"flowers {result.get('preset', 'classifier')}".strip(),
+        version=version,
+        description=(f"Classifies a photo into one of {len(labels)} classes ({', '.join(labels)}). "
+                     f"Input: an RGB image resized to {size}x{size} (squashed, bilinear), pixels in [0, 255]; "
+                     f"normalisation is inside the model. Output: one probability per label. "
+                     f"Quantization: {result.get('quantization')}; data set version {version}."),
+        author=AUTHOR)
+    input_md = metadata_info.InputImageTensorMd(
+        name="image", description="RGB pixels in [0, 255]; the model normalises them itself.",
+        norm_mean=[0.0], norm_std=[1.0], color_space_type=fb.ColorSpaceType.RGB,
+        tensor_type=writer_utils.get_input_tensor_types(blob)[0])
+    output_md = metadata_info.ClassificationTensorMd(
+        name="probability", description="The probability of each label (labels.txt).",
+        label_files=[metadata_info.LabelFileMd(file_path=str(labels_path))],
+        tensor_type=writer_utils.get_output_tensor_types(blob)[0])
+    output_tensor = output_md.create_metadata()
+    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+        # The writer has no argument for it: the output tensor gets the process unit itself.
+        thresholding = fb.ProcessUnitT()
+        thresholding.optionsType = fb.ProcessUnitOptions.ScoreThresholdingOptions
+        thresholding.options = fb.ScoreThresholdingOptionsT()
+        thresholding.options.globalScoreThreshold = float(threshold)
+        output_tensor.processUnits = [*(output_tensor.processUnits or []), thresholding]
+    writer = image_classifier.MetadataWriter.create_from_metadata(
+        bytearray(blob), general.create_metadata(), [input_md.create_metadata()], [output_tensor],
+        associated_files=[str(labels_path)])
+    final = bytes(writer.populate())
+    (output_dir / MODEL_FILE).write_bytes(final)
+    result["model"] = {"file": MODEL_FILE, "sha256": hashlib.sha256(final).hexdigest(), "size_bytes": len(final)}
+    return final
+
+
 def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "auto", baseline: Path | None = None) -> dict:
     from training.evaluation import classification_metrics
 
@@ -249,6 +305,7 @@ def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "
         })
         if baseline is not None:
             result["metrics"]["baseline"] = score_baseline(Path(baseline), images, test.labels, labels)
+        blob = write_with_metadata(output_dir, blob, result)
         (output_dir / METADATA_FILE).write_text(json.dumps(result, indent=2) + "\n")
     print(f"chosen quantization={chosen['quantization']} test_accuracy={test_metrics['accuracy']:.4f} "
           f"saved_model_accuracy={float_accuracy:.4f} size_bytes={len(blob)}", flush=True)
