@@ -127,6 +127,25 @@ def test_every_mode_carries_tflite_metadata(mobile_models):
     assert json.loads((mobile_models["fp32-threshold"] / "metadata.json").read_text())["threshold"] == THRESHOLD
 
 
+
+def test_a_threshold_is_written_only_when_metadata_json_has_a_numeric_one(mobile_models, tmp_path):
+    """ScoreThresholdingOptions from metadata.json's `threshold`: none when it is absent, null or not a score."""
+    blob = cv.to_tflite(mobile_models["fp32"].parent / "model" / "saved_model", "fp32")
+    metadata = json.loads((mobile_models["fp32"] / "metadata.json").read_text())
+    metadata.pop("threshold", None)
+    for case, extra in {"absent": {}, "null": {"threshold": None}, "nan": {"threshold": float("nan")},
+                        "text": {"threshold": "0.5"}, "score": {"threshold": 0.25}}.items():
+        out = tmp_path / case
+        out.mkdir()
+        shutil.copyfile(mobile_models["fp32"] / "labels.txt", out / "labels.txt")
+        result = dict(metadata, **extra)
+        final = cv.write_with_metadata(out, blob, result)
+        assert (out / "model.tflite").read_bytes() == final and result["model"]["sha256"] == hashlib.sha256(final).hexdigest()
+        tflite, _ = read_metadata(out / "model.tflite")
+        units = tflite["subgraph_metadata"][0]["output_tensor_metadata"][0].get("process_units", [])
+        expected = [{"options_type": "ScoreThresholdingOptions", "options": {"global_score_threshold": 0.25}}]
+        assert units == (expected if case == "score" else []), case
+
 def test_the_lambdas_litert_reads_the_file_with_metadata(mobile_models):
     """The metadata is a buffer the interpreter ignores: fp32 gives the SavedModel's scores, every mode loads."""
     photos = held_out_photos()[::10]

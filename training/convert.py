@@ -212,7 +212,7 @@ def write_with_metadata(output_dir: Path, blob: bytes, result: dict) -> bytes:
         label_files=[metadata_info.LabelFileMd(file_path=str(labels_path))],
         tensor_type=writer_utils.get_output_tensor_types(blob)[0])
     output_tensor = output_md.create_metadata()
-    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0.0 <= threshold <= 1.0:  # not NaN
         # The writer has no argument for it: the output tensor gets the process unit itself.
         thresholding = fb.ProcessUnitT()
         thresholding.optionsType = fb.ProcessUnitOptions.ScoreThresholdingOptions
