@@ -41,8 +41,8 @@ from training.convert import tflite_predict  # noqa: E402  (LiteRT only)
 GOAL_NOT_FLOWERS, GOAL_FLOWERS, GOAL_ECE = 0.80, 0.05, 0.05
 
 
-def train(work: Path, data: Path, with_other: Path | None) -> Path:
-    """Train (default hyperparameters) and convert (auto) into WORK; the converted folder."""
+def train(work: Path, data: Path, with_other: Path | None, preset: str | None = None) -> Path:
+    """Train (default hyperparameters, or another preset's) and convert (auto) into WORK; the converted folder."""
     if with_other is not None:  # the flower folders + not_flowers as the `other` class
         combined = work / "data"
         if not combined.exists():
@@ -53,7 +53,7 @@ def train(work: Path, data: Path, with_other: Path | None) -> Path:
                 shutil.copyfile(photo, combined / calibration.OTHER / photo.name)
         data = combined
     (work / "config").mkdir(parents=True, exist_ok=True)
-    (work / "config" / "hyperparameters.json").write_text("{}")
+    (work / "config" / "hyperparameters.json").write_text(json.dumps({"preset": preset} if preset else {}))
     env = dict(os.environ, SM_INPUT_CONFIG_DIR=str(work / "config"), SM_CHANNEL_TRAINING=str(data),
                SM_MODEL_DIR=str(work / "model"), SM_OUTPUT_DIR=str(work / "output"),
                SM_OUTPUT_DATA_DIR=str(work / "output" / "data"), SM_CHECKPOINT_DIR=str(work / "checkpoints"),
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", type=Path, help="a converted model folder (model.tflite + metadata.json), or WORK with --train")
     parser.add_argument("--train", action="store_true", help="train and convert into MODEL first")
     parser.add_argument("--with-other", action="store_true", help="with --train: not_flowers as an `other` class")
+    parser.add_argument("--preset", help="with --train: a preset other than the default (tiny_cnn: a quick check)")
     parser.add_argument("--data", type=Path, default=SHARED / "flower_photos")
     parser.add_argument("--eval", type=Path, default=SHARED / "flower_photos_eval")
     parser.add_argument("--not-flowers", type=Path, default=SHARED / "not_flowers")
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = args.model
     if args.train:
-        folder = train(args.model, args.data, args.not_flowers if args.with_other else None)
+        folder = train(args.model, args.data, args.not_flowers if args.with_other else None, args.preset)
     data = args.data if not (folder.parent / "data").is_dir() else folder.parent / "data"
     meta = json.loads((folder / "metadata.json").read_text())
     labels, size = list(meta["labels"]), int(meta["image_size"])
