@@ -113,3 +113,19 @@ def test_flowers_predict_says_not_recognised(tmp_path, label, threshold, expecte
     photo.write_bytes(b"x")
     table, failures = predict_table(FakeApi(), [photo])
     assert failures == 0 and table.splitlines()[1].strip() == expected and "1. roses" in table
+
+
+def test_training_with_an_other_class(tmp_path):
+    """A data set with a folder `other` trains it as a normal class; the threshold rule leaves its photos out,
+    and the served rule answers null where it is the top class."""
+    from data_fixtures import Job, make_folder_dataset, run_in_process
+    from training import train
+
+    colours = {"red": (220, 40, 40), "green": (40, 200, 60), "other": (40, 60, 220)}
+    job = Job(tmp_path / "job", make_folder_dataset(tmp_path / "data", per_class=40, colours=colours)).hyperparameters(
+        preset="tiny_cnn", image_size=32, epochs=2, head_epochs=6, batch_size=8, augmentation="false")
+    assert run_in_process(job, train.main) == 0
+    meta = job.metadata()
+    assert "other" in meta["labels"] and meta["calibration"]["background_class"] == "other"
+    assert isinstance(meta["threshold"], float) and meta["calibration"]["val_refused"] <= 0.05
+    assert decide([{"label": "other", "score": 0.9}], meta["threshold"]) is None
