@@ -301,19 +301,12 @@ def test_cli_retrain_reaches_post_runs_and_says_why_not(tmp_path):
     assert done.returncode == 1 and done.stderr.strip().endswith("error: conflict: the data set is empty: upload photos first"), done.stderr
 
 
-def test_local_mode_never_heals_by_listing_the_watcher_does(tmp_path, monkeypatch):
+def test_local_mode_never_heals_by_listing_the_watcher_does(local):
     """A push in progress is not a lost notification: locally the watcher delivers every change."""
-    from chalicelib import services
+    from chalicelib.local.orchestrator import LocalOrchestrator
 
-    monkeypatch.setenv("FLOWERS_MODE", "local")
-    monkeypatch.setenv("FLOWERS_HOME", str(tmp_path / "home"))
-    services.reset()
-    try:
-        svc = services.get()
-        (svc.local.bucket_folder / "roses").mkdir(parents=True)
-        (svc.local.bucket_folder / "roses" / "a.jpg").write_bytes(b"photo")
-        svc.orchestrator.clock = lambda: 1e9
-        assert svc.orchestrator.tick()["action"] == "idle"
-        assert svc.orchestrator.dataset_state().pending_changes == 0
-    finally:
-        services.reset()
+    orchestrator = LocalOrchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1e9)
+    (local.bucket_folder / "roses").mkdir(parents=True)
+    (local.bucket_folder / "roses" / "a.jpg").write_bytes(b"photo")
+    assert orchestrator.tick()["action"] == "idle"
+    assert orchestrator.dataset_state().pending_changes == 0 and orchestrator.dataset_state().listing_checked_at == 0
