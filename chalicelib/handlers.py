@@ -141,15 +141,7 @@ def _count_error(error: ApiError) -> None:
 
 
 def models(query: Mapping[str, str] | None) -> dict[str, Any]:
-    raw = (query or {}).get("limit", "50")
-    try:
-        limit = int(raw)
-        if not 1 <= limit <= 500:
-            raise ValueError
-    except ValueError:
-        raise bad_request("bad_limit", "limit must be an integer between 1 and 500") from None
-    return {"models": services.get().orchestrator.models(limit)}
-
+    return {"models": services.get().orchestrator.models(_query_int(query, "limit", 50, 1, 500))}
 
 
 def _query_int(query: Mapping[str, str] | None, name: str, default: int, low: int, high: int) -> int:
@@ -163,10 +155,19 @@ def _query_int(query: Mapping[str, str] | None, name: str, default: int, low: in
     return value
 
 
-def photos(version: str, query: Mapping[str, str] | None) -> dict[str, Any]:
-    """Which files made a model: its run's manifest (chalicelib/manifest.py), `limit` from `offset`."""
+def _check_version(version: str) -> None:
     if not job_names.VERSION.match(version or ""):
         raise bad_request("bad_version", "a model version is 16 hexadecimal characters")
+
+
+def _reason(body: Mapping[str, Any] | None, default: str) -> str:
+    """An operator action's reason, as the registry and the run history keep it (500 characters at most)."""
+    return str((body or {}).get("reason") or default)[:500]
+
+
+def photos(version: str, query: Mapping[str, str] | None) -> dict[str, Any]:
+    """Which files made a model: its run's manifest (chalicelib/manifest.py), `limit` from `offset`."""
+    _check_version(version)
     offset = _query_int(query, "offset", 0, 0, 10**9)
     limit = _query_int(query, "limit", manifest.PAGE, 1, manifest.MAX_PAGE)
     try:
@@ -188,9 +189,8 @@ def status() -> dict[str, Any]:
 
 
 def set_model_status(version: str, action: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not job_names.VERSION.match(version or ""):
-        raise bad_request("bad_version", "a model version is 16 hexadecimal characters")
-    reason = str((body or {}).get("reason") or f"{action}d by hand")[:500]
+    _check_version(version)
+    reason = _reason(body, f"{action}d by hand")
     orchestrator = services.get().orchestrator
     try:
         entry = orchestrator.approve(version, reason) if action == "approve" else orchestrator.reject(version, reason)
@@ -200,7 +200,7 @@ def set_model_status(version: str, action: str, body: Mapping[str, Any] | None) 
 
 
 def rollback(body: Mapping[str, Any] | None) -> dict[str, Any]:
-    reason = str((body or {}).get("reason") or "rolled back by hand")[:500]
+    reason = _reason(body, "rolled back by hand")
     try:
         old, new = services.get().orchestrator.rollback(reason)
     except Conflict as exc:
@@ -209,7 +209,7 @@ def rollback(body: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def retrain(body: Mapping[str, Any] | None) -> dict[str, Any]:
-    reason = str((body or {}).get("reason") or "run forced by hand")[:500]
+    reason = _reason(body, "run forced by hand")
     try:
         return services.get().orchestrator.retrain(reason)
     except Conflict as exc:
