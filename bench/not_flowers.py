@@ -36,7 +36,7 @@ from chalicelib.imaging import ImageError, load_pixels  # noqa: E402
 from chalicelib.predictor import decide, top  # noqa: E402
 from training import calibration  # noqa: E402
 from training import dataset as ds  # noqa: E402
-from training.convert import tflite_predict  # noqa: E402  (LiteRT only)
+from training.convert import calibration_metrics, tflite_predict  # noqa: E402  (LiteRT only)
 
 GOAL_NOT_FLOWERS, GOAL_FLOWERS, GOAL_ECE = 0.80, 0.05, 0.05
 
@@ -93,14 +93,13 @@ def answers(probabilities: np.ndarray, labels: list[str], threshold: float | Non
 
 
 def flower_figures(probabilities: np.ndarray, truth: np.ndarray, labels: list[str], threshold: float | None,
-                   temperature: float) -> dict:
+                   metadata: dict) -> dict:
     refused = answers(probabilities, labels, threshold)
     correct = probabilities.argmax(axis=1) == truth
-    before = calibration.softmax(temperature * calibration.logits_of(probabilities))
+    ece = calibration_metrics(probabilities, truth, metadata)  # as the conversion reports it
     return {"count": int(len(truth)), "refused": float(refused.mean()), "top1": float(correct.mean()),
             "accuracy_accepted": float(correct[~refused].mean()) if (~refused).any() else None,
-            "ece_before": calibration.expected_calibration_error(before, truth),
-            "ece_after": calibration.expected_calibration_error(probabilities, truth)}
+            "ece_before": ece["ece_uncalibrated"], "ece_after": ece["ece"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, root, splits in (("test split", data, ("test",)), ("flower_photos_eval", args.eval, None)):
         if root.is_dir():
             images, truth = flower_set(root, labels, size, splits, fractions)
-            report["flowers"][name] = flower_figures(tflite_predict(model, images), truth, labels, threshold, temperature)
+            report["flowers"][name] = flower_figures(tflite_predict(model, images), truth, labels, threshold, meta)
 
     paths = sorted(args.not_flowers.glob("*.jpg"))
     if calibration.OTHER in labels:  # photos the model trained on as `other` do not count
