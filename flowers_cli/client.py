@@ -2,18 +2,35 @@
 
 With no URL and no `flowers up` running on the home, the CLI calls the same Chalice routes
 in-process (Chalice's test gateway over the local adapters): same answers, no server.
+
+Against the cloud (chalicelib's routes behind API Gateway, infra/): every route but the web page
+and the OpenAPI document needs the stack's API key (`x-api-key`); the operator routes (approve,
+reject, rollback, POST /runs) need instead an IAM-signed request (SigV4, service execute-api), signed
+here with botocore's signer from the user's AWS credentials. `--stack NAME` reads the URL and the key
+from the stack's outputs (CloudFormation, then API Gateway) once per command.
 """
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from botocore.session import Session as BotocoreSession
     from chalice.test import Client
+
+# POST routes behind Chalice's IAMAuthorizer (app.py's `operators`): signed with SigV4 in the cloud.
+OPERATOR_ROUTES = (re.compile(r"^models/[^/]+/(approve|reject)$"), re.compile(r"^models/rollback$"), re.compile(r"^runs$"))
+_EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+class CloudError(RuntimeError):
+    """The cloud cannot be reached as asked: no credentials, no such stack, outputs missing. The message says what to do."""
 
 
 @dataclass
@@ -33,6 +50,8 @@ class Answer:
         document = self.json()
         if isinstance(document, dict) and isinstance(document.get("error"), dict):
             return f"{document['error'].get('code')}: {document['error'].get('message')}"
+        if isinstance(document, dict) and isinstance(document.get("message"), str):  # API Gateway's own refusals
+            return f"HTTP {self.status}: {document['message']}"
         return f"HTTP {self.status}: {self.body[:200]!r}"
 
 
@@ -49,11 +68,84 @@ def running_url(home: Path) -> str:
         return ""
 
 
+def is_operator_route(method: str, path: str) -> bool:
+    route = path.lstrip("/").split("?", 1)[0]
+    return method.upper() == "POST" and any(p.match(route) for p in OPERATOR_ROUTES)
+
+
+def region_of(url: str) -> str:
+    """The region in an API Gateway URL (https://ID.execute-api.REGION.amazonaws.com/STAGE/), or ''."""
+    match = _EXECUTE_API_HOST.match(urllib.parse.urlsplit(url).hostname or "")
+    return match.group(1) if match else ""
+
+
+class SigV4Signer:
+    """Signs a request for API Gateway (service execute-api) with the caller's AWS credentials (botocore's chain:
+    environment, ~/.aws, SSO, instance role), as `awscurl --service execute-api` would."""
+
+    def __init__(self, region: str = "", session: BotocoreSession | None = None):
+        import botocore.session
+
+        self._session = session or botocore.session.get_session()
+        self.region = region or self._session.get_config_variable("region") or "us-east-1"
+
+    def headers(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> dict[str, str]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise CloudError("operator commands are IAM-signed (SigV4) and no AWS credentials were found: "
+                             "run `aws configure` or `aws sso login`, or set AWS_PROFILE")
+        request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(request)
+        return {k: str(v) for k, v in request.headers.items()}
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    url: str
+    api_key: str
+
+
+def read_stack(name: str, session: Any = None) -> StackOutputs:
+    """The API URL (output ApiUrl) and the API key's value (output ApiKeyId, then API Gateway's GetApiKey)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    session = session or boto3.session.Session()
+    try:
+        stacks = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
+        outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs", [])} if stacks else {}
+        if not outputs.get("ApiUrl") or not outputs.get("ApiKeyId"):
+            raise CloudError(f"stack {name!r} has no ApiUrl / ApiKeyId output: is it the flowers stack, fully deployed?")
+        key = session.client("apigateway").get_api_key(apiKey=outputs["ApiKeyId"], includeValue=True).get("value", "")
+    except ClientError as exc:
+        raise CloudError(f"cannot read stack {name!r}: {exc.response.get('Error', {}).get('Message', exc)}") from None
+    except BotoCoreError as exc:  # no credentials, no region, no network
+        raise CloudError(f"cannot read stack {name!r}: {exc}") from None
+    if not key:
+        raise CloudError(f"API key {outputs['ApiKeyId']} of stack {name!r} has no value")
+    return StackOutputs(outputs["ApiUrl"], key)
+
+
 class Api:
-    def __init__(self, url: str = "", home: Path | None = None):
+    def __init__(self, url: str = "", home: Path | None = None, api_key: str = "", signer: SigV4Signer | None = None):
         self.url = url.rstrip("/") + "/" if url else ""
         self.home = home
+        self.api_key = api_key
+        self.signer = signer  # set: operator routes are SigV4-signed (the cloud)
         self._client: Client | None = None
+
+    @classmethod
+    def cloud(cls, url: str = "", api_key: str = "", stack: str = "") -> Api:
+        """The deployed stack's API: URL and key given, or read from the stack's outputs; operator routes signed."""
+        if stack:
+            outputs = read_stack(stack)
+            url, api_key = url or outputs.url, api_key or outputs.api_key
+        if not url:
+            raise CloudError("the cloud's API needs its URL: --url https://API_URL/api/ (output ApiUrl) or --stack NAME")
+        return cls(url, api_key=api_key, signer=SigV4Signer(region_of(url)))
 
     @property
     def where(self) -> str:
@@ -62,7 +154,12 @@ class Api:
     def call(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None, timeout: float = 60) -> Answer:
         headers = {"Content-Type": content_type} if content_type else {}
         if self.url:
-            request = urllib.request.Request(self.url + path.lstrip("/"), data=body, method=method, headers=headers)
+            url = self.url + path.lstrip("/")
+            if self.api_key:
+                headers["x-api-key"] = self.api_key
+            if self.signer is not None and is_operator_route(method, path):
+                headers = self.signer.headers(method, url, body, headers)
+            request = urllib.request.Request(url, data=body, method=method, headers=headers)
             try:
                 with urllib.request.urlopen(request, timeout=timeout) as response:
                     return Answer(response.status, dict(response.headers), response.read())

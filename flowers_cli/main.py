@@ -23,13 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from flowers_cli import demo
-from flowers_cli.client import Answer, Api, running_url
+from flowers_cli.client import Answer, Api, CloudError, region_of, running_url
 from flowers_cli.home import configure, say, start_stack
 from flowers_cli.output import format_models, format_photos, format_status, predict_table
 
 
 def api_for(args: argparse.Namespace) -> Api:
     url = getattr(args, "url", None) or os.environ.get("FLOWERS_URL", "")
+    api_key = getattr(args, "api_key", None) or os.environ.get("FLOWERS_API_KEY", "")
+    stack = getattr(args, "stack", None) or os.environ.get("FLOWERS_STACK", "")
+    if stack or (url and (api_key or region_of(url))):  # the deployed stack: the key on every call, operator calls SigV4-signed
+        return Api.cloud(url, api_key, stack)
     if url:
         return Api(url)
     home = configure(args)
@@ -182,6 +186,8 @@ def _home(parser: argparse.ArgumentParser) -> None:
 def _url(parser: argparse.ArgumentParser) -> None:
     _home(parser)
     parser.add_argument("--url", help="the API's base URL (default: the `flowers up` running on the home; the cloud's API URL works too)")
+    parser.add_argument("--api-key", help="the deployed stack's API key (default $FLOWERS_API_KEY)")
+    parser.add_argument("--stack", help="a deployed stack's name: its API URL and key are read from its outputs with your AWS credentials (default $FLOWERS_STACK)")
 
 
 def _stack_options(parser: argparse.ArgumentParser, port_default: int | None = None) -> None:
@@ -268,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
+    except CloudError as exc:  # the cloud as asked cannot be reached: say what to do, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
