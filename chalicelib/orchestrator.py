@@ -12,13 +12,14 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from chalicelib import debounce, job_names, manifest, promotion, retry
+from chalicelib import domain_events as domain
 from chalicelib import validation_report as reports
 from chalicelib import training_contract as contract
 from chalicelib.dataset_version import is_relevant, version_of
 from chalicelib.manifest import Manifest
-from chalicelib.observability import logger
+from chalicelib.observability import Unit, logger, metrics
 from chalicelib.promotion import as_mapping as _mapping
-from chalicelib.ports import BUSY, CLAIMED, JobRejected, JobRunner, ModelRegistry, ObjectStore, StateStore
+from chalicelib.ports import BUSY, CLAIMED, EventPublisher, JobRejected, JobRunner, ModelRegistry, NoEvents, ObjectStore, StateStore
 from chalicelib.records import (
     APPROVED,
     CONVERTING,
@@ -62,18 +63,30 @@ class Conflict(RuntimeError):
 
 class Orchestrator:
     def __init__(self, settings: Settings, state: StateStore, objects: ObjectStore, jobs: JobRunner,
-                 registry: ModelRegistry, clock: Callable[[], float] = time.time):
+                 registry: ModelRegistry, clock: Callable[[], float] = time.time, events: EventPublisher | None = None):
         self.settings = settings
         self.state = state
         self.objects = objects
         self.jobs = jobs
         self.registry = registry
         self.clock = clock
+        self.events: EventPublisher = events or NoEvents()
         self.dataset = settings.dataset_id
         self._reports = reports.ReportCache()  # a finished job's validation.json never changes
 
     def dataset_state(self) -> DatasetState:
         return self.state.dataset_state(self.dataset)
+
+    # domain events (chalicelib/domain_events.py) ------------------------------------------------
+    def _publish(self, *events: domain.DomainEvent) -> None:
+        """After the state change they report is stored. A publisher that fails never undoes it, nor fails the
+        handler (its event would come again and find the change made): logged and counted instead."""
+        try:
+            self.events.publish(list(events))
+        except Exception as exc:
+            logger.error("domain events not published", extra={"events": [e.as_dict() for e in events],
+                                                                 "error": f"{type(exc).__name__}: {exc}"})
+            metrics.add_metric(name="DomainEventsFailed", unit=Unit.Count, value=len(events))
 
     # uploads --------------------------------------------------------------------------------
     def record_uploads(self, changes: list[Change]) -> int:
@@ -146,6 +159,7 @@ class Orchestrator:
             return self._failed(running, TRAINING, f"training job refused: {exc}")
         self.state.advance(self.dataset, job, (LAUNCHING,), stage=TRAINING, stage_at=now)
         logger.info("training started", extra={"job": job, "version": version, "replayed": not started})
+        self._publish(domain.run_started(self.dataset, version, job, job_names.attempt_of(job), now))
         return {"action": "started", "job": job, "version": version}
 
     # failures and retries -------------------------------------------------------------------
@@ -361,10 +375,25 @@ class Orchestrator:
         outcome = Outcome(running.version, running.job_name, status, reason, self.clock(), model_status)
         finished = self.state.finish(self.dataset, running.job_name, outcome, model)
         logger.info("run finished", extra={"outcome": outcome.as_dict(), "first_time": finished})
+        if finished:
+            self._publish(*self._finish_events(running, outcome, model))
         result: dict[str, Any] = {"action": status, "reason": reason, "version": running.version, "model_status": model_status}
         if finished:
             result["next"] = self.tick()  # uploads that came in during the run start the next one (after the quiet period)
         return result
+
+    def _finish_events(self, running: Running, outcome: Outcome, model: dict[str, Any] | None) -> list[domain.DomainEvent]:
+        if outcome.status == FAILED:
+            return [domain.run_failed(self.dataset, running.version, running.job_name, outcome.reason, outcome.at, running.failures)]
+        if outcome.status != REGISTERED:
+            return []
+        accuracy = _mapping(_mapping(model).get("metrics")).get("test_accuracy")
+        events = [domain.model_registered(self.dataset, running.version, running.job_name, outcome.model_status, outcome.reason,
+                                          outcome.at, accuracy if isinstance(accuracy, (int, float)) else None)]
+        production = self.registry.production() if outcome.model_status == APPROVED else None
+        if production is not None and production.version == running.version:
+            events.append(domain.model_promoted(self.dataset, running.version, running.baseline_version, outcome.reason, outcome.at))
+        return events
 
     # by hand --------------------------------------------------------------------------------
     def approve(self, version: str, reason: str = "approved by hand") -> ModelEntry:
@@ -374,11 +403,20 @@ class Orchestrator:
         return self._set(version, REJECTED, reason)
 
     def _set(self, version: str, status: str, reason: str) -> ModelEntry:
+        before = self.registry.production()
         try:
             entry = self.registry.set_status(version, status, reason)
         except KeyError:
             raise NotFound(f"no model version {version!r}") from None
         logger.info("model status set by hand", extra={"version": version, "status": status})
+        after = self.registry.production()
+        served_before, served_now = before.version if before else "", after.version if after else ""
+        if served_now != served_before:
+            now = self.clock()
+            if status == APPROVED and served_now == version:
+                self._publish(domain.model_promoted(self.dataset, version, served_before, reason, now))
+            elif status == REJECTED and served_before == version:  # the served model rejected: the one before serves again
+                self._publish(domain.model_rolled_back(self.dataset, version, served_now, reason, now))
         return entry
 
     def rollback(self, reason: str = "rolled back by hand") -> tuple[ModelEntry, ModelEntry]:
@@ -388,6 +426,7 @@ class Orchestrator:
             raise Conflict("there is no earlier approved model to roll back to")
         current, previous = approved
         self.registry.set_status(current.version, REJECTED, reason)
+        self._publish(domain.model_rolled_back(self.dataset, current.version, previous.version, reason, self.clock()))
         return current, previous
 
     def retrain(self, reason: str = "run forced by hand") -> dict[str, Any]:
@@ -486,7 +525,7 @@ class Orchestrator:
         metadata = json.loads(self.objects.read(entry.metadata_uri))
         return {
             "version": entry.version,
-            "created_at": metadata.get("created_at") or iso(entry.created_at),
+            "created_at": iso(entry.created_at),  # the registry's, as GET /models and POST /predict give it
             "labels": metadata.get("labels", []),
             "input": metadata.get("input", {}),
             "preprocessing": metadata.get("preprocessing", {}),

@@ -1,4 +1,4 @@
-"""The four ports the Orchestrator talks to. The AWS adapters live in chalicelib/aws/; local
+"""The ports the Orchestrator talks to (four, and the EventPublisher of its domain events). The AWS adapters live in chalicelib/aws/; local
 mode (a folder, a subprocess, SQLite) implements the same protocols in chalicelib/local/.
 mypy checks every adapter against its protocol where services.py builds it.
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Iterator, Protocol
 
+from chalicelib.domain_events import DomainEvent
 from chalicelib.records import (
     Change,
     ConversionSpec,
@@ -107,3 +108,15 @@ class StateStore(Protocol):
 
     def runs(self, dataset: str, limit: int = 50) -> builtins.list[RunRecord]:
         """Newest first."""
+
+
+class EventPublisher(Protocol):
+    def publish(self, events: builtins.list[DomainEvent]) -> None:
+        """Deliver each event (at least once: a consumer drops an id it has seen). Raises when any could not be sent."""
+
+
+class NoEvents:
+    """An EventPublisher for a deployment without an event bus: publishes nothing."""
+
+    def publish(self, events: builtins.list[DomainEvent]) -> None:
+        return None

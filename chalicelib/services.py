@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from chalicelib import settings as settings_module
 from chalicelib.observability import Unit, configure, logger, metrics
-from chalicelib.ports import JobRunner, ModelRegistry, ObjectStore, StateStore
+from chalicelib.ports import EventPublisher, JobRunner, ModelRegistry, NoEvents, ObjectStore, StateStore
 from chalicelib.records import ModelEntry
 from chalicelib.settings import Settings
 
@@ -105,15 +105,26 @@ class Services:
         return DynamoStateStore(self._session.client("dynamodb"), self.settings.state_table)
 
     @cached_property
+    def events(self) -> EventPublisher:
+        """Where the domain events go: HOME/events.jsonl locally, the stack's EventBridge bus in the cloud."""
+        if self.local_mode:
+            return self.local.events
+        if not self.settings.event_bus_name:
+            return NoEvents()
+        from chalicelib.aws.eventbridge_events import EventBridgePublisher
+
+        return EventBridgePublisher(self._session.client("events"), self.settings.event_bus_name)
+
+    @cached_property
     def orchestrator(self) -> Orchestrator:
         if self.local_mode:
             from chalicelib.local.orchestrator import LocalOrchestrator
 
             local = self.local  # the local orchestrator also reads what only local jobs and folders know
-            return LocalOrchestrator(self.settings, local.state, local.objects, local.jobs, local.registry)
+            return LocalOrchestrator(self.settings, local.state, local.objects, local.jobs, local.registry, events=self.events)
         from chalicelib.orchestrator import Orchestrator
 
-        return Orchestrator(self.settings, self.state, self.objects, self.jobs, self.registry)
+        return Orchestrator(self.settings, self.state, self.objects, self.jobs, self.registry, events=self.events)
 
     @cached_property
     def predictor(self) -> Predictor:

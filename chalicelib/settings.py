@@ -65,6 +65,7 @@ class Settings:
     model_refresh_seconds: int = 60  # how often a prediction container looks for a newer approved model
     service_name: str = "flowers"
     metrics_namespace: str = "Flowers"
+    event_bus_name: str = ""  # the EventBridge bus of the domain events (chalicelib/domain_events.py); "": none sent
     # local mode only
     home: str = ""  # FLOWERS_HOME: bucket/, artifacts/, the SQLite state; default ~/.flowers
     port: int = 8000  # where `flowers up` serves the API and the web page (127.0.0.1)
@@ -169,6 +170,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "model_refresh_seconds": ("MODEL_REFRESH_SECONDS", _int(1, 24 * 3600)),
     "service_name": ("POWERTOOLS_SERVICE_NAME", _text),
     "metrics_namespace": ("POWERTOOLS_METRICS_NAMESPACE", _text),
+    "event_bus_name": ("EVENT_BUS_NAME", _text),
     "home": ("FLOWERS_HOME", _text),
     "port": ("FLOWERS_PORT", _int(0, 65535)),  # 0: any free port
     "extra_hyperparameters": ("FLOWERS_HYPERPARAMETERS", _hyperparameters),

@@ -8,6 +8,7 @@
   flowers approve|reject VERSION, flowers rollback, flowers retrain
   flowers predict IMAGE...    top-k labels (--url for a remote API)
   flowers tensorboard         TensorBoard on every local training run
+  flowers events [--follow]   runs started / failed, models registered / promoted / rolled back
 
 HOME is --home, else $FLOWERS_HOME, else ~/.flowers.
 """
@@ -173,6 +174,14 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     return subprocess.call([program, "--logdir", str(logdir), "--port", str(args.port), "--bind_all" if args.bind_all else "--host=127.0.0.1"])
 
 
+# events ---------------------------------------------------------------------------------------
+def cmd_events(args: argparse.Namespace) -> int:
+    from chalicelib.local.event_log import FILE_NAME
+    from flowers_cli.events import show
+
+    return show(configure(args) / FILE_NAME, follow=args.follow, as_json=args.json)
+
+
 # demo -----------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(args)
@@ -254,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=5)
     _url(predict)
     predict.set_defaults(run=cmd_predict)
+
+    events = commands.add_parser("events", help="the local pipeline's events (runs started and failed, models registered, promoted, rolled back)")
+    _home(events)
+    events.add_argument("--follow", "-f", action="store_true", help="wait for more events (Ctrl-C stops)")
+    events.add_argument("--json", action="store_true", help="one JSON object a line, as HOME/events.jsonl holds them")
+    events.set_defaults(run=cmd_events)
 
     tensorboard = commands.add_parser("tensorboard", help="TensorBoard over the local training runs")
     _home(tensorboard)

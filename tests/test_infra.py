@@ -345,7 +345,7 @@ def test_each_function_has_its_own_least_privilege_role(raw):
                       "logs:CreateLogStream", "logs:PutLogEvents"}
     assert api == {"dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "s3:ListBucket", "sagemaker:DescribeModelPackage",
                    "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages", "sagemaker:UpdateModelPackage",
-                   "logs:CreateLogStream", "logs:PutLogEvents"}
+                   "events:PutEvents", "logs:CreateLogStream", "logs:PutLogEvents"}  # PutEvents: approve / reject / rollback's events
     assert {"sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob", "sagemaker:CreateModelPackage",
             "sagemaker:AddTags", "iam:PassRole", "s3:ListBucket"} <= pipeline
     assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in api | upload)

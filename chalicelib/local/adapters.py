@@ -9,6 +9,7 @@ from chalicelib.settings import Settings
 
 if TYPE_CHECKING:  # at run time each adapter module is imported when first used
     from chalicelib.local.db import Database
+    from chalicelib.local.event_log import EventLog
     from chalicelib.local.jobs import SubprocessJobRunner
     from chalicelib.local.objects import LocalObjectStore
     from chalicelib.local.registry import SqliteModelRegistry
@@ -54,3 +55,9 @@ class LocalAdapters:
         from chalicelib.local.jobs import SubprocessJobRunner
 
         return SubprocessJobRunner(self.db, self.objects, self.settings)
+
+    @cached_property
+    def events(self) -> EventLog:
+        from chalicelib.local.event_log import FILE_NAME, EventLog
+
+        return EventLog(self.home / FILE_NAME)

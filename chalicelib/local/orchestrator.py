@@ -15,7 +15,7 @@ from chalicelib import validation_report
 from chalicelib.local.jobs import SubprocessJobRunner
 from chalicelib.local.objects import LocalObjectStore
 from chalicelib.orchestrator import Orchestrator
-from chalicelib.ports import ModelRegistry, StateStore
+from chalicelib.ports import EventPublisher, ModelRegistry, StateStore
 from chalicelib.records import LAUNCHING, DatasetState, Running
 from chalicelib.settings import Settings
 from chalicelib.timestamps import iso
@@ -27,8 +27,8 @@ class LocalOrchestrator(Orchestrator):
     objects: LocalObjectStore
 
     def __init__(self, settings: Settings, state: StateStore, objects: LocalObjectStore, jobs: SubprocessJobRunner,
-                 registry: ModelRegistry, clock: Callable[[], float] = time.time):
-        super().__init__(settings, state, objects, jobs, registry, clock)
+                 registry: ModelRegistry, clock: Callable[[], float] = time.time, events: EventPublisher | None = None):
+        super().__init__(settings, state, objects, jobs, registry, clock, events)
 
     def _heal_lost_uploads(self, state: DatasetState, now: float) -> dict[str, Any] | None:
         """Nothing to heal: the watcher compares the bucket folder with its last scan twice a second,

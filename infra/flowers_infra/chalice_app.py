@@ -84,6 +84,8 @@ class ChaliceAppProps:
     model_packages_arn: str
     training_jobs_arn: str  # our jobs only
     processing_jobs_arn: str
+    event_bus_name: str  # the domain events' bus (chalicelib/domain_events.py)
+    event_bus_arn: str
 
 
 class ChaliceApp(Construct):
@@ -113,6 +115,7 @@ class ChaliceApp(Construct):
             "STATE_TABLE": props.table.table_name,
             "TRAINING_IMAGE_URI": props.training_image_uri,
             "SAGEMAKER_ROLE_ARN": props.sagemaker_role.role_arn,
+            "EVENT_BUS_NAME": props.event_bus_name,
         })
         self.environment = environment
         stage_config = {
@@ -152,6 +155,9 @@ class ChaliceApp(Construct):
         ]
         set_status = iam.PolicyStatement(sid="SetModelStatus", actions=["sagemaker:UpdateModelPackage"],
                                          resources=[props.model_packages_arn])
+        # Domain events (runs started / failed, models registered / promoted / rolled back): the stack's bus, source flowers.
+        publish = iam.PolicyStatement(sid="PublishDomainEvents", actions=["events:PutEvents"], resources=[props.event_bus_arn],
+                                      conditions={"StringEquals": {"events:source": "flowers"}})
         documents = {
             # HTTP: predictions (registry + model files, presigned download links), status, models,
             # approve / reject / rollback by hand.
@@ -168,7 +174,7 @@ class ChaliceApp(Construct):
                 # GET /models/{version}/photos: the run's manifest.
                 iam.PolicyStatement(sid="ReadManifests", actions=["s3:GetObject"], resources=[manifests]),
                 find_manifests,
-                *read_registry, set_status,
+                *read_registry, set_status, publish,
             ],
             # Upload events: conditional writes of seen-upload markers and the pending count.
             "upload": [
@@ -208,7 +214,7 @@ class ChaliceApp(Construct):
                                     resources=[props.model_packages_arn, props.model_group_arn]),
                 iam.PolicyStatement(sid="TagOurResources", actions=["sagemaker:AddTags"], resources=[
                     *jobs, props.model_packages_arn]),
-                *read_registry, set_status,
+                *read_registry, set_status, publish,
                 iam.PolicyStatement(sid="PassSageMakerRole", actions=["iam:PassRole"],
                                     resources=[props.sagemaker_role.role_arn],
                                     conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),

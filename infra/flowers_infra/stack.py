@@ -73,13 +73,17 @@ class FlowersStack(Stack):
         self._state()
         self._training()
         self._alarm_topic()
+        self.event_bus = events.EventBus(self, "EventBus", event_bus_name=f"{self.stack_name}-events",
+                                         description="flowers domain events: runs started / failed, models registered / promoted / rolled back")
         self.app = ChaliceApp(self, "App", source_dir=source_dir, props=ChaliceAppProps(
             config=config, log_retention=self.log_retention,
             dataset_bucket=self.dataset_bucket, dataset_bucket_arn=self.dataset_bucket_arn,
             artifact_bucket=self.artifact_bucket, table=self.table, uploads=self.uploads,
             training_image_uri=self.training_image.image_uri, sagemaker_role=self.sagemaker_role,
             model_group_arn=self.model_group_arn, model_packages_arn=self.model_packages_arn,
-            training_jobs_arn=self.job_arn("training-job"), processing_jobs_arn=self.job_arn("processing-job")))
+            training_jobs_arn=self.job_arn("training-job"), processing_jobs_arn=self.job_arn("processing-job"),
+            event_bus_name=self.event_bus.event_bus_name, event_bus_arn=self.event_bus.event_bus_arn))
+        self._domain_events()
         self._alarms()
         self._outputs()
         self._annotate_cdk_helpers()
@@ -282,6 +286,22 @@ class FlowersStack(Stack):
         if self.config.alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(self.config.alarm_email))
 
+    def _domain_events(self) -> None:
+        """The bus's policy: only the pipeline's functions publish its flowers events (anyone in the account may
+        still read them through rules). And an example rule: a failed run mailed to the alarm topic with its reason."""
+        publishers = [self.app.roles["pipeline"].role_arn, self.app.roles["api"].role_arn]
+        self.event_bus.add_to_resource_policy(iam.PolicyStatement(
+            sid="OnlyThePipelinePublishesFlowersEvents", effect=iam.Effect.DENY, actions=["events:PutEvents"],
+            principals=[iam.AnyPrincipal()], resources=[self.event_bus.event_bus_arn],
+            conditions={"StringEquals": {"events:source": "flowers"}, "ArnNotEquals": {"aws:PrincipalArn": publishers}}))
+        detail = events.EventField.from_path
+        rule = events.Rule(self, "RunFailedEventRule", event_bus=self.event_bus,
+                           description="example: a failed flowers run, with its reason, to the alarm topic",
+                           event_pattern=events.EventPattern(source=["flowers"], detail_type=["Run Failed"]))
+        rule.add_target(targets.SnsTopic(self.alarm_topic, message=events.RuleTargetInput.from_text(
+            f"flowers run {detail('$.detail.training_job')} (data set version {detail('$.detail.version')}) failed: "
+            f"{detail('$.detail.reason')}")))
+
     def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, description: str, threshold: float = 1,
                evaluation_periods: int = 1) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
@@ -375,6 +395,7 @@ class FlowersStack(Stack):
             "TrainingImageUri": (self.training_image.image_uri, "the training and conversion image"),
             "SageMakerRoleArn": (self.sagemaker_role.role_arn, "the jobs' execution role"),
             "AlarmTopicArn": (self.alarm_topic.topic_arn, "subscribe to alarms here"),
+            "EventBusName": (self.event_bus.event_bus_name, "the pipeline's domain events (README, \"Domain events\"): add rules here"),
         }
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)

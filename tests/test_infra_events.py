@@ -1,0 +1,44 @@
+"""The domain events' bus in the stack (infra/): the functions know it, only they publish flowers events on it,
+and the example rule mails a failed run's reason to the alarm topic."""
+from __future__ import annotations
+
+from test_infra import actions_of, cdk_out, functions, raw, resources, statements  # noqa: F401  (fixtures)
+
+
+def _bus(raw):  # noqa: F811
+    (bus_id, bus), = resources(raw, "AWS::Events::EventBus").items()
+    return bus_id, bus
+
+
+def test_the_bus_is_named_after_the_stack_and_every_function_gets_its_name(raw):  # noqa: F811
+    bus_id, bus = _bus(raw)
+    assert bus["Properties"]["Name"] == "flowers-events"
+    for name, function in functions(raw).items():
+        assert function["Properties"]["Environment"]["Variables"]["EVENT_BUS_NAME"] == {"Ref": bus_id}, name
+    assert raw["Outputs"]["EventBusName"]["Value"] == {"Ref": bus_id}
+
+
+def test_only_the_pipeline_and_api_roles_publish_flowers_events_on_the_bus(raw):  # noqa: F811
+    bus_id, _ = _bus(raw)
+    role_of = {name: f["Properties"]["Role"]["Fn::GetAtt"][0] for name, f in functions(raw).items()}
+    for name in ("Tick", "APIHandler"):
+        publish = [s for s in statements(raw, role_of[name]) if "events:PutEvents" in actions_of([s])]
+        assert len(publish) == 1 and publish[0]["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+        assert publish[0]["Condition"] == {"StringEquals": {"events:source": "flowers"}}
+    assert "events:PutEvents" not in actions_of(statements(raw, role_of["OnUpload"]))
+    (policy,) = resources(raw, "AWS::Events::EventBusPolicy").values()
+    statement = policy["Properties"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Action"] == "events:PutEvents"
+    assert statement["Condition"]["StringEquals"] == {"events:source": "flowers"}
+    assert statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [
+        {"Fn::GetAtt": [role_of["Tick"], "Arn"]}, {"Fn::GetAtt": [role_of["APIHandler"], "Arn"]}]
+
+
+def test_the_example_rule_sends_failed_runs_with_their_reason_to_the_alarm_topic(raw):  # noqa: F811
+    bus_id, _ = _bus(raw)
+    rules = [r["Properties"] for r in resources(raw, "AWS::Events::Rule").values()
+             if r["Properties"].get("EventBusName") == {"Ref": bus_id}]
+    assert len(rules) == 1 and rules[0]["EventPattern"] == {"source": ["flowers"], "detail-type": ["Run Failed"]}
+    (target,) = rules[0]["Targets"]
+    assert target["Arn"]["Ref"].startswith("AlarmTopic")
+    assert target["InputTransformer"]["InputPathsMap"]["detail-reason"] == "$.detail.reason"
