@@ -48,19 +48,25 @@ def _operator_body() -> dict[str, Any]:
     return operator_request.parse(_request().headers, _body())
 
 
+# JSON answers are live state (a browser or proxy must not replay an old /status); the page and the
+# pictures may be kept but are checked again, so a new page or a retrained model shows at once.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 def _respond(call: Callable[[], Any], status: int = 200, content_type: str = "application/json") -> Response:
     """Run a chalicelib function and format its answer (JSON unless told); bad input never becomes a 500."""
     try:
         answer = call()
         body = json.dumps(answer) if content_type == "application/json" else answer
-        return Response(body=body, status_code=status, headers={"Content-Type": content_type})
+        cache = "no-store" if content_type == "application/json" else "no-cache"
+        return Response(body=body, status_code=status, headers={"Content-Type": content_type, "Cache-Control": cache})
     except ApiError as error:
-        headers: dict[str, str | list[str]] = {"Content-Type": "application/json", **error.headers}
+        headers: dict[str, str | list[str]] = {"Content-Type": "application/json", **NO_STORE, **error.headers}
         return Response(body=json.dumps(error.body()), status_code=error.status, headers=headers)
     except Exception:
         observability.logger.exception("unhandled error")
         body = {"error": {"code": "internal", "message": "internal error; the request id is in the logs"}}
-        return Response(body=json.dumps(body), status_code=500, headers={"Content-Type": "application/json"})
+        return Response(body=json.dumps(body), status_code=500, headers={"Content-Type": "application/json", **NO_STORE})
 
 
 # events -------------------------------------------------------------------------------------

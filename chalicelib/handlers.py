@@ -17,6 +17,7 @@ from chalicelib.observability import Unit, logger, metrics
 from chalicelib.orchestrator import Conflict, NotFound
 from chalicelib.records import JobStatus
 from chalicelib.s3_events import parse_bodies
+from chalicelib.timestamps import iso
 
 TRAINING_STATE = "SageMaker Training Job State Change"
 PROCESSING_STATE = "SageMaker Processing Job State Change"
@@ -131,7 +132,8 @@ def predict(content_type: str | None, body: bytes | None, query: Mapping[str, st
     metrics.add_metric(name="Predictions", unit=Unit.Count, value=1)
     logger.info("prediction", extra={"model_version": model.entry.version, "bytes": len(request.image),
                                      "top_label": predictions[0]["label"], "ms": round(elapsed_ms, 1)})
-    return {"model": {"version": model.entry.version, "created_at": model.created_at}, "predictions": predictions,
+    # created_at: the registry's, as GET /models and /models/current give it (one time per version)
+    return {"model": {"version": model.entry.version, "created_at": iso(model.entry.created_at)}, "predictions": predictions,
             "label": model.label(predictions), "threshold": model.threshold}
 
 

@@ -55,8 +55,8 @@ def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tm
     row = page.locator(f"#models tr[data-version='{version}']")
     row.wait_for(timeout=15_000)
     assert "approved" in row.inner_text() and "seeded by the test" in row.inner_text()
-    page.wait_for_function(f"document.querySelector(\"tr[data-version='{version}'] img.matrix\")?.naturalWidth > 0", timeout=15_000)
-    assert "pending uploads" in page.locator("#status").inner_text()
+    page.wait_for_function("document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=15_000)
+    assert "new photos" in page.locator("#status").inner_text()
 
     # Pick two photos: top bars with scores, the model version and the latency for each.
     photos = sample_photos(2)
@@ -68,16 +68,18 @@ def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tm
         text = cards.nth(i).inner_text()
         assert f"model {version}" in text and " ms" in text
         assert cards.nth(i).locator(".bar").count() == 3  # the tiny model has 3 classes; top-5 shows all
-        # the answer's label: "not recognised" exactly when the top score is below the model's threshold
-        top = float(cards.nth(i).locator(".bar .score").first.inner_text())
+        # the answer's label: "not sure" exactly when the top score is below the model's threshold; scores in per cent
+        top = float(cards.nth(i).locator(".bar").first.get_attribute("data-score"))
+        assert cards.nth(i).locator(".bar .score").first.inner_text() == f"{100 * top:.1f} %"
         verdict = cards.nth(i).locator(".verdict").inner_text()
         if top < threshold:
-            assert verdict.startswith("not recognised")
+            assert verdict.startswith("Not sure") and cards.nth(i).locator(".bar.unsure").count() == 1
         else:
             assert verdict == cards.nth(i).locator(".bar .label").first.inner_text()
+            assert cards.nth(i).locator(".bar.top").count() == 1  # the top class highlighted
     # the models table shows ECE before -> after calibration (GET /models' metrics; the seeded model has no run,
     # so no metrics: its cell is empty, and the page's formatting is checked directly)
-    assert "ECE before → after" in page.locator("#models thead").inner_text() and row.locator("td.ece").count() == 1
+    assert "ECE: calibration error before → after" in page.locator("#models caption").inner_text() and row.locator("td.ece").count() == 1
     assert page.evaluate("ece(0.1234, 0.0321)") == "0.123 → 0.032" and page.evaluate("ece(undefined, null)") == ""
 
     # Drag and drop one photo onto the drop zone.
@@ -169,8 +171,7 @@ def test_page_asks_for_the_api_key_and_sends_it(page):
         page.fill("#api-key", "s3cret")
         page.click("#key-form button")
         page.wait_for_selector("#current:has-text('serving 0123456789abcdef')", timeout=10_000)
-        page.wait_for_function("document.querySelector(\"tr[data-version='0123456789abcdef'] img.matrix\")?.naturalWidth > 0",
-                               timeout=10_000)
+        page.wait_for_function("document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=10_000)
     finally:
         server.shutdown()
     assert ("/models/0123456789abcdef/confusion-matrix", "s3cret") in seen
@@ -264,7 +265,8 @@ def test_page_lists_every_skipped_file_of_the_last_run(page):
     finally:
         server.shutdown()
     assert "skipped files (4 + 1 ignored)" in panel and "12 photos used by flowers-0123456789abcdef" in panel
+    plain = {"empty_file": "empty file", "not_an_image": "not an image", "corrupt": "damaged image"}  # words, not codes
     for item in skipped[:3]:
-        assert f"{item['path']}: {item['reason']} — {item['detail']}" in panel
+        assert f"{item['path']}: {plain[item['reason']]} — {item['detail']}" in panel
     assert "bad_unlabelled.jpg" not in panel and "… and 1 more" in panel
     assert "notes.txt: ignored" in panel

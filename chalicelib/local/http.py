@@ -5,6 +5,11 @@ send, the authorizers, the response mapping), so routes, status codes and JSON a
 cloud's. Beside the API: the model files at /files/ (the cloud hands out presigned S3 links
 instead), and a body limit checked before the body is read. One lock serialises the
 invocations, as one Lambda container runs one request at a time.
+
+Unknown routes and methods answer in the API's error shape (404 `not_found`, 405
+`method_not_allowed` with `Allow`), not Chalice's emulation of API Gateway: its 403 "Missing
+Authentication Token" for a route that does not exist misleads on a server that has no
+authentication, and its 405 body is `{"Code", "Message"}`.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
-from chalice.local import LocalGateway, LocalGatewayException
+from chalice.local import ForbiddenError, LocalGateway, LocalGatewayException
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # refuse bigger bodies before reading them (the API's own limit is 4 MiB)
 PUBLIC_FILES = re.compile(r"^/files/(models/[0-9a-f]{16}/(?:model\.tflite|labels\.txt|metadata\.json))$")
@@ -69,12 +74,19 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.invoke_lock:
                 response = self.server.gateway.handle_request(method=self.command, path=self.path,
                                                               headers=dict(self.headers), body=body)
+        except ForbiddenError:  # the only ForbiddenError without custom authorizers: no route matches the path
+            return self._send_json(404, "not_found", f"no route {path} (the API's routes: GET /openapi.json)")
         except LocalGatewayException as error:
             return self._send(error.CODE, dict(error.headers), error.body or b"")
+        headers = {**response["headers"], **response["multiValueHeaders"]}
+        if response["statusCode"] == 405:  # Chalice's own answer, before any route runs
+            allowed = str(headers.get("Allow", ""))
+            return self._send_json(405, "method_not_allowed", f"{path} answers {allowed or 'other methods'}, not {self.command}",
+                                   extra={"Allow": allowed})
         payload = response["body"]
         if response.get("isBase64Encoded"):
             payload = base64.b64decode(payload)
-        self._send(response["statusCode"], {**response["headers"], **response["multiValueHeaders"]}, payload or b"")
+        self._send(response["statusCode"], headers, payload or b"")
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _handle
 
@@ -83,10 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
         target = self.server.files / match.group(1) if match else None
         if target is None or not target.is_file():
             return self._send_json(404, "not_found", "no such model file")
-        self._send(200, {"Content-Type": _FILE_TYPES.get(target.suffix, "application/octet-stream")}, target.read_bytes())
+        # no-cache: a forced retrain writes a new model under the same version's folder
+        self._send(200, {"Content-Type": _FILE_TYPES.get(target.suffix, "application/octet-stream"), "Cache-Control": "no-cache"},
+                   target.read_bytes())
 
-    def _send_json(self, status: int, code: str, message: str, close: bool = False) -> None:
-        headers = {"Content-Type": "application/json", **({"Connection": "close"} if close else {})}
+    def _send_json(self, status: int, code: str, message: str, close: bool = False, extra: Headers | None = None) -> None:
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store", **(extra or {}),
+                   **({"Connection": "close"} if close else {})}
         self.close_connection = self.close_connection or close
         self._send(status, headers, json.dumps({"error": {"code": code, "message": message}}))
 
