@@ -21,6 +21,7 @@ import numpy.typing as npt
 from ai_edge_litert.interpreter import Interpreter
 
 from chalicelib.imaging import load_pixels
+from chalicelib.native_log import without_litert_banner
 from chalicelib.records import ModelEntry
 from chalicelib.training_contract import BACKGROUND_LABEL
 
@@ -82,8 +83,9 @@ def build(entry: ModelEntry, blob: bytes, metadata: dict[str, Any], source_id: s
     expected = (metadata.get("model") or {}).get("sha256")
     if expected and digest != expected:
         raise ChecksumError(f"model {entry.version}: sha256 does not match metadata.json")
-    interpreter = Interpreter(model_content=blob, num_threads=threads or os.cpu_count() or 1)
-    interpreter.allocate_tensors()
+    with without_litert_banner():  # chalicelib/native_log.py: LiteRT's INFO line on fd 2, once per process
+        interpreter = Interpreter(model_content=blob, num_threads=threads or os.cpu_count() or 1)
+        interpreter.allocate_tensors()
     size = int(metadata["image_size"])
     labels = list(metadata["labels"])
     loaded = LoadedModel(entry, metadata, labels, size, interpreter,

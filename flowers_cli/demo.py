@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_training_time is None and "MAX_TRAINING_TIME" not in os.environ:
         args.max_training_time = 900  # the demo's budget: a good model on a laptop CPU in minutes
-    home = configure(args)
+    home = configure(args, create=True)
     try:
         data = find_data(args, home)
     except DemoError as exc:
@@ -152,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
                 return 1
         else:
             print(f"\ndemo: model {version} is served.\n", flush=True)
-            text, _ = predict_table(Api(stack.url), sample(data))
+            text, errors = predict_table(Api(stack.url), sample(data))
             print(text, flush=True)
+            for error in errors:
+                print(f"error: {error}", file=sys.stderr)
         print(f"\nOpen {stack.url} to try your own photos; `flowers status`, `flowers models` in another terminal.", flush=True)
         if not args.exit:
             print("Ctrl-C stops.", flush=True)

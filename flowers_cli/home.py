@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from flowers_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from chalicelib.local.stack import LocalStack
@@ -20,11 +23,19 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def configure(args: argparse.Namespace) -> Path:
-    """Local-mode settings from the flags (chalicelib.settings reads them from the environment)."""
+def configure(args: argparse.Namespace, create: bool = False) -> Path:
+    """Local-mode settings from the flags (chalicelib.settings reads them from the environment).
+
+    The home must exist unless `create` (`flowers up`, `push`, `demo`): a typo in --home would
+    otherwise answer from a new, empty home as if the pipeline had nothing."""
     env = os.environ
-    env["FLOWERS_MODE"] = "local"
     home = Path(getattr(args, "home", None) or env.get("FLOWERS_HOME") or Path.home() / ".flowers").expanduser().resolve()
+    if not home.is_dir():
+        if home.exists() or not create:
+            raise UsageError(f"no flowers home at {home} (a typo in --home or $FLOWERS_HOME? `flowers up` or `flowers push` creates one)")
+        home.mkdir(parents=True)
+        print(f"created the flowers home {home}", file=sys.stderr, flush=True)
+    env["FLOWERS_MODE"] = "local"
     env["FLOWERS_HOME"] = str(home)
     for flag, variable in (("port", "FLOWERS_PORT"), ("preset", "PRESET"), ("quiet_period", "QUIET_PERIOD"),
                            ("min_accuracy", "MIN_ACCURACY"), ("min_test_images", "MIN_TEST_IMAGES"), ("quantize", "FLOWERS_QUANTIZE"),
@@ -68,11 +79,12 @@ def seed_weights() -> None:
 
 
 def start_stack(args: argparse.Namespace) -> LocalStack:
-    configure(args)
+    configure(args, create=True)
     seed_weights()
     from chalicelib import settings as settings_module
     from chalicelib.local.stack import AlreadyRunning, LocalStack
 
+    stack = None
     try:
         stack = LocalStack(say=say)
         stack.start()
@@ -80,6 +92,11 @@ def start_stack(args: argparse.Namespace) -> LocalStack:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except OSError as exc:
-        print(f"error: cannot start: {exc}", file=sys.stderr)
+        if exc.errno == errno.EADDRINUSE:
+            port = stack.settings.port if stack else os.environ.get("FLOWERS_PORT", "8000")
+            print(f"error: port {port} is in use (another `flowers up`, or another program): "
+                  f"pick another with --port N, or --port 0 for any free one", file=sys.stderr)
+        else:
+            print(f"error: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     return stack

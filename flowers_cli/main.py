@@ -18,15 +18,19 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 from flowers_cli import demo
 from flowers_cli.client import Answer, Api, CloudError, region_of, running_url
+from flowers_cli.errors import RUNTIME, USAGE, UsageError, describe
 from flowers_cli.home import configure, say, start_stack
-from flowers_cli.output import format_models, format_photos, format_status, predict_table
+from flowers_cli.output import format_models, format_photos, format_server, format_status, predict_table
 
 
 def api_for(args: argparse.Namespace) -> Api:
@@ -60,16 +64,17 @@ def cmd_push(args: argparse.Namespace) -> int:
     from flowers_cli.push import Destination, FolderDestination, S3Destination, push
 
     destination: Destination
+    if not Path(args.source).is_dir():  # before a home is created for nothing
+        raise UsageError(f"{args.source} is not a folder of photos")
     if args.bucket:
-        destination = S3Destination(args.bucket)
+        try:
+            destination = S3Destination(args.bucket)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     else:
-        home = configure(args)
+        home = configure(args, create=True)
         destination = FolderDestination(home / "bucket", args.prefix or "")
-    try:
-        report = push(Path(args.source), destination, show_progress=not args.quiet)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = push(Path(args.source), destination, show_progress=not args.quiet)
     print(f"{report.copied} file(s) copied ({report.bytes / 1e6:.1f} MB), {report.unchanged} unchanged, "
           f"{len(report.bad)} not usable (sent all the same: training skips them, `flowers status` lists them)")
     for relative, reason in report.bad[:50]:
@@ -90,8 +95,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     answer = api.get("status")
     if answer.status != 200:
         return _fail(answer)
-    print(json.dumps(answer.json(), indent=2) if args.json else format_status(answer.json()))
+    if args.json:
+        print(json.dumps(answer.json(), indent=2))
+    else:
+        print(format_server(api.url, api.home, _server_pid(api)) + "\n" + format_status(answer.json()))
     return 0
+
+
+def _server_pid(api: Api) -> int | None:
+    """The pid of the `flowers up` serving this home, when that is where the answer came from."""
+    try:
+        document = json.loads((Path(api.home) / "server.json").read_text()) if api.home and api.url else {}
+        return int(document["pid"]) if document.get("url", "").rstrip("/") + "/" == api.url else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -156,9 +173,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 # predict --------------------------------------------------------------------------------------
 def cmd_predict(args: argparse.Namespace) -> int:
-    text, failures = predict_table(api_for(args), [Path(p) for p in args.images], args.top_k)
-    print(text)
-    return 1 if failures else 0
+    text, errors = predict_table(api_for(args), [Path(p) for p in args.images], args.top_k)
+    if text:
+        print(text)
+    for error in errors:  # one line each, on stderr: stdout stays the table a script reads
+        print(f"error: {error}", file=sys.stderr)
+    return RUNTIME if errors else 0
 
 
 # tensorboard ----------------------------------------------------------------------------------
@@ -171,7 +191,25 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
         print("error: TensorBoard is not installed here (pip install tensorboard)", file=sys.stderr)
         return 2
     print(f"TensorBoard on every local training run: {logdir}", flush=True)
-    return subprocess.call([program, "--logdir", str(logdir), "--port", str(args.port), "--bind_all" if args.bind_all else "--host=127.0.0.1"])
+    child = subprocess.Popen([program, "--logdir", str(logdir), "--port", str(args.port),
+                              "--bind_all" if args.bind_all else "--host=127.0.0.1"])
+
+    def stop(signum: int, frame: FrameType | None) -> NoReturn:  # SIGTERM (kill, systemd, CI) stops TensorBoard too
+        child.terminate()
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if child.poll() is None:  # Ctrl-C reaches the child too; wait for it rather than leave it behind
+            child.terminate()
+            child.wait()
 
 
 # events ---------------------------------------------------------------------------------------
@@ -212,9 +250,26 @@ def _stack_options(parser: argparse.ArgumentParser, port_default: int | None = N
     parser.add_argument("--verbose", action="store_true", help="also print the handlers' JSON logs")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: `flowers predict: error: ... (flowers predict --help)`; exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flowers", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser = _Parser(prog="flowers", description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run the local pipeline and serve the API and web page (foreground)")
@@ -222,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(run=cmd_up)
 
     push = commands.add_parser("push", help="copy a data set (folder per class, or name.jpg + name.txt) into the bucket")
-    push.add_argument("source")
+    push.add_argument("source", help="a folder of photos: one sub-folder per class, or name.jpg beside name.txt holding its label")
     _home(push)
     push.add_argument("--bucket", help="s3://BUCKET/PREFIX/: the cloud's dataset bucket instead of the local one")
     push.add_argument("--prefix", help="a sub-folder of the local bucket")
@@ -231,36 +286,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="pending uploads, the running job and its progress, last outcome, bad photos")
     _url(status)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="GET /status's JSON as it is")
     status.set_defaults(run=cmd_status)
 
     models = commands.add_parser("models", help="model versions, newest first")
     _url(models)
-    models.add_argument("--json", action="store_true")
+    models.add_argument("--json", action="store_true", help="GET /models' JSON as it is")
     models.add_argument("--photos", metavar="VERSION", help="the files that model was trained on (its run's manifest)")
     models.set_defaults(run=cmd_models)
 
     for name, text in (("approve", "approve a model version (it is served if it is the newest approved)"),
                        ("reject", "reject a model version")):
         command = commands.add_parser(name, help=text)
-        command.add_argument("version")
-        command.add_argument("--reason")
+        command.add_argument("version", help="a model version (16 hexadecimal characters, from `flowers models`)")
+        command.add_argument("--reason", help="why, kept with the model's status (default: by hand)")
         _url(command)
         command.set_defaults(run=cmd_set_status)
 
     rollback = commands.add_parser("rollback", help="reject the served model; the previous approved one serves again")
-    rollback.add_argument("--reason")
+    rollback.add_argument("--reason", help="why, kept with the rejected model's status")
     _url(rollback)
     rollback.set_defaults(run=cmd_rollback)
 
     retrain = commands.add_parser("retrain", help="train the data set as it is now, even if its version ran before (e.g. after a failure)")
-    retrain.add_argument("--reason")
+    retrain.add_argument("--reason", help="why, kept in the run's history")
     _url(retrain)
     retrain.set_defaults(run=cmd_retrain)
 
     predict = commands.add_parser("predict", help="top-k labels of photos")
-    predict.add_argument("images", nargs="+")
-    predict.add_argument("--top-k", type=int, default=5)
+    predict.add_argument("images", nargs="+", help="photo files (JPEG, PNG, WEBP or BMP, up to 4 MiB each)")
+    predict.add_argument("--top-k", type=_positive, default=5, help="how many classes to list per photo, best first (default 5)")
     _url(predict)
     predict.set_defaults(run=cmd_predict)
 
@@ -272,8 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tensorboard = commands.add_parser("tensorboard", help="TensorBoard over the local training runs")
     _home(tensorboard)
-    tensorboard.add_argument("--port", type=int, default=6006)
-    tensorboard.add_argument("--bind-all", action="store_true")
+    tensorboard.add_argument("--port", type=int, default=6006, help="TensorBoard's HTTP port (default 6006)")
+    tensorboard.add_argument("--bind-all", action="store_true", help="listen on every network interface, not only 127.0.0.1")
     tensorboard.set_defaults(run=cmd_tensorboard)
 
     demo = commands.add_parser("demo", help="up + push flower photos + wait for the first approved model + predictions")
@@ -286,14 +341,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Chalice's local gateway warns on every operator call that it does not check IAM: local mode has no
+    # authentication by design (operator routes refuse cross-site requests instead), so it is noise here.
+    warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
     except CloudError as exc:  # the cloud as asked cannot be reached: say what to do, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # every other failure: one line, no traceback (FLOWERS_DEBUG=1 shows it)
+        if os.environ.get("FLOWERS_DEBUG"):
+            raise
+        print(f"error: {describe(exc, getattr(args, 'url', None) or os.environ.get('FLOWERS_URL', ''))}", file=sys.stderr)
+        return RUNTIME
 
 
 if __name__ == "__main__":

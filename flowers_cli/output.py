@@ -70,7 +70,7 @@ def format_models(models: list[dict[str, Any]]) -> str:
     lines = [f"{'version':16}  {'status':9}  {'test acc':>8}  {'created':25}  reason"]
     for m in models:
         accuracy = (m.get("metrics") or {}).get("test_accuracy")
-        shown = f"{accuracy:.4f}" if isinstance(accuracy, (int, float)) else "-"
+        shown = f"{100 * accuracy:.1f} %" if isinstance(accuracy, (int, float)) else "-"  # as the web page shows it
         lines.append(f"{m['version']:16}  {m['status']:9}  {shown:>8}  {m.get('created_at', ''):25}  {m.get('reason', '')}")
     return "\n".join(lines)
 
@@ -87,29 +87,35 @@ def format_photos(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def predict_table(api: Api, images: list[Path], top_k: int = 5) -> tuple[str, int]:
+def format_server(url: str, home: Path | None, pid: int | None = None) -> str:
+    """Where the answer came from: the server (`flowers up`'s or --url's), or none and this process."""
+    if url:
+        return f"server        {url}" + (f"  (flowers up, pid {pid})" if pid else "")
+    return f"server        not running on {home} (`flowers up` starts it); this answer comes from the home's files"
+
+
+def predict_table(api: Api, images: list[Path], top_k: int = 5) -> tuple[str, list[str]]:
+    """The answers as a table, and one line per photo that got none (for stderr)."""
     lines: list[str] = []
-    failures = 0
+    errors: list[str] = []
     for image in images:
         try:
             data = Path(image).read_bytes()
         except OSError as exc:
-            lines.append(f"{image}: cannot read: {exc}")
-            failures += 1
+            errors.append(f"{image}: cannot read: {exc.strerror or exc}")
             continue
         started = time.perf_counter()
         answer = api.post(f"predict?top_k={top_k}", data, CONTENT_TYPES.get(Path(image).suffix.lower(), "application/octet-stream"))
         ms = (time.perf_counter() - started) * 1000
         if answer.status != 200:
-            lines.append(f"{image}: {answer.error}")
-            failures += 1
+            errors.append(f"{image}: {answer.error}")
             continue
         document = answer.json()
         lines.append(f"{image}  (model {document['model']['version']}, {ms:.0f} ms)")
         if "label" in document:  # servers before thresholds did not say
             threshold = document.get("threshold")
-            below = f" (top score below {threshold:.3f})" if isinstance(threshold, (int, float)) else ""
+            below = f" (top score below {100 * threshold:.1f} %)" if isinstance(threshold, (int, float)) else ""
             lines.append(f"  -> {document['label']}" if document["label"] is not None else f"  -> not recognised{below}")
         for rank, p in enumerate(document["predictions"], 1):
-            lines.append(f"  {rank}. {p['label']:<14} {p['score']:.3f}  {'#' * round(p['score'] * 30)}")
-    return "\n".join(lines), failures
+            lines.append(f"  {rank}. {p['label']:<14} {100 * p['score']:5.1f} %  {'#' * round(p['score'] * 30)}")
+    return "\n".join(lines), errors

@@ -93,7 +93,7 @@ def test_decide_answers_the_top_class_or_null():
 
 @pytest.mark.parametrize("label,threshold,expected", [
     ("roses", 0.4, "-> roses"),
-    (None, 0.7, "-> not recognised (top score below 0.700)"),
+    (None, 0.7, "-> not recognised (top score below 70.0 %)"),
     (None, None, "-> not recognised"),  # the background class `other`, no threshold
 ])
 def test_flowers_predict_says_not_recognised(tmp_path, label, threshold, expected):
@@ -112,7 +112,7 @@ def test_flowers_predict_says_not_recognised(tmp_path, label, threshold, expecte
     photo = tmp_path / "a.jpg"
     photo.write_bytes(b"x")
     table, failures = predict_table(FakeApi(), [photo])
-    assert failures == 0 and table.splitlines()[1].strip() == expected and "1. roses" in table
+    assert failures == [] and table.splitlines()[1].strip() == expected and "1. roses           61.0 %" in table
 
 
 def test_training_with_an_other_class(tmp_path):

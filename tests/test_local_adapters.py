@@ -233,6 +233,7 @@ def test_cli_says_when_it_answers_in_process(tmp_path):
     """With no `flowers up` on the home the CLI answers through the app in this process, and says so."""
     from local_fixtures import flowers
 
+    (tmp_path / "home").mkdir()  # an empty home (a missing one is a usage error: tests/test_cli_errors.py)
     done = flowers(tmp_path / "home", "models")
     assert done.returncode == 0 and done.stdout.strip() == "no models yet", done.stdout + done.stderr
     assert "no `flowers up` is running on" in done.stderr and "answering in this process" in done.stderr
@@ -297,6 +298,7 @@ def test_the_job_snapshot_follows_the_runs_manifest_not_a_fresh_listing(local):
 def test_cli_retrain_reaches_post_runs_and_says_why_not(tmp_path):
     from local_fixtures import flowers
 
+    (tmp_path / "home").mkdir()
     done = flowers(tmp_path / "home", "retrain", "--reason", "try again")
     assert done.returncode == 1 and done.stderr.strip().endswith("error: conflict: the data set is empty: upload photos first"), done.stderr
 

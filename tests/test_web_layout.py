@@ -15,7 +15,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from data_fixtures import ROOT, require, require_photos
-from local_fixtures import Up, http, seed_approved_model
+from local_fixtures import Up, flowers, http, seed_approved_model
 from pipeline_fixtures import sample_photos, tiny_model  # noqa: F401  (fixtures)
 from test_local_web import ARGS, CHROMIUM
 
@@ -243,3 +243,8 @@ def test_unknown_routes_and_methods_answer_in_the_api_error_shape(served):
     current = up.get("models/current").json()
     predicted = up.post("predict", sample_photos(1)[0].read_bytes(), "image/jpeg").json()
     assert listed[version] == current["created_at"] == predicted["model"]["created_at"]
+
+    # The console: no LiteRT banner after the model loaded and answered; `flowers status` says where the server is.
+    assert "XNNPACK" not in up.log()
+    shown = flowers(up.home, "status", "--home", str(up.home))
+    assert shown.returncode == 0 and shown.stdout.startswith(f"server        {up.url}  (flowers up, pid {up.proc.pid})"), shown
