@@ -23,7 +23,7 @@ from ai_edge_litert.interpreter import Interpreter
 from chalicelib.imaging import load_pixels
 from chalicelib.native_log import without_litert_banner
 from chalicelib.records import ModelEntry
-from chalicelib.training_contract import BACKGROUND_LABEL
+from chalicelib.training_contract import not_recognised
 
 NO_MODEL_RECHECK_SECONDS = 5.0  # while nothing is approved, look again at most this often
 
@@ -104,9 +104,7 @@ def decide(predictions: list[dict[str, Any]], threshold: float | None) -> str | 
     """The answer's `label`: the top class, or None ("not recognised") when its score (as shown) is below
     the threshold or it is the background class `other`."""
     best = predictions[0]
-    if best["label"] == BACKGROUND_LABEL or (threshold is not None and best["score"] < threshold):
-        return None
-    return str(best["label"])
+    return None if not_recognised(str(best["label"]), float(best["score"]), threshold) else str(best["label"])
 
 
 class Predictor:

@@ -17,6 +17,12 @@ VALIDATION_REPORT = "validation.json"
 # class, and a prediction whose top class it is answers `label: null`, like one below the threshold.
 BACKGROUND_LABEL = "other"
 
+
+def not_recognised(top_label: str, top_score: float, threshold: float | None) -> bool:
+    """The "not a flower" rule, for the server (`label: null`) and for training's threshold alike:
+    the top class is the background class, or its score is below the model's threshold."""
+    return top_label == BACKGROUND_LABEL or (threshold is not None and top_score < threshold)
+
 METRIC_NAMES = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "test_accuracy")
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 METRIC_DEFINITIONS = [{"Name": name, "Regex": rf"(?:^|\s){name}={_NUMBER}"} for name in METRIC_NAMES]

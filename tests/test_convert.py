@@ -52,6 +52,12 @@ def test_auto_picks_the_smallest_within_half_a_point():
     assert cv.choose(candidates, 0.944)["quantization"] == "int8"
     # None close enough: keep the most accurate.
     assert cv.choose(candidates[2:], 0.99)["quantization"] == "dynamic"
+    # A smaller model that changes the "not recognised" verdict of more than 2 % of the photos is not kept.
+    candidates[3]["held_out_refusal_agreement"] = 0.95
+    candidates[2]["held_out_refusal_agreement"] = 0.985
+    assert cv.choose(candidates, 0.944)["quantization"] == "dynamic"
+    candidates[2]["held_out_refusal_agreement"] = 0.97
+    assert cv.choose(candidates, 0.944)["quantization"] == "fp16"
 
 
 def test_auto_from_a_model_archive_with_baseline(trained_tiny, tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chalicelib.training_contract import BACKGROUND_LABEL
+from chalicelib.training_contract import BACKGROUND_LABEL, not_recognised
 
 OTHER = BACKGROUND_LABEL  # a data set's optional background class: photos that are none of the classes
 ECE_BINS = 15
@@ -79,12 +79,9 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 
 
 def refused(probabilities: np.ndarray, threshold: float | None, labels: list[str]) -> np.ndarray:
-    """Which rows the server answers with `label: null`: top score below the threshold, or top class `other`."""
+    """Which rows the server answers with `label: null` (training_contract.not_recognised on each row)."""
     p = np.asarray(probabilities, np.float64)
-    out = np.zeros(len(p), bool) if threshold is None else p.max(axis=1) < threshold
-    if OTHER in labels:
-        out |= p.argmax(axis=1) == labels.index(OTHER)
-    return out
+    return np.array([not_recognised(labels[int(row.argmax())], float(row.max()), threshold) for row in p], bool)
 
 
 def choose_threshold(probabilities: np.ndarray, truth: np.ndarray, labels: list[str],

@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -32,6 +33,7 @@ from training import dataset as ds
 
 MODES = ("fp32", "fp16", "dynamic", "int8")
 AUTO_TOLERANCE = 0.005  # accuracy points (0.5 %) a smaller model may lose against the float one
+REFUSAL_TOLERANCE = 0.02  # share of held-out photos whose "not recognised" verdict a smaller model may change
 REPRESENTATIVE_IMAGES = 400
 
 
@@ -69,9 +71,28 @@ def to_tflite(saved_model: Path, mode: str, representative: np.ndarray | None = 
                 yield [image[None].astype(np.float32)]
 
         converter.representative_dataset = samples
+        gate = gate_tensors(saved_model)
+        if gate:
+            # Integer kernels for the network; the familiarity gate's distances lose everything in int8
+            # (every photo would look unfamiliar), so its few ops stay float.
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=gate)
+            debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=samples,
+                                                                 debug_options=options)
+            return bytes(debugger.get_nondebug_quantized_model())
         # Integer kernels throughout; float32 in and out so every client feeds the same input.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter.convert()
+    return bytes(converter.convert())
+
+
+def gate_tensors(saved_model: Path) -> list[str]:
+    """The names of the familiarity gate's tensors in the model's float conversion (none without a gate)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from training.model import GATE_LAYER
+
+    names = [t["name"] for t in Interpreter(model_content=to_tflite(saved_model, "fp32")).get_tensor_details()]
+    return [name for name in names if re.search(rf"/{GATE_LAYER}(_\d+)?/", name)]
 
 
 def tflite_predict(model: bytes | str, images: np.ndarray, batch: int = 32, threads: int | None = None) -> np.ndarray:
@@ -107,12 +128,14 @@ def saved_model_predict(saved_model: Path, images: np.ndarray, batch: int = 32) 
 
 
 def choose(candidates: list[dict], float_accuracy: float) -> dict:
-    """`auto`: the smallest candidate within AUTO_TOLERANCE of the float model's accuracy.
+    """`auto`: the smallest candidate within AUTO_TOLERANCE of the float model's accuracy whose "not
+    recognised" verdicts change on at most REFUSAL_TOLERANCE of the held-out photos.
 
     Both accuracies are on every held-out photo (validation and test), so that on a small
     data set a single borderline photo is not worth more than the tolerance itself.
     """
-    good = [c for c in candidates if c["held_out_accuracy"] >= float_accuracy - AUTO_TOLERANCE - 1e-9]
+    good = [c for c in candidates if c["held_out_accuracy"] >= float_accuracy - AUTO_TOLERANCE - 1e-9
+            and c.get("held_out_refusal_agreement", 1.0) >= 1 - REFUSAL_TOLERANCE - 1e-9]
     if good:
         return min(good, key=lambda c: (c["size_bytes"], -c["held_out_accuracy"]))
     return max(candidates, key=lambda c: c["held_out_accuracy"])
@@ -229,6 +252,7 @@ def write_with_metadata(output_dir: Path, blob: bytes, result: dict) -> bytes:
 
 
 def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "auto", baseline: Path | None = None) -> dict:
+    from training import calibration
     from training.evaluation import classification_metrics
 
     started = time.monotonic()
@@ -247,19 +271,22 @@ def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "
         other = data.splits["validation"] if split_name == "test" else None
         held_images = np.concatenate([images, other.images]).astype(np.float32) if other is not None else images
         held_truth = np.concatenate([test.labels, other.labels]) if other is not None else test.labels
-        held_reference = saved_model_predict(saved, held_images).argmax(axis=1)
+        held_scores = saved_model_predict(saved, held_images)
+        held_reference = held_scores.argmax(axis=1)
+        threshold = metadata.get("threshold") if isinstance(metadata.get("threshold"), (int, float)) else None
+        refused_reference = calibration.refused(held_scores, threshold, labels)
         reference = held_reference[: len(images)]
         float_accuracy = float((reference == test.labels).mean())
         float_held_out = float((held_reference == held_truth).mean())
         modes = MODES if quantize == "auto" else (quantize,)
-        calibration = representative(Path(data_dir), labels, fractions, metadata["image_size"]) if "int8" in modes else None
+        samples = representative(Path(data_dir), labels, fractions, metadata["image_size"]) if "int8" in modes else None
 
         candidates: list[dict[str, Any]] = []
         models: dict[str, tuple[bytes, np.ndarray]] = {}
         scores: dict[str, np.ndarray] = {}  # each mode's probabilities on the test photos
         for mode in modes:
             t0 = time.monotonic()
-            blob = to_tflite(saved, mode, calibration)
+            blob = to_tflite(saved, mode, samples)
             held_probabilities = tflite_predict(blob, held_images)
             scores[mode] = held_probabilities[: len(images)]
             held_predicted = held_probabilities.argmax(axis=1)
@@ -271,6 +298,8 @@ def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "
                 "agreement": float((predicted == reference).mean()),
                 "held_out_accuracy": float((held_predicted == held_truth).mean()),
                 "held_out_agreement": float((held_predicted == held_reference).mean()),
+                # the "not recognised" verdicts: the familiarity gate and the threshold must survive quantisation
+                "held_out_refusal_agreement": float((calibration.refused(held_probabilities, threshold, labels) == refused_reference).mean()),
                 "seconds": round(time.monotonic() - t0, 1),
             })
             models[mode] = (blob, predicted)
@@ -286,6 +315,7 @@ def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "
         test_metrics = classification_metrics(test.labels, predicted, labels)
         test_metrics["evaluated_on"] = split_name
         test_metrics.update(calibration_metrics(scores[chosen["quantization"]], test.labels, metadata))
+        test_metrics["refused"] = float(calibration.refused(scores[chosen["quantization"]], threshold, labels).mean())
         result = dict(metadata)
         result.update({
             "quantization": chosen["quantization"],

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
+from training.familiarity import FLOOR_LOGIT
 from training.presets import Preset
 
 
@@ -84,16 +86,67 @@ def unfreeze_top(backbone: keras.Model, count: int) -> int:
     return unfrozen
 
 
-def calibrated(clf: Classifier, temperature: float) -> tuple[keras.Model, keras.Model]:
+def calibrated(clf: Classifier, temperature: float,
+               gate: dict[str, np.ndarray] | None = None) -> tuple[keras.Model, keras.Model]:
     """The exported model, the trained layers with the head's logits divided by `temperature` before
-    the softmax (temperature scaling: calibrated scores, the same top class), and the logits model
-    the temperature is fitted with. Both share the trained weights; training itself is unchanged."""
+    the softmax (temperature scaling: calibrated scores, the same top class) and, given a familiarity
+    gate's constants (`Familiarity.constants()`), those scores times how familiar the photo looks; and
+    the logits model the temperature is fitted with. Both share the trained weights; training itself
+    is unchanged."""
     trained = clf.head.get_layer("predictions")
     features = clf.extractor.output
     dense = keras.layers.Dense(trained.units, dtype="float32", name="logits")
     logits = dense(features)
     dense.set_weights(trained.get_weights())
     scaled = keras.layers.Rescaling(1.0 / temperature, dtype="float32", name="temperature")(logits)
-    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(scaled)
+    scores = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(scaled)
+    if gate is not None:
+        layer = FamiliarityGate(rank=gate["basis"].shape[1], means=gate["means_along"].shape[0], name=GATE_LAYER)
+        scores = layer([scores, features])
+        layer.set_weights([gate[name] for name in FamiliarityGate.CONSTANTS])
     name = clf.full.name
-    return keras.Model(clf.extractor.input, probabilities, name=name), keras.Model(clf.extractor.input, logits, name=f"{name}_logits")
+    return keras.Model(clf.extractor.input, scores, name=name), keras.Model(clf.extractor.input, logits, name=f"{name}_logits")
+
+
+GATE_LAYER = "familiarity"
+
+
+@keras.saving.register_keras_serializable(package="flowers")
+class FamiliarityGate(keras.layers.Layer):
+    """[scores, features] -> scores x sigmoid((centre - distance) / scale): training.familiarity's factor
+    computed in the graph, from its constants held as non-trainable weights (model.keras keeps them).
+    Only sums of squares of differences: it stays accurate when the converter quantises it."""
+
+    CONSTANTS = ("basis", "inverse_sd", "means_along", "means_rest", "inverse_residual_sd", "centre_scale")
+
+    def __init__(self, rank: int, means: int, **kwargs):
+        kwargs["dtype"] = "float32"  # distances of float16 features lose too much
+        super().__init__(**kwargs)
+        self.rank, self.means = int(rank), int(means)
+
+    def get_config(self):
+        return {**super().get_config(), "rank": self.rank, "means": self.means}
+
+    def build(self, input_shape):
+        dims = int(input_shape[1][-1])
+        shapes = {"basis": (dims, self.rank), "inverse_sd": (self.rank,), "means_along": (self.means, self.rank),
+                  "means_rest": (self.means, dims), "inverse_residual_sd": (1,), "centre_scale": (2,)}
+        self.constants = {name: self.add_weight(name=name, shape=shapes[name], initializer="zeros", trainable=False)
+                          for name in self.CONSTANTS}
+
+    def call(self, inputs):
+        ops, c = keras.ops, self.constants
+        scores, features = inputs
+        z = ops.normalize(ops.cast(features, "float32"), axis=-1, order=2)  # an rsqrt: LiteRT has int8 kernels for it
+        along = ops.matmul(z, c["basis"])
+        rest = (z - ops.matmul(along, ops.transpose(c["basis"]))) * c["inverse_residual_sd"]
+        along = along * c["inverse_sd"]
+        d_along = ops.sum(ops.square(ops.expand_dims(along, 1) - c["means_along"]), axis=-1)
+        d_rest = ops.sum(ops.square(ops.expand_dims(rest, 1) - c["means_rest"]), axis=-1)
+        distance = ops.min(d_along + d_rest, axis=-1, keepdims=True)
+        logit = ops.maximum((c["centre_scale"][0] - distance) / c["centre_scale"][1], FLOOR_LOGIT)
+        factor = ops.sigmoid(logit)
+        return ops.cast(scores, "float32") * factor
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]

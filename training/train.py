@@ -155,8 +155,9 @@ class Head:
 
 @dataclass(frozen=True)
 class Calibrated:
-    """The exported model (the trained one, its logits divided by `temperature` before the softmax), the
-    threshold below which the served top score means "not recognised", and the logits they came from."""
+    """The exported model (the trained one, its logits divided by `temperature` before the softmax, times
+    the familiarity factor when there is a gate), the threshold below which the served top score means
+    "not recognised", and the scores it gives the validation and test photos."""
 
     model: keras.Model
     temperature: float
@@ -164,7 +165,7 @@ class Calibrated:
     summary: dict[str, Any]  # metadata.json's "calibration"
     validation_logits: np.ndarray
     test_logits: np.ndarray
-
+    test_scores: np.ndarray  # what the exported model answers for the test photos
 
 @dataclass(frozen=True)
 class Scores:
@@ -380,26 +381,36 @@ def fine_tune(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: Cl
 
 
 def calibrate(clf: Classifier, data: SplitData, batch_size: int, timer: Stopwatch) -> Calibrated:
-    """Temperature scaling and the "not a flower" threshold, both fitted on the validation split.
+    """Temperature scaling, the familiarity gate and the "not a flower" threshold.
 
     The temperature T minimises the validation NLL of softmax(logits / T) (the top class never
-    changes); the exported model divides the head's logits by T before its softmax. The threshold
-    is the highest calibrated top score that refuses at most 5 % of the validation photos (those of
-    an `other` class excepted, which are refused by their class).
+    changes); the exported model divides the head's logits by T before its softmax. The familiarity
+    gate (training.familiarity) is fitted on the training photos' features and placed with the
+    validation photos'; the exported model multiplies its scores by it. The threshold is the highest
+    top score so exported that refuses at most 5 % of the validation photos (those of an `other`
+    class excepted, which are refused by their class).
     """
     import numpy as np
 
-    from training import calibration
+    from training import calibration, familiarity
     from training.model import calibrated
 
-    _, logits_model = calibrated(clf, 1.0)
-    val_logits = _predict(logits_model, data.validation.images, batch_size)
-    test_logits = _predict(logits_model, data.test.images, batch_size)
+    kernel, bias = clf.head.get_layer("predictions").get_weights()
+    features = {name: _features(clf.extractor, split.images, batch_size)
+                for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test))}
+    val_logits, test_logits = (features[name].astype(np.float64) @ kernel + bias for name in ("validation", "test"))
     temperature = calibration.fit_temperature(val_logits, data.validation.labels)
-    exported, _ = calibrated(clf, temperature)
-    val_probabilities = calibration.softmax(val_logits / temperature)
-    threshold = calibration.choose_threshold(val_probabilities, data.validation.labels, data.labels)
-    refused = calibration.refused(val_probabilities, threshold, data.labels)
+    gate = familiarity.fit(features["train"], data.train.labels, features["validation"], data.validation.labels,
+                           data.labels)
+
+    def exported_scores(name: str, logits: np.ndarray) -> np.ndarray:
+        scores = calibration.softmax(logits / temperature)
+        return scores if gate is None else scores * gate.factor(features[name])[:, None]
+
+    val_scores, test_scores = exported_scores("validation", val_logits), exported_scores("test", test_logits)
+    exported, _ = calibrated(clf, temperature, None if gate is None else gate.constants())
+    threshold = calibration.choose_threshold(val_scores, data.validation.labels, data.labels)
+    refused = calibration.refused(val_scores, threshold, data.labels)
     flowers = np.ones(len(refused), bool)
     if calibration.OTHER in data.labels:
         flowers = data.validation.labels != data.labels.index(calibration.OTHER)
@@ -409,28 +420,30 @@ def calibrate(clf: Classifier, data: SplitData, batch_size: int, timer: Stopwatc
         "count": int(len(val_logits)),
         "val_nll_before": calibration.nll(val_logits, data.validation.labels),
         "val_nll_after": calibration.nll(val_logits, data.validation.labels, temperature),
-        "threshold_rule": f"highest calibrated top score refusing at most {calibration.MAX_REFUSED:.0%} of the "
+        "threshold_rule": f"highest top score refusing at most {calibration.MAX_REFUSED:.0%} of the "
                           f"{data.validated_on} photos",
         "val_refused": float(refused[flowers].mean()) if flowers.any() else 0.0,
         "background_class": calibration.OTHER if calibration.OTHER in data.labels else None,
+        "familiarity": None if gate is None else gate.summary(gate.distance(features["validation"][flowers])),
     }
     print(f"phase=calibrate temperature={temperature:.4f} threshold={threshold:.4f} "
-          f"val_refused={summary['val_refused']:.4f}", flush=True)
+          f"val_refused={summary['val_refused']:.4f} familiarity_gate={'yes' if gate else 'no'}", flush=True)
     timer.lap("calibrate")
-    return Calibrated(exported, temperature, threshold, summary, val_logits, test_logits)
+    return Calibrated(exported, temperature, threshold, summary, val_logits, test_logits, test_scores)
 
 
 def evaluate(calibrated: Calibrated, data: SplitData, log_dir: str, step: int, timer: Stopwatch) -> Scores:
     """Metrics of the final model on the test split (the validation split when the data set is too small
     for one), also written to TensorBoard at `step`, and its accuracy on the validation split; ECE (15 bins)
-    of the scores before and after calibration."""
+    of the scores before calibration and of the scores the model answers with."""
     from training import calibration, evaluation
 
-    probabilities = calibration.softmax(calibrated.test_logits / calibrated.temperature)
-    metrics = evaluation.classification_metrics(data.test.labels, probabilities.argmax(axis=1), data.labels)
+    scores = calibrated.test_scores
+    metrics = evaluation.classification_metrics(data.test.labels, scores.argmax(axis=1), data.labels)
     metrics["ece_uncalibrated"] = calibration.expected_calibration_error(
         calibration.softmax(calibrated.test_logits), data.test.labels)
-    metrics["ece"] = calibration.expected_calibration_error(probabilities, data.test.labels)
+    metrics["ece"] = calibration.expected_calibration_error(scores, data.test.labels)
+    metrics["refused"] = float(calibration.refused(scores, calibrated.threshold, data.labels).mean()) if len(scores) else 0.0
     val_accuracy = _top1(calibrated.validation_logits, data.validation.labels)
     evaluation.log_to_tensorboard(log_dir, metrics, data.labels, step=step)
     print(format_metric_line({"test_accuracy": metrics["accuracy"], "val_accuracy": val_accuracy}, result="final"),
@@ -517,15 +530,6 @@ def _features(extractor: keras.Model, images: np.ndarray, batch_size: int) -> np
     return np.concatenate(out).astype(np.float32)
 
 
-def _predict(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """The model's outputs for every image (float32 pixels), an empty (0, classes) array for none."""
-    import numpy as np
-
-    if len(images) == 0:
-        return np.zeros((0, model.output_shape[-1]), np.float32)
-    return np.asarray(model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0), np.float32)
-
-
 def _top1(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """Share of rows whose most probable class is the label; 0 for no rows."""
     return float((probabilities.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
@@ -557,6 +561,7 @@ def warm_start(full: keras.Model, source: str, labels: list[str]) -> str:
         return ""
     import keras
 
+    from training.model import GATE_LAYER
     from training.presets import custom_objects
 
     folder = Path(source)
@@ -567,7 +572,8 @@ def warm_start(full: keras.Model, source: str, labels: list[str]) -> str:
             print(f"warm start skipped: classes differ ({old_labels} vs {labels})", flush=True)
             return "skipped: classes differ"
         previous = keras.saving.load_model(folder / KERAS_FILE, custom_objects=custom_objects(), compile=False)
-        full.set_weights(previous.get_weights())
+        # the trained weights; the familiarity gate's constants are fitted anew for every run
+        full.set_weights([w for layer in previous.layers if layer.name != GATE_LAYER for w in layer.get_weights()])
     except (OSError, ValueError) as exc:
         print(f"warm start skipped: {exc}", flush=True)
         return f"skipped: {exc}"
