@@ -10,7 +10,7 @@ SEEDS ?= 1337,7,11
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo bench bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-not-flowers bench-gpu-input weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
+.PHONY: venv test demo bench bench-classify bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-not-flowers bench-gpu-input weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
 
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt training/requirements-nodeps.txt pyproject.toml infra/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ test: $(STAMP) $(MP_STAMP) weights check-infra typecheck
 demo: $(STAMP) weights
 	$(PY) -m flowers_cli.main demo $(if $(filter command line environment,$(origin DATA)),--data $(DATA),)
 
-bench: bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-not-flowers
+bench: bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-not-flowers bench-classify
 
 bench-train: $(STAMP) weights
 	$(PY) bench/train.py $(DATA) --preset mobilenet_v2 --seeds $(SEEDS)
@@ -59,6 +59,10 @@ bench-predict: $(STAMP) weights
 # `flowers up` under 16 concurrent clients and a costly-image client (about 5 minutes; same model as bench-predict).
 bench-load: $(STAMP) weights
 	$(PY) bench/load.py --work build/bench-predict
+
+# Batch classification by upload in local mode: photos/s from HOME/bucket/classify/ to predictions/ (same model as bench-predict).
+bench-classify: $(STAMP) weights
+	$(PY) bench/classify.py --work build/bench-predict
 
 bench-imaging: $(STAMP)
 	$(PY) bench/imaging.py

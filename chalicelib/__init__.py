@@ -9,8 +9,12 @@ Vocabulary (one name per idea):
   `RunRecord` is its history row. A *job* is the SageMaker job (or local subprocess) of a run.
 - Orchestrator (`orchestrator.py`): the decisions that move runs along: uploads recorded, the
   tick's debounce, job state changes, the promotion gate, approve / reject / rollback.
-- ports (`ports.py`): ObjectStore, JobRunner, ModelRegistry, StateStore; `aws/` and `local/`
-  hold their two adapters. `services.py` builds the ones the configured mode needs.
+- ports (`ports.py`): ObjectStore, JobRunner, ModelRegistry, StateStore, and EventPublisher for the
+  domain events; `aws/` and `local/` hold their two adapters. `services.py` builds the ones the configured mode needs.
+- domain event (`domain_events.py`): what the pipeline tells other systems (run started / failed, model
+  registered / promoted / rolled back); an EventBridge bus in the cloud, HOME/events.jsonl locally.
+- batch classification (`batch_classify.py`): photos under `classify/` in the bucket, classified by the
+  served model into `predictions/<batch>.jsonl`; never part of the data set.
 - handlers (`handlers.py`): what each Lambda does between app.py's decorators and the Orchestrator.
 - local stack (`local/stack.py`): the wiring of `flowers up`: a folder watcher, a tick loop, job
   subprocesses and an HTTP server, all calling the Chalice app's own functions.

@@ -13,9 +13,14 @@ from chalicelib.imaging import has_image_extension
 from chalicelib.records import ObjectInfo
 
 
+# Batch classification's inbox and answers (chalicelib/batch_classify.py): in the bucket, never training data
+# (locally the data set is the whole bucket folder, so they lie inside it).
+NOT_DATA = ("classify/", "predictions/")
+
+
 def is_relevant(key: str, prefix: str) -> bool:
-    """Photos and their `.txt` labels under the prefix; folder markers and dot-files are not data."""
-    if not key.startswith(prefix) or key.endswith("/"):
+    """Photos and their `.txt` labels under the prefix; folder markers, dot-files, classify/ and predictions/ are not data."""
+    if not key.startswith(prefix) or key.endswith("/") or key[len(prefix):].startswith(NOT_DATA):
         return False
     name = key.rsplit("/", 1)[-1]
     if not name or name.startswith("."):

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEvent
 
-from chalicelib import job_names, manifest, predict_request, services
+from chalicelib import batch_classify, job_names, manifest, predict_request, services
 from chalicelib.api_errors import ApiError, bad_request, conflict, not_found, unavailable
 from chalicelib.imaging import ImageError
 from chalicelib.observability import Unit, logger, metrics
@@ -59,6 +59,9 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
                 logger.warning("upload message returned to the queue",
                                extra={"message_id": message_id, "error": f"{type(exc).__name__}: {exc}"})
                 failed.append(message_id)
+    # Photos under classify/: classified by the served model, one output per delivery (chalicelib/batch_classify.py).
+    classified = batch_classify.on_messages([(r.message_id, r.body) for r in event.records], svc.objects, bucket, lambda: svc.predictor)
+    failed += [message_id for message_id in classified["failed"] if message_id not in failed]
     metrics.add_metric(name="UploadEvents", unit=Unit.Count, value=len(changes))
     metrics.add_metric(name="NewUploads", unit=Unit.Count, value=new)
     metrics.add_metric(name="MalformedUploadMessages", unit=Unit.Count, value=malformed)
@@ -66,7 +69,8 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
         metrics.add_metric(name="UploadMessagesRetried", unit=Unit.Count, value=len(failed))
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed],
             "changes": len(changes), "new": new, "test_events": sum(p.test_events for _, p in messages),
-            "ignored": sum(p.ignored for _, p in messages), "malformed": malformed}
+            "ignored": sum(p.ignored for _, p in messages), "malformed": malformed,
+            "classified": {k: v for k, v in classified.items() if k != "failed"}}
 
 
 def on_tick() -> dict[str, Any]:

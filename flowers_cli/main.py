@@ -9,6 +9,7 @@
   flowers predict IMAGE...    top-k labels (--url for a remote API)
   flowers tensorboard         TensorBoard on every local training run
   flowers events [--follow]   runs started / failed, models registered / promoted / rolled back
+  flowers classify DIR        every photo's labels as JSON lines (--bucket s3://B/classify/: in the cloud)
 
 HOME is --home, else $FLOWERS_HOME, else ~/.flowers.
 """
@@ -212,6 +213,14 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
             child.wait()
 
 
+# classify -------------------------------------------------------------------------------------
+def cmd_classify(args: argparse.Namespace) -> int:
+    from flowers_cli import classify
+
+    api = None if args.bucket else api_for(args)
+    return classify.main(api, Path(args.source), args.bucket or "", args.top_k, args.out or "", args.quiet)
+
+
 # events ---------------------------------------------------------------------------------------
 def cmd_events(args: argparse.Namespace) -> int:
     from chalicelib.local.event_log import FILE_NAME
@@ -318,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=_positive, default=5, help="how many classes to list per photo, best first (default 5)")
     _url(predict)
     predict.set_defaults(run=cmd_predict)
+
+    classify = commands.add_parser("classify", help="classify every photo of a folder: JSON lines (or --bucket: batch classification in the cloud)")
+    classify.add_argument("source", help="a folder of photos (any depth), or one photo")
+    classify.add_argument("--bucket", help="s3://BUCKET/classify/...: upload there; the pipeline writes s3://BUCKET/predictions/*.jsonl")
+    classify.add_argument("--top-k", type=int, default=5, help="how many classes to list per photo, best first (default 5)")
+    classify.add_argument("--out", help="write the JSON lines to this file instead of stdout")
+    classify.add_argument("--quiet", action="store_true", help="no progress bar")
+    _url(classify)
+    classify.set_defaults(run=cmd_classify)
 
     events = commands.add_parser("events", help="the local pipeline's events (runs started and failed, models registered, promoted, rolled back)")
     _home(events)

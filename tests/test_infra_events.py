@@ -42,3 +42,20 @@ def test_the_example_rule_sends_failed_runs_with_their_reason_to_the_alarm_topic
     (target,) = rules[0]["Targets"]
     assert target["Arn"]["Ref"].startswith("AlarmTopic")
     assert target["InputTransformer"]["InputPathsMap"]["detail-reason"] == "$.detail.reason"
+
+
+def test_batch_classification_photos_reach_the_upload_function_which_writes_only_predictions(raw):  # noqa: F811
+    from chalicelib import batch_classify
+    from flowers_infra import constants
+
+    assert (constants.CLASSIFY_PREFIX, constants.PREDICTIONS_PREFIX) == (batch_classify.CLASSIFY_PREFIX, batch_classify.PREDICTIONS_PREFIX)
+    (bucket,) = [r for lid, r in resources(raw, "AWS::S3::Bucket").items() if lid.startswith("DatasetBucket")]
+    configurations = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    found = {(c["Event"], c["Filter"]["S3Key"]["Rules"][0]["Value"]) for c in configurations}
+    assert found == {("s3:ObjectCreated:*", "datasets/flowers/"), ("s3:ObjectRemoved:*", "datasets/flowers/"),
+                     ("s3:ObjectCreated:*", "classify/")}
+    upload = functions(raw)["OnUpload"]
+    role = upload["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert upload["Properties"]["MemorySize"] >= 1024  # LiteRT and the model
+    writes = [s for s in statements(raw, role) if "s3:PutObject" in actions_of([s])]
+    assert len(writes) == 1 and str(writes[0]["Resource"]).count("/predictions/*") == 1

@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import quote
 
 from chalicelib.dataset_version import is_relevant
@@ -102,8 +102,10 @@ class LocalObjectStore:
         return value
 
 
-def scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """(key relative to root, stat) of every data file under root: photos and .txt labels, no dot-files."""
+def scan(root: Path, keep: Callable[[str], bool] | None = None) -> Iterator[tuple[str, os.stat_result]]:
+    """(key relative to root, stat) of every data file under root: photos and .txt labels, no dot-files
+    (or the files whose key `keep` takes)."""
+    keep = keep or (lambda relative: is_relevant(relative, ""))
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -121,7 +123,7 @@ def scan(root: Path) -> Iterator[tuple[str, os.stat_result]]:
                 if not entry.is_file():
                     continue
                 relative = Path(entry.path).relative_to(root).as_posix()
-                if is_relevant(relative, ""):
+                if keep(relative):
                     yield relative, entry.stat()
             except OSError:
                 continue  # removed while we looked

@@ -18,11 +18,18 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from chalicelib.batch_classify import is_inbox_photo
+from chalicelib.dataset_version import is_relevant
 from chalicelib.local import events
 from chalicelib.local.db import Database
 from chalicelib.local.objects import LocalObjectStore, scan
 
 BATCH = 100  # the on_upload function's SQS batch size
+
+
+def watched(key: str) -> bool:
+    """The data set's files, and the photos under classify/ (batch classification: chalicelib/batch_classify.py)."""
+    return is_relevant(key, "") or is_inbox_photo(key)
 
 
 class BucketWatcher:
@@ -41,7 +48,7 @@ class BucketWatcher:
         records: list[tuple[str, events.Event]] = []  # (key, S3 record)
         upserts, removals = [], []
         seen = set()
-        for key, stat in scan(self._root):
+        for key, stat in scan(self._root, watched):
             seen.add(key)
             before = known.get(key)
             if before and before[0] == stat.st_size and before[1] == stat.st_mtime_ns:

@@ -37,7 +37,15 @@ from constructs import Construct
 
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
-from flowers_infra.constants import LOG_KMS_REASON, MANIFESTS_PREFIX, MODELS_PREFIX, SQS_SSE_REASON, TRAINING_PREFIX
+from flowers_infra.constants import (
+    CLASSIFY_PREFIX,
+    LOG_KMS_REASON,
+    MANIFESTS_PREFIX,
+    MODELS_PREFIX,
+    PREDICTIONS_PREFIX,
+    SQS_SSE_REASON,
+    TRAINING_PREFIX,
+)
 
 API_STAGE = "api"
 API_KEY_SCHEME = "api_key"
@@ -62,7 +70,8 @@ class FunctionSpec(NamedTuple):
 # Chalice's logical ids -> what the stack sets on each function
 FUNCTIONS = {
     "APIHandler": FunctionSpec("api", "api", 2048, 29, False),  # 29 s: API Gateway's integration limit
-    "OnUpload": FunctionSpec("on-upload", "upload", 256, 60, False),  # invoked by the SQS event source
+    # Invoked by the SQS event source; 1024 MB and 120 s: it also classifies photos under classify/ with the served model.
+    "OnUpload": FunctionSpec("on-upload", "upload", 1024, 120, False),
     "Tick": FunctionSpec("tick", "pipeline", 512, 120, True),  # EventBridge schedule
     "OnSagemakerJob": FunctionSpec("on-sagemaker-job", "pipeline", 512, 120, True),  # EventBridge rule
 }
@@ -176,8 +185,18 @@ class ChaliceApp(Construct):
                 find_manifests,
                 *read_registry, set_status, publish,
             ],
-            # Upload events: conditional writes of seen-upload markers and the pending count.
+            # Upload events: conditional writes of seen-upload markers and the pending count. And batch classification
+            # (chalicelib/batch_classify.py): photos under classify/ read, predictions/ written, by the served model.
             "upload": [
+                iam.PolicyStatement(sid="ReadPhotosToClassify", actions=["s3:GetObject"],
+                                    resources=[f"{props.dataset_bucket_arn}/{CLASSIFY_PREFIX}*"]),
+                iam.PolicyStatement(sid="WritePredictions", actions=["s3:GetObject", "s3:PutObject"],
+                                    resources=[f"{props.dataset_bucket_arn}/{PREDICTIONS_PREFIX}*"]),
+                # Listing makes a missing photo or batch output a 404 (HeadObject), not a 403.
+                iam.PolicyStatement(sid="FindClassifyObjects", actions=["s3:ListBucket"], resources=[props.dataset_bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [f"{CLASSIFY_PREFIX}*", f"{PREDICTIONS_PREFIX}*"]}}),
+                iam.PolicyStatement(sid="ReadServedModel", actions=["s3:GetObject"], resources=[models]),
+                *read_registry,
                 iam.PolicyStatement(sid="RecordUploads", resources=[table], actions=[
                     "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]),
                 iam.PolicyStatement(sid="ConsumeUploadQueue", resources=[props.uploads.queue_arn], actions=[

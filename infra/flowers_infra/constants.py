@@ -6,6 +6,9 @@ CHECKPOINT_PREFIX = "checkpoints/"
 TENSORBOARD_PREFIX = "tensorboard/"
 MODELS_PREFIX = "models/"
 MANIFESTS_PREFIX = "manifests/"  # each run's list of photos (chalicelib/manifest.py); kept, like models/
+# Batch classification in the dataset bucket (chalicelib/batch_classify.py): photos in, JSON Lines out
+CLASSIFY_PREFIX = "classify/"
+PREDICTIONS_PREFIX = "predictions/"
 SAGEMAKER_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")
 
 SQS_SSE_REASON = ("encrypted at rest with SSE-SQS (SqsManagedSseEnabled), which checkov does not recognise; S3 "

@@ -44,6 +44,7 @@ from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import (
     CHECKPOINT_PREFIX,
+    CLASSIFY_PREFIX,
     MANIFESTS_PREFIX,
     MODELS_PREFIX,
     SAGEMAKER_LOG_GROUPS,
@@ -154,15 +155,18 @@ class FlowersStack(Stack):
             conditions={"ArnEquals": {"aws:SourceArn": self.dataset_bucket_arn},
                         "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
         ))
-        prefix_filter = s3.CfnBucket.NotificationFilterProperty(s3_key=s3.CfnBucket.S3KeyFilterProperty(
-            rules=[s3.CfnBucket.FilterRuleProperty(name="prefix", value=self.config.dataset_prefix)]))
+        def prefix_filter(prefix: str) -> s3.CfnBucket.NotificationFilterProperty:
+            return s3.CfnBucket.NotificationFilterProperty(s3_key=s3.CfnBucket.S3KeyFilterProperty(
+                rules=[s3.CfnBucket.FilterRuleProperty(name="prefix", value=prefix)]))
         cfn_bucket = self.dataset_bucket.node.default_child
         if not isinstance(cfn_bucket, s3.CfnBucket):
             raise TypeError("the dataset bucket has no CfnBucket to set its notifications on")
         cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
             queue_configurations=[
-                s3.CfnBucket.QueueConfigurationProperty(event=event, queue=self.uploads.queue_arn, filter=prefix_filter)
-                for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
+                s3.CfnBucket.QueueConfigurationProperty(event=event, queue=self.uploads.queue_arn, filter=prefix_filter(prefix))
+                for prefix, event in ((self.config.dataset_prefix, "s3:ObjectCreated:*"), (self.config.dataset_prefix, "s3:ObjectRemoved:*"),
+                                      # photos to classify in batches (chalicelib/batch_classify.py), by the same function
+                                      (CLASSIFY_PREFIX, "s3:ObjectCreated:*"))
             ])
         # S3 checks that it may send to the queue when the notification is created.
         self.dataset_bucket.node.add_dependency(added.policy_dependable)
