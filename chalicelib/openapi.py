@@ -237,7 +237,10 @@ def document(server_url: str = "/") -> dict[str, Any]:
         "info": {"title": "flowers", "version": "1",
                  "description": "Flower photo classification; errors are JSON {\"error\": {\"code\", \"message\"}}. "
                                 "In AWS every route but the page needs the x-api-key header, and the model actions "
-                                "an IAM (SigV4) signature."},
+                                "an IAM (SigV4) signature. On `flowers up` a path no route has answers 404 not_found, "
+                                "and a method its route does not take 405 method_not_allowed with an Allow header "
+                                "(in AWS, API Gateway answers both before the app runs). JSON answers carry "
+                                "Cache-Control: no-store; the page, the pictures and the model files no-cache."},
         "servers": [{"url": server_url}],
         "paths": PATHS,
         "components": {"schemas": SCHEMAS},

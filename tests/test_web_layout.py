@@ -95,7 +95,7 @@ def _keyboard_file_chooser(page):
 
 
 @pytest.mark.parametrize("size", ["phone", "desktop"])
-def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, browser, tmp_path):
+def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, browser, tmp_path, tiny_model):  # noqa: F811
     up, version = served
     context = browser.new_context(**(PHONE if size == "phone" else DESKTOP))
     page = context.new_page()
@@ -114,6 +114,11 @@ def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, brows
     model = http(download)
     assert model.status == 200 and model.body[4:8] == b"TFL3"  # a FlatBuffer with TensorFlow Lite's file identifier
     assert "MediaPipe" in page.locator("#detail").inner_text()
+    # The confusion matrix's text alternative: its counts as a table, as metadata.json has them.
+    page.locator("#matrix-table summary").click()
+    matrix = json.loads((tiny_model / "metadata.json").read_text())["metrics"]["test"]["confusion_matrix"]
+    rows = page.locator("#matrix-table tbody tr")
+    assert [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())] == [[str(n) for n in row] for row in matrix]
 
     # The keyboard alone: Tab reaches the file input, Space opens the chooser, the answer is read out.
     for _ in range(20):
