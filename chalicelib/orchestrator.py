@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from chalicelib import debounce, job_names, manifest, promotion, retry
 from chalicelib import domain_events as domain
+from chalicelib import hyperparameters as hp
 from chalicelib import validation_report as reports
 from chalicelib import training_contract as contract
 from chalicelib.dataset_version import is_relevant, version_of
@@ -151,7 +152,14 @@ class Orchestrator:
 
     def _start_training(self, version: str, job: str, now: float) -> dict[str, Any]:
         try:
-            started = self.jobs.start_training(self.training_spec(version, job))
+            hyperparameters = self.run_hyperparameters()
+        except hp.HyperparameterProblem as exc:  # before any job: no instance is paid for; the reason is in GET /status
+            running = self.dataset_state().running
+            if running is None or running.job_name != job:
+                running = Running(version, job, LAUNCHING, now, now)
+            return self._finish(running, FAILED, str(exc))
+        try:
+            started = self.jobs.start_training(self.training_spec(version, job, hyperparameters))
         except JobRejected as exc:
             running = self.dataset_state().running
             if running is None or running.job_name != job:  # let go of it all the same
@@ -237,8 +245,16 @@ class Orchestrator:
         return Manifest(uri, manifest.sha256(self.objects.read(uri)), manifest.channel_uri(self.settings.artifact_bucket, version))
 
     # job specs ------------------------------------------------------------------------------
-    def training_spec(self, version: str, job: str) -> TrainingSpec:
+    def run_hyperparameters(self) -> dict[str, str]:
+        """The settings', then the deployment's defaults, then training.json's beside the data set (chalicelib/hyperparameters.py).
+        Raises HyperparameterProblem."""
+        uri = self.objects.join(self.settings.dataset_uri, hp.FILE_NAME)
+        from_file = hp.parse_file(self.objects.read(uri)) if self.objects.exists(uri) else {}
+        return hp.for_run(self.settings.preset, self.settings.max_training_time, self.settings.hyperparameters, from_file)
+
+    def training_spec(self, version: str, job: str, hyperparameters: dict[str, str] | None = None) -> TrainingSpec:
         s = self.settings
+        hyperparameters = hyperparameters or {"preset": s.preset, "max_training_time": str(s.max_training_time)}
         artifacts = f"s3://{s.artifact_bucket}"
         lineage = self.manifest_of(version)
         return TrainingSpec(
@@ -251,8 +267,8 @@ class Orchestrator:
             tensorboard_uri=f"{artifacts}/tensorboard/",
             instance_type=s.training_instance_type,
             use_spot=s.use_spot,
-            max_runtime_seconds=s.max_training_time,
-            hyperparameters={"preset": s.preset, "max_training_time": str(s.max_training_time)},
+            max_runtime_seconds=int(hyperparameters.get("max_training_time", s.max_training_time)),
+            hyperparameters=dict(hyperparameters),
             metric_definitions=[dict(d) for d in contract.METRIC_DEFINITIONS],
             tags={"dataset_version": version, "dataset": s.dataset_id[:256], "app": "flowers"},
             manifest_uri=lineage.uri if lineage else "",

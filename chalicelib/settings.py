@@ -65,6 +65,8 @@ class Settings:
     model_refresh_seconds: int = 60  # how often a prediction container looks for a newer approved model
     service_name: str = "flowers"
     metrics_namespace: str = "Flowers"
+    # training hyperparameters for every run (README's table), under training.json's (chalicelib/hyperparameters.py)
+    hyperparameters: dict[str, str] = field(default_factory=dict)
     event_bus_name: str = ""  # the EventBridge bus of the domain events (chalicelib/domain_events.py); "": none sent
     # local mode only
     home: str = ""  # FLOWERS_HOME: bucket/, artifacts/, the SQLite state; default ~/.flowers
@@ -144,6 +146,12 @@ def _hyperparameters(value: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in document.items()}
 
 
+def _checked_hyperparameters(value: str) -> dict[str, str]:
+    from chalicelib.hyperparameters import check
+
+    return check(json.loads(value), "HYPERPARAMETERS")  # HyperparameterProblem is a ValueError: named with the rest
+
+
 # field name -> (environment variable, parser)
 _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "mode": ("FLOWERS_MODE", _choice(MODES)),
@@ -171,6 +179,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "service_name": ("POWERTOOLS_SERVICE_NAME", _text),
     "metrics_namespace": ("POWERTOOLS_METRICS_NAMESPACE", _text),
     "event_bus_name": ("EVENT_BUS_NAME", _text),
+    "hyperparameters": ("HYPERPARAMETERS", _checked_hyperparameters),
     "home": ("FLOWERS_HOME", _text),
     "port": ("FLOWERS_PORT", _int(0, 65535)),  # 0: any free port
     "extra_hyperparameters": ("FLOWERS_HYPERPARAMETERS", _hyperparameters),

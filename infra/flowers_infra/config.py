@@ -5,6 +5,7 @@ chalicelib/settings.py reads them (a test keeps the two in step).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
@@ -35,6 +36,9 @@ class FlowersConfig:
     retry_backoff: int = _PIPELINE.retry_backoff
     listing_check_seconds: int = _PIPELINE.listing_check_seconds
     model_refresh_seconds: int = _PIPELINE.model_refresh_seconds
+    # Training hyperparameters for every run (the README's table), as a JSON object: -c 'hyperparameters={"epochs": 8}'
+    # or an object in cdk.json; a data set's training.json overrides them (chalicelib/hyperparameters.py).
+    hyperparameters: str = "{}"
     # Operations ---------------------------------------------------------------------------------
     log_retention_days: int = 30
     api_rate_limit: float = 20.0  # requests per second, steady (usage plan and stage)
@@ -57,6 +61,9 @@ class FlowersConfig:
         for field in fields(cls):
             raw = get(field.name)
             if raw is None:
+                continue
+            if field.name == "hyperparameters":
+                values[field.name] = _hyperparameters(raw)
                 continue
             values[field.name] = _coerce(field.type, raw, field.name)
         return cls(**values)
@@ -81,10 +88,22 @@ class FlowersConfig:
             "RETRY_BACKOFF": str(self.retry_backoff),
             "LISTING_CHECK_SECONDS": str(self.listing_check_seconds),
             "MODEL_REFRESH_SECONDS": str(self.model_refresh_seconds),
+            "HYPERPARAMETERS": self.hyperparameters,
             "POWERTOOLS_SERVICE_NAME": "flowers",
             "POWERTOOLS_METRICS_NAMESPACE": "Flowers",
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
+
+
+def _hyperparameters(raw: Any) -> str:
+    """The context value (an object in cdk.json, JSON text with -c) as JSON text, checked as the Lambdas check it."""
+    from chalicelib.hyperparameters import HyperparameterProblem, check
+
+    try:
+        document = json.loads(raw) if isinstance(raw, str) else raw
+        return json.dumps(check(document, "CDK context value hyperparameters"), sort_keys=True)
+    except (ValueError, HyperparameterProblem) as exc:
+        raise ValueError(f"bad CDK context value hyperparameters={raw!r}: {exc}") from None
 
 
 def _coerce(kind: Any, raw: Any, name: str) -> Any:
