@@ -1,56 +1,59 @@
-"""A plain progress bar on stderr: redrawn in place on a terminal, a line every 10 % otherwise."""
+"""The CLI's progress bar, drawn by tqdm: redrawn in place on a terminal; elsewhere (logs, CI, a pipe)
+one line every 10 % and one at the end, each rendered by tqdm's own `format_meter` in ASCII."""
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+LOG_WIDTH = 100  # columns of a bar written to a log
 
 
 class Progress:
     def __init__(self, total: int, what: str, unit: str = "", stream: TextIO | None = None):
         self.total = max(0, total)
         self.what = what
-        self.unit = unit
         self.stream = stream or sys.stderr
         self.done = 0
         self.extra = ""
-        self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._drawn_at = 0.0
+        self._bytes = unit == "bytes"
+        self._started = time.monotonic()
         self._last_decile = -1
+        self._closed = False
+        self._bar: tqdm[Any] | None = None
+        if hasattr(self.stream, "isatty") and self.stream.isatty():
+            self._bar = tqdm(total=self.total or None, desc=what, file=self.stream, dynamic_ncols=True, leave=True,
+                             unit="B" if self._bytes else "it", unit_scale=self._bytes, unit_divisor=1000)
 
     def update(self, step: int = 1, extra: str = "") -> None:
         self.done += step
         self.extra = extra or self.extra
-        self._draw()
-
-    def _text(self) -> str:
-        if self.total:
-            share = min(1.0, self.done / self.total)
-            bar = "#" * int(share * 30)
-            return f"{self.what} [{bar:<30}] {self._fmt(self.done)}/{self._fmt(self.total)} {share * 100:3.0f}% {self.extra}"
-        return f"{self.what} {self._fmt(self.done)} {self.extra}"
-
-    def _fmt(self, n: int) -> str:
-        return f"{n / 1e6:.1f} MB" if self.unit == "bytes" else str(n)
-
-    def _draw(self, final: bool = False) -> None:
-        now = time.monotonic()
-        if self._tty:
-            if final or now - self._drawn_at > 0.1:
-                self.stream.write("\r" + self._text()[:160].ljust(100))
-                self.stream.flush()
-                self._drawn_at = now
+        if self._bar is not None:
+            if extra:
+                self._bar.set_postfix_str(extra, refresh=False)
+            self._bar.update(step)
             return
         decile = int(10 * self.done / self.total) if self.total else -1
-        if final and decile == self._last_decile and self.total:
-            return  # already printed
-        if final or decile > self._last_decile:
+        if decile > self._last_decile:
             self._last_decile = decile
-            self.stream.write(self._text() + "\n")
-            self.stream.flush()
+            self._line()
+
+    def _line(self) -> None:
+        text = tqdm.format_meter(self.done, self.total, time.monotonic() - self._started, ncols=LOG_WIDTH, prefix=self.what,
+                                 ascii=True, unit="B" if self._bytes else "it", unit_scale=self._bytes, unit_divisor=1000,
+                                 postfix=self.extra or None)
+        self.stream.write(text + "\n")
+        self.stream.flush()
 
     def close(self) -> None:
-        self._draw(final=True)
-        if self._tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._closed:
+            return
+        self._closed = True
+        if self._bar is not None:
+            self._bar.close()
+            return
+        decile = int(10 * self.done / self.total) if self.total else -1
+        if decile != self._last_decile or not self.total:  # the end, unless its line is out already
+            self._line()
