@@ -144,6 +144,8 @@ def test_flowers_up_classifies_what_lands_in_bucket_classify_and_flowers_classif
         assert sorted(line["key"] for line in found) == sorted([f"classify/batch-1/{p.name}" for p in sent] + ["classify/batch-1/broken.jpg"])
         assert all(line["model_version"] == version for line in found if "error" not in line)
         assert sum("error" in line for line in found) == 1
+        up.wait_for(lambda: "classified 4 photo(s) under classify/ with the served model: " in up.log(), 10, "the console line")
+        assert "bucket: 4 new or changed" not in up.log()  # not announced as uploads to train on
         time.sleep(2)  # a quiet period and more: the photos started no run
         status = up.get("status").json()
         assert status["pending_uploads"] == 0 and status["running_job"] is None and status["last_outcome"] is None

@@ -214,7 +214,12 @@ class LocalStack:
                      + ("a run is in progress: another follows it" if state.running else f"training starts after {self.settings.quiet_period}s of quiet"))
 
     def _deliver_uploads(self, event: events.Event) -> Any:
-        return self.invoke("on_upload", event)  # its batchItemFailures go back to the "queue": the next scan
+        result = self.invoke("on_upload", event)  # its batchItemFailures go back to the "queue": the next scan
+        classified = result.get("classified") if isinstance(result, dict) else None
+        if isinstance(classified, dict) and classified.get("action") == "classified":
+            self.say(f"classified {classified['photos']} photo(s) under classify/ with the served model: {classified['output']}"
+                     + (f" ({classified['errors']} could not be)" if classified.get("errors") else ""))
+        return result
 
     def _tick(self) -> None:
         result = self.invoke("tick", events.scheduled_event(time.time()))

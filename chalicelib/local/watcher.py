@@ -87,7 +87,11 @@ class BucketWatcher:
                     tx.execute("DELETE FROM objects WHERE key = ?", (key,))
         if error is not None:
             raise error
-        return {"created": len(upserts), "removed": len(removals), "failed": len(failed)}
+        # The data set's changes; photos under classify/ (batch classification) counted apart, when there are any.
+        photos_to_classify = sum(1 for row in upserts if is_inbox_photo(row[0]))
+        found = {"created": len(upserts) - photos_to_classify, "removed": len(removals) - sum(1 for k in removals if is_inbox_photo(k)),
+                 "failed": len(failed)}
+        return dict(found, to_classify=photos_to_classify) if photos_to_classify else found
 
 
 def _batch_item_failures(answer: object) -> set[str]:
