@@ -30,8 +30,10 @@ def configure(args: argparse.Namespace, create: bool = False) -> Path:
     otherwise answer from a new, empty home as if the pipeline had nothing."""
     env = os.environ
     home = Path(getattr(args, "home", None) or env.get("FLOWERS_HOME") or Path.home() / ".flowers").expanduser().resolve()
+    if home.exists() and not home.is_dir():
+        raise UsageError(f"{home} is a file, not a flowers home (--home or $FLOWERS_HOME names a folder)")
     if not home.is_dir():
-        if home.exists() or not create:
+        if not create:
             raise UsageError(f"no flowers home at {home} (a typo in --home or $FLOWERS_HOME? `flowers up` or `flowers push` creates one)")
         home.mkdir(parents=True)
         print(f"created the flowers home {home}", file=sys.stderr, flush=True)

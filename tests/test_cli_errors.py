@@ -62,6 +62,11 @@ def test_a_home_that_does_not_exist_is_a_usage_error_not_a_new_home(tmp_path, ph
     assert not typo.exists()
 
 
+def test_a_home_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    fails(tmp_path / "file", 2, "is a file, not a flowers home", "up", "--home", str(tmp_path / "file"))
+
+
 def test_up_and_push_create_their_home_and_say_so(tmp_path):
     new = tmp_path / "new-home"
     done = run(new, "push", str(make_modelarts_dataset(tmp_path / "photos", per_class=1)), "--quiet", "--home", str(new))

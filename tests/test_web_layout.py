@@ -147,6 +147,8 @@ def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, brows
     camera = page.locator("#camera-input")
     assert camera.get_attribute("capture") == "environment" and camera.get_attribute("accept") == "image/*"
     assert page.locator("label[for=camera-input]").is_visible() == (size == "phone")
+    camera_display = page.evaluate("getComputedStyle(document.querySelector('#camera-input')).display")
+    assert (camera_display != "none") == (size == "phone")  # elsewhere Tab does not stop on a hidden camera input
 
     # WCAG AA: every visible text 4.5:1 (large 3:1), the drop zone's border 3:1.
     contrast = page.evaluate(CONTRAST_JS)
