@@ -79,7 +79,7 @@ def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tm
             assert cards.nth(i).locator(".bar.top").count() == 1  # the top class highlighted
     # the models table shows ECE before -> after calibration (GET /models' metrics; the seeded model has no run,
     # so no metrics: its cell is empty, and the page's formatting is checked directly)
-    assert "ECE: calibration error before → after" in page.locator("#models caption").inner_text() and row.locator("td.ece").count() == 1
+    assert "ECE: calibration error before → after" in page.locator("#models-note").inner_text() and row.locator("td.ece").count() == 1
     assert page.evaluate("ece(0.1234, 0.0321)") == "0.123 → 0.032" and page.evaluate("ece(undefined, null)") == ""
 
     # Drag and drop one photo onto the drop zone.
