@@ -5,12 +5,16 @@
   key (the path under DIR), label (null: not recognised), predictions (top-k), model_version, and error
   when it could not be classified; to stdout or `--out FILE`;
 - `--bucket s3://BUCKET/classify/...`: the photos are uploaded under the bucket's classify/ prefix and the
-  deployed pipeline classifies them there, in batches, into s3://BUCKET/predictions/*.jsonl.
+  deployed pipeline classifies them there, in batches, into s3://BUCKET/predictions/*.jsonl; with `--wait
+  SECONDS` the command then reads those files until every photo has its line, and prints the lines.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -62,8 +66,19 @@ def with_api(api: Api, root: Path, top_k: int, out: TextIO, show_progress: bool 
     return len(photos), errors
 
 
-def to_bucket(url: str, root: Path, show_progress: bool = True, client: Any = None) -> tuple[int, str]:
-    """Upload the photos under s3://BUCKET/classify/...; returns (uploaded, where the predictions appear)."""
+@dataclass
+class Uploaded:
+    bucket: str
+    sent: int  # the rest were there already, unchanged
+    photos: dict[str, str]  # key -> ETag (the MD5 of a single-part upload), every photo of the folder
+
+    @property
+    def predictions(self) -> str:
+        return f"s3://{self.bucket}/{PREDICTIONS_PREFIX}"
+
+
+def to_bucket(url: str, root: Path, show_progress: bool = True, client: Any = None) -> Uploaded:
+    """Upload the photos under s3://BUCKET/classify/... (those there already, unchanged, are not sent again)."""
     from flowers_cli.push import S3Destination
 
     destination = S3Destination(url, client)
@@ -71,27 +86,80 @@ def to_bucket(url: str, root: Path, show_progress: bool = True, client: Any = No
         raise ValueError(f"photos to classify go under s3://{destination.bucket}/{CLASSIFY_PREFIX}, not {url}")
     photos = photos_in(root)
     bar = Progress(len(photos), f"upload to {destination}") if show_progress else None
-    sent = 0
+    uploaded = Uploaded(destination.bucket, 0, {})
     for photo in photos:
-        sent += destination.put(_key(photo, root), photo.read_bytes())
+        data = photo.read_bytes()
+        relative = _key(photo, root)
+        uploaded.sent += destination.put(relative, data)
+        uploaded.photos[destination.prefix + relative] = hashlib.md5(data, usedforsecurity=False).hexdigest()
         if bar:
             bar.update(1)
     if bar:
         bar.close()
-    return sent, f"s3://{destination.bucket}/{PREDICTIONS_PREFIX}"
+    return uploaded
 
 
-def main(api: Api | None, root: Path, bucket: str, top_k: int, out_path: str, quiet: bool) -> int:
+def wait_for_lines(uploaded: Uploaded, timeout: float, out: TextIO, client: Any = None, poll: float = 5,
+                   show_progress: bool = True) -> int:
+    """Read s3://BUCKET/predictions/*.jsonl until every uploaded photo has its line (or `timeout` seconds pass);
+    write each line once. Returns how many photos have none."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("s3")
+    wanted = dict(uploaded.photos)
+    read: set[str] = set()
+    bar = Progress(len(wanted), "waiting for predictions") if show_progress else None
+    deadline = time.monotonic() + timeout
+    while wanted:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=uploaded.bucket, Prefix=PREDICTIONS_PREFIX):
+            for item in page.get("Contents", []):
+                if item["Key"] in read or not item["Key"].endswith(".jsonl"):
+                    continue
+                read.add(item["Key"])
+                body = client.get_object(Bucket=uploaded.bucket, Key=item["Key"])["Body"].read().decode()
+                for text in body.splitlines():
+                    try:
+                        line = json.loads(text)
+                    except ValueError:
+                        continue
+                    if isinstance(line, dict) and wanted.get(str(line.get("key"))) == str(line.get("etag", "")).strip('"'):
+                        del wanted[line["key"]]
+                        out.write(json.dumps(line, sort_keys=True) + "\n")
+                        if bar:
+                            bar.update(1)
+        out.flush()
+        if not wanted or time.monotonic() + poll > deadline:
+            break
+        time.sleep(poll)
+    if bar:
+        bar.close()
+    return len(wanted)
+
+
+def main(api: Api | None, root: Path, bucket: str, top_k: int, out_path: str, quiet: bool, wait: float = 0) -> int:
     if not root.exists():
         print(f"error: {root} does not exist", file=sys.stderr)
         return 2
     if bucket:
         try:
-            sent, where = to_bucket(bucket, root, show_progress=not quiet)
+            uploaded = to_bucket(bucket, root, show_progress=not quiet)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(f"{sent} photo(s) uploaded (the rest were there already); the pipeline writes their predictions to {where}*.jsonl")
+        print(f"{uploaded.sent} photo(s) uploaded (the rest were there already); the pipeline writes their predictions to "
+              f"{uploaded.predictions}*.jsonl", file=sys.stderr)
+        if not wait:
+            return 0
+        out = open(out_path, "w") if out_path else sys.stdout
+        try:
+            missing = wait_for_lines(uploaded, wait, out, show_progress=not quiet)
+        finally:
+            if out_path:
+                out.close()
+        if missing:
+            print(f"error: {missing} photo(s) without a prediction after {wait:.0f} s", file=sys.stderr)
+            return 1
         return 0
     assert api is not None
     out = open(out_path, "w") if out_path else sys.stdout

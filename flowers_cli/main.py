@@ -218,7 +218,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from flowers_cli import classify
 
     api = None if args.bucket else api_for(args)
-    return classify.main(api, Path(args.source), args.bucket or "", args.top_k, args.out or "", args.quiet)
+    return classify.main(api, Path(args.source), args.bucket or "", args.top_k, args.out or "", args.quiet, args.wait)
 
 
 # events ---------------------------------------------------------------------------------------
@@ -334,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--top-k", type=int, default=5, help="how many classes to list per photo, best first (default 5)")
     classify.add_argument("--out", help="write the JSON lines to this file instead of stdout")
     classify.add_argument("--quiet", action="store_true", help="no progress bar")
+    classify.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                          help="with --bucket: wait up to SECONDS for every photo's prediction and print the lines")
     _url(classify)
     classify.set_defaults(run=cmd_classify)
 

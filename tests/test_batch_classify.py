@@ -171,17 +171,37 @@ def test_flowers_up_classifies_what_lands_in_bucket_classify_and_flowers_classif
         up.stop()
 
 
-def test_flowers_classify_bucket_uploads_under_classify_only(tmp_path, aws):  # noqa: F811
-    from flowers_cli.classify import to_bucket
+def test_flowers_classify_bucket_uploads_under_classify_then_waits_for_the_pipeline_s_lines(tmp_path, aws, cloud, tiny_model):  # noqa: F811
+    import io
+    import threading
 
+    from flowers_cli.classify import to_bucket, wait_for_lines
+
+    register(aws, tiny_model)
     folder = tmp_path / "photos"
     (folder / "a").mkdir(parents=True)
     for photo in sample_photos(2):
         shutil.copyfile(photo, folder / "a" / photo.name)
     (folder / "notes.txt").write_text("not a photo")
-    sent, where = to_bucket(f"s3://{aws.dataset_bucket}/classify/today/", folder, show_progress=False, client=aws.s3)
+    uploaded = to_bucket(f"s3://{aws.dataset_bucket}/classify/today/", folder, show_progress=False, client=aws.s3)
     keys = sorted(o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.dataset_bucket)["Contents"])
-    assert sent == 2 and keys == sorted(f"classify/today/a/{p.name}" for p in sample_photos(2))
-    assert where == f"s3://{aws.dataset_bucket}/predictions/"
+    assert uploaded.sent == 2 and keys == sorted(uploaded.photos) == sorted(f"classify/today/a/{p.name}" for p in sample_photos(2))
+    assert uploaded.predictions == f"s3://{aws.dataset_bucket}/predictions/"
+    assert to_bucket(f"s3://{aws.dataset_bucket}/classify/today/", folder, show_progress=False, client=aws.s3).sent == 0
     with pytest.raises(ValueError, match="go under s3://flowers-data/classify/"):
         to_bucket(f"s3://{aws.dataset_bucket}/datasets/flowers/", folder, show_progress=False, client=aws.s3)
+
+    # The command waits; meanwhile the pipeline gets the bucket's notifications and writes its batch.
+    out = io.StringIO()
+    missing: list[int] = []
+    waiter = threading.Thread(target=lambda: missing.append(wait_for_lines(uploaded, 30, out, aws.s3, poll=0.2, show_progress=False)))
+    waiter.start()
+    records = [s3_record(aws.dataset_bucket, key, 1_700_000_000.0, etag=etag) for key, etag in uploaded.photos.items()]
+    assert cloud.lambda_.invoke("on_upload", sqs_event([s3_body(r) for r in records])).payload["classified"]["photos"] == 2
+    waiter.join(40)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert missing == [0] and sorted(line["key"] for line in lines) == sorted(uploaded.photos)
+    assert all(line["model_version"] == "00000000000000a1" for line in lines)
+    # A photo the pipeline never classifies: the wait ends at its timeout and says how many are missing.
+    uploaded.photos["classify/today/never.jpg"] = "0" * 32
+    assert wait_for_lines(uploaded, 0.5, io.StringIO(), aws.s3, poll=0.2, show_progress=False) == 1
