@@ -54,7 +54,7 @@ def _free_port() -> int:
 # usage mistakes: exit 2 -------------------------------------------------------------------------
 @pytest.mark.parametrize("args", [
     ["status"], ["models"], ["approve", VERSION], ["reject", VERSION], ["rollback"], ["retrain"], ["predict", "PHOTO"],
-    ["tensorboard"], ["events"],
+    ["tensorboard"], ["events"], ["classify", "PHOTO"],
 ])
 def test_a_home_that_does_not_exist_is_a_usage_error_not_a_new_home(tmp_path, photo, args):
     typo = tmp_path / "hoem"
