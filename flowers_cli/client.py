@@ -51,7 +51,12 @@ class Answer:
         if isinstance(document, dict) and isinstance(document.get("error"), dict):
             return f"{document['error'].get('code')}: {document['error'].get('message')}"
         if isinstance(document, dict) and isinstance(document.get("message"), str):  # API Gateway's own refusals
-            return f"HTTP {self.status}: {document['message']}"
+            hint = ""
+            if self.status == 403 and document["message"] == "Forbidden":
+                hint = " (no or a wrong API key: --api-key, FLOWERS_API_KEY or --stack NAME)"
+            elif self.status == 403:
+                hint = " (operator commands need AWS credentials allowed execute-api:Invoke on the API)"
+            return f"HTTP {self.status}: {document['message']}{hint}"
         return f"HTTP {self.status}: {self.body[:200]!r}"
 
 

@@ -146,7 +146,7 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 def test_without_the_key_the_gateway_refuses_and_the_cli_says_so(gateway, capsys):
     code, _, err = run(capsys, "status", "--url", gateway.url)
-    assert code == 1 and "HTTP 403: Forbidden" in err
+    assert code == 1 and "HTTP 403: Forbidden (no or a wrong API key: --api-key, FLOWERS_API_KEY or --stack NAME)" in err
 
 
 def test_the_key_from_the_option_or_the_environment_reaches_every_route(gateway, capsys, monkeypatch):
@@ -170,6 +170,12 @@ def test_operator_commands_are_sigv4_signed_and_reach_the_app(gateway, capsys):
     signed = [(path, h["authorization"]) for method, path, h in gateway.seen]
     assert [p for p, _ in signed] == ["/api/models/0123456789abcdef/approve", "/api/models/rollback", "/api/runs"]
     assert all(f"Credential={ACCESS_KEY}/" in a and f"/{REGION}/execute-api/aws4_request" in a for _, a in signed)
+
+
+def test_a_signature_of_another_account_is_refused_and_the_cli_says_what_is_needed(gateway, capsys):
+    gateway.secrets = {"AKIDSOMEONEELSE": "x"}  # the user's access key is unknown to this API
+    code, _, err = run(capsys, "approve", "0123456789abcdef", "--url", gateway.url, "--api-key", KEY)
+    assert code == 1 and "HTTP 403: unknown access key (operator commands need AWS credentials allowed execute-api:Invoke" in err
 
 
 def test_a_tampered_signature_is_refused_by_the_stand_in(gateway):
