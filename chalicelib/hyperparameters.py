@@ -108,6 +108,7 @@ RULES: dict[str, Callable[[Any], str]] = {
     "min_images_per_class": _int(1, 10_000_000),
     "splits": _splits,
     "warm_start": _weights,
+    "class_weights": _bool,
 }
 
 

@@ -179,10 +179,11 @@ def test_mobilenet_v2_imagenet_features_are_computed_once(tmp_path, keras_home, 
     assert run_in_process(job, train.main) == 0
     meta = job.metadata()
     assert meta["hyperparameters"]["weights"] == "" and meta["training"]["head_epochs"] == 6
-    # Phase 1: train, its mirror image (augmentation) and validation, each once; then calibrate()'s
-    # pass of the final backbone over train, validation and test (the familiarity gate, the scores).
+    # Phase 1: train, its mirror image (augmentation) and validation, each once; the test split's
+    # phase-1 features for the label issues (train's and validation's are phase 1's own); then
+    # calibrate()'s pass of the final backbone over train, validation and test (the familiarity gate, the scores).
     counts = meta["dataset_counts"]
-    assert sorted(calls) == sorted([counts["train"], counts["train"], counts["validation"],
+    assert sorted(calls) == sorted([counts["train"], counts["train"], counts["validation"], counts["test"],
                                     counts["train"], counts["validation"], counts["test"]])
     # Pretrained features separate real flowers far above chance (0.2) even from 32 photos.
     assert meta["metrics"]["val_accuracy"] > 0.4 or meta["metrics"]["test"]["accuracy"] > 0.4

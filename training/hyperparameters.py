@@ -37,6 +37,7 @@ class Hyperparameters:
     min_images_per_class: int = 5
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
     warm_start: str = ""  # a previous model directory; used when its classes match
+    class_weights: bool = True  # inverse-frequency class weights when the classes are imbalanced (training.class_balance)
 
     def resolved_image_size(self) -> int:
         return self.image_size or PRESETS[self.preset].image_size

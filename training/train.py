@@ -7,8 +7,9 @@ TensorBoard logs, validation.json and, on failure, SageMaker's failure file.
     python -m training.train            # paths from SM_* variables, else /opt/ml/...
 
 `run` is the recipe, one named step after another: `start` (strategy, precision, seed),
-`load_data`, `build_model` (and `warm_start`), `train_head` (phase 1, on cached backbone
-features), `fine_tune` (phase 2, on augmented photos), `calibrate` (a temperature and the "not a
+`load_data` (and the class weights, `training/class_balance.py`), `build_model` (and `warm_start`),
+`train_head` (phase 1, on cached backbone features), `find_label_issues` (likely mislabelled photos,
+on those features: `training/label_issues.py`), `fine_tune` (phase 2, on augmented photos), `calibrate` (a temperature and the "not a
 flower" threshold, fitted on the validation split), `evaluate`, `describe` (metadata.json) and `export`. TensorFlow and Keras are imported inside the steps, so a job with bad
 hyperparameters fails in a moment, before loading them.
 """
@@ -106,6 +107,7 @@ class SplitData:
     evaluated_on: str
     version: str  # the data set's version: a hash of its files
     counts: dict[str, int]  # photos in each of the three splits
+    class_weight: dict[int, float] | None = None  # Keras' class_weight when the classes are imbalanced (class_balance)
 
     @property
     def num_classes(self) -> int:
@@ -151,6 +153,7 @@ class Head:
     resumed: bool  # loaded from a restarted job's checkpoint rather than trained
     val_accuracy: float
     val_loss: float
+    features: dict[str, np.ndarray] | None = None  # phase 1's backbone features by split name, when computed
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     progress = track_progress(folders.tensorboard, deadline, cluster)
 
     head = train_head(clf, data, hp, cluster, folders.checkpoints, progress, timer)
+    find_label_issues(clf, data, hp, head, env.output_data_dir / VALIDATION_REPORT, timer)
     fine_tuned = fine_tune(clf, data, hp, cluster, head, folders.checkpoints, progress, timer)
     calibrated = calibrate(clf, data, hp.batch_size, timer)
     scores = evaluate(calibrated, data, folders.tensorboard, len(progress.history), timer)
@@ -218,8 +222,16 @@ def start(env: JobEnvironment, hp: Hyperparameters) -> Cluster:
 
 def load_data(env: JobEnvironment, hp: Hyperparameters, timer: Stopwatch) -> SplitData:
     """Scan, split and decode the `training` channel, write validation.json, and pick the split for each role."""
+    from training import class_balance
+
     data = ds.load(env.training_dir, hp.resolved_image_size(), hp.splits, hp.min_images_per_class)
-    ds.write_report(data, env.output_data_dir / VALIDATION_REPORT)
+    report = data.report()
+    per_class = [report["classes"][label] for label in data.labels]
+    balance = class_balance.report(data.labels, [c["train"] for c in per_class], [c["total"] for c in per_class],
+                                   hp.class_weights)
+    ds.write_report(dict(report, class_balance=balance), env.output_data_dir / VALIDATION_REPORT)
+    print(f"class balance: {balance['status']}", flush=True)
+    class_weight = class_balance.weights([c["train"] for c in per_class]) if hp.class_weights else None
     counts = {name: len(split.paths) for name, split in data.splits.items()}
     print(f"dataset version={data.scan.version} layout={data.scan.layout} classes={len(data.labels)} "
           f"train={counts['train']} validation={counts['validation']} test={counts['test']} "
@@ -230,7 +242,7 @@ def load_data(env: JobEnvironment, hp: Hyperparameters, timer: Stopwatch) -> Spl
         print(f"the validation split is empty: validating on the {validated_on} split", flush=True)
     evaluated_on = "test" if len(data.splits["test"].paths) else "validation"
     return SplitData(data.labels, data.splits["train"], data.splits[validated_on], validated_on,
-                     data.splits[evaluated_on], evaluated_on, data.scan.version, counts)
+                     data.splits[evaluated_on], evaluated_on, data.scan.version, counts, class_weight)
 
 
 def job_folders(env: JobEnvironment, plan: distribute.Plan) -> Folders:
@@ -277,6 +289,7 @@ def train_head(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: C
 
     head_ckpt, head_json = ckpt_dir / "head.weights.h5", ckpt_dir / "head.json"
     resumed = head_ckpt.exists() and head_json.exists()
+    features = None
     if resumed:
         clf.head.load_weights(head_ckpt)
         epochs = json.loads(head_json.read_text())["epochs"]
@@ -286,6 +299,7 @@ def train_head(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: C
         timer.lap("setup")
         train_features, train_targets = _head_training_set(clf.extractor, data, hp)
         val_features = _features(clf.extractor, data.validation.images, hp.batch_size)
+        features = {"train": train_features[: len(data.train.paths)], data.validated_on: val_features}
         timer.lap("features")
         with cluster.strategy.scope():
             clf.head.compile(optimizer=keras.optimizers.Adam(hp.learning_rate), loss=_loss(hp), metrics=["accuracy"])
@@ -294,6 +308,7 @@ def train_head(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: C
                 validation_data=_batches(val_features, data.onehot(data.validation), hp, cluster),
                 epochs=hp.head_epochs,
                 shuffle=False,  # the tf.data pipeline shuffles
+                class_weight=data.class_weight,
                 verbose=0,
                 callbacks=[
                     cb.MetricLines("head", hp.head_epochs, history=progress.history),
@@ -312,7 +327,7 @@ def train_head(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: C
     accuracy = _top1(probabilities, labels)
     loss = float(_loss(hp)(data.onehot(data.validation), probabilities)) if len(labels) else float("inf")
     print(format_metric_line({"val_accuracy": accuracy, "val_loss": loss}, phase="head", result="best"), flush=True)
-    return Head(epochs, resumed, accuracy, loss)
+    return Head(epochs, resumed, accuracy, loss, features)
 
 
 def _head_training_set(extractor: keras.Model, data: SplitData, hp: Hyperparameters) -> tuple[np.ndarray, np.ndarray]:
@@ -328,6 +343,36 @@ def _head_training_set(extractor: keras.Model, data: SplitData, hp: Hyperparamet
         features = np.concatenate([features, mirrored])
         targets = np.concatenate([targets, targets])
     return features, targets
+
+
+def find_label_issues(clf: Classifier, data: SplitData, hp: Hyperparameters, head: Head, report: Path,
+                      timer: Stopwatch) -> None:
+    """Likely mislabelled photos among all of them (training.label_issues), on phase 1's backbone features
+    (those train_head computed, the rest now, before fine-tuning changes the backbone), added to
+    validation.json. Suggestions only: no photo is relabelled or dropped. A failure here is logged and
+    reported, never the run's."""
+    import numpy as np
+
+    from training import label_issues
+
+    splits = {"train": data.train, data.validated_on: data.validation, data.evaluated_on: data.test}
+    try:
+        cached = head.features or {}
+        features = [cached[name] if name in cached else _features(clf.extractor, split.images, hp.batch_size)
+                    for name, split in splits.items()]
+        found = label_issues.find(np.concatenate(features), np.concatenate([s.labels for s in splits.values()]),
+                                  [p for s in splits.values() for p in s.paths], data.labels, seed=hp.seed)
+    except Exception as exc:  # a suggestion must never cost the model
+        traceback.print_exc()
+        found = {"count": 0, "issues": [], "skipped": f"internal error: {type(exc).__name__}: {exc}"}
+    try:
+        document = json.loads(report.read_text())
+        report.write_text(json.dumps(dict(document, label_issues=found), indent=2) + "\n")
+    except (OSError, ValueError) as exc:
+        print(f"cannot add the label issues to {report}: {exc}", file=sys.stderr, flush=True)
+    seconds = timer.lap("label_issues")
+    print(f"phase=label_issues flagged={found['count']} seconds={seconds:.1f}"
+          + (f" skipped={found['skipped']!r}" if found.get("skipped") else ""), flush=True)
 
 
 def fine_tune(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: Cluster, head: Head, ckpt_dir: Path,
@@ -365,6 +410,7 @@ def fine_tune(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: Cl
                 initial_epoch=head.epochs,  # epochs count on from phase 1's, in the metric lines and TensorBoard
                 epochs=head.epochs + hp.epochs,
                 shuffle=False,
+                class_weight=data.class_weight,
                 verbose=0,
                 callbacks=[
                     # A job killed here (a reclaimed spot instance) goes on from its last epoch when restarted.
