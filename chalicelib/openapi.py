@@ -26,6 +26,7 @@ _MANIFEST_FIELDS: dict[str, Schema] = {"uri": {"type": "string", "description": 
 _MANIFEST = {"type": "object", "required": sorted(_MANIFEST_FIELDS), "properties": _MANIFEST_FIELDS,
              "description": "the run's manifest: exactly the files it trained on"}
 _SKIPPED_LISTED = validation_report.MAX_LISTED
+_LABEL_ISSUES_LISTED = validation_report.MAX_LABEL_ISSUES
 _SKIP_REASONS = ("a stable code: while scanning no_label, bad_label, empty_label, multi_label, empty_file, duplicate, "
                  "conflicting_labels; while decoding not_an_image, corrupt, too_small, image_too_large, "
                  "unsupported_image_type, decompression_bomb")
@@ -118,9 +119,33 @@ SCHEMAS: dict[str, Schema] = {
          "ignored_count": {"type": "integer"},
          "ignored_files": {"type": "array", "maxItems": _SKIPPED_LISTED, "items": {"type": "string"},
                            "description": "files that are neither photos nor their labels (e.g. a .txt with no photo)"},
-         "ignored_not_listed": {"type": "integer"}}),
+         "ignored_not_listed": {"type": "integer"},
+         "label_issues": {"oneOf": [{"type": "null", "description": "a job from before the search"}, {"$ref": "#/components/schemas/LabelIssues"}]},
+         "class_balance": {"oneOf": [{"type": "null", "description": "a job from before the check"},
+                                     {"$ref": "#/components/schemas/ClassBalance"}]}}),
         "description": "The last run's validation report (validation.json of its training job): every file the "
-                       "training skipped, while scanning or decoding, with a reason code and a detail."},
+                       "training skipped, while scanning or decoding, with a reason code and a detail; its likely "
+                       "mislabelled photos and its class balance."},
+    "LabelIssues": {**_object(
+        {"count": {"type": "integer", "description": "every photo flagged, listed or not"},
+         "photos": {"type": "integer", "description": "photos searched: every usable photo of the data set"},
+         "issues": {"type": "array", "maxItems": _LABEL_ISSUES_LISTED, "description": "most likely mislabelled first",
+                    "items": _object({"file": {"type": "string", "description": "relative to the data set prefix"},
+                                      "given": {"type": "string", "description": "its label in the data set"},
+                                      "suggested": {"type": "string", "description": "the class it looks like"},
+                                      "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                                                     "description": "out-of-fold probability of the suggested class"}})},
+         "not_listed": {"type": "integer"},
+         "skipped": {"type": ["string", "null"], "description": "why there was no search (too few photos), else null"}}),
+        "description": "Photos whose label looks wrong (cleanlab's find_label_issues on out-of-fold probabilities "
+                       "of the run's phase-1 features). Suggestions only: the pipeline never relabels or drops them."},
+    "ClassBalance": _object(
+        {"status": {"type": "string", "description": "balanced enough, weighted, or not weighted (class_weights=false)"},
+         "largest_to_smallest": {"type": "number", "description": "training photos of the largest class / the smallest's"},
+         "class_weights": {"type": ["object", "null"], "additionalProperties": {"type": "number"},
+                           "description": "each class's loss weight when the classes were weighted, else null"},
+         "min_recommended": {"type": "integer", "description": "photos per class under which a class is warned about"},
+         "warnings": {"type": "array", "items": {"type": "string"}}}),
     "ModelStatus": _object({"version": _VERSION, "status": {"type": "string"}, "reason": {"type": "string"}}),
     "Rollback": _object({"rejected": _VERSION, "current": _VERSION}),
     "RunStarted": _object({"action": {"type": "string", "description": "started; failed when the job service refused"},

@@ -28,6 +28,7 @@ from chalicelib.observability import logger
 
 MAX_LISTED = 200  # skipped (and ignored) files listed in /status; the counts cover them all
 MAX_DETAIL = 300  # characters of one file's detail (a conflict names every copy)
+MAX_LABEL_ISSUES = 50  # likely mislabelled photos listed in /status, most likely first; `count` covers them all
 MAX_REPORT_BYTES = 64 << 20  # validation.json read from an archive, at most
 _CACHED_JOBS = 4  # /status asks for two: the running job's and the last outcome's
 
@@ -79,7 +80,8 @@ class ReportCache:
 
 def summary(report: dict[str, Any], training_job: str, limit: int = MAX_LISTED) -> dict[str, Any]:
     """The report's shape in GET /status (openapi.py, "Validation"): counts of everything, the first
-    `limit` skipped and ignored files, and how many more there are."""
+    `limit` skipped and ignored files, and how many more there are; the likely mislabelled photos and the
+    class balance."""
     skipped = [s for s in report.get("skipped") or [] if isinstance(s, dict)]
     ignored = [str(f) for f in report.get("ignored_files") or []]
     by_reason: dict[str, int] = {}
@@ -99,6 +101,45 @@ def summary(report: dict[str, Any], training_job: str, limit: int = MAX_LISTED) 
         "ignored_count": len(ignored),
         "ignored_files": ignored[:limit],
         "ignored_not_listed": max(0, len(ignored) - limit),
+        "label_issues": label_issues(report.get("label_issues")),
+        "class_balance": class_balance(report.get("class_balance")),
+    }
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def label_issues(found: Any, limit: int = MAX_LABEL_ISSUES) -> dict[str, Any] | None:
+    """The training job's likely mislabelled photos (training/label_issues.py), most likely first: each with
+    its given label, the suggested one and the confidence in it. None for a report without them (older jobs)."""
+    if not isinstance(found, dict):
+        return None
+    raw = found.get("issues")
+    issues = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
+    count = found.get("count")
+    count = count if isinstance(count, int) and not isinstance(count, bool) and count >= len(issues) else len(issues)
+    return {
+        "count": count,
+        "photos": int(_number(found.get("photos"))),
+        "issues": [{"file": str(i.get("file", "")), "given": str(i.get("given", "")), "suggested": str(i.get("suggested", "")),
+                    "confidence": min(1.0, max(0.0, _number(i.get("confidence"))))} for i in issues[:limit]],
+        "not_listed": count - min(limit, len(issues)),
+        "skipped": str(found["skipped"]) if found.get("skipped") else None,
+    }
+
+
+def class_balance(balance: Any) -> dict[str, Any] | None:
+    """Whether the classes were weighted (training/class_balance.py) and a warning per class under the minimum."""
+    if not isinstance(balance, dict):
+        return None
+    weights = balance.get("class_weights")
+    return {
+        "status": str(balance.get("status") or ""),
+        "largest_to_smallest": _number(balance.get("largest_to_smallest")),
+        "class_weights": {str(k): _number(v) for k, v in weights.items()} if isinstance(weights, dict) else None,
+        "min_recommended": int(_number(balance.get("min_recommended"))),
+        "warnings": [w for w in warnings if isinstance(w, str)] if isinstance(warnings := balance.get("warnings"), list) else [],
     }
 
 

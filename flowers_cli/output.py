@@ -41,6 +41,7 @@ def format_status(s: dict[str, Any]) -> str:
         status = outcome["status"] + (f" ({outcome['model_status']})" if outcome.get("model_status") else "")
         lines.append(f"last outcome  {status} {outcome['version']} at {outcome.get('at')}: {outcome.get('reason', '')}")
     lines += _validation_lines(s.get("validation"))
+    lines += _data_lines(s.get("validation") or {})
     return "\n".join(lines)
 
 
@@ -61,6 +62,33 @@ def _validation_lines(v: dict[str, Any] | None, limit: int = SKIPPED_SHOWN) -> l
     if v.get("ignored_count"):
         lines.append(f"ignored       {v['ignored_count']} file(s) neither a photo nor its label: " + ", ".join(ignored[:10])
                      + (" ..." if v["ignored_count"] > 10 else ""))
+    return lines
+
+
+LABEL_ISSUES_SHOWN = 20  # likely mislabelled photos `flowers status` prints; --json has the API's list
+
+
+def _data_lines(v: dict[str, Any], limit: int = LABEL_ISSUES_SHOWN) -> list[str]:
+    """The class balance's warnings and the likely mislabelled photos, most likely first (suggestions only)."""
+    lines: list[str] = []
+    balance = v.get("class_balance") or {}
+    if balance.get("status"):
+        lines.append(f"classes       {balance['status']}")
+    lines += [f"  warning: {warning}" for warning in balance.get("warnings") or []]
+    found = v.get("label_issues")
+    if not found:
+        return lines
+    if found.get("skipped"):
+        return lines + [f"labels        not checked: {found['skipped']}"]
+    lines.append(f"labels        {found['count']} of {found.get('photos', 0)} photos look mislabelled"
+                 + (" (suggestions: nothing is relabelled or dropped)" if found["count"] else ""))
+    issues = found.get("issues") or []
+    for issue in issues[:limit]:
+        lines.append(f"  {issue['file']}: labelled {issue['given']}, looks like {issue['suggested']} "
+                     f"({100 * issue['confidence']:.0f} %)")
+    more = found["count"] - min(limit, len(issues))
+    if more:
+        lines.append(f"  ... and {more} more (flowers status --json lists {len(issues)}; the job's validation.json more)")
     return lines
 
 
