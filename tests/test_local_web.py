@@ -5,18 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-from data_fixtures import require, require_photos
-from local_fixtures import Up, seed_approved_model
+from data_fixtures import require_photos
 from pipeline_fixtures import aws, sample_photos, tiny_model  # noqa: F401  (fixtures)
+from web_fixtures import browser, served  # noqa: F401  (fixtures)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 
 
 
@@ -26,23 +21,8 @@ def _photos() -> None:
 
 
 @pytest.fixture
-def served(tmp_path, tiny_model):  # noqa: F811
-    home = tmp_path / "home"
-    version = seed_approved_model(home, tiny_model)
-    up = Up(home, "--preset", "tiny_cnn", "--quiet-period", "3600")
-    yield up, version
-    up.stop()
-
-
-@pytest.fixture
-def page():
-    require(Path(CHROMIUM).exists(), f"Debian's Chromium ({CHROMIUM}; apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+def page(browser):
+    return browser.new_page()
 
 
 def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tmp_path, tiny_model):  # noqa: F811

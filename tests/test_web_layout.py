@@ -8,16 +8,14 @@ import json
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from playwright.sync_api import sync_playwright
 
-from data_fixtures import ROOT, require, require_photos
-from local_fixtures import Up, flowers, http, seed_approved_model
+from data_fixtures import ROOT, require_photos
+from local_fixtures import flowers, http
 from pipeline_fixtures import sample_photos, tiny_model  # noqa: F401  (fixtures)
-from test_local_web import ARGS, CHROMIUM
+from web_fixtures import browser, served  # noqa: F401  (fixtures)
 
 SHOTS = ROOT / "build" / "web"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 1}
@@ -54,26 +52,6 @@ CONTRAST_JS = """() => {
 @pytest.fixture(autouse=True)
 def _photos() -> None:
     require_photos()
-
-
-@pytest.fixture
-def served(tmp_path, tiny_model):  # noqa: F811
-    home = tmp_path / "home"
-    version = seed_approved_model(home, tiny_model)
-    up = Up(home, "--preset", "tiny_cnn", "--quiet-period", "3600")
-    yield up, version
-    up.stop()
-
-
-@pytest.fixture
-def browser():
-    require(Path(CHROMIUM).exists(), f"Debian's Chromium ({CHROMIUM}; apt-get install chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _width(page) -> tuple[int, int]:
