@@ -59,6 +59,16 @@ SCHEMAS: dict[str, Schema] = {
                     "ece_uncalibrated": {"type": ["number", "null"],
                                          "description": "the same before temperature scaling"},
                     "threshold": {"type": ["number", "null"], "description": "below it a prediction's label is null"},
+                    "per_class": {"type": ["object", "null"], "description": "each class's test precision, recall, F1 "
+                                  "(older models: none) and support",
+                                  "additionalProperties": {"type": "object", "properties": {
+                                      "precision": {"type": "number"}, "recall": {"type": "number"},
+                                      "f1": {"type": "number"}, "support": {"type": "integer"}}}},
+                    "confused_pairs": {"type": ["array", "null"], "description": "the most confused (true, predicted) "
+                                       "pairs on the test photos, most photos first",
+                                       "items": {"type": "object", "properties": {
+                                           "true": {"type": "string"}, "predicted": {"type": "string"},
+                                           "count": {"type": "integer"}}}},
                 }},
     "Model": _object(
         {"version": _VERSION, "status": {"type": "string", "enum": ["approved", "pending", "rejected", "failed", "launching",

@@ -587,10 +587,11 @@ def _headline_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
     test = _mapping(metrics.get("test"))
     return {"test_accuracy": test.get("accuracy"), "test_count": test.get("count"), "evaluated_on": test.get("evaluated_on"),
             "val_accuracy": metrics.get("val_accuracy"), "per_class": test.get("per_class"),
+            "confused_pairs": test.get("confused_pairs"),
             "baseline": metrics.get("baseline"), "ece": test.get("ece"), "ece_uncalibrated": test.get("ece_uncalibrated"),
             "threshold": metadata.get("threshold") if isinstance(metadata.get("threshold"), (int, float)) else None}
 
 
 def _model_summary(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, Any]:
     return {"package_arn": entry.package_arn, "sha256": entry.sha256, "size_bytes": entry.size_bytes,
-            "reason": entry.reason, "metrics": {k: v for k, v in _headline_metrics(metadata).items() if k != "per_class"}}
+            "reason": entry.reason, "metrics": _headline_metrics(metadata)}

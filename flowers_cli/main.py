@@ -4,6 +4,7 @@
   flowers push SRC            copy labelled photos into the local bucket (or --bucket s3://...)
   flowers demo                up + push the flower photos + wait for a model + predict
   flowers status | models     what the pipeline is doing; the model versions
+  flowers models VERSION      one model's precision, recall and F1 per class, its most confused classes
   flowers models --photos V   the files model V was trained on (its run's manifest)
   flowers approve|reject VERSION, flowers rollback, flowers retrain
   flowers predict IMAGE...    top-k labels (--url for a remote API)
@@ -31,7 +32,7 @@ from flowers_cli import demo
 from flowers_cli.client import Answer, Api, CloudError, region_of, running_url
 from flowers_cli.errors import RUNTIME, USAGE, UsageError, describe
 from flowers_cli.home import configure, say, start_stack
-from flowers_cli.output import format_models, format_photos, format_server, format_status, predict_table
+from flowers_cli.output import format_model, format_models, format_photos, format_server, format_status, predict_table
 
 
 def api_for(args: argparse.Namespace) -> Api:
@@ -119,6 +120,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     if answer.status != 200:
         return _fail(answer)
     models = answer.json()["models"]
+    if args.version:
+        chosen = [m for m in models if m.get("version") == args.version]
+        if not chosen:
+            print(f"error: no model version {args.version!r} among the {len(models)} newest (flowers models lists them)",
+                  file=sys.stderr)
+            return 1
+        print(json.dumps(chosen[0], indent=2) if args.json else format_model(chosen[0]))
+        return 0
     print(json.dumps(models, indent=2) if args.json else format_models(models))
     return 0
 
@@ -302,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     _url(models)
     models.add_argument("--json", action="store_true", help="GET /models' JSON as it is")
     models.add_argument("--photos", metavar="VERSION", help="the files that model was trained on (its run's manifest)")
+    models.add_argument("version", nargs="?", help="one model: its test figures per class and most confused classes")
     models.set_defaults(run=cmd_models)
 
     for name, text in (("approve", "approve a model version (it is served if it is the newest approved)"),

@@ -103,6 +103,29 @@ def format_models(models: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_model(m: dict[str, Any]) -> str:
+    """One model of GET /models: its line, then each class's test precision, recall, F1 and photos, and the most
+    confused pairs (true class taken for another)."""
+    metrics = m.get("metrics") or {}
+    lines = [format_models([m]).splitlines()[1]]
+    per_class = metrics.get("per_class") or {}
+    if not per_class:
+        return "\n".join(lines + ["no per-class figures for this model"])
+    lines.append(f"{'class':16}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'photos':>6}")
+
+    def shown(value: Any) -> str:
+        return f"{100 * value:.1f} %" if isinstance(value, (int, float)) else "-"
+
+    for label, v in per_class.items():
+        lines.append(f"{label:16}  {shown(v.get('precision')):>9}  {shown(v.get('recall')):>7}  {shown(v.get('f1')):>7}  "
+                     f"{v.get('support', '-'):>6}")
+    pairs = metrics.get("confused_pairs")  # None: a model from before they were counted
+    if isinstance(pairs, list):
+        lines.append("most confused " + (", ".join(f"{p['true']} taken for {p['predicted']} ({p['count']})" for p in pairs)
+                                         or "none"))
+    return "\n".join(lines)
+
+
 def format_photos(document: dict[str, Any]) -> str:
     """The files a model was trained on: one line each (key, size, ETag), after where they come from."""
     manifest = document.get("manifest") or {}

@@ -63,8 +63,19 @@ def properties(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, str]:
         "reason": entry.reason,
         "manifest_uri": entry.manifest_uri,  # s3://<bucket>/manifests/<version>.json: well under 256
         "manifest_sha256": entry.manifest_sha256,
+        "per_class": per_class_line(metrics),
     }
     return {k: v[:256] for k, v in values.items() if v}
+
+
+def per_class_line(metrics: dict[str, Any]) -> str:
+    """Each class's test precision, recall, F1 and support on one line ("daisy p0.950 r0.930 f0.940 n30; ..."); the
+    full figures are in metadata.json (ModelMetrics)."""
+    per_class = (metrics.get("test") or {}).get("per_class") or {}
+    if not isinstance(per_class, dict):
+        return ""
+    return "; ".join(f"{label} p{v.get('precision', 0):.3f} r{v.get('recall', 0):.3f} f{v.get('f1', 0):.3f} n{v.get('support', 0)}"
+                     for label, v in per_class.items() if isinstance(v, dict))
 
 
 def _entry(summary: ModelPackageSummaryTypeDef | DescribeModelPackageOutputTypeDef,
