@@ -123,6 +123,12 @@ def confusion_matrix(version: str) -> Response:
     return _respond(lambda: web.confusion_png(version), content_type="image/png")
 
 
+@app.route("/status/label-issues/thumbnail", methods=["GET"])
+def label_issue_thumbnail() -> Response:
+    """A photo the last run lists as likely mislabelled, small (the web page's thumbnails)."""
+    return _respond(lambda: web.label_issue_thumbnail(_request().query_params), content_type="image/jpeg")
+
+
 @app.route("/", methods=["GET"])
 def index() -> Response:
     """The web page: try photos, see the models and the pipeline (chalicelib/web/index.html)."""

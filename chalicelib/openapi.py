@@ -232,6 +232,12 @@ PATHS: dict[str, dict[str, Schema]] = {
     "/status": {"get": _operation(
         "The pipeline: pending uploads, the running job, the next run, the last outcome",
         {"200": _json("Status", "where the pipeline stands")})},
+    "/status/label-issues/thumbnail": {"get": _operation(
+        "A photo GET /status lists as likely mislabelled, as a small JPEG (squashed to a square, as the model sees it)",
+        {"200": {"description": "the thumbnail", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+         "404": _error("not_found: not a listed photo, or it is gone or unreadable")},
+        parameters=[{"name": "file", "in": "query", "required": True, "description": "its `file` in validation.label_issues",
+                     "schema": {"type": "string"}}])},
     "/models/{version}/confusion-matrix": {"get": _operation(
         "The confusion matrix of a model on its test photos, as a picture",
         {"200": {"description": "rows true, columns predicted", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},

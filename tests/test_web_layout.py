@@ -87,7 +87,7 @@ def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, brows
     # What the model knows, its per-class metrics as text and the .tflite to download.
     assert page.locator("#classes").inner_text() == "The served model knows 3 classes: daisy, roses, sunflowers."
     per_class = page.locator("#per-class").inner_text()
-    assert "roses\t50.0 %\t100.0 %\t1" in per_class  # precision, recall, test photos of the tiny model
+    assert "roses\t50.0 %\t100.0 %\t66.7 %\t1" in per_class  # precision, recall, F1, test photos of the tiny model
     download = page.locator("#download").get_attribute("href")
     model = http(download)
     assert model.status == 200 and model.body[4:8] == b"TFL3"  # a FlatBuffer with TensorFlow Lite's file identifier

@@ -6,15 +6,20 @@ Gateway's stage path as well as on `flowers up`'s http://127.0.0.1:PORT/.
 """
 from __future__ import annotations
 
+import io
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Mapping
 
-from chalicelib import job_names, services
+from PIL import Image
+
+from chalicelib import imaging, job_names, services
 from chalicelib.api_errors import bad_request, not_found
 from chalicelib.charts import confusion_matrix_png
 
 PAGE = Path(__file__).with_name("index.html")
+THUMBNAIL = 128  # pixels a side of a listed photo's thumbnail (squashed, as the model sees it)
 
 
 @lru_cache(maxsize=1)
@@ -31,6 +36,26 @@ def confusion_png(version: str) -> bytes:
     if entry is None or not entry.metadata_uri:
         raise not_found(f"no registered model version {version!r}")
     return _draw(entry.metadata_uri, entry.sha256)
+
+
+def label_issue_thumbnail(query: Mapping[str, str] | None) -> bytes:
+    """A small JPEG of a photo GET /status lists as likely mislabelled (`?file=`); only those (this is no file server)."""
+    file = str((query or {}).get("file") or "")
+    svc = services.get()
+    validation: dict[str, Any] = svc.orchestrator.status().get("validation") or {}
+    listed = {str(issue.get("file")) for issue in (validation.get("label_issues") or {}).get("issues") or []}
+    if not file or file not in listed:
+        raise not_found("not a photo the last run lists as likely mislabelled")
+    try:
+        data = svc.objects.read(svc.objects.join(svc.settings.dataset_uri, file))
+        pixels = imaging.load_pixels(data, THUMBNAIL).pixels
+    except imaging.ImageError as exc:
+        raise not_found(f"the photo cannot be shown: {exc}") from None
+    except Exception:  # gone since the run (S3's NoSuchKey, a local FileNotFoundError)
+        raise not_found("the photo is no longer in the data set") from None
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=85)
+    return out.getvalue()
 
 
 @lru_cache(maxsize=64)
