@@ -111,14 +111,16 @@ def format_model(m: dict[str, Any]) -> str:
     per_class = metrics.get("per_class") or {}
     if not per_class:
         return "\n".join(lines + ["no per-class figures for this model"])
-    lines.append(f"{'class':16}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'photos':>6}")
+    baseline = (metrics.get("baseline") or {}).get("per_class") or {}  # the served model then, on the same photos
+    lines.append(f"{'class':16}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'photos':>6}"
+                 + ("  F1 of the model served then" if baseline else ""))
 
     def shown(value: Any) -> str:
         return f"{100 * value:.1f} %" if isinstance(value, (int, float)) else "-"
 
     for label, v in per_class.items():
         lines.append(f"{label:16}  {shown(v.get('precision')):>9}  {shown(v.get('recall')):>7}  {shown(v.get('f1')):>7}  "
-                     f"{v.get('support', '-'):>6}")
+                     f"{v.get('support', '-'):>6}" + (f"  {shown((baseline.get(label) or {}).get('f1')):>7}" if baseline else ""))
     pairs = metrics.get("confused_pairs")  # None: a model from before they were counted
     if isinstance(pairs, list):
         lines.append("most confused " + (", ".join(f"{p['true']} taken for {p['predicted']} ({p['count']})" for p in pairs)

@@ -77,6 +77,12 @@ def test_auto_from_a_model_archive_with_baseline(trained_tiny, tmp_path):
     assert chosen["held_out_accuracy"] >= meta["metrics"]["saved_model_held_out_accuracy"] - 0.005
     assert meta["metrics"]["held_out_count"] >= meta["test_set"]["count"]
     assert meta["metrics"]["baseline"]["accuracy"] == pytest.approx(meta["metrics"]["saved_model_test_accuracy"])
+    # the same photos, so the served model's per-class figures sit beside the candidate's
+    baseline = meta["metrics"]["baseline"]
+    assert set(baseline["per_class"]) == set(meta["metrics"]["test"]["per_class"])
+    assert {"precision", "recall", "f1", "support"} <= set(next(iter(baseline["per_class"].values())))
+    assert sum(v["support"] for v in baseline["per_class"].values()) == meta["metrics"]["test"]["count"]
+    assert isinstance(baseline["confused_pairs"], list)
 
 
 def test_cli_errors_are_clear(trained_tiny, tmp_path):

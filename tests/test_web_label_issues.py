@@ -50,6 +50,11 @@ def test_page_lists_mislabelled_photos_class_warnings_and_per_class_f1(served, b
     row = page.locator("#per-class tbody tr").nth(0).inner_text().split("\t")
     assert row == ["daisy", "100.0 %", "66.7 %", "80.0 %", "3"]
     assert page.locator("#confused-pairs").inner_text() == "Most confused: daisy taken for roses (1)"
+    # with the model served then scored on the same photos (the conversion's baseline), its F1 beside each class's
+    page.evaluate("""() => document.querySelector('#detail').replaceChildren(perClassTable(
+        {daisy: {precision: 1, recall: 1, f1: 1, support: 3}}, [], {daisy: {precision: 1, recall: 0.5, f1: 2 / 3, support: 3}}))""")
+    assert page.locator("#per-class tbody tr").nth(0).inner_text().split("\t") == ["daisy", "100.0 %", "100.0 %", "100.0 %", "3", "66.7 %"]
+    assert page.locator("#confused-pairs").inner_text() == "Most confused: none"
 
     page.evaluate("(s) => renderStatus(s)", {**STATUS, "validation": {**STATUS["validation"], "label_issues": {
         "count": 0, "photos": 4, "issues": [], "not_listed": 0, "skipped": "every class needs at least 2 photos"}}})

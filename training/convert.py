@@ -177,7 +177,8 @@ def representative(data_dir: Path, labels: list[str], fractions: tuple[float, fl
 
 
 def score_baseline(baseline_dir: Path, images: np.ndarray, truth: np.ndarray, labels: list[str]) -> dict:
-    """Accuracy, and each class's recall, of the model in production on the candidate's test photos."""
+    """Accuracy, each class's figures and the most confused pairs of the model in production on the candidate's
+    test photos."""
     from training.evaluation import classification_metrics
 
     try:
@@ -192,7 +193,9 @@ def score_baseline(baseline_dir: Path, images: np.ndarray, truth: np.ndarray, la
     scored = classification_metrics(truth, predicted, labels)  # the gate compares every class's recall too
     return {"accuracy": float((predicted == truth).mean()) if len(truth) else 0.0,
             "sha256": meta.get("model", {}).get("sha256", ""),
-            "per_class_recall": {label: values["recall"] for label, values in scored["per_class"].items()}}
+            "per_class_recall": {label: values["recall"] for label, values in scored["per_class"].items()},
+            # precision, recall, F1 and support of every class, and the most confused pairs, beside the candidate's
+            "per_class": scored["per_class"], "confused_pairs": scored["confused_pairs"]}
 
 
 AUTHOR = "flowers pipeline"
