@@ -10,7 +10,7 @@ SEEDS ?= 1337,7,11
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo bench bench-classify bench-label-noise bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-not-flowers bench-gpu-input weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
+.PHONY: venv test demo bench bench-classify bench-label-noise bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-not-flowers bench-gpu-input bench-idle-watch weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
 
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt training/requirements-nodeps.txt pyproject.toml infra/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-load: $(STAMP) weights
 # Batch classification by upload in local mode: photos/s from HOME/bucket/classify/ to predictions/ (same model as bench-predict).
 bench-classify: $(STAMP) weights
 	$(PY) bench/classify.py --work build/bench-predict
+
+# flowers up at rest: idle CPU and upload-to-delivery latency with 3,000 and 100,000 files, polling vs notifications (about 8 minutes).
+bench-idle-watch: $(STAMP)
+	$(PY) bench/idle_watch.py
 
 bench-imaging: $(STAMP)
 	$(PY) bench/imaging.py

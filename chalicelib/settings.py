@@ -32,7 +32,8 @@ LOCAL_DEFAULTS = {
     "preset": "mobilenet_v2", "quiet_period": 5, "model_refresh_seconds": 1, "retry_backoff": 5,
 }
 # Fields only local mode reads: the Lambdas never get these variables.
-LOCAL_ONLY = ("home", "port", "extra_hyperparameters", "quantize")
+LOCAL_ONLY = ("home", "port", "extra_hyperparameters", "quantize", "watch")
+WATCH_MODES = ("notify", "poll")  # flowers up's bucket watcher (chalicelib/local/watcher.py)
 
 
 class SettingsError(ValueError):
@@ -73,6 +74,9 @@ class Settings:
     port: int = 8000  # where `flowers up` serves the API and the web page (127.0.0.1)
     extra_hyperparameters: dict[str, str] = field(default_factory=dict)  # FLOWERS_HYPERPARAMETERS, a JSON object
     quantize: str = "auto"  # the local conversion's --quantize
+    # FLOWERS_WATCH: notify (file-system notifications, a full rescan every minute or more) or poll (a full
+    # rescan every 0.5 s: for a bucket folder on a network file system, where other machines' writes notify nothing)
+    watch: str = "notify"
 
     @property
     def dataset_uri(self) -> str:
@@ -184,6 +188,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "port": ("FLOWERS_PORT", _int(0, 65535)),  # 0: any free port
     "extra_hyperparameters": ("FLOWERS_HYPERPARAMETERS", _hyperparameters),
     "quantize": ("FLOWERS_QUANTIZE", _choice(QUANTIZE_MODES)),
+    "watch": ("FLOWERS_WATCH", _choice(WATCH_MODES)),
 }
 
 

@@ -29,10 +29,9 @@ from chalice.local import CustomLocalChalice, LambdaContext, LocalChalice, Local
 from chalicelib import services
 from chalicelib.local import events
 from chalicelib.local.http import GatewayServer
-from chalicelib.local.watcher import BucketWatcher
+from chalicelib.local.watcher import BucketWatcher, Watch
 
 TICK_SECONDS = 0.5
-SCAN_SECONDS = 0.5
 
 
 class AlreadyRunning(RuntimeError):
@@ -100,6 +99,7 @@ class LocalStack:
         self._invoke_lock = threading.RLock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._watch: Watch | None = None
         self.server: GatewayServer | None = None
         self.port = 0
         self.served_version = ""
@@ -173,8 +173,12 @@ class LocalStack:
         watcher = BucketWatcher(self.local.db, self.local.objects, self.local.bucket_folder, self.settings.dataset_bucket,
                                 self._deliver_uploads)
         self._watcher = watcher
-        self._scan()  # uploads that arrived while flowers up was down
-        self._loop("flowers-watch", SCAN_SECONDS, self._scan)
+        self._watch = Watch(self.local.bucket_folder, self._scan, self.settings.watch, self.say)
+        self._watch.start()  # notifications first: a file written during the first scan still wakes the next
+        self._watch.scan_now()  # uploads that arrived while flowers up was down
+        thread = threading.Thread(target=self._watch.run, args=(self._stop,), name="flowers-watch", daemon=True)
+        thread.start()
+        self._threads.append(thread)
         self._loop("flowers-tick", TICK_SECONDS, self._tick)
         (self.home / "server.json").write_text(json.dumps({"pid": os.getpid(), "url": self.url, "port": self.port,
                                                             "started_at": time.time()}))
@@ -235,6 +239,8 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -14,9 +14,14 @@ batch, as an invocation error does); the rest of the scan is recorded.
 """
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from chalicelib.batch_classify import is_inbox_photo
 from chalicelib.dataset_version import is_relevant
@@ -25,6 +30,13 @@ from chalicelib.local.db import Database
 from chalicelib.local.objects import LocalObjectStore, scan
 
 BATCH = 100  # the on_upload function's SQS batch size
+POLL_SECONDS = 0.5  # poll mode: a full scan this often (and the least time between two scans in notify mode)
+RESCAN_SECONDS = 60.0  # notify mode: a full scan at least this often, the safety net for a missed notification
+RESCAN_SHARE = 0.01  # ... and no more often than keeps those rescans under 1 % of a core
+SETTLE_SECONDS = 0.05  # after a notification, let the burst it belongs to arrive before scanning
+# Writes, moves and deletions wake a scan; opening or reading a file (a training run reading its
+# photos, a scan hashing them) does not, or every scan would wake the next.
+_CHANGES = frozenset({"created", "modified", "moved", "deleted", "closed"})
 
 
 def watched(key: str) -> bool:
@@ -100,3 +112,86 @@ def _batch_item_failures(answer: object) -> set[str]:
         return set()
     failures = answer.get("batchItemFailures") or []
     return {str(f["itemIdentifier"]) for f in failures if isinstance(f, dict) and f.get("itemIdentifier")}
+
+
+class _Wake(FileSystemEventHandler):
+    def __init__(self, changed: threading.Event):
+        self._changed = changed
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in _CHANGES:
+            self._changed.set()
+
+
+class Watch:
+    """When to scan: on a notification (no sooner than POLL_SECONDS after the last scan), and on the safety-net
+    rescan; in poll mode every POLL_SECONDS. `scan` is BucketWatcher.scan_once's caller; `run` blocks until `stop`."""
+
+    def __init__(self, root: Path, scan: Callable[[], None], mode: str = "notify",
+                 say: Callable[[str], None] = lambda _: None, clock: Callable[[], float] = time.monotonic):
+        if mode not in ("notify", "poll"):
+            raise ValueError(f"watch mode {mode!r} is not notify or poll")
+        self._root = Path(root)
+        self._scan = scan
+        self._say = say
+        self._clock = clock
+        self.changed = threading.Event()
+        self.mode = mode
+        self.scans = 0
+        self._observer: BaseObserver | None = None
+        self.rescan_every = RESCAN_SECONDS
+
+    def start(self) -> None:
+        """Subscribe to notifications (notify mode); where the OS refuses (inotify's watch limit), poll instead."""
+        if self.mode != "notify":
+            return
+        observer = Observer()
+        try:
+            observer.schedule(_Wake(self.changed), str(self._root), recursive=True)
+            observer.start()
+        except OSError as exc:
+            self._say(f"bucket: no file-system notifications ({exc}); rescanning every {POLL_SECONDS}s instead")
+            self.mode = "poll"
+            return
+        self._observer = observer
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(5)
+            self._observer = None
+
+    def next_wait(self, since_last_scan: float) -> float:
+        """Seconds to sleep before the next scan unless a notification comes first."""
+        every = POLL_SECONDS if self.mode == "poll" else self.rescan_every
+        return max(0.0, every - since_last_scan)
+
+    def scan_now(self) -> None:
+        started = self._clock()
+        try:
+            self._scan()
+        finally:
+            self.scans += 1
+            took = self._clock() - started
+            self.rescan_every = max(RESCAN_SECONDS, took / RESCAN_SHARE)
+
+    def run(self, stop: threading.Event) -> None:
+        last = self._clock()
+        while not stop.is_set():
+            notified = self.changed.wait(self.next_wait(self._clock() - last))
+            if stop.is_set():
+                return
+            if notified:
+                # one scan per burst, and no closer to the last one than poll mode's period
+                if stop.wait(max(SETTLE_SECONDS, POLL_SECONDS - (self._clock() - last))):
+                    return
+                self.changed.clear()  # before the scan: a change during it wakes the next one
+            elif self.mode == "notify" and self._clock() - last < self.rescan_every:
+                continue
+            last = self._clock()
+            try:
+                self.scan_now()
+            except Exception as exc:  # keep going: the next scan tries again
+                self._say(f"flowers-watch: {type(exc).__name__}: {exc}")
+                if self.mode == "notify":
+                    self.changed.set()  # what failed is sent again in POLL_SECONDS, as poll mode would
