@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from chalicelib import debounce, job_names, manifest, promotion, retry
+from chalicelib import warm_start as warm
 from chalicelib import domain_events as domain
 from chalicelib import hyperparameters as hp
 from chalicelib import validation_report as reports
@@ -257,6 +258,7 @@ class Orchestrator:
         hyperparameters = hyperparameters or {"preset": s.preset, "max_training_time": str(s.max_training_time)}
         artifacts = f"s3://{s.artifact_bucket}"
         lineage = self.manifest_of(version)
+        start = self.start_from(version, lineage, hyperparameters.get("warm_start", ""))
         return TrainingSpec(
             job_name=job,
             image_uri=s.training_image_uri,
@@ -274,7 +276,37 @@ class Orchestrator:
             manifest_uri=lineage.uri if lineage else "",
             manifest_sha256=lineage.sha256 if lineage else "",
             channel_manifest_uri=lineage.channel_uri if lineage else "",
+            warm_start_uri=start.model_uri,
+            start_from=start.as_json(),
         )
+
+    def start_from(self, version: str, lineage: Manifest | None = None, warm_start_hyperparameter: str = "") -> warm.StartFrom:
+        """Production's weights or ImageNet's for this run (chalicelib/warm_start.py decides; this gathers the facts)."""
+        if lineage is not None:
+            keys = [str(entry["key"]) for entry in manifest.parse(self.objects.read(lineage.uri))["files"]]
+        else:
+            keys = [o.key for o in self._listing()]
+        production = self.registry.production()
+        metadata: dict[str, Any] | None = None
+        model_uri = ""
+        if production is not None and self.settings.full_retrain_every > 1:
+            document: object = None
+            if production.metadata_uri and self.objects.exists(production.metadata_uri):
+                try:
+                    document = json.loads(self.objects.read(production.metadata_uri))
+                except ValueError:
+                    document = None
+            metadata = document if isinstance(document, dict) else None
+            source_job = str(metadata.get("source_job") or "") if metadata else ""
+            status = self.jobs.training_status(source_job) if source_job else None
+            model_uri = status.model_artifacts if status is not None and status.status == JOB_COMPLETED else ""
+            # still there (the artifacts bucket's lifecycle expires job outputs): a folder by its model.keras
+            if model_uri and not self.objects.exists(self.objects.join(model_uri, contract.KERAS_FILE) if model_uri.endswith("/") else model_uri):
+                model_uri = ""
+        decision = warm.choose(warm.dataset_classes(keys), production.version if production else "", metadata, model_uri,
+                               self.settings.full_retrain_every, warm_start_hyperparameter)
+        logger.info("run starts from", extra={"version": version, "kind": decision.kind, "reason": decision.reason})
+        return decision
 
     def model_prefix(self, version: str) -> str:
         return f"s3://{self.settings.artifact_bucket}/models/{version}/"

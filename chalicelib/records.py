@@ -169,6 +169,10 @@ class TrainingSpec:
     manifest_uri: str = ""
     manifest_sha256: str = ""
     channel_manifest_uri: str = ""
+    # Where the run starts from (chalicelib/warm_start.py): the production model's training output for a warm
+    # start ("" for a full run), and the decision as JSON for the job's environment (metadata.json keeps it).
+    warm_start_uri: str = ""
+    start_from: str = ""
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,9 @@ class Settings:
     retry_backoff: int = 300  # seconds before the second attempt; each later one waits twice as long
     listing_check_seconds: int = 3600  # when idle, how often the data set is listed to heal lost S3 events
     model_refresh_seconds: int = 60  # how often a prediction container looks for a newer approved model
+    # Every N-th run starts from ImageNet; the others warm-start from production when its classes are the
+    # data set's (chalicelib/warm_start.py). 1: every run is a full one.
+    full_retrain_every: int = 5
     service_name: str = "flowers"
     metrics_namespace: str = "Flowers"
     # training hyperparameters for every run (README's table), under training.json's (chalicelib/hyperparameters.py)
@@ -180,6 +183,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "retry_backoff": ("RETRY_BACKOFF", _int(0, 24 * 3600)),
     "listing_check_seconds": ("LISTING_CHECK_SECONDS", _int(60, 7 * 24 * 3600)),
     "model_refresh_seconds": ("MODEL_REFRESH_SECONDS", _int(1, 24 * 3600)),
+    "full_retrain_every": ("FULL_RETRAIN_EVERY", _int(1, 1000)),
     "service_name": ("POWERTOOLS_SERVICE_NAME", _text),
     "metrics_namespace": ("POWERTOOLS_METRICS_NAMESPACE", _text),
     "event_bus_name": ("EVENT_BUS_NAME", _text),

@@ -38,6 +38,7 @@ from chalicelib.training_contract import (
 )
 from training import dataset as ds
 from training import distribute
+from training import incremental
 from training.environment import EnvironmentError_, JobEnvironment
 from training.hyperparameters import HyperparameterError, Hyperparameters, parse
 from training.presets import PRESETS, WeightsUnavailable
@@ -188,7 +189,8 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     folders = job_folders(env, cluster.plan)
     reset_stale_checkpoints(folders.checkpoints, data.version, hp)
     clf = build_model(hp, cluster, data.num_classes)
-    warm = warm_start(clf.full, hp.warm_start, data.labels)
+    warm = warm_start(clf.full, incremental.source(hp), data.labels)  # production's weights when the pipeline passes them
+    hp = incremental.schedule(hp, warm)  # a warm-started run trains a shorter schedule
     progress = track_progress(folders.tensorboard, deadline, cluster)
 
     head = train_head(clf, data, hp, cluster, folders.checkpoints, progress, timer)
@@ -197,6 +199,7 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     calibrated = calibrate(clf, data, hp.batch_size, timer)
     scores = evaluate(calibrated, data, folders.tensorboard, len(progress.history), timer)
     metadata = describe(env, hp, cluster, data, scores, calibrated, head, fine_tuned, warm, progress, timer)
+    metadata["training"]["start_from"] = incremental.record(warm, hp)  # which start, and why
     export(calibrated.model, folders.model, data.labels, timer)
     timer.laps["total"] = round(time.monotonic() - started, 1)
     (folders.model / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")  # holds timer.laps itself

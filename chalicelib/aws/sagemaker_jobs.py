@@ -14,11 +14,13 @@ from botocore.exceptions import ClientError
 from chalicelib import training_contract as contract
 from chalicelib.ports import JobRejected
 from chalicelib.records import ConversionSpec, JobStatus, TrainingSpec
+from chalicelib.warm_start import PRODUCTION_CHANNEL, START_FROM_ENV
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker.literals import ProcessingInstanceTypeType, TrainingInstanceTypeType
     from mypy_boto3_sagemaker.type_defs import (
+        ChannelTypeDef,
         CreateProcessingJobRequestTypeDef,
         CreateTrainingJobRequestTypeDef,
         MetricDefinitionTypeDef,
@@ -60,6 +62,12 @@ def _data_source(manifest_uri: str, prefix_uri: str) -> tuple[Literal["ManifestF
 def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
     stopping: StoppingConditionTypeDef = {"MaxRuntimeInSeconds": spec.max_runtime_seconds}
     data_type, data_uri = _data_source(spec.channel_manifest_uri, spec.dataset_uri)
+    channels: list[ChannelTypeDef] = [{
+        "ChannelName": contract.TRAINING_CHANNEL,
+        "DataSource": {"S3DataSource": {"S3DataType": data_type, "S3Uri": data_uri,
+                                        "S3DataDistributionType": "FullyReplicated"}},
+        "InputMode": "File",
+    }]
     request: CreateTrainingJobRequestTypeDef = {
         "TrainingJobName": spec.job_name,
         "AlgorithmSpecification": {
@@ -69,20 +77,28 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
         },
         "RoleArn": spec.role_arn,
         "HyperParameters": spec.hyperparameters,
-        "InputDataConfig": [{
-            "ChannelName": contract.TRAINING_CHANNEL,
-            "DataSource": {"S3DataSource": {"S3DataType": data_type, "S3Uri": data_uri,
-                                            "S3DataDistributionType": "FullyReplicated"}},
-            "InputMode": "File",
-        }],
+        "InputDataConfig": channels,
         "OutputDataConfig": {"S3OutputPath": spec.output_uri},
         "ResourceConfig": {"InstanceType": _training_instance(spec.instance_type), "InstanceCount": 1, "VolumeSizeInGB": 30},
         "StoppingCondition": stopping,
         "TensorBoardOutputConfig": {"S3OutputPath": spec.tensorboard_uri, "LocalPath": contract.TENSORBOARD_LOCAL_PATH},
         "Tags": _tags(spec.tags),
     }
+    environment: dict[str, str] = {}
     if spec.manifest_uri:  # training writes them into metadata.json
-        request["Environment"] = {contract.MANIFEST_URI_ENV: spec.manifest_uri, contract.MANIFEST_SHA256_ENV: spec.manifest_sha256}
+        environment.update({contract.MANIFEST_URI_ENV: spec.manifest_uri, contract.MANIFEST_SHA256_ENV: spec.manifest_sha256})
+    if spec.start_from:  # where the run starts from and why (chalicelib/warm_start.py); metadata.json keeps it
+        environment[START_FROM_ENV] = spec.start_from
+    if environment:
+        request["Environment"] = environment
+    if spec.warm_start_uri:
+        # A warm start: the production model's training output (its model.tar.gz), SM_CHANNEL_PRODUCTION in the job.
+        channels.append({
+            "ChannelName": PRODUCTION_CHANNEL,
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.warm_start_uri,
+                                            "S3DataDistributionType": "FullyReplicated"}},
+            "InputMode": "File",
+        })
     if spec.use_spot:
         request["EnableManagedSpotTraining"] = True
         stopping["MaxWaitTimeInSeconds"] = spec.max_runtime_seconds * SPOT_WAIT_FACTOR

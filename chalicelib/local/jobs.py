@@ -38,6 +38,7 @@ from chalicelib.local.db import Database, dumps, loads
 from chalicelib.local.objects import LocalObjectStore, scan
 from chalicelib.records import JOB_COMPLETED, JOB_FAILED, JOB_IN_PROGRESS, ConversionSpec, JobStatus, TrainingSpec
 from chalicelib.settings import Settings
+from chalicelib.warm_start import START_FROM_ENV
 
 MAX_ATTEMPTS = 3  # interrupted by a stop of `flowers up`: run again, at most this many times in all
 INTERRUPTED = "interrupted: flowers up stopped while it ran (kill, crash or Ctrl-C)"
@@ -318,6 +319,10 @@ class SubprocessJobRunner:
             "TRAINING_JOB_NAME": name, "FLOWERS_TENSORBOARD_DIR": str(tensorboard),
             "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
             contract.MANIFEST_URI_ENV: spec.get("manifest_uri", ""), contract.MANIFEST_SHA256_ENV: spec.get("manifest_sha256", ""),
+            # Where the run starts from (chalicelib/warm_start.py): for a warm start, the production model's
+            # training output folder, as SageMaker's production channel; "" for a full run.
+            START_FROM_ENV: spec.get("start_from", ""),
+            "SM_CHANNEL_PRODUCTION": str(self._objects.path(spec["warm_start_uri"])) if spec.get("warm_start_uri") else "",
         })
         return [sys.executable, "-m", "training.train"], env
 

@@ -36,6 +36,7 @@ class FlowersConfig:
     retry_backoff: int = _PIPELINE.retry_backoff
     listing_check_seconds: int = _PIPELINE.listing_check_seconds
     model_refresh_seconds: int = _PIPELINE.model_refresh_seconds
+    full_retrain_every: int = _PIPELINE.full_retrain_every  # every N-th run from ImageNet, the others warm-started
     # Training hyperparameters for every run (the README's table), as a JSON object: -c 'hyperparameters={"epochs": 8}'
     # or an object in cdk.json; a data set's training.json overrides them (chalicelib/hyperparameters.py).
     hyperparameters: str = "{}"
@@ -88,6 +89,7 @@ class FlowersConfig:
             "RETRY_BACKOFF": str(self.retry_backoff),
             "LISTING_CHECK_SECONDS": str(self.listing_check_seconds),
             "MODEL_REFRESH_SECONDS": str(self.model_refresh_seconds),
+            "FULL_RETRAIN_EVERY": str(self.full_retrain_every),
             "HYPERPARAMETERS": self.hyperparameters,
             "POWERTOOLS_SERVICE_NAME": "flowers",
             "POWERTOOLS_METRICS_NAMESPACE": "Flowers",

@@ -1,0 +1,86 @@
+"""Where a run starts from: the production model's weights (a warm start, with a shorter schedule) or
+ImageNet's (a full run), and why. Pure: the orchestrator gathers the facts, this decides.
+
+A warm start needs a production model whose classes are the new data set's, its trained weights (the
+training job's output) and a lineage short enough: every FULL_RETRAIN_EVERY-th run is a full one, so
+warm starts never drift far from a from-scratch model. The lineage count travels with the models: a
+run's metadata.json records `training.start_from.chain` (0 for a full run, production's + 1 for a warm
+one), read back from the production model when the next run starts. The classes are the data set's class
+folders; with name.jpg + name.txt labels they are not known without reading every label, so the warm
+start is offered and training decides: it checks the classes again in any case (training/train.py's
+warm_start) and starts from ImageNet when they differ after all (metadata says "skipped: classes differ").
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+START_FROM_ENV = "FLOWERS_START_FROM"  # the decision, as JSON, in the training job's environment
+PRODUCTION_CHANNEL = "production"  # SM_CHANNEL_PRODUCTION: the production model's training output
+
+
+@dataclass(frozen=True)
+class StartFrom:
+    kind: str  # "production" (warm start) or "imagenet" (a full run)
+    reason: str
+    chain: int = 0  # warm starts in a row up to and including this run; 0 for a full run
+    production_version: str = ""
+    model_uri: str = ""  # the production model's training output (a model.tar.gz or a folder); "" for a full run
+
+    @property
+    def warm(self) -> bool:
+        return self.kind == "production"
+
+    def as_json(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "model_uri"}, sort_keys=True)
+
+
+def dataset_classes(keys: list[str]) -> list[str]:
+    """The class folders of a data set's photo keys (`roses/a.jpg` -> roses), sorted as training sorts its labels."""
+    return sorted({key.split("/", 1)[0] for key in keys if "/" in key})
+
+
+def choose(dataset_classes: list[str], production_version: str, production_metadata: dict[str, Any] | None,
+           model_uri: str, full_retrain_every: int, warm_start_hyperparameter: str = "") -> StartFrom:
+    """Warm start from production, or a full run, with the reason in plain words. `warm_start_hyperparameter`:
+    the run's own `warm_start` (training.json, -H): "none" forces a full run, a folder is training's business."""
+    if warm_start_hyperparameter.strip().lower() == "none":
+        return StartFrom("imagenet", "a full run forced by the warm_start hyperparameter (none)")
+    if warm_start_hyperparameter.strip():
+        return StartFrom("imagenet", f"the warm_start hyperparameter names its own model ({warm_start_hyperparameter.strip()})")
+    if not production_version:
+        return StartFrom("imagenet", "no production model yet")
+    if full_retrain_every <= 1:
+        return StartFrom("imagenet", "warm starts are off (FULL_RETRAIN_EVERY=1: every run is a full one)")
+    if production_metadata is None:
+        return StartFrom("imagenet", f"production model {production_version} has no readable metadata.json")
+    labels = [str(label) for label in production_metadata.get("labels") or []]
+    if dataset_classes and labels != dataset_classes:
+        added = sorted(set(dataset_classes) - set(labels))
+        removed = sorted(set(labels) - set(dataset_classes))
+        what = "; ".join(part for part in (f"added {', '.join(added)}" if added else "",
+                                            f"removed {', '.join(removed)}" if removed else "") if part) or "their order differs"
+        return StartFrom("imagenet", f"classes differ from production model {production_version}'s ({what})")
+    if not model_uri:
+        return StartFrom("imagenet", f"production model {production_version}'s trained weights are not available")
+    previous = _chain(production_metadata)
+    if previous + 1 >= full_retrain_every:
+        return StartFrom("imagenet", f"periodic full retrain: production model {production_version} ends {previous} warm "
+                                     f"start(s) in a row, and every {full_retrain_every}th run is a full one (FULL_RETRAIN_EVERY)")
+    same = (f"same classes as production model {production_version}" if dataset_classes else
+            f"production model {production_version}; the classes are in name.txt labels, so training compares them")
+    return StartFrom("production", same, previous + 1,
+                     production_version, model_uri)
+
+
+def _chain(metadata: dict[str, Any]) -> int:
+    """Production's place in its lineage: 0 for a full run (and for a model trained before start_from existed)."""
+    training = metadata.get("training")
+    start_from = training.get("start_from") if isinstance(training, dict) else None
+    if not isinstance(start_from, dict) or start_from.get("kind") != "production" or not start_from.get("warm"):
+        return 0
+    try:
+        return max(0, int(start_from.get("chain", 0)))
+    except (TypeError, ValueError):
+        return 0

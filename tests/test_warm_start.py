@@ -1,0 +1,222 @@
+"""Incremental retraining's warm start (issue 21): the pure decision (chalicelib/warm_start.py), the job
+specification on moto (the production model's training output as the `production` channel, the decision
+in the job's environment), and training's side (training/incremental.py: the channel's model.tar.gz
+unpacked, the shorter schedule, metadata's start_from)."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+from chalice.test import Client
+
+import app as chalice_app
+from chalicelib import settings
+from chalicelib.warm_start import START_FROM_ENV, StartFrom, choose, dataset_classes
+from pipeline_fixtures import aws, training_state_event  # noqa: F401  (fixture)
+from test_pipeline_aws import World
+
+LABELS = ["daisy", "roses"]
+
+
+def meta(labels=LABELS, chain=None, warm=True):
+    training = {} if chain is None else {"start_from": {"kind": "production" if warm else "imagenet", "warm": warm, "chain": chain}}
+    return {"labels": list(labels), "source_job": "job-1", "training": training}
+
+
+def test_same_classes_warm_start_from_production_and_the_chain_counts():
+    decision = choose(LABELS, "v1", meta(), "s3://a/training/job-1/output/model.tar.gz", 5)
+    assert decision.warm and decision.chain == 1 and decision.production_version == "v1"
+    assert decision.model_uri == "s3://a/training/job-1/output/model.tar.gz" and "same classes" in decision.reason
+    assert choose(LABELS, "v2", meta(chain=3), "s3://m", 5).chain == 4
+    assert choose(LABELS, "v2", meta(chain=3, warm=False), "s3://m", 5).chain == 1  # production itself was a full run
+
+
+def test_every_nth_run_is_a_full_one():
+    """FULL_RETRAIN_EVERY=5: one full run, then four warm ones, then a full one again."""
+    chain, kinds = 0, []
+    for run in range(11):
+        decision = choose(LABELS, f"v{run}", meta(chain=chain) if run else None, "s3://m", 5) if run else choose(LABELS, "", None, "", 5)
+        kinds.append(decision.kind)
+        chain = decision.chain
+    assert kinds == ["imagenet"] + ["production"] * 4 + ["imagenet"] + ["production"] * 4 + ["imagenet"]
+    full = choose(LABELS, "v4", meta(chain=4), "s3://m", 5)
+    assert not full.warm and "periodic full retrain" in full.reason and full.model_uri == ""
+    assert not choose(LABELS, "v1", meta(), "s3://m", 1).warm  # 1: every run is a full one
+    forced = choose(LABELS, "v1", meta(), "s3://m", 5, "none")  # training.json's {"warm_start": "none"}
+    assert not forced.warm and "forced" in forced.reason
+    assert not choose(LABELS, "v1", meta(), "s3://m", 5, "/opt/ml/input/data/mine").warm  # its own folder: training's business
+
+
+@pytest.mark.parametrize("classes, version, metadata, uri, why", [
+    (LABELS, "", None, "", "no production model"),
+    (["daisy", "roses", "tulips"], "v1", meta(), "s3://m", "added tulips"),
+    (["daisy"], "v1", meta(), "s3://m", "removed roses"),
+    (LABELS, "v1", None, "s3://m", "no readable metadata.json"),
+    (LABELS, "v1", meta(), "", "trained weights are not available"),
+])
+def test_otherwise_imagenet_and_the_reason_says_why(classes, version, metadata, uri, why):
+    decision = choose(classes, version, metadata, uri, 5)
+    assert decision.kind == "imagenet" and not decision.warm and why in decision.reason and decision.model_uri == ""
+
+
+def test_dataset_classes_are_the_class_folders_and_name_txt_labels_leave_the_check_to_training():
+    assert dataset_classes(["roses/a.jpg", "daisy/b.jpg", "roses/c.jpg", "training.json"]) == ["daisy", "roses"]
+    assert dataset_classes(["a.jpg", "a.txt"]) == []
+    decision = choose([], "v1", meta(), "s3://m", 5)
+    assert decision.warm and "training compares them" in decision.reason
+
+
+def test_full_retrain_every_setting(tmp_path):
+    assert settings.Settings().full_retrain_every == 5
+    assert settings.from_environ({"FLOWERS_HOME": str(tmp_path), "FULL_RETRAIN_EVERY": "3"}).full_retrain_every == 3
+    with pytest.raises(settings.SettingsError, match="FULL_RETRAIN_EVERY"):
+        settings.from_environ({"FLOWERS_HOME": str(tmp_path), "FULL_RETRAIN_EVERY": "0"})
+    assert "full_retrain_every" in settings.variables()  # the Lambdas read it: the stack sets it
+
+
+def test_the_second_run_gets_production_as_a_channel_on_moto(aws, monkeypatch):  # noqa: F811
+    """CreateTrainingJob as sent to (moto's) SageMaker: moto keeps no Environment, so the requests are recorded."""
+    from botocore.client import BaseClient
+
+    created = {}
+    real_call = BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        if operation == "CreateTrainingJob":
+            created[params["TrainingJobName"]] = params
+        return real_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+
+    def _job(world, name):
+        assert world.aws.sagemaker.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]  # SageMaker has it
+        return created[name]
+
+    with Client(chalice_app.app) as client:
+        world = World(aws, client)
+        world.upload(["daisy/a.jpg", "roses/b.jpg"])
+        world.now += 601
+        first = world.tick()
+        described = _job(world, first["job"])
+        assert [c["ChannelName"] for c in described["InputDataConfig"]] == ["training"]  # nothing in production yet
+        assert json.loads(described["Environment"][START_FROM_ENV]) == {
+            "kind": "imagenet", "reason": "no production model yet", "chain": 0, "production_version": ""}
+        world.sagemaker_event(training_state_event(first["job"], "Completed"))
+        world.write_conversion_output(first["version"], 0.91)
+        # what training wrote: its job, and that it was a full run
+        key = f"models/{first['version']}/metadata.json"
+        document = json.loads(world.aws.s3.get_object(Bucket=world.aws.artifacts, Key=key)["Body"].read())
+        document.update(source_job=first["job"], training={"start_from": {"kind": "imagenet", "warm": False, "chain": 0}})
+        world.aws.s3.put_object(Bucket=world.aws.artifacts, Key=key, Body=json.dumps(document).encode())
+        from pipeline_fixtures import processing_state_event
+        assert world.sagemaker_event(processing_state_event(first["job"] + "-convert", "Completed"))["model_status"] == "approved"
+
+        world.upload(["daisy/c.jpg"])  # same classes, but the trained weights expired (the artifacts' lifecycle)
+        world.now += 601
+        expired = world.tick()
+        described = _job(world, expired["job"])
+        assert [c["ChannelName"] for c in described["InputDataConfig"]] == ["training"]
+        assert "trained weights are not available" in json.loads(described["Environment"][START_FROM_ENV])["reason"]
+        world.sagemaker_event(training_state_event(expired["job"], "Failed", "boom"))
+        archive = f"training/{first['job']}/output/model.tar.gz"  # what SageMaker uploaded at the end of the first job
+        world.aws.s3.put_object(Bucket=world.aws.artifacts, Key=archive, Body=b"tar.gz bytes")
+
+        world.upload(["daisy/c2.jpg"])  # same classes, weights there: a warm start
+        world.now += 10_000
+        second = world.tick()
+        while "job" not in second:
+            world.now += 10_000
+            second = world.tick()
+        described = _job(world, second["job"])
+        channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in described["InputDataConfig"]}
+        assert channels["production"] == f"s3://flowers-artifacts/training/{first['job']}/output/model.tar.gz"
+        start = json.loads(described["Environment"][START_FROM_ENV])
+        assert (start["kind"], start["chain"], start["production_version"]) == ("production", 1, first["version"])
+        assert described["Environment"]["FLOWERS_MANIFEST_URI"].endswith(f"{second['version']}.json")  # still there
+        world.sagemaker_event(training_state_event(second["job"], "Failed", "boom"))
+
+        world.upload(["tulips/d.jpg"])  # a new class: from ImageNet
+        world.now += 10_000
+        third = world.tick()
+        while "job" not in third:  # the failed run's retry or the new version's run
+            world.now += 10_000
+            third = world.tick()
+        described = _job(world, third["job"])
+        assert [c["ChannelName"] for c in described["InputDataConfig"]] == ["training"]
+        assert "added tulips" in json.loads(described["Environment"][START_FROM_ENV])["reason"]
+
+
+def test_training_unpacks_the_channel_and_shortens_its_schedule(tmp_path):
+    from training import incremental
+    from training.hyperparameters import Hyperparameters
+
+    channel = tmp_path / "production"
+    channel.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in (("model.keras", b"keras-bytes"), ("labels.txt", b"daisy\nroses\n"), ("saved_model/x.pb", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    (channel / "model.tar.gz").write_bytes(buffer.getvalue())
+    hp = Hyperparameters(preset="tiny_cnn", epochs=6, head_epochs=25)
+    folder = incremental.source(hp, {"SM_CHANNEL_PRODUCTION": str(channel)})
+    assert sorted(p.name for p in __import__("pathlib").Path(folder).iterdir()) == ["labels.txt", "model.keras"]
+    assert incremental.source(hp, {}) == ""
+    assert incremental.source(Hyperparameters(preset="tiny_cnn", warm_start="none"), {"SM_CHANNEL_PRODUCTION": str(channel)}) == ""
+    assert incremental.source(Hyperparameters(preset="tiny_cnn", warm_start=str(tmp_path)), {"SM_CHANNEL_PRODUCTION": "x"}) == str(tmp_path)
+
+    short = incremental.schedule(hp, "/some/folder")
+    assert (short.head_epochs, short.epochs) == (9, 3)
+    assert incremental.schedule(hp, "skipped: classes differ") == hp and incremental.schedule(hp, "") == hp
+    assert incremental.schedule(Hyperparameters(preset="tiny_cnn", epochs=0), "/f").epochs == 0  # head only stays head only
+
+    decision = StartFrom("production", "same classes as production model v1", 2, "v1", "s3://m").as_json()
+    record = incremental.record("/some/folder", short, {START_FROM_ENV: decision})
+    assert record == {"kind": "production", "warm": True, "chain": 2, "production_version": "v1", "head_epochs": 9, "epochs": 3,
+                      "reason": "same classes as production model v1"}
+    failed = incremental.record("skipped: classes differ", hp, {START_FROM_ENV: decision})
+    assert failed["kind"] == "imagenet" and failed["chain"] == 0 and not failed["warm"]
+    assert failed["reason"].startswith("skipped: classes differ")
+    assert incremental.record("", hp, {}) == {"kind": "imagenet", "warm": False, "chain": 0, "reason": "a full run"}
+    forced = incremental.record("", Hyperparameters(preset="tiny_cnn", warm_start="none"), {START_FROM_ENV: decision})
+    assert forced["kind"] == "imagenet" and "forced" in forced["reason"]  # flowers up -H warm_start=none
+
+
+def test_flowers_up_warm_starts_the_second_run_from_the_first_model(tmp_path):
+    """A real `flowers up`: the first run starts from scratch; photos of the same classes added later give a
+    run that starts from the approved model's weights (its training output folder as SM_CHANNEL_PRODUCTION),
+    trains the shorter schedule, and says so in metadata.json."""
+    from data_fixtures import require_photos
+    from local_fixtures import TINY_UP, Up, flowers, modelarts_photos
+
+    require_photos()
+    home = tmp_path / "home"
+    modelarts_photos(tmp_path / "set1", per_class=6)
+    modelarts_photos(tmp_path / "set2", per_class=2, start=6)
+    up = Up(home, *TINY_UP)
+    try:
+        assert flowers(home, "push", str(tmp_path / "set1"), "--home", str(home), "--quiet").returncode == 0
+
+        def models():
+            return [m for m in up.get("models").json()["models"] if m["status"] in ("approved", "pending")]
+
+        (first,) = up.wait_for(models, 150, "the first model")
+        assert first["status"] == "approved"
+        assert flowers(home, "push", str(tmp_path / "set2"), "--home", str(home), "--quiet").returncode == 0
+        second = up.wait_for(lambda: next((m for m in models() if m["version"] != first["version"]), None), 150, "the second model")
+        before = json.loads((home / "artifacts" / "models" / first["version"] / "metadata.json").read_text())
+        after = json.loads((home / "artifacts" / "models" / second["version"] / "metadata.json").read_text())
+        assert before["training"]["start_from"] == {"kind": "imagenet", "warm": False, "chain": 0, "reason": "no production model yet",
+                                                    "production_version": ""}
+        start = after["training"]["start_from"]
+        assert (start["kind"], start["warm"], start["chain"], start["production_version"]) == ("production", True, 1, first["version"])
+        assert "training compares them" in start["reason"]  # ModelArts layout: the labels are in name.txt files
+        assert (start["head_epochs"], start["epochs"]) == (1, 1)  # TINY_UP's 2 and 1, shortened
+        channel = home / "artifacts" / "training" / before["source_job"] / "attempt-1" / "output" / "model"
+        assert after["training"]["warm_start"] == str(channel) and (channel / "model.keras").exists()
+        assert f"warm start from {channel}" in (home / "artifacts" / "training" / after["source_job"] / "log.txt").read_text()
+    finally:
+        up.stop()

@@ -1,0 +1,90 @@
+"""Incremental retraining, training side (issue 21): where the run's weights come from, and its schedule.
+
+The pipeline decides (chalicelib/warm_start.py) and hands the job the production model's training output
+(SageMaker: the `production` channel, a model.tar.gz; locally: SM_CHANNEL_PRODUCTION, its folder) and the
+decision as JSON (FLOWERS_START_FROM). A `warm_start` hyperparameter, when set, wins over both ("none":
+a full run).
+training/train.py's warm_start loads the weights when the classes match; a warm-started run then trains a
+shorter schedule (WARM_SCHEDULE of the head's and the fine-tuning's epochs), and metadata.json's
+`training.start_from` says which start it made and why (`chain` counts warm starts in a row, so the
+pipeline knows when the periodic full retrain is due).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from chalicelib.training_contract import KERAS_FILE, LABELS_FILE
+from chalicelib.warm_start import PRODUCTION_CHANNEL, START_FROM_ENV
+from training.hyperparameters import Hyperparameters
+
+WARM_SCHEDULE = 0.35  # a warm-started run trains this share of the head's and the fine-tuning's epochs (at least 1 each)
+_CHANNEL_ENV = f"SM_CHANNEL_{PRODUCTION_CHANNEL.upper()}"
+
+
+def source(hp: Hyperparameters, environ: Mapping[str, str] | None = None) -> str:
+    """The folder holding model.keras and labels.txt to start from; "" for ImageNet."""
+    environ = os.environ if environ is None else environ
+    if hp.warm_start.strip().lower() == "none":
+        return ""  # a full run, forced
+    folder = hp.warm_start or environ.get(_CHANNEL_ENV, "")
+    return _unpacked(Path(folder)) if folder else ""
+
+
+def _unpacked(folder: Path) -> str:
+    """SageMaker hands the channel's model.tar.gz as it is: take its model.keras and labels.txt out."""
+    if (folder / KERAS_FILE).exists() or not folder.is_dir():
+        return str(folder)
+    archives = sorted(folder.glob("*.tar.gz"))
+    if not archives:
+        return str(folder)
+    target = Path(tempfile.mkdtemp(prefix="warm-start-"))
+    with tarfile.open(archives[0]) as archive:
+        for member in archive.getmembers():
+            name = Path(member.name).name
+            if member.isfile() and name in (KERAS_FILE, LABELS_FILE) and Path(member.name).parent in (Path("."), Path("")):
+                extracted = archive.extractfile(member)
+                if extracted is not None:
+                    (target / name).write_bytes(extracted.read())
+    return str(target)
+
+
+def schedule(hp: Hyperparameters, warm: str) -> Hyperparameters:
+    """A shorter schedule after a warm start (`warm` is train.warm_start's answer: the folder, or "" / "skipped: ...")."""
+    if not started_warm(warm):
+        return hp
+    return dataclasses.replace(hp, head_epochs=max(1, math.ceil(hp.head_epochs * WARM_SCHEDULE)),
+                               epochs=hp.epochs and max(1, math.ceil(hp.epochs * WARM_SCHEDULE)))
+
+
+def started_warm(warm: str) -> bool:
+    return bool(warm) and not warm.startswith("skipped")
+
+
+def record(warm: str, hp: Hyperparameters, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """metadata.json's training.start_from: the pipeline's decision, and what training made of it."""
+    environ = os.environ if environ is None else environ
+    try:
+        decision = json.loads(environ.get(START_FROM_ENV, "") or "{}")
+    except ValueError:
+        decision = {}
+    decision = decision if isinstance(decision, dict) else {}
+    is_warm = started_warm(warm)
+    found: dict[str, Any] = dict(decision, warm=is_warm)
+    if is_warm:
+        found.update(kind="production" if decision.get("kind") == "production" else "warm_start",
+                     chain=int(decision.get("chain", 1) or 1), head_epochs=hp.head_epochs, epochs=hp.epochs)
+    else:
+        found.update(kind="imagenet", chain=0)
+        if warm:  # the pipeline asked for a warm start, and training could not make it
+            found["reason"] = f"{warm} ({decision.get('reason', 'warm_start hyperparameter')})"
+        elif hp.warm_start.strip().lower() == "none":
+            found["reason"] = "a full run forced by the warm_start hyperparameter (none)"
+        found.setdefault("reason", "a full run")
+    return found
