@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from chalicelib import debounce, job_names, manifest, promotion, retry
+from chalicelib import feature_cache as features
 from chalicelib import warm_start as warm
 from chalicelib import domain_events as domain
 from chalicelib import hyperparameters as hp
@@ -278,6 +279,8 @@ class Orchestrator:
             channel_manifest_uri=lineage.channel_uri if lineage else "",
             warm_start_uri=start.model_uri,
             start_from=start.as_json(),
+            feature_cache_uri=f"{artifacts}/{features.PREFIX}",
+            feature_cache_ready=self.objects.exists(f"{artifacts}/{features.MARKER}"),
         )
 
     def start_from(self, version: str, lineage: Manifest | None = None, warm_start_hyperparameter: str = "") -> warm.StartFrom:

@@ -173,6 +173,10 @@ class TrainingSpec:
     # start ("" for a full run), and the decision as JSON for the job's environment (metadata.json keeps it).
     warm_start_uri: str = ""
     start_from: str = ""
+    # The feature cache (chalicelib/feature_cache.py): its prefix in the artifacts bucket, and whether it holds
+    # entries yet (the cloud's `features` channel is given only then).
+    feature_cache_uri: str = ""
+    feature_cache_ready: bool = False
 
 
 @dataclass(frozen=True)

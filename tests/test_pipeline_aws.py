@@ -396,8 +396,8 @@ def test_the_run_trains_on_its_manifest(world, monkeypatch):
     source = created["InputDataConfig"][0]["DataSource"]["S3DataSource"]
     assert (source["S3DataType"], source["S3Uri"]) == ("ManifestFile", f"s3://flowers-artifacts/manifests/{version}.manifest")
     sha = hashlib.sha256(raw).hexdigest()
-    assert created["Environment"] == {"FLOWERS_MANIFEST_URI": record_uri, "FLOWERS_MANIFEST_SHA256": sha,
-                                      "FLOWERS_START_FROM": created["Environment"]["FLOWERS_START_FROM"]}  # tests/test_warm_start.py
+    environment = {k: v for k, v in created["Environment"].items() if k.startswith("FLOWERS_MANIFEST")}  # the rest: issue 21's tests
+    assert environment == {"FLOWERS_MANIFEST_URI": record_uri, "FLOWERS_MANIFEST_SHA256": sha}
 
     # Replayed ticks, the conversion, a skipped version: the manifest is never written again.
     world.tick()

@@ -37,7 +37,7 @@ from chalicelib.training_contract import (
     format_metric_line,
 )
 from training import dataset as ds
-from training import distribute
+from training import distribute, feature_cache
 from training import incremental
 from training.environment import EnvironmentError_, JobEnvironment
 from training.hyperparameters import HyperparameterError, Hyperparameters, parse
@@ -193,8 +193,9 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     hp = incremental.schedule(hp, warm)  # a warm-started run trains a shorter schedule
     progress = track_progress(folders.tensorboard, deadline, cluster)
 
-    head = train_head(clf, data, hp, cluster, folders.checkpoints, progress, timer)
-    find_label_issues(clf, data, hp, head, env.output_data_dir / VALIDATION_REPORT, timer)
+    with feature_cache.opened(hp.preset, hp.resolved_image_size()):  # phase 1's features of photos seen before: read, not computed
+        head = train_head(clf, data, hp, cluster, folders.checkpoints, progress, timer)
+        find_label_issues(clf, data, hp, head, env.output_data_dir / VALIDATION_REPORT, timer)
     fine_tuned = fine_tune(clf, data, hp, cluster, head, folders.checkpoints, progress, timer)
     calibrated = calibrate(clf, data, hp.batch_size, timer)
     scores = evaluate(calibrated, data, folders.tensorboard, len(progress.history), timer)
@@ -567,6 +568,11 @@ def _batches(x: np.ndarray, y: np.ndarray, hp: Hyperparameters, cluster: Cluster
 
 
 def _features(extractor: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Pooled backbone features for every image (in phase 1 from the feature cache where it has them)."""
+    return feature_cache.features(extractor, images, lambda todo: _backbone_features(extractor, todo, batch_size))
+
+
+def _backbone_features(extractor: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
     """Pooled backbone features for every image, in inference mode, batch by batch."""
     import numpy as np
     import tensorflow as tf

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable, Literal, TypeVar, cast
 
 from botocore.exceptions import ClientError
 
+from chalicelib import feature_cache as features
 from chalicelib import training_contract as contract
 from chalicelib.ports import JobRejected
 from chalicelib.records import ConversionSpec, JobStatus, TrainingSpec
@@ -99,6 +100,16 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
                                             "S3DataDistributionType": "FullyReplicated"}},
             "InputMode": "File",
         })
+    if spec.feature_cache_uri:  # phase 1's features of photos seen before (chalicelib/feature_cache.py); new ones uploaded back
+        environment.update({features.FOLDER_ENV: features.CHANNEL_PATH, features.URI_ENV: spec.feature_cache_uri})
+        request["Environment"] = environment
+        if spec.feature_cache_ready:
+            channels.append({
+                "ChannelName": features.CHANNEL,
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.feature_cache_uri,
+                                                "S3DataDistributionType": "FullyReplicated"}},
+                "InputMode": "File",
+            })
     if spec.use_spot:
         request["EnableManagedSpotTraining"] = True
         stopping["MaxWaitTimeInSeconds"] = spec.max_runtime_seconds * SPOT_WAIT_FACTOR

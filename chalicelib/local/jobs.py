@@ -38,6 +38,7 @@ from chalicelib.local.db import Database, dumps, loads
 from chalicelib.local.objects import LocalObjectStore, scan
 from chalicelib.records import JOB_COMPLETED, JOB_FAILED, JOB_IN_PROGRESS, ConversionSpec, JobStatus, TrainingSpec
 from chalicelib.settings import Settings
+from chalicelib.feature_cache import FOLDER_ENV as FEATURE_CACHE_ENV
 from chalicelib.warm_start import START_FROM_ENV
 
 MAX_ATTEMPTS = 3  # interrupted by a stop of `flowers up`: run again, at most this many times in all
@@ -323,6 +324,8 @@ class SubprocessJobRunner:
             # training output folder, as SageMaker's production channel; "" for a full run.
             START_FROM_ENV: spec.get("start_from", ""),
             "SM_CHANNEL_PRODUCTION": str(self._objects.path(spec["warm_start_uri"])) if spec.get("warm_start_uri") else "",
+            # phase 1's features of photos seen before (training/feature_cache.py): HOME/artifacts/features/
+            FEATURE_CACHE_ENV: str(self._objects.path(spec["feature_cache_uri"])) if spec.get("feature_cache_uri") else "",
         })
         return [sys.executable, "-m", "training.train"], env
 

@@ -39,6 +39,7 @@ from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import (
     CLASSIFY_PREFIX,
+    FEATURES_PREFIX,
     LOG_KMS_REASON,
     MANIFESTS_PREFIX,
     MODELS_PREFIX,
@@ -216,6 +217,15 @@ class ChaliceApp(Construct):
                 iam.PolicyStatement(sid="WriteManifests", actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
                 find_manifests,
                 iam.PolicyStatement(sid="ReadConvertedModels", actions=["s3:GetObject"], resources=[models]),
+                # Incremental runs (chalicelib/warm_start.py, chalicelib/feature_cache.py): is the production model's
+                # training output still there (HeadObject), does the feature cache hold entries yet; listing makes
+                # a missing one a 404, not a 403.
+                iam.PolicyStatement(sid="CheckWarmStartAndFeatures", actions=["s3:GetObject"], resources=[
+                    props.artifact_bucket.arn_for_objects(f"{TRAINING_PREFIX}*/output/model.tar.gz"),
+                    props.artifact_bucket.arn_for_objects(f"{FEATURES_PREFIX}README.txt")]),
+                iam.PolicyStatement(sid="FindWarmStartAndFeatures", actions=["s3:ListBucket"],
+                                    resources=[props.artifact_bucket.bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [f"{TRAINING_PREFIX}*", f"{FEATURES_PREFIX}*"]}}),
                 iam.PolicyStatement(sid="CheckConvertedModels", actions=["s3:ListBucket"],
                                     resources=[props.artifact_bucket.bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [f"{MODELS_PREFIX}*"]}}),

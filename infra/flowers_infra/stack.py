@@ -45,6 +45,7 @@ from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import (
     CHECKPOINT_PREFIX,
     CLASSIFY_PREFIX,
+    FEATURES_PREFIX,
     MANIFESTS_PREFIX,
     MODELS_PREFIX,
     SAGEMAKER_LOG_GROUPS,
@@ -241,10 +242,10 @@ class FlowersStack(Stack):
             # spot job reads its checkpoints; both jobs read their run's manifest (the files to fetch).
             iam.PolicyStatement(sid="ReadArtifacts", actions=["s3:GetObject"], resources=[
                 self.artifact_bucket.arn_for_objects(f"{p}*")
-                for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, MODELS_PREFIX, MANIFESTS_PREFIX)]),
+                for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, MODELS_PREFIX, MANIFESTS_PREFIX, FEATURES_PREFIX)]),
             iam.PolicyStatement(sid="WriteArtifacts", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
                 self.artifact_bucket.arn_for_objects(f"{p}*")
-                for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX, MODELS_PREFIX)]),
+                for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX, MODELS_PREFIX, FEATURES_PREFIX)]),
             # Checkpoint sync mirrors the local folder, deleting the checkpoints Keras rotated out.
             iam.PolicyStatement(sid="RotateCheckpoints", actions=["s3:DeleteObject"],
                                 resources=[self.artifact_bucket.arn_for_objects(f"{CHECKPOINT_PREFIX}*")]),

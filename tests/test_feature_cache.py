@@ -1,0 +1,190 @@
+"""Phase 1's feature cache (training/feature_cache.py) on real files with a real Keras extractor: a second
+call computes only the photos not seen; other weights (or input size) find nothing; a corrupt or
+truncated entry is recomputed and rewritten, never trusted; the job specifications give the cache to the
+job (moto: the `features` channel once the prefix holds entries, the upload prefix always); a real
+`flowers up` whose second run reads the first run's features."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline_fixtures import aws  # noqa: F401  (fixture)
+from training import feature_cache
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3)(inputs)
+    outputs = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, outputs)
+
+
+def photos(count, seed):
+    return np.random.default_rng(seed).integers(0, 255, (count, 8, 8, 3), dtype=np.uint8)
+
+
+class Counting:
+    def __init__(self, extractor):
+        self.extractor, self.seen = extractor, 0
+
+    def __call__(self, images):
+        self.seen += len(images)
+        return self.extractor(images.astype(np.float32), training=False).numpy()
+
+
+def test_only_unseen_photos_are_computed_and_the_answers_are_the_same(tmp_path, extractor):
+    cache = feature_cache.FeatureCache(tmp_path / "features", "tiny_cnn", 8)
+    compute = Counting(extractor)
+    first = photos(10, 0)
+    expected = compute(first)
+    compute.seen = 0
+    assert np.allclose(cache.features(extractor, first, compute), expected) and compute.seen == 10
+    more = np.concatenate([first, photos(3, 1)])
+    again = cache.features(extractor, more, compute)
+    assert compute.seen == 13 and cache.stats.as_dict() == {"hits": 10, "computed": 13, "corrupt": 0}
+    assert np.array_equal(again[:10], cache.features(extractor, first, compute)[:10]) and np.allclose(again[:10], expected)
+    assert len(list((tmp_path / "features").rglob("*.f32"))) == 13
+
+
+def test_other_weights_or_input_size_find_nothing(tmp_path, extractor):
+    import keras
+
+    folder = tmp_path / "features"
+    compute = Counting(extractor)
+    feature_cache.FeatureCache(folder, "tiny_cnn", 8).features(extractor, photos(4, 0), compute)
+    assert compute.seen == 4
+    feature_cache.FeatureCache(folder, "tiny_cnn", 16).features(extractor, photos(4, 0), compute)
+    assert compute.seen == 8  # another input size: another identity
+    other = keras.models.clone_model(extractor)  # same architecture, other weights (a warm start, fine-tuning)
+    assert feature_cache.FeatureCache(folder, "tiny_cnn", 8).identity(other) != feature_cache.FeatureCache(folder, "tiny_cnn", 8).identity(extractor)
+    counted = Counting(other)
+    feature_cache.FeatureCache(folder, "tiny_cnn", 8).features(other, photos(4, 0), counted)
+    assert counted.seen == 4
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "empty", "wrong length"])
+def test_a_corrupt_entry_is_recomputed_and_rewritten(tmp_path, extractor, damage):
+    cache = feature_cache.FeatureCache(tmp_path / "features", "tiny_cnn", 8)
+    compute = Counting(extractor)
+    images = photos(3, 0)
+    expected = cache.features(extractor, images, compute)
+    entry = sorted((tmp_path / "features").rglob("*.f32"))[0]
+    raw = entry.read_bytes()
+    if damage == "flip a byte":
+        entry.write_bytes(raw[:-1] + bytes([raw[-1] ^ 0xFF]))
+    elif damage == "truncate":
+        entry.write_bytes(raw[:-4])
+    elif damage == "empty":
+        entry.write_bytes(b"")
+    else:  # a valid checksum over a body of the wrong size
+        import hashlib
+        body = b"\0" * 8
+        entry.write_bytes(feature_cache.FORMAT + hashlib.sha256(body).digest() + body)
+    fresh = feature_cache.FeatureCache(tmp_path / "features", "tiny_cnn", 8)
+    compute.seen = 0
+    assert np.allclose(fresh.features(extractor, images, compute), expected)
+    assert compute.seen == 1 and fresh.stats.corrupt == 1 and entry.read_bytes() == raw  # rewritten whole
+
+
+def test_no_folder_no_cache(extractor, tmp_path):
+    compute = Counting(extractor)
+    with feature_cache.opened("tiny_cnn", 8, {}) as cache:
+        assert cache is None
+        feature_cache.features(extractor, photos(2, 0), compute)
+        feature_cache.features(extractor, photos(2, 0), compute)
+    assert compute.seen == 4
+    with feature_cache.opened("tiny_cnn", 8, {feature_cache.FOLDER_ENV: str(tmp_path / "f")}) as cache:
+        feature_cache.features(extractor, photos(2, 0), compute)
+        feature_cache.features(extractor, photos(2, 0), compute)
+    assert compute.seen == 6 and cache.stats.hits == 2
+    feature_cache.features(extractor, photos(2, 0), compute)  # closed after phase 1: computed again
+    assert compute.seen == 8
+
+
+def test_the_job_gets_the_cache_on_moto(aws, monkeypatch):  # noqa: F811
+    from botocore.client import BaseClient
+    from chalice.test import Client
+
+    import app as chalice_app
+    from test_pipeline_aws import World
+
+    created = []
+    real_call = BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        if operation == "CreateTrainingJob":
+            created.append(params)
+        return real_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    with Client(chalice_app.app) as client:
+        world = World(aws, client)
+        world.upload(["daisy/a.jpg", "roses/b.jpg"])
+        world.now += 601
+        first = world.tick()
+        request = created[-1]
+        assert request["Environment"]["FLOWERS_FEATURE_CACHE"] == "/opt/ml/input/data/features"
+        assert request["Environment"]["FLOWERS_FEATURE_CACHE_URI"] == "s3://flowers-artifacts/features/"
+        assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["training"]  # nothing cached yet: no channel
+        # what the first job uploads back (training/feature_cache.upload_new): entries, then the marker
+        world.aws.s3.put_object(Bucket=world.aws.artifacts, Key="features/ab/abcd.f32", Body=b"entry")
+        world.aws.s3.put_object(Bucket=world.aws.artifacts, Key="features/README.txt", Body=b"marker")
+        from pipeline_fixtures import training_state_event
+        world.sagemaker_event(training_state_event(first["job"], "Failed", "boom"))
+        world.upload(["daisy/c.jpg"])
+        world.now += 10_000
+        while "job" not in world.tick():
+            world.now += 10_000
+        channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in created[-1]["InputDataConfig"]}
+        assert channels["features"] == {"S3DataType": "S3Prefix", "S3Uri": "s3://flowers-artifacts/features/",
+                                        "S3DataDistributionType": "FullyReplicated"}
+
+
+def test_the_upload_back_writes_new_entries_and_the_marker(tmp_path, aws, extractor):  # noqa: F811
+    cache = feature_cache.FeatureCache(tmp_path / "features", "tiny_cnn", 8)
+    cache.features(extractor, photos(3, 0), Counting(extractor))
+    feature_cache.upload_new(cache, "s3://flowers-artifacts/features/")
+    keys = sorted(o["Key"] for o in aws.s3.list_objects_v2(Bucket="flowers-artifacts", Prefix="features/")["Contents"])
+    assert len(keys) == 4 and "features/README.txt" in keys
+    local = sorted("features/" + p.relative_to(tmp_path / "features").as_posix() for p in (tmp_path / "features").rglob("*.f32"))
+    assert sorted(k for k in keys if k.endswith(".f32")) == local
+
+
+def test_flowers_up_second_run_reads_the_first_run_s_features(tmp_path):
+    """Both runs from scratch (-H warm_start=none: tiny_cnn's seeded initial weights are the same backbone), so the
+    second computes phase 1's features only for its new photos and reads the rest from HOME/artifacts/features/."""
+    from data_fixtures import require_photos
+    from local_fixtures import TINY_UP, Up, flowers, modelarts_photos
+
+    require_photos()
+    home = tmp_path / "home"
+    modelarts_photos(tmp_path / "set1", per_class=6)
+    modelarts_photos(tmp_path / "set2", per_class=2, start=6)
+    up = Up(home, *TINY_UP, "-H", "warm_start=none")
+    try:
+        assert flowers(home, "push", str(tmp_path / "set1"), "--home", str(home), "--quiet").returncode == 0
+
+        def models():
+            return [m for m in up.get("models").json()["models"] if m["status"] in ("approved", "pending")]
+
+        (first,) = up.wait_for(models, 150, "the first model")
+        assert flowers(home, "push", str(tmp_path / "set2"), "--home", str(home), "--quiet").returncode == 0
+        second = up.wait_for(lambda: next((m for m in models() if m["version"] != first["version"]), None), 150, "the second model")
+        logs = []
+        for version in (first["version"], second["version"]):
+            job = json.loads((home / "artifacts" / "models" / version / "metadata.json").read_text())["source_job"]
+            logs.append(next(line for line in (home / "artifacts" / "training" / job / "log.txt").read_text().splitlines()
+                             if line.startswith("feature cache:")))
+        assert logs[0].startswith("feature cache: 0 photo(s) from")
+        hits = int(logs[1].split()[2])
+        computed = int(logs[1].split(", ")[1].split()[0])
+        assert hits > 0 and 0 < computed < hits, logs[1]  # the 6 new photos (and their mirror images) only
+        assert list((home / "artifacts" / "features").rglob("*.f32"))
+    finally:
+        up.stop()

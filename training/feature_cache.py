@@ -1,0 +1,153 @@
+"""Phase 1's backbone features, kept per photo across runs (issue 21): a run computes features only for the
+photos it has not seen with this backbone.
+
+An entry's key is the sha256 of the backbone's identity and the photo's decoded pixels (as the run feeds
+them: the photo's content at the run's input size). The identity is the preset, the input size and a
+sha256 of every weight of the feature extractor *as it is when asked*, so ImageNet weights, a warm start's
+weights and fine-tuned weights never share entries, and a stale entry cannot be found. Each entry holds a
+sha256 of its own bytes: a corrupt or truncated one (a crash mid-write, a bad disk) fails the check and
+is recomputed and written again, never trusted.
+
+Where: FLOWERS_FEATURE_CACHE names the folder (locally HOME/artifacts/features/, set by flowers up's job
+runner; in the cloud the job's `features` input channel, a copy of s3://ARTIFACTS/features/). New entries
+are written there; in the cloud, when FLOWERS_FEATURE_CACHE_URI names the S3 prefix, they are uploaded
+back at the end of phase 1 (`upload_new`). Without the variable nothing is cached, as before.
+
+Only phase 1 uses it (training/train.py opens it around train_head and find_label_issues): after that,
+fine-tuning changes the backbone, and those features are never seen again.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+
+from chalicelib.feature_cache import FOLDER_ENV, MARKER, MARKER_TEXT, PREFIX, URI_ENV
+FORMAT = b"flowers-features-1\n"
+_DIGEST = 32
+
+
+@dataclass
+class Stats:
+    hits: int = 0
+    computed: int = 0
+    corrupt: int = 0  # entries that failed their checksum or shape: recomputed
+    written: list[Path] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"hits": self.hits, "computed": self.computed, "corrupt": self.corrupt}
+
+
+class FeatureCache:
+    def __init__(self, folder: Path, preset: str, image_size: int):
+        self.folder = Path(folder)
+        self.preset = preset
+        self.image_size = image_size
+        self.stats = Stats()
+
+    def identity(self, extractor: keras.Model) -> str:
+        digest = hashlib.sha256(f"{self.preset}|{self.image_size}|".encode())
+        for weight in extractor.weights:
+            value = np.ascontiguousarray(weight.numpy())
+            digest.update(f"{weight.path}|{value.dtype}|{value.shape}|".encode())
+            digest.update(value.tobytes())
+        return digest.hexdigest()
+
+    def features(self, extractor: keras.Model, images: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        if len(images) == 0:
+            return compute(images)
+        identity = self.identity(extractor)
+        dim = int(extractor.output_shape[-1])
+        keys = [hashlib.sha256(identity.encode() + np.ascontiguousarray(image).tobytes()).hexdigest() for image in images]
+        rows: list[np.ndarray | None] = [self._load(key, dim) for key in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            fresh = compute(images[missing])
+            for index, row in zip(missing, fresh):
+                rows[index] = row
+                self._store(keys[index], row)
+        self.stats.hits += len(images) - len(missing)
+        self.stats.computed += len(missing)
+        return np.stack([row for row in rows if row is not None]).astype(np.float32)
+
+    def path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.f32"
+
+    def _load(self, key: str, dim: int) -> np.ndarray | None:
+        path = self.path(key)
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        body = raw[len(FORMAT) + _DIGEST:]
+        if (not raw.startswith(FORMAT) or hashlib.sha256(body).digest() != raw[len(FORMAT):len(FORMAT) + _DIGEST]
+                or len(body) != dim * 4):
+            self.stats.corrupt += 1
+            return None
+        return np.frombuffer(body, dtype="<f4").copy()
+
+    def _store(self, key: str, row: np.ndarray) -> None:
+        body = np.ascontiguousarray(row, dtype="<f4").tobytes()
+        path = self.path(key)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(FORMAT + hashlib.sha256(body).digest() + body)
+            os.replace(partial, path)  # whole or not at all
+            self.stats.written.append(path)
+        except OSError as exc:  # a cache that cannot be written costs time, never the run
+            print(f"feature cache: cannot write {path}: {exc}", flush=True)
+
+
+_current: FeatureCache | None = None
+
+
+def features(extractor: keras.Model, images: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The cached features when a cache is open (phase 1), else `compute(images)` as before."""
+    return compute(images) if _current is None else _current.features(extractor, images, compute)
+
+
+@contextmanager
+def opened(preset: str, image_size: int, environ: dict[str, str] | None = None) -> Iterator[FeatureCache | None]:
+    """Phase 1 with the cache FLOWERS_FEATURE_CACHE names (none: no cache); uploads new entries back at the end."""
+    global _current
+    folder = (os.environ if environ is None else environ).get(FOLDER_ENV, "")
+    if not folder:
+        yield None
+        return
+    cache = FeatureCache(Path(folder), preset, image_size)
+    _current = cache
+    try:
+        yield cache
+    finally:
+        _current = None
+        print(f"feature cache: {cache.stats.hits} photo(s) from {cache.folder}, {cache.stats.computed} computed"
+              + (f", {cache.stats.corrupt} corrupt entr(ies) recomputed" if cache.stats.corrupt else ""), flush=True)
+        uri = (os.environ if environ is None else environ).get(URI_ENV, "")
+        if uri and cache.stats.written:
+            upload_new(cache, uri)
+
+
+def upload_new(cache: FeatureCache, uri: str) -> None:
+    """The cloud's output back: the entries this run wrote, to s3://ARTIFACTS/features/ (a failure costs the next run time only)."""
+    try:
+        import boto3
+
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        s3 = boto3.client("s3")
+        for path in cache.stats.written:
+            s3.upload_file(str(path), bucket, prefix + path.relative_to(cache.folder).as_posix())
+        # the marker that makes the next job's `features` channel (chalicelib/feature_cache.py)
+        s3.put_object(Bucket=bucket, Key=prefix + MARKER[len(PREFIX):], Body=MARKER_TEXT)
+        print(f"feature cache: {len(cache.stats.written)} new entr(ies) uploaded to {uri}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - never the run's failure
+        print(f"feature cache: upload to {uri} failed: {exc}", flush=True)
