@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 
 from data_fixtures import TINY, Job, make_folder_dataset, run_in_process
+from test_train import event_tags
 from training import class_balance, evaluation, label_issues, train
 
 
@@ -114,3 +115,5 @@ def test_a_run_reports_mislabelled_photos_and_weights_imbalanced_classes(tmp_pat
     assert "label_issues" in meta["training"]["seconds"]
     assert "f1" in meta["metrics"]["test"]["per_class"]["red"] and "confused_pairs" in meta["metrics"]["test"]
     assert "phase=label_issues flagged=" in capsys.readouterr().out
+    tags = event_tags(job.output / "data" / "tensorboard")
+    assert {"test/f1/red", "test/f1/blue", "test/per_class"} <= tags
