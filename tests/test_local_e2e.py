@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import urllib.parse
 
 import pytest
 
@@ -85,6 +86,14 @@ def test_up_push_train_serve_then_kill_9_and_restart_loses_nothing(tmp_path):
         assert {"file": "roses_broken.jpg", "reason": "not_an_image"}.items() <= status["validation"]["skipped"][0].items()
         shown = flowers(home, "status", "--home", str(home))
         assert "roses_broken.jpg: not_an_image" in shown.stdout and "approved" in shown.stdout, shown.stdout + shown.stderr
+        # Every usable photo was searched for a wrong label; whatever is flagged is listed, and shown as a thumbnail.
+        found = status["validation"]["label_issues"]
+        assert found["photos"] == status["validation"]["usable_images"] == 24 and found["skipped"] is None
+        assert f"labels        {found['count']} of 24 photos look mislabelled" in shown.stdout, shown.stdout
+        for issue in found["issues"][:2]:
+            thumbnail = up.get("status/label-issues/thumbnail?file=" + urllib.parse.quote(issue["file"]), accept="image/jpeg")
+            assert thumbnail.status == 200 and thumbnail.body[:2] == b"\xff\xd8", issue  # a JPEG
+            assert f"{issue['file']}: labelled {issue['given']}, looks like {issue['suggested']}" in shown.stdout
         table = flowers(home, "predict", str(sorted((PHOTOS / "daisy").glob("*.jpg"))[40]), "--home", str(home), "--top-k", "3")
         assert table.returncode == 0 and f"(model {first}" in table.stdout and "1. " in table.stdout, table.stdout + table.stderr
 
