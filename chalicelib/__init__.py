@@ -18,5 +18,9 @@ Vocabulary (one name per idea):
 - handlers (`handlers.py`): what each Lambda does between app.py's decorators and the Orchestrator.
 - local stack (`local/stack.py`): the wiring of `flowers up`: a folder watcher, a tick loop, job
   subprocesses and an HTTP server, all calling the Chalice app's own functions.
+- start (`warm_start.py`): where a run's weights come from: a *warm start* from the production model's
+  (same classes; a shorter schedule) or a *full run* from ImageNet (the others, and every N-th run).
+- feature cache (`feature_cache.py`, `training/feature_cache.py`): phase 1's backbone features per photo,
+  in the artifacts bucket's `features/`, so a run computes them only for photos it has not seen.
 - "the pipeline" is the whole flow, upload to served model, in prose only: no code is named so.
 """
