@@ -5,7 +5,10 @@
 
 Prints wall time, images/s per phase, validation and test top-1 of the SavedModel and of
 each TFLite mode, model sizes, and the baseline's figures on the same split, the baseline run
-right before each seed of ours.
+right before each seed of ours. Every run of ours is also measured on the evaluation set
+(`../shared/datasets/flower_photos_eval`, 1,000 photos no run trains or tunes on: about +-0.9
+point where the 161-photo test split gives +-2), SavedModel and the `.tflite` that `auto` kept,
+with the mean and standard deviation over the seeds: the figure that accepts or rejects a recipe.
 Writes the figures to bench/results/train-PRESET.json.
 """
 from __future__ import annotations
@@ -100,13 +103,45 @@ def _cached_mobilenet() -> Path:
     return keras_cache() / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
 
-def ours(data_dir: Path, work: Path, hyperparameters: dict, quantize: str) -> dict:
+def evaluation_set(root: Path, labels: list[str], size: int) -> tuple:
+    """Pixels and class indices of every photo of the model's classes under `root` (the evaluation set)."""
+    from not_flowers import flower_set  # bench/ is on sys.path when a bench script runs
+
+    return flower_set(root, labels, size, None, (0.8, 0.1, 0.1))
+
+
+def prediction_ms(model: Path, size: int, runs: int = 20) -> float:
+    """Median milliseconds of one LiteRT prediction (the Lambda's path: one photo, two threads)."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model), num_threads=2)
+    interpreter.allocate_tensors()
+    index = interpreter.get_input_details()[0]["index"]
+    photo = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+    times = []
+    for _ in range(runs + 2):
+        started = time.perf_counter()
+        interpreter.set_tensor(index, photo)
+        interpreter.invoke()
+        times.append(1000 * (time.perf_counter() - started))
+    return round(sorted(times[2:])[runs // 2], 1)  # the first two warm up
+
+
+def ours(data_dir: Path, work: Path, hyperparameters: dict, quantize: str, eval_dir: Path | None = None) -> dict:
     started = time.monotonic()
     env = job_env(work, data_dir)
     meta = train.run(env, parse(hyperparameters))
     trained = time.monotonic()
     converted = cv.convert(env.model_dir, work / "tflite", data_dir, quantize=quantize)
     done = time.monotonic()
+    evaluation = None
+    if eval_dir is not None and eval_dir.is_dir():
+        images, truth = evaluation_set(eval_dir, meta["labels"], meta["image_size"])
+        float_top1 = float((cv.saved_model_predict(env.model_dir / "saved_model", images.astype("float32")).argmax(1) == truth).mean())
+        tflite_top1 = float((cv.tflite_predict(str(work / "tflite" / "model.tflite"), images).argmax(1) == truth).mean())
+        evaluation = {"count": int(len(truth)), "saved_model_top1": float_top1, "tflite_top1": tflite_top1,
+                      "tflite_loss_points": round(100 * (float_top1 - tflite_top1), 2)}
     seconds = meta["training"]["seconds"]
     counts = meta["dataset_counts"]
     fine_tune_epochs = sum(1 for h in meta["training"]["history"] if h["phase"] == "fine_tune")
@@ -131,6 +166,8 @@ def ours(data_dir: Path, work: Path, hyperparameters: dict, quantize: str) -> di
         "tflite": converted["conversion"]["candidates"],
         "chosen": converted["quantization"],
         "chosen_bytes": converted["model"]["size_bytes"],
+        "ms_per_prediction": prediction_ms(work / "tflite" / "model.tflite", meta["image_size"]),
+        "evaluation_set": evaluation,
     }
 
 
@@ -144,7 +181,11 @@ def print_ours(seed: int, o: dict) -> None:
         print(f"      tflite {c['quantization']:8s} test top-1 {c['accuracy']:.4f} ({100 * (c['accuracy'] - o['saved_model_test_accuracy']):+.2f})  "
               f"held-out {c['held_out_accuracy']:.4f} ({100 * (c['held_out_accuracy'] - o['saved_model_held_out_accuracy']):+.2f})  "
               f"agreement {c['held_out_agreement']:.4f}  {c['size_bytes'] / 1e6:.2f} MB")
-    print(f"      auto picks {o['chosen']} ({o['chosen_bytes'] / 1e6:.2f} MB)")
+    print(f"      auto picks {o['chosen']} ({o['chosen_bytes'] / 1e6:.2f} MB), {o['ms_per_prediction']} ms a prediction (LiteRT, 2 threads)")
+    if o.get("evaluation_set"):
+        e = o["evaluation_set"]
+        print(f"      evaluation set ({e['count']} photos): SavedModel {e['saved_model_top1']:.4f}, "
+              f"{o['chosen']} .tflite {e['tflite_top1']:.4f} (loss {e['tflite_loss_points']:+.2f} points)")
 
 
 def main() -> int:
@@ -156,7 +197,11 @@ def main() -> int:
     parser.add_argument("--baseline-epochs", type=int, default=10)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--seeds", default="1337", help="comma-separated: our recipe runs once per seed (the test split is small, so its spread matters)")
-    parser.add_argument("--resnet-size-only", action="store_true", help="a few photos, one head epoch: int8 size only")
+    parser.add_argument("--keep", type=Path, help="keep each seed's trained and converted model under this folder")
+    parser.add_argument("--eval", type=Path, default=ROOT.parent / "shared" / "datasets" / "flower_photos_eval",
+                        help="the evaluation set (photos no run trains on); a missing folder skips it")
+    parser.add_argument("--resnet-size-only", action="store_true",
+                        help="a few photos, one head and one fine-tuning epoch: cost per image, size and speed per mode")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="flowers-bench-"))
@@ -166,8 +211,7 @@ def main() -> int:
     quantize = "auto"
     if args.resnet_size_only:
         data = subset(args.data, 12, work)
-        hyperparameters.update(epochs=0, head_epochs=1, min_images_per_class=1)
-        quantize = "int8"
+        hyperparameters.update(epochs=1, head_epochs=1, min_images_per_class=1)
         args.no_baseline = True
 
     report = {"preset": args.preset, "data": str(args.data), "cpus": os.cpu_count(), "hyperparameters": hyperparameters}
@@ -179,17 +223,34 @@ def main() -> int:
         # ratio is only fair between two runs made minutes apart.
         if not args.no_baseline:
             baselines.append(baseline(data, 224, args.baseline_epochs, seed=seed))
-        runs.append(ours(data, work / f"seed-{seed}", dict(hyperparameters, seed=seed), quantize))
+        runs.append(ours(data, work / f"seed-{seed}", dict(hyperparameters, seed=seed), quantize,
+                         None if args.resnet_size_only else args.eval))
     report["ours"] = runs[0]
     report["seeds"] = dict(zip(map(str, seeds), runs))
     if baselines:
         report["baseline"] = baselines[0]
         report["baselines"] = dict(zip(map(str, seeds), baselines))
+    if args.keep:
+        for seed in seeds:
+            shutil.copytree(work / f"seed-{seed}", args.keep / f"seed-{seed}", dirs_exist_ok=True)
     shutil.rmtree(work, ignore_errors=True)
 
     print(f"\n== {args.preset} on {args.data} ({os.cpu_count()} CPUs)")
     for seed, o in zip(seeds, runs):
         print_ours(seed, o)
+    evaluations = [o["evaluation_set"] for o in runs if o.get("evaluation_set")]
+    if evaluations:
+        import statistics
+
+        tops = [e["saved_model_top1"] for e in evaluations]
+        tflites = [e["tflite_top1"] for e in evaluations]
+        sd = statistics.stdev(tops) if len(tops) > 1 else 0.0
+        report["evaluation_set"] = {"seeds": len(tops), "mean": statistics.mean(tops), "sd": sd,
+                                    "tflite_mean": statistics.mean(tflites),
+                                    "tflite_loss_points_mean": round(100 * (statistics.mean(tops) - statistics.mean(tflites)), 2)}
+        print(f"evaluation set over {len(tops)} seed(s): SavedModel top-1 {', '.join(f'{t:.4f}' for t in tops)} "
+              f"(mean {statistics.mean(tops):.4f}, sd {sd:.4f}); .tflite mean {statistics.mean(tflites):.4f} "
+              f"(loss {report['evaluation_set']['tflite_loss_points_mean']:+.2f} points)")
     if len(runs) > 1:
         tests = [o["saved_model_test_accuracy"] for o in runs]
         print(f"over {len(runs)} seeds: test top-1 {', '.join(f'{t:.4f}' for t in tests)} (mean {sum(tests) / len(tests):.4f}); "
