@@ -1,6 +1,7 @@
 """What the CLI prints: the status and models tables, and predictions."""
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,22 @@ from flowers_cli.client import Api
 from flowers_cli.push import CONTENT_TYPES
 
 SKIPPED_SHOWN = 50  # skipped files `flowers status` prints; --json has the API's list
+
+
+def table(columns: list[str], rows: list[list[str]]) -> str:
+    """Rows under a header, in columns sized to fit, as plain text (rich's Table without a box or colour:
+    what a terminal, a log and `grep` all read). A column name starting with ">" is right-aligned."""
+    from rich.console import Console
+    from rich.table import Table
+
+    grid = Table(box=None, pad_edge=False, show_edge=False, header_style="", padding=(0, 2, 0, 0))
+    for name in columns:
+        grid.add_column(name.lstrip(">"), justify="right" if name.startswith(">") else "left", no_wrap=True)
+    for row in rows:
+        grid.add_row(*row)
+    text = io.StringIO()
+    Console(file=text, width=1000, color_system=None, highlight=False, emoji=False, markup=False).print(grid)
+    return "\n".join(line.rstrip() for line in text.getvalue().splitlines())
 
 
 def format_status(s: dict[str, Any]) -> str:
@@ -95,12 +112,12 @@ def _data_lines(v: dict[str, Any], limit: int = LABEL_ISSUES_SHOWN) -> list[str]
 def format_models(models: list[dict[str, Any]]) -> str:
     if not models:
         return "no models yet"
-    lines = [f"{'version':16}  {'status':9}  {'test acc':>8}  {'created':25}  reason"]
+    rows = []
     for m in models:
         accuracy = (m.get("metrics") or {}).get("test_accuracy")
         shown = f"{100 * accuracy:.1f} %" if isinstance(accuracy, (int, float)) else "-"  # as the web page shows it
-        lines.append(f"{m['version']:16}  {m['status']:9}  {shown:>8}  {m.get('created_at', ''):25}  {m.get('reason', '')}")
-    return "\n".join(lines)
+        rows.append([m["version"], m["status"], shown, m.get("created_at", ""), m.get("reason", "")])
+    return table(["version", "status", ">test acc", "created", "reason"], rows)
 
 
 def format_model(m: dict[str, Any]) -> str:
@@ -112,15 +129,14 @@ def format_model(m: dict[str, Any]) -> str:
     if not per_class:
         return "\n".join(lines + ["no per-class figures for this model"])
     baseline = (metrics.get("baseline") or {}).get("per_class") or {}  # the served model then, on the same photos
-    lines.append(f"{'class':16}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'photos':>6}"
-                 + ("  F1 of the model served then" if baseline else ""))
 
     def shown(value: Any) -> str:
         return f"{100 * value:.1f} %" if isinstance(value, (int, float)) else "-"
 
-    for label, v in per_class.items():
-        lines.append(f"{label:16}  {shown(v.get('precision')):>9}  {shown(v.get('recall')):>7}  {shown(v.get('f1')):>7}  "
-                     f"{v.get('support', '-'):>6}" + (f"  {shown((baseline.get(label) or {}).get('f1')):>7}" if baseline else ""))
+    columns = ["class", ">precision", ">recall", ">F1", ">photos"] + ([">F1 of the model served then"] if baseline else [])
+    rows = [[label, shown(v.get("precision")), shown(v.get("recall")), shown(v.get("f1")), str(v.get("support", "-"))]
+            + ([shown((baseline.get(label) or {}).get("f1"))] if baseline else []) for label, v in per_class.items()]
+    lines.append(table(columns, rows))
     pairs = metrics.get("confused_pairs")  # None: a model from before they were counted
     if isinstance(pairs, list):
         lines.append("most confused " + (", ".join(f"{p['true']} taken for {p['predicted']} ({p['count']})" for p in pairs)
