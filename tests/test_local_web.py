@@ -10,7 +10,7 @@ import pytest
 
 from data_fixtures import require_photos
 from pipeline_fixtures import aws, sample_photos, tiny_model  # noqa: F401  (fixtures)
-from web_fixtures import browser, served  # noqa: F401  (fixtures)
+from web_fixtures import browser, served, stub_api  # noqa: F401  (fixtures)
 
 
 
@@ -205,12 +205,7 @@ def test_a_page_of_another_site_cannot_change_the_served_model(served, page):
 def test_page_lists_every_skipped_file_of_the_last_run(page):
     """The pipeline panel shows GET /status's validation report: each skipped file, its reason and
     detail, the counts, and how many more there are than listed."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from chalicelib import validation_report
-    from chalicelib.web import PAGE
 
     skipped = [{"path": "bad_empty.jpg", "reason": "empty_file", "detail": "the file has zero bytes"},
                {"path": "bad_text.jpg", "reason": "not_an_image", "detail": "not a JPEG, PNG, BMP or WEBP image"},
@@ -220,30 +215,11 @@ def test_page_lists_every_skipped_file_of_the_last_run(page):
     status = {"pending_uploads": 0, "running_job": None, "last_outcome": None,
               "validation": validation_report.summary(report, "flowers-0123456789abcdef", limit=3)}
 
-    class Server(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            answers = {"/status": (200, status), "/models": (200, {"models": []}), "/models/current": (503, {})}
-            code, document = answers.get(self.path.split("?")[0], (200, {}))
-            body, kind = json.dumps(document).encode(), "application/json"
-            if self.path == "/":
-                code, body, kind = 200, PAGE.read_bytes(), "text/html"
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        page.goto(f"http://127.0.0.1:{server.server_port}/")
+    answers = {"/status": (200, status), "/models": (200, {"models": []}), "/models/current": (503, {})}
+    with stub_api(answers, missing=(200, {})) as url:
+        page.goto(url)
         page.wait_for_selector("#skipped", timeout=10_000)
         panel = page.locator("#status").inner_text()
-    finally:
-        server.shutdown()
     assert "skipped files (4 + 1 ignored)" in panel and "12 photos used by flowers-0123456789abcdef" in panel
     plain = {"empty_file": "empty file", "not_an_image": "not an image", "corrupt": "damaged image"}  # words, not codes
     for item in skipped[:3]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -15,7 +13,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from data_fixtures import ROOT, require_photos
 from local_fixtures import flowers, http
 from pipeline_fixtures import sample_photos, tiny_model  # noqa: F401  (fixtures)
-from web_fixtures import browser, served  # noqa: F401  (fixtures)
+from web_fixtures import browser, served, stub_api  # noqa: F401  (fixtures)
 
 SHOTS = ROOT / "build" / "web"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 1}
@@ -170,38 +168,17 @@ def test_the_page_says_when_the_server_is_down_and_recovers_by_itself(served, br
 
 def test_the_empty_state_says_where_photos_go(browser):
     """No model yet: the page names the bucket folder and `flowers push` (not the drop zone)."""
-    from chalicelib.web import PAGE
-
     answers = {"/status": (200, {"pending_uploads": 0, "local": {"bucket_folder": "/home/me/.flowers/bucket"},
                                  "dataset": {"uri": "s3://flowers-data/", "version": None},
                                  "next_run": {"action": "idle", "reason": "0 changed object(s), need 1", "in_seconds": 0}}),
                "/models": (200, {"models": []}),
                "/models/current": (503, {"error": {"code": "no_model", "message": "no model has been approved yet"}})}
 
-    class Server(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            code, document = answers.get(self.path.split("?")[0], (404, {}))
-            body, kind = json.dumps(document).encode(), "application/json"
-            if self.path == "/":
-                code, body, kind = 200, PAGE.read_bytes(), "text/html"
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     page = browser.new_page()
-    try:
-        page.goto(f"http://127.0.0.1:{server.server_port}/")
+    with stub_api(answers) as url:
+        page.goto(url)
         page.wait_for_selector("#detail:has-text('/home/me/.flowers/bucket')", timeout=10_000)
         detail, status, models = (page.locator(s).inner_text() for s in ("#detail", "#status", "#models"))
-    finally:
-        server.shutdown()
     assert "flowers push PHOTOS_DIR" in detail and "flowers push PHOTOS_DIR" in models
     assert "when new photos arrive" in status and "changed object" not in status  # words, not the decision's jargon
     assert page.locator("#current").inner_text() == "no model yet"

@@ -2,7 +2,12 @@
 driven by Playwright (never a downloaded browser), and `flowers up` serving a real tiny model."""
 from __future__ import annotations
 
+import json
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -35,3 +40,32 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+@contextmanager
+def stub_api(answers: dict[str, tuple[int, Any]], missing: tuple[int, Any] = (404, {})) -> Iterator[str]:
+    """The web page (GET /) beside canned API answers {path: (status, JSON)}, for a page state no pipeline
+    needs to reach; other paths answer `missing`. Yields the base URL."""
+    from chalicelib.web import PAGE
+
+    class Server(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            code, document = answers.get(self.path.split("?")[0], missing)
+            body, kind = json.dumps(document).encode(), "application/json"
+            if self.path == "/":
+                code, body, kind = 200, PAGE.read_bytes(), "text/html"
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
