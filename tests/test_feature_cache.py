@@ -94,12 +94,12 @@ def test_a_corrupt_entry_is_recomputed_and_rewritten(tmp_path, extractor, damage
 
 def test_no_folder_no_cache(extractor, tmp_path):
     compute = Counting(extractor)
-    with feature_cache.opened("tiny_cnn", 8, {}) as cache:
+    with feature_cache.opened("tiny_cnn", 8, environ={}) as cache:
         assert cache is None
         feature_cache.features(extractor, photos(2, 0), compute)
         feature_cache.features(extractor, photos(2, 0), compute)
     assert compute.seen == 4
-    with feature_cache.opened("tiny_cnn", 8, {feature_cache.FOLDER_ENV: str(tmp_path / "f")}) as cache:
+    with feature_cache.opened("tiny_cnn", 8, environ={feature_cache.FOLDER_ENV: str(tmp_path / "f")}) as cache:
         feature_cache.features(extractor, photos(2, 0), compute)
         feature_cache.features(extractor, photos(2, 0), compute)
     assert compute.seen == 6 and cache.stats.hits == 2

@@ -169,13 +169,13 @@ def test_training_unpacks_the_channel_and_shortens_its_schedule(tmp_path):
     assert incremental.source(Hyperparameters(preset="tiny_cnn", warm_start=str(tmp_path)), {"SM_CHANNEL_PRODUCTION": "x"}) == str(tmp_path)
 
     short = incremental.schedule(hp, "/some/folder")
-    assert (short.head_epochs, short.epochs) == (9, 3)
+    assert (short.head_epochs, short.epochs) == (8, 2)
     assert incremental.schedule(hp, "skipped: classes differ") == hp and incremental.schedule(hp, "") == hp
     assert incremental.schedule(Hyperparameters(preset="tiny_cnn", epochs=0), "/f").epochs == 0  # head only stays head only
 
     decision = StartFrom("production", "same classes as production model v1", 2, "v1", "s3://m").as_json()
     record = incremental.record("/some/folder", short, {START_FROM_ENV: decision})
-    assert record == {"kind": "production", "warm": True, "chain": 2, "production_version": "v1", "head_epochs": 9, "epochs": 3,
+    assert record == {"kind": "production", "warm": True, "chain": 2, "production_version": "v1", "head_epochs": 8, "epochs": 2,
                       "reason": "same classes as production model v1"}
     failed = incremental.record("skipped: classes differ", hp, {START_FROM_ENV: decision})
     assert failed["kind"] == "imagenet" and failed["chain"] == 0 and not failed["warm"]
@@ -188,7 +188,7 @@ def test_training_unpacks_the_channel_and_shortens_its_schedule(tmp_path):
 def test_flowers_up_warm_starts_the_second_run_from_the_first_model(tmp_path):
     """A real `flowers up`: the first run starts from scratch; photos of the same classes added later give a
     run that starts from the approved model's weights (its training output folder as SM_CHANNEL_PRODUCTION),
-    trains the shorter schedule, and says so in metadata.json."""
+    trains the shorter schedule, computes backbone features only for the new photos, and says so in metadata.json."""
     from data_fixtures import require_photos
     from local_fixtures import TINY_UP, Up, flowers, modelarts_photos
 
@@ -217,6 +217,12 @@ def test_flowers_up_warm_starts_the_second_run_from_the_first_model(tmp_path):
         assert (start["head_epochs"], start["epochs"]) == (1, 1)  # TINY_UP's 2 and 1, shortened
         channel = home / "artifacts" / "training" / before["source_job"] / "attempt-1" / "output" / "model"
         assert after["training"]["warm_start"] == str(channel) and (channel / "model.keras").exists()
-        assert f"warm start from {channel}" in (home / "artifacts" / "training" / after["source_job"] / "log.txt").read_text()
+        log = (home / "artifacts" / "training" / after["source_job"] / "log.txt").read_text()
+        assert f"warm start from {channel}" in log
+        # The first run's calibration cached every photo's features of the backbone this run starts from:
+        # phase 1 computes only the new photos (no mirror images after a warm start), and reads the others.
+        old, new = (sum(1 for p in (tmp_path / name).iterdir() if p.suffix == ".jpg") for name in ("set1", "set2"))
+        phase1 = next(line for line in log.splitlines() if line.startswith("feature cache:") and line.endswith("(phase 1)"))
+        assert phase1.startswith(f"feature cache: {old} photo(s) from") and f", {new} computed" in phase1, phase1
     finally:
         up.stop()

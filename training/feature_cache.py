@@ -1,5 +1,5 @@
-"""Phase 1's backbone features, kept per photo across runs (issue 21): a run computes features only for the
-photos it has not seen with this backbone.
+"""Backbone features, kept per photo across runs (issue 21): a run computes features only for the photos it
+has not seen with this backbone.
 
 An entry's key is the sha256 of the backbone's identity and the photo's decoded pixels (as the run feeds
 them: the photo's content at the run's input size). The identity is the preset, the input size and a
@@ -11,16 +11,19 @@ is recomputed and written again, never trusted.
 Where: FLOWERS_FEATURE_CACHE names the folder (locally HOME/artifacts/features/, set by flowers up's job
 runner; in the cloud the job's `features` input channel, a copy of s3://ARTIFACTS/features/). New entries
 are written there; in the cloud, when FLOWERS_FEATURE_CACHE_URI names the S3 prefix, they are uploaded
-back at the end of phase 1 (`upload_new`). Without the variable nothing is cached, as before.
+back at the end of each step (`upload_new`). Without the variable nothing is cached, as before.
 
-Only phase 1 uses it (training/train.py opens it around train_head and find_label_issues): after that,
-fine-tuning changes the backbone, and those features are never seen again.
+Two steps use it (training/train.py opens it around each; the log has a line for each): phase 1 reads and writes
+the features of the backbone it starts from (ImageNet's: shared by every full run), and calibration writes
+those of the final, fine-tuned backbone. The next run warm-started from this model starts from exactly
+that backbone, so its phase 1 computes only the photos added since.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 from chalicelib.feature_cache import FOLDER_ENV, MARKER, MARKER_TEXT, PREFIX, URI_ENV
 FORMAT = b"flowers-features-1\n"
 _DIGEST = 32
+UPLOADS_IN_FLIGHT = 16
 
 
 @dataclass
@@ -112,13 +116,13 @@ _current: FeatureCache | None = None
 
 
 def features(extractor: keras.Model, images: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """The cached features when a cache is open (phase 1), else `compute(images)` as before."""
+    """The cached features when a cache is open (phase 1, calibration), else `compute(images)` as before."""
     return compute(images) if _current is None else _current.features(extractor, images, compute)
 
 
 @contextmanager
-def opened(preset: str, image_size: int, environ: dict[str, str] | None = None) -> Iterator[FeatureCache | None]:
-    """Phase 1 with the cache FLOWERS_FEATURE_CACHE names (none: no cache); uploads new entries back at the end."""
+def opened(preset: str, image_size: int, step: str = "", *, environ: dict[str, str] | None = None) -> Iterator[FeatureCache | None]:
+    """The steps inside with the cache FLOWERS_FEATURE_CACHE names (none: no cache); uploads new entries back at the end."""
     global _current
     folder = (os.environ if environ is None else environ).get(FOLDER_ENV, "")
     if not folder:
@@ -131,7 +135,8 @@ def opened(preset: str, image_size: int, environ: dict[str, str] | None = None) 
     finally:
         _current = None
         print(f"feature cache: {cache.stats.hits} photo(s) from {cache.folder}, {cache.stats.computed} computed"
-              + (f", {cache.stats.corrupt} corrupt entr(ies) recomputed" if cache.stats.corrupt else ""), flush=True)
+              + (f", {cache.stats.corrupt} corrupt entr(ies) recomputed" if cache.stats.corrupt else "")
+              + (f" ({step})" if step else ""), flush=True)
         uri = (os.environ if environ is None else environ).get(URI_ENV, "")
         if uri and cache.stats.written:
             upload_new(cache, uri)
@@ -143,9 +148,10 @@ def upload_new(cache: FeatureCache, uri: str) -> None:
         import boto3
 
         bucket, _, prefix = uri[len("s3://"):].partition("/")
-        s3 = boto3.client("s3")
-        for path in cache.stats.written:
-            s3.upload_file(str(path), bucket, prefix + path.relative_to(cache.folder).as_posix())
+        s3 = boto3.client("s3")  # thread-safe: small entries, so many PUTs in flight rather than one at a time
+        with ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT) as pool:
+            list(pool.map(lambda path: s3.upload_file(str(path), bucket, prefix + path.relative_to(cache.folder).as_posix()),
+                          cache.stats.written))
         # the marker that makes the next job's `features` channel (chalicelib/feature_cache.py)
         s3.put_object(Bucket=bucket, Key=prefix + MARKER[len(PREFIX):], Body=MARKER_TEXT)
         print(f"feature cache: {len(cache.stats.written)} new entr(ies) uploaded to {uri}", flush=True)

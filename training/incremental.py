@@ -24,7 +24,7 @@ from chalicelib.training_contract import KERAS_FILE, LABELS_FILE
 from chalicelib.warm_start import PRODUCTION_CHANNEL, START_FROM_ENV
 from training.hyperparameters import Hyperparameters
 
-WARM_SCHEDULE = 0.35  # a warm-started run trains this share of the head's and the fine-tuning's epochs (at least 1 each)
+WARM_SCHEDULE = 0.3  # a warm-started run trains this share of the head's and the fine-tuning's epochs (at least 1 each)
 _CHANNEL_ENV = f"SM_CHANNEL_{PRODUCTION_CHANNEL.upper()}"
 
 

@@ -193,11 +193,15 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     hp = incremental.schedule(hp, warm)  # a warm-started run trains a shorter schedule
     progress = track_progress(folders.tensorboard, deadline, cluster)
 
-    with feature_cache.opened(hp.preset, hp.resolved_image_size()):  # phase 1's features of photos seen before: read, not computed
-        head = train_head(clf, data, hp, cluster, folders.checkpoints, progress, timer)
+    # Backbone features of photos seen before with the same weights are read, not computed: phase 1's (of the
+    # backbone it starts from), and calibration's of the final one, which the next warm start starts from.
+    with feature_cache.opened(hp.preset, hp.resolved_image_size(), "phase 1"):
+        head = train_head(clf, data, hp, cluster, folders.checkpoints, progress, timer,
+                          mirrored=not incremental.started_warm(warm))
         find_label_issues(clf, data, hp, head, env.output_data_dir / VALIDATION_REPORT, timer)
     fine_tuned = fine_tune(clf, data, hp, cluster, head, folders.checkpoints, progress, timer)
-    calibrated = calibrate(clf, data, hp.batch_size, timer)
+    with feature_cache.opened(hp.preset, hp.resolved_image_size(), "calibration"):
+        calibrated = calibrate(clf, data, hp.batch_size, timer)
     scores = evaluate(calibrated, data, folders.tensorboard, len(progress.history), timer)
     metadata = describe(env, hp, cluster, data, scores, calibrated, head, fine_tuned, warm, progress, timer)
     metadata["training"]["start_from"] = incremental.record(warm, hp)  # which start, and why
@@ -281,8 +285,9 @@ def track_progress(log_dir: str, deadline: float, cluster: Cluster) -> Progress:
 
 
 def train_head(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: Cluster, ckpt_dir: Path,
-               progress: Progress, timer: Stopwatch) -> Head:
+               progress: Progress, timer: Stopwatch, mirrored: bool = True) -> Head:
     """Phase 1: the head on backbone features computed once (the backbone never runs per epoch here).
+    `mirrored`: also on the mirror images' features (when hp.augmentation; see _head_training_set).
 
     Its weights are checkpointed: a restarted job (same data and hyperparameters) loads them
     instead of training again. Returns the head's validation score, the baseline of phase 2.
@@ -301,7 +306,7 @@ def train_head(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: C
         val_features = _features(clf.extractor, data.validation.images, hp.batch_size)
     else:
         timer.lap("setup")
-        train_features, train_targets = _head_training_set(clf.extractor, data, hp)
+        train_features, train_targets = _head_training_set(clf.extractor, data, hp, mirrored)
         val_features = _features(clf.extractor, data.validation.images, hp.batch_size)
         features = {"train": train_features[: len(data.train.paths)], data.validated_on: val_features}
         timer.lap("features")
@@ -334,17 +339,20 @@ def train_head(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: C
     return Head(epochs, resumed, accuracy, loss, features)
 
 
-def _head_training_set(extractor: keras.Model, data: SplitData, hp: Hyperparameters) -> tuple[np.ndarray, np.ndarray]:
+def _head_training_set(extractor: keras.Model, data: SplitData, hp: Hyperparameters,
+                       mirrored: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Features and one-hot targets of the training photos the head learns from."""
     import numpy as np
 
     features = _features(extractor, data.train.images, hp.batch_size)
     targets = data.onehot(data.train)
-    if hp.augmentation:
+    if hp.augmentation and mirrored:
         # The mirror image is the one augmentation that costs nothing per epoch: its
-        # features are computed once too, doubling what the head learns from.
-        mirrored = _features(extractor, data.train.images[:, :, ::-1], hp.batch_size)
-        features = np.concatenate([features, mirrored])
+        # features are computed once too, doubling what the head learns from. Not after a
+        # warm start: its head learnt them already, and its short refit reads every photo
+        # seen before from the feature cache (calibration wrote them), mirror images excepted.
+        flipped = _features(extractor, data.train.images[:, :, ::-1], hp.batch_size)
+        features = np.concatenate([features, flipped])
         targets = np.concatenate([targets, targets])
     return features, targets
 
