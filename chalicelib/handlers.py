@@ -5,6 +5,7 @@ dicts or raise ApiError; app.py turns both into responses.
 """
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Mapping
 
@@ -214,9 +215,19 @@ def rollback(body: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"rejected": old.version, "current": new.version}
 
 
+def _full(body: Mapping[str, Any] | None) -> bool:
+    """POST /runs' `full`: a JSON boolean, absent meaning false. Anything else is refused, not guessed at:
+    "false" or 0 read as true (or a typo read as false) would start the wrong, costly run."""
+    full = (body or {}).get("full", False)
+    if not isinstance(full, bool):
+        raise bad_request("bad_full", f"full must be true or false (a JSON boolean), not {json.dumps(full)[:100]}")
+    return full
+
+
 def retrain(body: Mapping[str, Any] | None) -> dict[str, Any]:
     reason = _reason(body, "run forced by hand")
+    full = _full(body)
     try:
-        return services.get().orchestrator.retrain(reason)
+        return services.get().orchestrator.retrain(reason, full=full)
     except Conflict as exc:
         raise conflict(str(exc)) from None

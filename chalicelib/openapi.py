@@ -159,8 +159,20 @@ SCHEMAS: dict[str, Schema] = {
     "ModelStatus": _object({"version": _VERSION, "status": {"type": "string"}, "reason": {"type": "string"}}),
     "Rollback": _object({"rejected": _VERSION, "current": _VERSION}),
     "RunStarted": _object({"action": {"type": "string", "description": "started; failed when the job service refused"},
-                           "version": _VERSION, "reason": {"type": "string"}}, {"job": {"type": "string"}}),
+                           "version": _VERSION, "reason": {"type": "string"}},
+                          {"job": {"type": "string"},
+                           "start_from": _object({"kind": {"type": "string", "enum": ["production", "imagenet"],
+                                                           "description": "production: a warm start from the served model's "
+                                                                          "weights; imagenet: a full run"},
+                                                  "reason": {"type": "string"}},
+                                                 {}) | {"description": "where the run starts from, and why (once started)"}}),
     "Reason": {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 500}}},
+    "RunRequest": {"type": "object", "properties": {
+        "reason": {"type": "string", "maxLength": 500},
+        "full": {"type": "boolean", "default": False,
+                 "description": "true: this run starts from ImageNet, not warm from the production model (once; the next "
+                                "run decides afresh). For every run: training.json's {\"warm_start\": \"none\"} or "
+                                "FULL_RETRAIN_EVERY=1"}}},
 }
 
 
@@ -261,8 +273,9 @@ PATHS: dict[str, dict[str, Schema]] = {
     "/runs": {"post": _operation(
         "Start a training run for the data set as it is now, even if its version ran before (operators)",
         {"200": _json("RunStarted", "the run and its training job"), **_OPERATOR_ERRORS,
+         "400": _error("bad_json: the body is not a JSON object; bad_full: full is not a JSON boolean"),
          "409": _error("conflict: a run is in progress, the data set is empty, or its version made a model already")},
-        requestBody=_REASON_BODY)},
+        requestBody=dict(_REASON_BODY, content={"application/json": {"schema": _ref("RunRequest")}}))},
     "/": {"get": _operation(
         "The web page: try photos, see the models and the pipeline",
         {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}})},

@@ -152,25 +152,30 @@ class Orchestrator:
             return {"action": "skipped", "reason": reason, "version": version}
         return self._start_training(version, job, now)
 
-    def _start_training(self, version: str, job: str, now: float) -> dict[str, Any]:
+    def _start_training(self, version: str, job: str, now: float, tell_start: bool = False) -> dict[str, Any]:
+        """Start (or start again: a relaunch, a retry) the run's training job. `tell_start`: the answer says where
+        the run starts from (POST /runs shows it; the tick's answers stay as they were)."""
+        held = self.dataset_state().running
+        running = held if held is not None and held.job_name == job else Running(version, job, LAUNCHING, now, now)
         try:
             hyperparameters = self.run_hyperparameters()
         except hp.HyperparameterProblem as exc:  # before any job: no instance is paid for; the reason is in GET /status
-            running = self.dataset_state().running
-            if running is None or running.job_name != job:
-                running = Running(version, job, LAUNCHING, now, now)
             return self._finish(running, FAILED, str(exc))
+        # A run forced full by hand says so in its state (Running.full): every spec built for it, a relaunch's
+        # and a retry's too, starts from ImageNet.
+        spec = self.training_spec(version, job, hyperparameters, full=running.full)
         try:
-            started = self.jobs.start_training(self.training_spec(version, job, hyperparameters))
-        except JobRejected as exc:
-            running = self.dataset_state().running
-            if running is None or running.job_name != job:  # let go of it all the same
-                running = Running(version, job, LAUNCHING, now, now)
+            started = self.jobs.start_training(spec)
+        except JobRejected as exc:  # the run lets go of the data set all the same (or retries)
             return self._failed(running, TRAINING, f"training job refused: {exc}")
         self.state.advance(self.dataset, job, (LAUNCHING,), stage=TRAINING, stage_at=now)
         logger.info("training started", extra={"job": job, "version": version, "replayed": not started})
         self._publish(domain.run_started(self.dataset, version, job, job_names.attempt_of(job), now))
-        return {"action": "started", "job": job, "version": version}
+        result: dict[str, Any] = {"action": "started", "job": job, "version": version}
+        if tell_start:
+            decision = json.loads(spec.start_from)
+            result["start_from"] = {"kind": decision["kind"], "reason": decision["reason"]}
+        return result
 
     # failures and retries -------------------------------------------------------------------
     def _failed(self, running: Running, stage: str, reason: str) -> dict[str, Any]:
@@ -254,12 +259,17 @@ class Orchestrator:
         from_file = hp.parse_file(self.objects.read(uri)) if self.objects.exists(uri) else {}
         return hp.for_run(self.settings.preset, self.settings.max_training_time, self.settings.hyperparameters, from_file)
 
-    def training_spec(self, version: str, job: str, hyperparameters: dict[str, str] | None = None) -> TrainingSpec:
+    def training_spec(self, version: str, job: str, hyperparameters: dict[str, str] | None = None, full: bool = False) -> TrainingSpec:
+        """`full`: the run was forced full by hand (Running.full)."""
         s = self.settings
         hyperparameters = hyperparameters or {"preset": s.preset, "max_training_time": str(s.max_training_time)}
         artifacts = f"s3://{s.artifact_bucket}"
         lineage = self.manifest_of(version)
-        start = self.start_from(version, lineage, hyperparameters.get("warm_start", ""))
+        # The local job runner lays `flowers up -H` values (extra_hyperparameters; none in the cloud) over the spec's:
+        # -H warm_start=none must stop the decision too, or the job would get a production channel it then ignores.
+        named = {**hyperparameters, **s.extra_hyperparameters}.get("warm_start", "")
+        start = self.start_from(version, lineage, named, forced_full=full)
+        hyperparameters = warm.training_hyperparameters(hyperparameters, full)
         return TrainingSpec(
             job_name=job,
             image_uri=s.training_image_uri,
@@ -283,7 +293,8 @@ class Orchestrator:
             feature_cache_ready=self.objects.exists(f"{artifacts}/{features.MARKER}"),
         )
 
-    def start_from(self, version: str, lineage: Manifest | None = None, warm_start_hyperparameter: str = "") -> warm.StartFrom:
+    def start_from(self, version: str, lineage: Manifest | None = None, warm_start_hyperparameter: str = "",
+                   forced_full: bool = False) -> warm.StartFrom:
         """Production's weights or ImageNet's for this run (chalicelib/warm_start.py decides; this gathers the facts)."""
         if lineage is not None:
             keys = [str(entry["key"]) for entry in manifest.parse(self.objects.read(lineage.uri))["files"]]
@@ -292,7 +303,7 @@ class Orchestrator:
         production = self.registry.production()
         metadata: dict[str, Any] | None = None
         model_uri = ""
-        if production is not None and self.settings.full_retrain_every > 1:
+        if production is not None and self.settings.full_retrain_every > 1 and not forced_full:  # else the weights are not needed
             document: object = None
             if production.metadata_uri and self.objects.exists(production.metadata_uri):
                 try:
@@ -307,7 +318,7 @@ class Orchestrator:
             if model_uri and not self.objects.exists(self.objects.join(model_uri, contract.KERAS_FILE) if model_uri.endswith("/") else model_uri):
                 model_uri = ""
         decision = warm.choose(warm.dataset_classes(keys), production.version if production else "", metadata, model_uri,
-                               self.settings.full_retrain_every, warm_start_hyperparameter)
+                               self.settings.full_retrain_every, warm_start_hyperparameter, forced_full=forced_full)
         logger.info("run starts from", extra={"version": version, "kind": decision.kind, "reason": decision.reason})
         return decision
 
@@ -480,10 +491,12 @@ class Orchestrator:
         self._publish(domain.model_rolled_back(self.dataset, current.version, previous.version, reason, self.clock()))
         return current, previous
 
-    def retrain(self, reason: str = "run forced by hand") -> dict[str, Any]:
+    def retrain(self, reason: str = "run forced by hand", full: bool = False) -> dict[str, Any]:
         """Start a run for the data set as it is now, even when its version ran before (and failed,
         or was skipped): the earlier run record is replaced, the jobs get names not used yet. A
-        version that made a model already is refused: the registry holds one model per version."""
+        version that made a model already is refused: the registry holds one model per version.
+        `full`: this run starts from ImageNet whatever warm_start.choose would say (once: the run
+        remembers it, the next run decides afresh). The answer says where the run starts from."""
         now = self.clock()
         state = self.dataset_state()
         if state.running is not None:
@@ -497,11 +510,11 @@ class Orchestrator:
         attempt = self._unused_attempt(version)
         job = job_names.training_job(self.settings.model_package_group, version, attempt)
         self._write_manifest(version, objects)
-        running = Running(version, job, LAUNCHING, now, now, attempt=attempt)
+        running = Running(version, job, LAUNCHING, now, now, attempt=attempt, full=full)
         if self.state.claim_run(self.dataset, running, state.pending_changes, replace=True) != CLAIMED:
             raise Conflict("another run took the data set first")
-        logger.info("run forced", extra={"version": version, "job": job, "reason": reason})
-        return dict(self._start_training(version, job, now), reason=reason)
+        logger.info("run forced", extra={"version": version, "job": job, "reason": reason, "full": full})
+        return dict(self._start_training(version, job, now, tell_start=True), reason=reason)
 
     def _unused_attempt(self, version: str) -> int:
         """The first attempt number whose job names the job service has never seen (it keeps every name)."""

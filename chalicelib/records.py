@@ -54,6 +54,9 @@ class Running:
     retry_at: float = 0.0  # WAITING: when to start the next attempt
     retry_stage: str = ""  # WAITING: TRAINING or CONVERTING, the stage to try again
     failures: tuple[str, ...] = ()  # the reasons of the attempts that failed so far
+    # Forced full by hand (flowers retrain --full, POST /runs {"full": true}): kept with the run, not passed along,
+    # so that every job spec built for it (a relaunch, a retry) starts from ImageNet too, and the next run does not.
+    full: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "failures": list(self.failures)}
@@ -69,6 +72,7 @@ class Running:
         if "attempt" in kept:
             kept["attempt"] = int(kept["attempt"])
         kept["failures"] = tuple(str(f) for f in kept.get("failures") or ())
+        kept["full"] = kept.get("full") is True or str(kept.get("full", "")).lower() in ("1", "true")
         return cls(**kept)
 
 

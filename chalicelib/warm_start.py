@@ -16,6 +16,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+FORCED_FULL = "a full run forced by hand (flowers retrain --full)"  # the reason metadata.json and the API show
 START_FROM_ENV = "FLOWERS_START_FROM"  # the decision, as JSON, in the training job's environment
 PRODUCTION_CHANNEL = "production"  # SM_CHANNEL_PRODUCTION: the production model's training output
 
@@ -42,9 +43,13 @@ def dataset_classes(keys: list[str]) -> list[str]:
 
 
 def choose(dataset_classes: list[str], production_version: str, production_metadata: dict[str, Any] | None,
-           model_uri: str, full_retrain_every: int, warm_start_hyperparameter: str = "") -> StartFrom:
+           model_uri: str, full_retrain_every: int, warm_start_hyperparameter: str = "", *, forced_full: bool = False) -> StartFrom:
     """Warm start from production, or a full run, with the reason in plain words. `warm_start_hyperparameter`:
-    the run's own `warm_start` (training.json, -H): "none" forces a full run, a folder is training's business."""
+    the run's own `warm_start` (training.json, -H): "none" forces a full run, a folder is training's business.
+    `forced_full`: this one run was forced full by hand (Running.full); it wins over everything, the
+    hyperparameter included (training_hyperparameters keeps training from loading a folder it names)."""
+    if forced_full:
+        return StartFrom("imagenet", FORCED_FULL)
     if warm_start_hyperparameter.strip().lower() == "none":
         return StartFrom("imagenet", "a full run forced by the warm_start hyperparameter (none)")
     if warm_start_hyperparameter.strip():
@@ -72,6 +77,16 @@ def choose(dataset_classes: list[str], production_version: str, production_metad
             f"production model {production_version}; the classes are in name.txt labels, so training compares them")
     return StartFrom("production", same, previous + 1,
                      production_version, model_uri)
+
+
+def training_hyperparameters(hyperparameters: dict[str, str], forced_full: bool) -> dict[str, str]:
+    """The hyperparameters the job gets. Training loads a folder the `warm_start` hyperparameter names whatever the
+    pipeline decided (training/incremental.py's source), so a run forced full by hand says "none" instead; any other
+    run, and a forced one without such a folder, keeps them as they are (its metadata then shows FORCED_FULL)."""
+    named = hyperparameters.get("warm_start", "").strip()
+    if forced_full and named and named.lower() != "none":
+        return {**hyperparameters, "warm_start": "none"}
+    return hyperparameters
 
 
 def _chain(metadata: dict[str, Any]) -> int:

@@ -6,7 +6,7 @@
   flowers status | models     what the pipeline is doing; the model versions
   flowers models VERSION      one model's precision, recall and F1 per class, its most confused classes
   flowers models --photos V   the files model V was trained on (its run's manifest)
-  flowers approve|reject VERSION, flowers rollback, flowers retrain
+  flowers approve|reject VERSION, flowers rollback, flowers retrain [--full]
   flowers predict IMAGE...    top-k labels (--url for a remote API)
   flowers tensorboard         TensorBoard on every local training run
   flowers events [--follow]   runs started / failed, models registered / promoted / rolled back
@@ -169,8 +169,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    body = json.dumps({"reason": args.reason} if args.reason else {}).encode()
-    answer = api_for(args).post("runs", body, "application/json")
+    request: dict[str, Any] = {"reason": args.reason} if args.reason else {}
+    if args.full:  # only when asked: an API from before `full` existed still takes the plain request
+        request["full"] = True
+    answer = api_for(args).post("runs", json.dumps(request).encode(), "application/json")
     if answer.status != 200:
         return _fail(answer)
     document = answer.json()
@@ -178,6 +180,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         print(f"error: the run for {document.get('version')} did not start: {document.get('reason')}", file=sys.stderr)
         return 1
     print(f"training run for data set version {document['version']} started (job {document['job']})")
+    start = document.get("start_from")
+    if isinstance(start, dict):  # an API from before start_from existed answers without it
+        where = "the production model (a warm start)" if start.get("kind") == "production" else "ImageNet (a full run)"
+        print(f"  starts from {where}: {start.get('reason', '')}")
     return 0
 
 
@@ -329,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     retrain = commands.add_parser("retrain", help="train the data set as it is now, even if its version ran before (e.g. after a failure)")
     retrain.add_argument("--reason", help="why, kept in the run's history")
+    retrain.add_argument("--full", action="store_true",
+                         help="this run starts from ImageNet, not warm from the production model (once: the next run decides "
+                              "afresh; for every run: training.json's {\"warm_start\": \"none\"})")
     _url(retrain)
     retrain.set_defaults(run=cmd_retrain)
 

@@ -84,7 +84,8 @@ def test_a_run_forced_by_hand_retrains_a_version_that_failed(world):
     assert world.tick()["action"] == "idle"  # the version had its run: nothing starts on its own
     forced = world.client.http.post("/runs", headers=JSON, body=json.dumps({"reason": "bigger instance now"}).encode())
     assert forced.status_code == 200, forced.body
-    assert forced.json_body == {"action": "started", "job": run["job"] + "-a2", "version": run["version"], "reason": "bigger instance now"}
+    assert forced.json_body == {"action": "started", "job": run["job"] + "-a2", "version": run["version"], "reason": "bigger instance now",
+                                "start_from": {"kind": "imagenet", "reason": "no production model yet"}}
     busy = world.client.http.post("/runs", headers=JSON, body=b"{}")
     assert busy.status_code == 409 and "is training" in busy.json_body["error"]["message"]
     world.sagemaker_event(training_state_event(run["job"] + "-a2", "Completed"))

@@ -13,7 +13,7 @@ from chalice.test import Client
 
 import app as chalice_app
 from chalicelib import settings
-from chalicelib.warm_start import START_FROM_ENV, StartFrom, choose, dataset_classes
+from chalicelib.warm_start import FORCED_FULL, START_FROM_ENV, StartFrom, choose, dataset_classes, training_hyperparameters
 from pipeline_fixtures import aws, training_state_event  # noqa: F401  (fixture)
 from test_pipeline_aws import World
 
@@ -47,6 +47,27 @@ def test_every_nth_run_is_a_full_one():
     forced = choose(LABELS, "v1", meta(), "s3://m", 5, "none")  # training.json's {"warm_start": "none"}
     assert not forced.warm and "forced" in forced.reason
     assert not choose(LABELS, "v1", meta(), "s3://m", 5, "/opt/ml/input/data/mine").warm  # its own folder: training's business
+
+
+def test_a_run_forced_full_by_hand_starts_from_imagenet_whatever_else_holds():
+    """flowers retrain --full / POST /runs {"full": true}: this run from ImageNet, with the reason; without it, the same
+    facts warm-start (so the flag, not the facts, made the difference)."""
+    assert choose(LABELS, "v1", meta(chain=1), "s3://m", 5).warm
+    for hyperparameter in ("", "none", "/opt/ml/input/data/mine"):
+        forced = choose(LABELS, "v1", meta(chain=1), "s3://m", 5, hyperparameter, forced_full=True)
+        assert forced == StartFrom("imagenet", FORCED_FULL) and not forced.warm and forced.model_uri == "" and forced.chain == 0
+    assert "flowers retrain --full" in FORCED_FULL
+    assert json.loads(choose([], "", None, "", 1, forced_full=True).as_json()) == {
+        "kind": "imagenet", "reason": FORCED_FULL, "chain": 0, "production_version": ""}  # what FLOWERS_START_FROM carries
+
+
+def test_a_forced_full_run_keeps_training_from_loading_a_folder_the_hyperparameter_names():
+    mine = {"preset": "mobilenet_v2", "warm_start": "/opt/ml/input/data/mine"}
+    assert training_hyperparameters(mine, forced_full=True) == {"preset": "mobilenet_v2", "warm_start": "none"}
+    assert training_hyperparameters(mine, forced_full=False) == mine  # not forced: training's business, as before
+    plain = {"preset": "mobilenet_v2"}
+    assert training_hyperparameters(plain, forced_full=True) == plain  # nothing to stop: metadata keeps FORCED_FULL's reason
+    assert training_hyperparameters({"warm_start": "None"}, forced_full=True) == {"warm_start": "None"}
 
 
 @pytest.mark.parametrize("classes, version, metadata, uri, why", [
