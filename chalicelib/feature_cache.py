@@ -2,15 +2,22 @@
 
 training/feature_cache.py keeps phase 1's backbone features per photo there. In the cloud the job reads
 s3://ARTIFACTS/features/ as its `features` input channel (only once the prefix holds entries: SageMaker
-fails a job whose channel is empty, so the first upload also writes MARKER) and uploads its new entries
-back; locally the job gets the folder HOME/artifacts/features/ itself.
+fails a job whose channel is empty, so the first upload also writes MARKER) in FastFile mode, so a job
+fetches only the entries it looks up (those of its own backbone), not every entry ever written; it writes
+its new entries to NEW_PATH and uploads them back. Locally the job gets the folder HOME/artifacts/features/
+itself.
 """
 from __future__ import annotations
 
 PREFIX = "features/"
 CHANNEL = "features"  # SM_CHANNEL_FEATURES
 MARKER = PREFIX + "README.txt"  # written with the first entries: the channel is given once it exists
-FOLDER_ENV = "FLOWERS_FEATURE_CACHE"  # where the job reads and writes entries
+FOLDER_ENV = "FLOWERS_FEATURE_CACHE"  # where the job reads entries (and writes them, without NEW_ENV)
+NEW_ENV = "FLOWERS_FEATURE_CACHE_NEW"  # cloud: where the job writes its new entries (the channel is read-only)
 URI_ENV = "FLOWERS_FEATURE_CACHE_URI"  # cloud: where the job uploads the entries it wrote
 CHANNEL_PATH = "/opt/ml/input/data/" + CHANNEL
-MARKER_TEXT = b"Phase 1 backbone features per photo, written by training jobs (training/feature_cache.py). Safe to delete.\n"
+NEW_PATH = "/tmp/flowers-features-new"
+# Entries of a backbone nobody starts from any more are never read again; a month bounds what the prefix
+# holds (infra's lifecycle rule). An entry still in use that expires costs one recompute.
+EXPIRE_DAYS = 30
+MARKER_TEXT = b"Backbone features per photo, written by training jobs (training/feature_cache.py). Safe to delete.\n"

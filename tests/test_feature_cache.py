@@ -1,4 +1,4 @@
-"""Phase 1's feature cache (training/feature_cache.py) on real files with a real Keras extractor: a second
+"""The feature cache (training/feature_cache.py) on real files with a real Keras extractor: a second
 call computes only the photos not seen; other weights (or input size) find nothing; a corrupt or
 truncated entry is recomputed and rewritten, never trusted; the job specifications give the cache to the
 job (moto: the `features` channel once the prefix holds entries, the upload prefix always); a real
@@ -130,6 +130,7 @@ def test_the_job_gets_the_cache_on_moto(aws, monkeypatch):  # noqa: F811
         first = world.tick()
         request = created[-1]
         assert request["Environment"]["FLOWERS_FEATURE_CACHE"] == "/opt/ml/input/data/features"
+        assert request["Environment"]["FLOWERS_FEATURE_CACHE_NEW"] == "/tmp/flowers-features-new"  # the channel is read-only
         assert request["Environment"]["FLOWERS_FEATURE_CACHE_URI"] == "s3://flowers-artifacts/features/"
         assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["training"]  # nothing cached yet: no channel
         # what the first job uploads back (training/feature_cache.upload_new): entries, then the marker
@@ -141,9 +142,26 @@ def test_the_job_gets_the_cache_on_moto(aws, monkeypatch):  # noqa: F811
         world.now += 10_000
         while "job" not in world.tick():
             world.now += 10_000
-        channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in created[-1]["InputDataConfig"]}
-        assert channels["features"] == {"S3DataType": "S3Prefix", "S3Uri": "s3://flowers-artifacts/features/",
-                                        "S3DataDistributionType": "FullyReplicated"}
+        channels = {c["ChannelName"]: c for c in created[-1]["InputDataConfig"]}
+        assert channels["features"]["DataSource"]["S3DataSource"] == {
+            "S3DataType": "S3Prefix", "S3Uri": "s3://flowers-artifacts/features/", "S3DataDistributionType": "FullyReplicated"}
+        assert channels["features"]["InputMode"] == "FastFile"  # fetched entry by entry as looked up, not copied whole
+
+
+def test_a_read_only_channel_is_read_and_new_entries_go_to_the_new_folder(tmp_path, extractor):
+    """The cloud's way: entries read from the channel (read-only), the run's new ones written to the new folder
+    (and uploaded from there), and read back from it within the run."""
+    channel, new = tmp_path / "channel", tmp_path / "new"
+    feature_cache.FeatureCache(channel, "tiny_cnn", 8).features(extractor, photos(3, 0), Counting(extractor))  # an earlier job's
+    before = sorted(channel.rglob("*"))
+    environ = {feature_cache.FOLDER_ENV: str(channel), feature_cache.NEW_ENV: str(new)}
+    again = Counting(extractor)
+    with feature_cache.opened("tiny_cnn", 8, environ=environ) as cache:
+        feature_cache.features(extractor, photos(5, 0), again)
+        feature_cache.features(extractor, photos(5, 0), again)
+    assert (cache.stats.hits, cache.stats.computed, again.seen) == (3 + 5, 2, 2)
+    assert sorted(channel.rglob("*")) == before  # nothing written into the channel
+    assert len(list(new.rglob("*.f32"))) == 2 and all(path.is_relative_to(new) for path in cache.stats.written)
 
 
 def test_the_upload_back_writes_new_entries_and_the_marker(tmp_path, aws, extractor):  # noqa: F811

@@ -145,7 +145,9 @@ def test_artifact_lifecycle_expires_job_outputs_but_keeps_models(raw):
     rules = {r.get("Prefix"): r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
     for prefix in ("training/", "checkpoints/", "tensorboard/"):
         assert rules[prefix]["ExpirationInDays"] > 0 and rules[prefix]["Status"] == "Enabled"
-    assert "models/" not in rules
+    # the feature cache: entries of backbones no run starts from any more are never read again
+    assert rules["features/"]["ExpirationInDays"] == 30 and rules["features/"]["Status"] == "Enabled"
+    assert "models/" not in rules and "manifests/" not in rules
     assert not any(r.get("ExpirationInDays") and not r.get("Prefix") for r in rules.values())
 
 

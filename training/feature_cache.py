@@ -9,9 +9,10 @@ sha256 of its own bytes: a corrupt or truncated one (a crash mid-write, a bad di
 is recomputed and written again, never trusted.
 
 Where: FLOWERS_FEATURE_CACHE names the folder (locally HOME/artifacts/features/, set by flowers up's job
-runner; in the cloud the job's `features` input channel, a copy of s3://ARTIFACTS/features/). New entries
-are written there; in the cloud, when FLOWERS_FEATURE_CACHE_URI names the S3 prefix, they are uploaded
-back at the end of each step (`upload_new`). Without the variable nothing is cached, as before.
+runner; in the cloud the job's `features` input channel, s3://ARTIFACTS/features/ in FastFile mode: an
+entry is fetched when it is looked up, so lookups run many at once). New entries are written there, or to
+FLOWERS_FEATURE_CACHE_NEW when set (the cloud's channel is read-only); in the cloud, when
+FLOWERS_FEATURE_CACHE_URI names the S3 prefix, they are uploaded back at the end of each step (`upload_new`). Without the variable nothing is cached, as before.
 
 Two steps use it (training/train.py opens it around each; the log has a line for each): phase 1 reads and writes
 the features of the backbone it starts from (ImageNet's: shared by every full run), and calibration writes
@@ -27,17 +28,19 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 import numpy as np
 
 if TYPE_CHECKING:
     import keras
 
-from chalicelib.feature_cache import FOLDER_ENV, MARKER, MARKER_TEXT, PREFIX, URI_ENV
+from chalicelib.feature_cache import FOLDER_ENV, MARKER, MARKER_TEXT, NEW_ENV, PREFIX, URI_ENV
+
 FORMAT = b"flowers-features-1\n"
 _DIGEST = 32
 UPLOADS_IN_FLIGHT = 16
+READS_IN_FLIGHT = 16  # a FastFile channel fetches each entry from S3 when it is opened: many at once
 
 
 @dataclass
@@ -52,8 +55,11 @@ class Stats:
 
 
 class FeatureCache:
-    def __init__(self, folder: Path, preset: str, image_size: int):
+    """Entries under `folder`; new ones written to `new_folder` when given (the cloud's channel is read-only)."""
+
+    def __init__(self, folder: Path, preset: str, image_size: int, new_folder: Path | None = None):
         self.folder = Path(folder)
+        self.new_folder = Path(new_folder) if new_folder else self.folder
         self.preset = preset
         self.image_size = image_size
         self.stats = Stats()
@@ -72,7 +78,8 @@ class FeatureCache:
         identity = self.identity(extractor)
         dim = int(extractor.output_shape[-1])
         keys = [hashlib.sha256(identity.encode() + np.ascontiguousarray(image).tobytes()).hexdigest() for image in images]
-        rows: list[np.ndarray | None] = [self._load(key, dim) for key in keys]
+        with ThreadPoolExecutor(max_workers=READS_IN_FLIGHT) as pool:
+            rows: list[np.ndarray | None] = list(pool.map(lambda key: self._load(key, dim), keys))
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
             fresh = compute(images[missing])
@@ -83,25 +90,28 @@ class FeatureCache:
         self.stats.computed += len(missing)
         return np.stack([row for row in rows if row is not None]).astype(np.float32)
 
-    def path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.f32"
+    def path(self, key: str, folder: Path | None = None) -> Path:
+        return (folder or self.folder) / key[:2] / f"{key}.f32"
 
     def _load(self, key: str, dim: int) -> np.ndarray | None:
-        path = self.path(key)
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            return None
-        body = raw[len(FORMAT) + _DIGEST:]
-        if (not raw.startswith(FORMAT) or hashlib.sha256(body).digest() != raw[len(FORMAT):len(FORMAT) + _DIGEST]
-                or len(body) != dim * 4):
-            self.stats.corrupt += 1
-            return None
-        return np.frombuffer(body, dtype="<f4").copy()
+        """The entry's row (this run's own new entries first); None when there is none or it fails its checks."""
+        for folder in dict.fromkeys((self.new_folder, self.folder)):
+            try:
+                raw = self.path(key, folder).read_bytes()
+            except OSError:
+                continue
+            body = raw[len(FORMAT) + _DIGEST:]
+            if (not raw.startswith(FORMAT) or hashlib.sha256(body).digest() != raw[len(FORMAT):len(FORMAT) + _DIGEST]
+                    or len(body) != dim * 4):
+                with _counting:
+                    self.stats.corrupt += 1
+                return None
+            return np.frombuffer(body, dtype="<f4").copy()
+        return None
 
     def _store(self, key: str, row: np.ndarray) -> None:
         body = np.ascontiguousarray(row, dtype="<f4").tobytes()
-        path = self.path(key)
+        path = self.path(key, self.new_folder)
         partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +123,7 @@ class FeatureCache:
 
 
 _current: FeatureCache | None = None
+_counting = threading.Lock()  # loads run in threads
 
 
 def features(extractor: keras.Model, images: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -124,11 +135,12 @@ def features(extractor: keras.Model, images: np.ndarray, compute: Callable[[np.n
 def opened(preset: str, image_size: int, step: str = "", *, environ: dict[str, str] | None = None) -> Iterator[FeatureCache | None]:
     """The steps inside with the cache FLOWERS_FEATURE_CACHE names (none: no cache); uploads new entries back at the end."""
     global _current
-    folder = (os.environ if environ is None else environ).get(FOLDER_ENV, "")
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    folder = env.get(FOLDER_ENV, "")
     if not folder:
         yield None
         return
-    cache = FeatureCache(Path(folder), preset, image_size)
+    cache = FeatureCache(Path(folder), preset, image_size, Path(env[NEW_ENV]) if env.get(NEW_ENV) else None)
     _current = cache
     try:
         yield cache
@@ -137,7 +149,7 @@ def opened(preset: str, image_size: int, step: str = "", *, environ: dict[str, s
         print(f"feature cache: {cache.stats.hits} photo(s) from {cache.folder}, {cache.stats.computed} computed"
               + (f", {cache.stats.corrupt} corrupt entr(ies) recomputed" if cache.stats.corrupt else "")
               + (f" ({step})" if step else ""), flush=True)
-        uri = (os.environ if environ is None else environ).get(URI_ENV, "")
+        uri = env.get(URI_ENV, "")
         if uri and cache.stats.written:
             upload_new(cache, uri)
 
@@ -150,7 +162,7 @@ def upload_new(cache: FeatureCache, uri: str) -> None:
         bucket, _, prefix = uri[len("s3://"):].partition("/")
         s3 = boto3.client("s3")  # thread-safe: small entries, so many PUTs in flight rather than one at a time
         with ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT) as pool:
-            list(pool.map(lambda path: s3.upload_file(str(path), bucket, prefix + path.relative_to(cache.folder).as_posix()),
+            list(pool.map(lambda path: s3.upload_file(str(path), bucket, prefix + path.relative_to(cache.new_folder).as_posix()),
                           cache.stats.written))
         # the marker that makes the next job's `features` channel (chalicelib/feature_cache.py)
         s3.put_object(Bucket=bucket, Key=prefix + MARKER[len(PREFIX):], Body=MARKER_TEXT)

@@ -100,15 +100,18 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
                                             "S3DataDistributionType": "FullyReplicated"}},
             "InputMode": "File",
         })
-    if spec.feature_cache_uri:  # phase 1's features of photos seen before (chalicelib/feature_cache.py); new ones uploaded back
-        environment.update({features.FOLDER_ENV: features.CHANNEL_PATH, features.URI_ENV: spec.feature_cache_uri})
+    if spec.feature_cache_uri:  # backbone features of photos seen before (chalicelib/feature_cache.py); new ones uploaded back
+        environment.update({features.FOLDER_ENV: features.CHANNEL_PATH, features.NEW_ENV: features.NEW_PATH,
+                            features.URI_ENV: spec.feature_cache_uri})
         request["Environment"] = environment
         if spec.feature_cache_ready:
             channels.append({
                 "ChannelName": features.CHANNEL,
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.feature_cache_uri,
                                                 "S3DataDistributionType": "FullyReplicated"}},
-                "InputMode": "File",
+                # FastFile: an entry is fetched when the job looks it up, so a job downloads its own backbone's
+                # entries only, not every entry the prefix holds (File mode would copy them all first).
+                "InputMode": "FastFile",
             })
     if spec.use_spot:
         request["EnableManagedSpotTraining"] = True

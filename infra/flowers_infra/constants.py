@@ -6,7 +6,7 @@ CHECKPOINT_PREFIX = "checkpoints/"
 TENSORBOARD_PREFIX = "tensorboard/"
 MODELS_PREFIX = "models/"
 MANIFESTS_PREFIX = "manifests/"  # each run's list of photos (chalicelib/manifest.py); kept, like models/
-FEATURES_PREFIX = "features/"  # phase 1's backbone features per photo (chalicelib/feature_cache.py); kept
+FEATURES_PREFIX = "features/"  # backbone features per photo (chalicelib/feature_cache.py); expire after a month
 # Batch classification in the dataset bucket (chalicelib/batch_classify.py): photos in, JSON Lines out
 CLASSIFY_PREFIX = "classify/"
 PREDICTIONS_PREFIX = "predictions/"

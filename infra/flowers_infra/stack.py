@@ -41,6 +41,7 @@ from constructs import Construct
 
 from flowers_infra.chalice_app import FUNCTIONS, ChaliceApp, ChaliceAppProps
 from flowers_infra.checks import skip_checkov
+from chalicelib.feature_cache import EXPIRE_DAYS as FEATURE_CACHE_DAYS
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import (
     CHECKPOINT_PREFIX,
@@ -128,6 +129,8 @@ class FlowersStack(Stack):
             s3.LifecycleRule(id="training-outputs", prefix=TRAINING_PREFIX, expiration=Duration.days(30)),
             s3.LifecycleRule(id="checkpoints", prefix=CHECKPOINT_PREFIX, expiration=Duration.days(14)),
             s3.LifecycleRule(id="tensorboard", prefix=TENSORBOARD_PREFIX, expiration=Duration.days(180)),
+            # Features of backbones no run starts from any more are never read again (chalicelib/feature_cache.py).
+            s3.LifecycleRule(id="feature-cache", prefix=FEATURES_PREFIX, expiration=Duration.days(FEATURE_CACHE_DAYS)),
         ])
 
     @property
