@@ -190,14 +190,16 @@ def test_training_unpacks_the_channel_and_shortens_its_schedule(tmp_path):
     assert incremental.source(Hyperparameters(preset="tiny_cnn", warm_start=str(tmp_path)), {"SM_CHANNEL_PRODUCTION": "x"}) == str(tmp_path)
 
     short = incremental.schedule(hp, "/some/folder")
-    assert (short.head_epochs, short.epochs) == (8, 2)
+    assert (short.head_epochs, short.epochs) == (8, 1)
+    assert short.fine_tune_lr_scale == pytest.approx(0.2 * hp.resolved_fine_tune_lr_scale())  # gentler: the backbone is tuned already
+    assert incremental.schedule(Hyperparameters(preset="tiny_cnn", epochs=20), "/f").epochs == 3
     assert incremental.schedule(hp, "skipped: classes differ") == hp and incremental.schedule(hp, "") == hp
     assert incremental.schedule(Hyperparameters(preset="tiny_cnn", epochs=0), "/f").epochs == 0  # head only stays head only
 
     decision = StartFrom("production", "same classes as production model v1", 2, "v1", "s3://m").as_json()
     record = incremental.record("/some/folder", short, {START_FROM_ENV: decision})
-    assert record == {"kind": "production", "warm": True, "chain": 2, "production_version": "v1", "head_epochs": 8, "epochs": 2,
-                      "reason": "same classes as production model v1"}
+    assert record == {"kind": "production", "warm": True, "chain": 2, "production_version": "v1", "head_epochs": 8, "epochs": 1,
+                      "fine_tune_lr_scale": short.fine_tune_lr_scale, "reason": "same classes as production model v1"}
     failed = incremental.record("skipped: classes differ", hp, {START_FROM_ENV: decision})
     assert failed["kind"] == "imagenet" and failed["chain"] == 0 and not failed["warm"]
     assert failed["reason"].startswith("skipped: classes differ")
