@@ -122,6 +122,23 @@ def aws(monkeypatch):
 
 
 # events: the builders local mode uses (chalicelib/local/events.py), from this test account ---------
+@pytest.fixture
+def created(monkeypatch) -> dict[str, dict]:
+    """CreateTrainingJob requests as sent, by job name, in order (moto keeps no Environment)."""
+    from botocore.client import BaseClient
+
+    requests: dict[str, dict] = {}
+    real_call = BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        if operation == "CreateTrainingJob":
+            requests[params["TrainingJobName"]] = params
+        return real_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return requests
+
+
 def s3_record(bucket: str, key: str, at: float, kind: str = "created", etag: str = "0123456789abcdef0123456789abcdef",
               sequencer: str = "") -> dict:
     return events.s3_record(bucket, key, kind, etag, 1024, sequencer, at, region=REGION)

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline_fixtures import aws  # noqa: F401  (fixture)
+from pipeline_fixtures import aws, created  # noqa: F401  (fixtures)
 from training import feature_cache
 
 
@@ -107,28 +107,18 @@ def test_no_folder_no_cache(extractor, tmp_path):
     assert compute.seen == 8
 
 
-def test_the_job_gets_the_cache_on_moto(aws, monkeypatch):  # noqa: F811
-    from botocore.client import BaseClient
+def test_the_job_gets_the_cache_on_moto(aws, created):  # noqa: F811
     from chalice.test import Client
 
     import app as chalice_app
     from test_pipeline_aws import World
 
-    created = []
-    real_call = BaseClient._make_api_call
-
-    def recording(client, operation, params):
-        if operation == "CreateTrainingJob":
-            created.append(params)
-        return real_call(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
     with Client(chalice_app.app) as client:
         world = World(aws, client)
         world.upload(["daisy/a.jpg", "roses/b.jpg"])
         world.now += 601
         first = world.tick()
-        request = created[-1]
+        request = created[first["job"]]
         assert request["Environment"]["FLOWERS_FEATURE_CACHE"] == "/opt/ml/input/data/features"
         assert request["Environment"]["FLOWERS_FEATURE_CACHE_NEW"] == "/tmp/flowers-features-new"  # the channel is read-only
         assert request["Environment"]["FLOWERS_FEATURE_CACHE_URI"] == "s3://flowers-artifacts/features/"
@@ -142,7 +132,7 @@ def test_the_job_gets_the_cache_on_moto(aws, monkeypatch):  # noqa: F811
         world.now += 10_000
         while "job" not in world.tick():
             world.now += 10_000
-        channels = {c["ChannelName"]: c for c in created[-1]["InputDataConfig"]}
+        channels = {c["ChannelName"]: c for c in list(created.values())[-1]["InputDataConfig"]}
         assert channels["features"]["DataSource"]["S3DataSource"] == {
             "S3DataType": "S3Prefix", "S3Uri": "s3://flowers-artifacts/features/", "S3DataDistributionType": "FullyReplicated"}
         assert channels["features"]["InputMode"] == "FastFile"  # fetched entry by entry as looked up, not copied whole

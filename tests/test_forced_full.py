@@ -15,7 +15,7 @@ from chalicelib.local.adapters import LocalAdapters
 from chalicelib.ports import CLAIMED
 from chalicelib.records import ModelEntry, Running
 from chalicelib.warm_start import FORCED_FULL, START_FROM_ENV
-from pipeline_fixtures import aws, processing_state_event, training_state_event  # noqa: F401  (fixture)
+from pipeline_fixtures import aws, created, processing_state_event, training_state_event  # noqa: F401  (fixtures)
 from test_cli_cloud import KEY as CLOUD_KEY, gateway, run as cloud_cli  # noqa: F401  (fixture)
 from test_pipeline_aws import World
 
@@ -55,23 +55,6 @@ def test_the_dynamodb_store_keeps_full_through_claim_and_advance(aws):  # noqa: 
 
 
 # the cloud, on moto ----------------------------------------------------------------------------
-@pytest.fixture
-def created(monkeypatch):
-    """CreateTrainingJob requests as sent (moto keeps no Environment)."""
-    from botocore.client import BaseClient
-
-    requests: dict[str, dict] = {}
-    real_call = BaseClient._make_api_call
-
-    def recording(client, operation, params):
-        if operation == "CreateTrainingJob":
-            requests[params["TrainingJobName"]] = params
-        return real_call(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    return requests
-
-
 def _channels(request: dict) -> dict[str, str]:
     return {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
 

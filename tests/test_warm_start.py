@@ -14,7 +14,7 @@ from chalice.test import Client
 import app as chalice_app
 from chalicelib import settings
 from chalicelib.warm_start import FORCED_FULL, START_FROM_ENV, StartFrom, choose, dataset_classes, training_hyperparameters
-from pipeline_fixtures import aws, training_state_event  # noqa: F401  (fixture)
+from pipeline_fixtures import aws, created, training_state_event  # noqa: F401  (fixtures)
 from test_pipeline_aws import World
 
 LABELS = ["daisy", "roses"]
@@ -97,19 +97,8 @@ def test_full_retrain_every_setting(tmp_path):
     assert "full_retrain_every" in settings.variables()  # the Lambdas read it: the stack sets it
 
 
-def test_the_second_run_gets_production_as_a_channel_on_moto(aws, monkeypatch):  # noqa: F811
+def test_the_second_run_gets_production_as_a_channel_on_moto(aws, created):  # noqa: F811
     """CreateTrainingJob as sent to (moto's) SageMaker: moto keeps no Environment, so the requests are recorded."""
-    from botocore.client import BaseClient
-
-    created = {}
-    real_call = BaseClient._make_api_call
-
-    def recording(client, operation, params):
-        if operation == "CreateTrainingJob":
-            created[params["TrainingJobName"]] = params
-        return real_call(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
 
     def _job(world, name):
         assert world.aws.sagemaker.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]  # SageMaker has it
