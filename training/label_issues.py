@@ -51,8 +51,11 @@ def rank_issues(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Indices of the likely mislabelled photos, most likely first (cleanlab.filter.find_label_issues)."""
     from cleanlab.filter import find_label_issues
 
+    # n_jobs=1: by default cleanlab forks a multiprocessing pool, and forking a process that runs TensorFlow's
+    # threads (and, multi-worker, gRPC's) can leave a child stuck on a lock held at the fork: the run hangs,
+    # and its peers with it. Pruning a few classes takes milliseconds in-process; the result does not change.
     return np.asarray(find_label_issues(labels, probabilities, filter_by="prune_by_noise_rate",
-                                        return_indices_ranked_by="self_confidence"), dtype=np.int64)
+                                        return_indices_ranked_by="self_confidence", n_jobs=1), dtype=np.int64)
 
 
 def find(features: np.ndarray, labels: np.ndarray, paths: list[str], class_names: list[str], folds: int = FOLDS,
