@@ -88,6 +88,12 @@ def _splits(value: Any) -> str:
     return "/".join(parts)
 
 
+def _augment_on(value: Any) -> str:
+    if value not in ("auto", "cpu", "device"):
+        raise ValueError(f"expected auto, cpu or device, got {value!r}")
+    return str(value)
+
+
 # The README's table (and training/hyperparameters.py's fine_tune_lr_scale): name -> check, giving the string the job gets.
 RULES: dict[str, Callable[[Any], str]] = {
     "preset": _preset,
@@ -109,6 +115,7 @@ RULES: dict[str, Callable[[Any], str]] = {
     "splits": _splits,
     "warm_start": _weights,
     "class_weights": _bool,
+    "augment_on": _augment_on,
 }
 
 

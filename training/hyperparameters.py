@@ -38,6 +38,7 @@ class Hyperparameters:
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
     warm_start: str = ""  # a previous model directory; used when its classes match
     class_weights: bool = True  # inverse-frequency class weights when the classes are imbalanced (training.class_balance)
+    augment_on: str = "auto"  # where augmentation runs: device (the training step's, auto with a GPU) or cpu (tf.data)
 
     def resolved_image_size(self) -> int:
         return self.image_size or PRESETS[self.preset].image_size
@@ -122,6 +123,7 @@ _RULES = {
     "patience": lambda v: v >= 1,
     "max_training_time": lambda v: v >= 1,
     "min_images_per_class": lambda v: v >= 1,
+    "augment_on": lambda v: v in ("auto", "cpu", "device"),
 }
 
 

@@ -3,7 +3,9 @@
 Images leave it as uint8 and the model casts them (its input is float32 in [0, 255]): a quarter
 of the bytes on their way to a GPU. Augmentation runs on the CPU, one photo per call, with its
 own stateless seed, so calls run in parallel on every core and a seed still gives the same
-photos, bit for bit, whatever thread runs them.
+photos, bit for bit, whatever thread runs them. With a GPU (or `augment_on="device"`) the pipeline
+draws each photo's parameters only, and the training step augments on the device:
+`training/device_augment.py`.
 """
 from __future__ import annotations
 
@@ -20,13 +22,18 @@ CONTRAST = (0.85, 1.15)
 
 
 def batches(x, y, batch_size: int, *, seed: int, shuffle: bool = False, augment: bool = False,
-            repeat: bool = False) -> tf.data.Dataset:
+            repeat: bool = False, augment_on: str = "cpu") -> tf.data.Dataset:
     """(x, y) in batches of `batch_size`; `augment` (photos only) applies `augment_photo` to each.
 
     `repeat`: endless (fit() then needs steps_per_epoch), so one iterator serves the whole run
     and every batch is full; otherwise each epoch starts a new iterator, and the shuffle buffer
     refills and the parallel calls ramp up again while a GPU waits.
+    `augment_on="device"`: ((x, parameters), y) for `device_augment.wrap`'s model, which augments
+    in its training step; each photo's parameters are drawn from the seed `augment_photo` would
+    have had (zeros, unused, without `augment`: validation).
     """
+    if augment_on not in ("cpu", "device"):
+        raise ValueError(f"augment_on: expected cpu or device, got {augment_on!r}")
     d = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         d = d.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -35,13 +42,29 @@ def batches(x, y, batch_size: int, *, seed: int, shuffle: bool = False, augment:
     if augment:
         # One seed per photo, drawn in the pipeline's order; new ones every epoch.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        d = tf.data.Dataset.zip((d, seeds)).map(lambda pair, s: (augment_photo(pair[0], s), pair[1]),
+        d = tf.data.Dataset.zip((d, seeds)).map(_device_parameters if augment_on == "device" else
+                                               lambda pair, s: (augment_photo(pair[0], s), pair[1]),
                                                num_parallel_calls=tf.data.AUTOTUNE)
+    elif augment_on == "device":
+        d = d.map(_no_parameters)
     d = d.batch(batch_size)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.threading.max_intra_op_parallelism = 1  # the calls run in parallel: each on one thread
     return d.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _device_parameters(pair, seed):
+    from training import device_augment
+
+    image, label = pair
+    return (image, device_augment.parameters(seed, tf.shape(image)[:2])), label
+
+
+def _no_parameters(image, label):
+    from training import device_augment
+
+    return (image, tf.zeros([device_augment.PARAMETERS])), label
 
 
 def augment_photo(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -61,12 +84,21 @@ def rotate_and_zoom(image: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor) -> tf.
     showing `scale` (<= 1: zoomed in) of the photo. Two separate warps would cost twice as much.
     Nearest-neighbour sampling would halve the warp (most of the augmentation's time) but cost
     accuracy: bench/RESULTS.md."""
-    height, width = tf.unstack(tf.cast(tf.shape(image)[:2], tf.float32))
+    warped = warp(image[None], rotation_transform(tf.shape(image)[:2], angle, scale)[None])
+    return warped[0]
+
+
+def rotation_transform(size: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """The 8 coefficients of `rotate_and_zoom`'s warp for photos of `size` (height, width)."""
+    height, width = tf.unstack(tf.cast(size, tf.float32))
     cx, cy = (width - 1) / 2, (height - 1) / 2
     cos, sin = scale * tf.cos(angle), scale * tf.sin(angle)
     # Where each output pixel (x, y) samples the input: centre + scale * R(angle) * (x - cx, y - cy).
-    transform = tf.stack([cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, 0.0, 0.0])
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
+    return tf.stack([cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, 0.0, 0.0])
+
+
+def warp(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    """(batch, height, width, 3) photos, each warped by its row of `transforms` (batch, 8): bilinear, reflecting."""
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
         fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
-    return warped[0]

@@ -397,11 +397,15 @@ def fine_tune(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: Cl
     import keras
 
     from training import callbacks as cb
-    from training.model import unfreeze_top
+    from training import device_augment
+    from training.model import prepare_multi_worker, unfreeze_top
 
     layers = hp.resolved_fine_tune_layers()
     fine_tuned = False
     if hp.epochs > 0 and layers > 0 and not progress.out_of_time():
+        augment_on = device_augment.where(hp.augment_on, hp.augmentation)  # device, cpu or none
+        feed = "device" if augment_on == "device" else "cpu"
+        print(f"augment_on={augment_on}", flush=True)
         with cluster.strategy.scope():
             unfrozen = unfreeze_top(clf.backbone, layers)
             steps = max(1, -(-len(data.train.paths) // cluster.global_batch(hp.batch_size)))
@@ -410,15 +414,21 @@ def fine_tune(clf: Classifier, data: SplitData, hp: Hyperparameters, cluster: Cl
             peak = hp.learning_rate * hp.resolved_fine_tune_lr_scale()
             schedule = keras.optimizers.schedules.CosineDecay(
                 peak / 10, decay_steps=steps * hp.epochs, alpha=0.05, warmup_target=peak, warmup_steps=steps)
-            clf.full.compile(optimizer=keras.optimizers.Adam(schedule), loss=_loss(hp), metrics=["accuracy"])
+            # Augmenting on the device, fit() trains a wrapper whose step augments, with clf.full's own
+            # weights (the callbacks save and restore those); clf.full, exported, holds no augmentation.
+            trainer = device_augment.wrap(clf.full) if feed == "device" else clf.full
+            if feed == "device" and cluster.multi_worker:
+                prepare_multi_worker(trainer)
+            trainer.compile(optimizer=keras.optimizers.Adam(schedule), loss=_loss(hp), metrics=["accuracy"])
             print(f"fine-tuning {unfrozen} layers with weights for {hp.epochs} epochs", flush=True)
             best = cb.RestoreBest((head.val_accuracy, head.val_loss), len(data.validation.labels), hp.patience,
                                   start_from_epoch=hp.epochs // 2)
-            clf.full.fit(
+            trainer.fit(
                 _batches(data.train.images, data.onehot(data.train), hp, cluster, shuffle=True,
-                         augment=hp.augmentation, repeat=True),
+                         augment=hp.augmentation, repeat=True, augment_on=feed),
                 steps_per_epoch=steps,
-                validation_data=_batches(data.validation.images, data.onehot(data.validation), hp, cluster),
+                validation_data=_batches(data.validation.images, data.onehot(data.validation), hp, cluster,
+                                         augment_on=feed),
                 initial_epoch=head.epochs,  # epochs count on from phase 1's, in the metric lines and TensorBoard
                 epochs=head.epochs + hp.epochs,
                 shuffle=False,
@@ -567,12 +577,13 @@ def _loss(hp: Hyperparameters) -> keras.losses.Loss:
 
 
 def _batches(x: np.ndarray, y: np.ndarray, hp: Hyperparameters, cluster: Cluster, *, shuffle: bool = False,
-             augment: bool = False, repeat: bool = False) -> tf.data.Dataset:
-    """The input pipeline for (x, y): `hp.batch_size` photos per replica, shuffled with the run's seed."""
+             augment: bool = False, repeat: bool = False, augment_on: str = "cpu") -> tf.data.Dataset:
+    """The input pipeline for (x, y): `hp.batch_size` photos per replica, shuffled with the run's seed;
+    `augment_on="device"` feeds `device_augment.wrap`'s model (input_pipeline.batches)."""
     from training import input_pipeline
 
     return input_pipeline.batches(x, y, cluster.global_batch(hp.batch_size), seed=hp.seed,
-                                  shuffle=shuffle, augment=augment, repeat=repeat)
+                                  shuffle=shuffle, augment=augment, repeat=repeat, augment_on=augment_on)
 
 
 def _features(extractor: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
