@@ -105,12 +105,13 @@ def test_on_the_cpu_auto_is_the_cpu_path_and_device_trains_the_same_model(tmp_pa
     """Without a GPU the default (auto) is tf.data's augmentation, bit for bit; augment_on=device trains the
     wrapper on the same photos, and the model it exports has no augmentation in it, nor a second input."""
     data = make_folder_dataset(tmp_path / "data", per_class=10)
-    _, auto, _ = _train(tmp_path, data, "auto")
+    auto_job, auto, _ = _train(tmp_path, data, "auto")
     assert "augment_on=cpu" in capsys.readouterr().out
+    assert auto_job.metadata()["training"]["augment_on"] == "cpu"  # where it ran, not only what was asked
     _, cpu, _ = _train(tmp_path, data, "cpu", augment_on="cpu")
     job, device, (inputs, kinds) = _train(tmp_path, data, "device", augment_on="device")
     assert "augment_on=device" in capsys.readouterr().out
-    assert job.metadata()["hyperparameters"]["augment_on"] == "device"
+    assert job.metadata()["hyperparameters"]["augment_on"] == "device" and job.metadata()["training"]["augment_on"] == "device"
     assert all(np.array_equal(a, b) for a, b in zip(auto, cpu))
     assert all(np.array_equal(a, b) for a, b in zip(cpu, device))
     assert inputs == 1 and "DeviceAugment" not in kinds and "Conv2D" in kinds

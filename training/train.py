@@ -524,6 +524,8 @@ def describe(env: JobEnvironment, hp: Hyperparameters, cluster: Cluster, data: S
              calibrated: Calibrated, head: Head, fine_tuned: bool, warm: str, progress: Progress,
              timer: Stopwatch) -> dict[str, Any]:
     """metadata.json: what the model takes in, how it was trained and how it scored."""
+    from training import device_augment
+
     preset = PRESETS[hp.preset]
     size = hp.resolved_image_size()
     return {
@@ -546,6 +548,7 @@ def describe(env: JobEnvironment, hp: Hyperparameters, cluster: Cluster, data: S
             "head_epochs": head.epochs,
             "resumed": head.resumed,
             "fine_tuned": fine_tuned,
+            "augment_on": device_augment.where(hp.augment_on, hp.augmentation),  # device, cpu or none: where it ran
             "warm_start": warm,
             "stopped_by_time_budget": progress.budget.expired,
             "seconds": timer.laps,  # the dict itself: the export's lap and the total are still to come
