@@ -12,11 +12,12 @@ Where: FLOWERS_FEATURE_CACHE names the folder (locally HOME/artifacts/features/,
 runner; in the cloud the job's `features` input channel, s3://ARTIFACTS/features/ in FastFile mode: an
 entry is fetched when it is looked up, so lookups run many at once). New entries are written there, or to
 FLOWERS_FEATURE_CACHE_NEW when set (the cloud's channel is read-only); in the cloud, when
-FLOWERS_FEATURE_CACHE_URI names the S3 prefix, they are uploaded back at the end of each step (`upload_new`). Without the variable nothing is cached, as before.
+FLOWERS_FEATURE_CACHE_URI names the S3 prefix, they are uploaded back at the end of each step
+(`upload_new`). Without the variable nothing is cached, as before.
 
-Two steps use it (training/train.py opens it around each; the log has a line for each): phase 1 reads and writes
-the features of the backbone it starts from (ImageNet's: shared by every full run), and calibration writes
-those of the final, fine-tuned backbone. The next run warm-started from this model starts from exactly
+Two steps use it (training/train.py opens it around each; the log has a line for each): phase 1 reads and
+writes the features of the backbone it starts from (ImageNet's: shared by every full run), and calibration
+writes those of the final, fine-tuned backbone. The next run warm-started from this model starts from exactly
 that backbone, so its phase 1 computes only the photos added since.
 """
 from __future__ import annotations
@@ -132,8 +133,10 @@ def features(extractor: keras.Model, images: np.ndarray, compute: Callable[[np.n
 
 
 @contextmanager
-def opened(preset: str, image_size: int, step: str = "", *, environ: dict[str, str] | None = None) -> Iterator[FeatureCache | None]:
-    """The steps inside with the cache FLOWERS_FEATURE_CACHE names (none: no cache); uploads new entries back at the end."""
+def opened(preset: str, image_size: int, step: str = "", *,
+           environ: dict[str, str] | None = None) -> Iterator[FeatureCache | None]:
+    """The steps inside with the cache FLOWERS_FEATURE_CACHE names (none: no cache); uploads new entries back
+    at the end. `step` names them in the log line."""
     global _current
     env: Mapping[str, str] = os.environ if environ is None else environ
     folder = env.get(FOLDER_ENV, "")
