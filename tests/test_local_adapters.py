@@ -312,3 +312,32 @@ def test_local_mode_never_heals_by_listing_the_watcher_does(local):
     (local.bucket_folder / "roses" / "a.jpg").write_bytes(b"photo")
     assert orchestrator.tick()["action"] == "idle"
     assert orchestrator.dataset_state().pending_changes == 0 and orchestrator.dataset_state().listing_checked_at == 0
+
+
+def test_the_job_runner_expires_old_feature_cache_entries_before_a_training_job(local):
+    """S3's lifecycle rule on features/, locally: entries written more than EXPIRE_DAYS ago (and part files a
+    crash left) go before each training job; newer ones stay, and the job is pointed at the folder."""
+    from chalicelib import feature_cache
+    from chalicelib.local.orchestrator import LocalOrchestrator
+
+    bucket = local.bucket_folder
+    for key in ("daisy/a.jpg", "roses/b.jpg"):
+        (bucket / key).parent.mkdir(parents=True, exist_ok=True)
+        (bucket / key).write_bytes(key.encode())
+    folder = local.artifact_folder / "features"
+    now = 1_000_000_000.0
+    entries = {"old": folder / "ab" / "ab01.f32", "new": folder / "cd" / "cd02.f32", "part": folder / "ab" / ".ab03.f32.1.2.part"}
+    for name, path in entries.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"entry")
+        age_days = 2 if name == "new" else feature_cache.EXPIRE_DAYS + 1
+        os.utime(path, (now - age_days * 86_400, now - age_days * 86_400))
+    orchestrator = LocalOrchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: now)
+    job = orchestrator._launch(0, now)["job"]
+    local.jobs._clock = lambda: now
+    spec = dict(local.jobs._spec(local.db.one("SELECT * FROM jobs WHERE name = ?", (job,))))
+    job_dir = local.jobs._job_dir("training", job)
+    _, env = local.jobs._training_command(job, spec, job_dir, job_dir / "attempt-1")
+    assert env[feature_cache.FOLDER_ENV] == str(folder)
+    assert [name for name, path in entries.items() if path.exists()] == ["new"]
+    assert feature_cache.expire(folder / "missing", 30, now) == 0  # no cache yet: nothing to do

@@ -30,7 +30,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Callable
 
-from chalicelib import manifest
+from chalicelib import feature_cache, manifest
 from chalicelib import settings as settings_module
 from chalicelib import training_contract as contract
 from chalicelib.local import events
@@ -38,7 +38,6 @@ from chalicelib.local.db import Database, dumps, loads
 from chalicelib.local.objects import LocalObjectStore, scan
 from chalicelib.records import JOB_COMPLETED, JOB_FAILED, JOB_IN_PROGRESS, ConversionSpec, JobStatus, TrainingSpec
 from chalicelib.settings import Settings
-from chalicelib.feature_cache import FOLDER_ENV as FEATURE_CACHE_ENV
 from chalicelib.warm_start import START_FROM_ENV
 
 MAX_ATTEMPTS = 3  # interrupted by a stop of `flowers up`: run again, at most this many times in all
@@ -313,6 +312,10 @@ class SubprocessJobRunner:
         (config / "hyperparameters.json").write_text(dumps(hyperparameters))
         checkpoints = self._objects.path(spec["checkpoint_uri"])
         tensorboard = self._objects.path(spec["tensorboard_uri"]) / name
+        if spec.get("feature_cache_uri"):  # what S3's lifecycle rule does in the cloud
+            expired = feature_cache.expire(self._objects.path(spec["feature_cache_uri"]), feature_cache.EXPIRE_DAYS, self._clock())
+            if expired:
+                self._say(f"feature cache: {expired} entries older than {feature_cache.EXPIRE_DAYS} days removed")
         env = settings_module.child_environment({
             "SM_INPUT_CONFIG_DIR": str(config), "SM_CHANNEL_TRAINING": str(data),
             "SM_MODEL_DIR": str(attempt_dir / "output" / "model"), "SM_OUTPUT_DIR": str(attempt_dir / "output"),
@@ -324,8 +327,8 @@ class SubprocessJobRunner:
             # training output folder, as SageMaker's production channel; "" for a full run.
             START_FROM_ENV: spec.get("start_from", ""),
             "SM_CHANNEL_PRODUCTION": str(self._objects.path(spec["warm_start_uri"])) if spec.get("warm_start_uri") else "",
-            # phase 1's features of photos seen before (training/feature_cache.py): HOME/artifacts/features/
-            FEATURE_CACHE_ENV: str(self._objects.path(spec["feature_cache_uri"])) if spec.get("feature_cache_uri") else "",
+            # backbone features of photos seen before (training/feature_cache.py): HOME/artifacts/features/
+            feature_cache.FOLDER_ENV: str(self._objects.path(spec["feature_cache_uri"])) if spec.get("feature_cache_uri") else "",
         })
         return [sys.executable, "-m", "training.train"], env
 
