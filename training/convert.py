@@ -54,7 +54,10 @@ def unpack(model_dir: Path, scratch: Path) -> Path:
     raise ConversionError(f"{model_dir} holds neither {SAVED_MODEL_DIR}/ nor a model.tar.gz with one")
 
 
-def to_tflite(saved_model: Path, mode: str, representative: np.ndarray | None = None) -> bytes:
+def to_tflite(saved_model: Path, mode: str, representative: np.ndarray | None = None,
+              float_model: bytes | None = None) -> bytes:
+    """The `.tflite` of `saved_model` in `mode`. int8 reads the familiarity gate's tensor names from the float
+    conversion: pass `float_model` when it is at hand, or it is converted again."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
@@ -71,7 +74,7 @@ def to_tflite(saved_model: Path, mode: str, representative: np.ndarray | None = 
                 yield [image[None].astype(np.float32)]
 
         converter.representative_dataset = samples
-        gate = gate_tensors(saved_model)
+        gate = gate_tensors(float_model if float_model is not None else to_tflite(saved_model, "fp32"))
         if gate:
             # Integer kernels for the network; the familiarity gate's distances lose everything in int8
             # (every photo would look unfamiliar), so its few ops stay float.
@@ -85,13 +88,13 @@ def to_tflite(saved_model: Path, mode: str, representative: np.ndarray | None = 
     return bytes(converter.convert())
 
 
-def gate_tensors(saved_model: Path) -> list[str]:
-    """The names of the familiarity gate's tensors in the model's float conversion (none without a gate)."""
+def gate_tensors(float_model: bytes) -> list[str]:
+    """The names of the familiarity gate's tensors in a model's float conversion (none without a gate)."""
     from ai_edge_litert.interpreter import Interpreter
 
     from training.model import GATE_LAYER
 
-    names = [t["name"] for t in Interpreter(model_content=to_tflite(saved_model, "fp32")).get_tensor_details()]
+    names = [t["name"] for t in Interpreter(model_content=float_model).get_tensor_details()]
     return [name for name in names if re.search(rf"/{GATE_LAYER}(_\d+)?/", name)]
 
 
@@ -289,7 +292,7 @@ def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "
         scores: dict[str, np.ndarray] = {}  # each mode's probabilities on the test photos
         for mode in modes:
             t0 = time.monotonic()
-            blob = to_tflite(saved, mode, samples)
+            blob = to_tflite(saved, mode, samples, float_model=models["fp32"][0] if "fp32" in models else None)
             held_probabilities = tflite_predict(blob, held_images)
             scores[mode] = held_probabilities[: len(images)]
             held_predicted = held_probabilities.argmax(axis=1)
