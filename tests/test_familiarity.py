@@ -82,9 +82,11 @@ def test_graph_computes_the_numpy_factor(tmp_path, mode):
     train, labels, centres = clusters(rng, 300, dims=dims)
     validation = np.abs(centres[np.arange(90) % 3] + 0.3 * rng.normal(size=(90, dims)))
     gate = familiarity.fit(train, labels, validation, np.arange(90) % 3, ["a", "b", "c"], rank=8)
-    model, logits_model = calibrated(clf, 0.7, gate.constants())
+    model = calibrated(clf, 0.7, gate.constants())
     photos = np.concatenate([validation[:40], np.abs(rng.normal(size=(20, dims)) * 2)]).astype(np.float32)
-    expected = calibration.softmax(logits_model.predict(photos, verbose=0) / 0.7) * gate.factor(photos)[:, None]
+    kernel, bias = head.get_layer("predictions").get_weights()
+    logits = np.maximum(photos, 0).astype(np.float64) @ kernel + bias  # the head on relu(photos), in NumPy
+    expected = calibration.softmax(logits / 0.7) * gate.factor(photos)[:, None]
     np.testing.assert_allclose(model.predict(photos, verbose=0), expected, atol=1e-4)
     model.export(str(tmp_path / "saved"), verbose=False)
     served = tflite_predict(to_tflite(tmp_path / "saved", mode, train[:100].astype(np.float32)), photos)

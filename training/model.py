@@ -86,13 +86,11 @@ def unfreeze_top(backbone: keras.Model, count: int) -> int:
     return unfrozen
 
 
-def calibrated(clf: Classifier, temperature: float,
-               gate: dict[str, np.ndarray] | None = None) -> tuple[keras.Model, keras.Model]:
-    """The exported model, the trained layers with the head's logits divided by `temperature` before
+def calibrated(clf: Classifier, temperature: float, gate: dict[str, np.ndarray] | None = None) -> keras.Model:
+    """The exported model: the trained layers with the head's logits divided by `temperature` before
     the softmax (temperature scaling: calibrated scores, the same top class) and, given a familiarity
-    gate's constants (`Familiarity.constants()`), those scores times how familiar the photo looks; and
-    the logits model the temperature is fitted with. Both share the trained weights; training itself
-    is unchanged."""
+    gate's constants (`Familiarity.constants()`), those scores times how familiar the photo looks.
+    It shares the trained weights; training itself is unchanged."""
     trained = clf.head.get_layer("predictions")
     features = clf.extractor.output
     dense = keras.layers.Dense(trained.units, dtype="float32", name="logits")
@@ -105,7 +103,7 @@ def calibrated(clf: Classifier, temperature: float,
         scores = layer([scores, features])
         layer.set_weights([gate[name] for name in FamiliarityGate.CONSTANTS])
     name = clf.full.name
-    return keras.Model(clf.extractor.input, scores, name=name), keras.Model(clf.extractor.input, logits, name=f"{name}_logits")
+    return keras.Model(clf.extractor.input, scores, name=name)
 
 
 GATE_LAYER = "familiarity"

@@ -476,7 +476,7 @@ def calibrate(clf: Classifier, data: SplitData, batch_size: int, timer: Stopwatc
         return scores if gate is None else scores * gate.factor(features[name])[:, None]
 
     val_scores, test_scores = exported_scores("validation", val_logits), exported_scores("test", test_logits)
-    exported, _ = calibrated(clf, temperature, None if gate is None else gate.constants())
+    exported = calibrated(clf, temperature, None if gate is None else gate.constants())
     threshold = calibration.choose_threshold(val_scores, data.validation.labels, data.labels)
     refused = calibration.refused(val_scores, threshold, data.labels)
     flowers = np.ones(len(refused), bool)
