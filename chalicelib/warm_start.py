@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 FORCED_FULL = "a full run forced by hand (flowers retrain --full)"  # the reason metadata.json and the API show
+FORCED_BY_HYPERPARAMETER = "a full run forced by the warm_start hyperparameter (none)"
 START_FROM_ENV = "FLOWERS_START_FROM"  # the decision, as JSON, in the training job's environment
 PRODUCTION_CHANNEL = "production"  # SM_CHANNEL_PRODUCTION: the production model's training output
 
@@ -50,8 +51,8 @@ def choose(dataset_classes: list[str], production_version: str, production_metad
     hyperparameter included (training_hyperparameters keeps training from loading a folder it names)."""
     if forced_full:
         return StartFrom("imagenet", FORCED_FULL)
-    if warm_start_hyperparameter.strip().lower() == "none":
-        return StartFrom("imagenet", "a full run forced by the warm_start hyperparameter (none)")
+    if forces_full(warm_start_hyperparameter):
+        return StartFrom("imagenet", FORCED_BY_HYPERPARAMETER)
     if warm_start_hyperparameter.strip():
         return StartFrom("imagenet", f"the warm_start hyperparameter names its own model ({warm_start_hyperparameter.strip()})")
     if not production_version:
@@ -84,9 +85,14 @@ def training_hyperparameters(hyperparameters: dict[str, str], forced_full: bool)
     pipeline decided (training/incremental.py's source), so a run forced full by hand says "none" instead; any other
     run, and a forced one without such a folder, keeps them as they are (its metadata then shows FORCED_FULL)."""
     named = hyperparameters.get("warm_start", "").strip()
-    if forced_full and named and named.lower() != "none":
+    if forced_full and named and not forces_full(named):
         return {**hyperparameters, "warm_start": "none"}
     return hyperparameters
+
+
+def forces_full(warm_start_hyperparameter: str) -> bool:
+    """The `warm_start` hyperparameter's "none" (any case, any spaces): every run from ImageNet."""
+    return warm_start_hyperparameter.strip().lower() == "none"
 
 
 def _chain(metadata: dict[str, Any]) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from chalicelib.training_contract import KERAS_FILE, LABELS_FILE
-from chalicelib.warm_start import PRODUCTION_CHANNEL, START_FROM_ENV
+from chalicelib.warm_start import FORCED_BY_HYPERPARAMETER, PRODUCTION_CHANNEL, START_FROM_ENV, forces_full
 from training.hyperparameters import Hyperparameters
 
 # A warm start's schedule (bench/RESULTS.md, "Incremental retraining": 95 % of the photos, then +5 %, three
@@ -40,7 +40,7 @@ _CHANNEL_ENV = f"SM_CHANNEL_{PRODUCTION_CHANNEL.upper()}"
 def source(hp: Hyperparameters, environ: Mapping[str, str] | None = None) -> str:
     """The folder holding model.keras and labels.txt to start from; "" for ImageNet."""
     environ = os.environ if environ is None else environ
-    if hp.warm_start.strip().lower() == "none":
+    if forces_full(hp.warm_start):
         return ""  # a full run, forced
     folder = hp.warm_start or environ.get(_CHANNEL_ENV, "")
     return _unpacked(Path(folder)) if folder else ""
@@ -96,7 +96,7 @@ def record(warm: str, hp: Hyperparameters, environ: Mapping[str, str] | None = N
         found.update(kind="imagenet", chain=0)
         if warm:  # the pipeline asked for a warm start, and training could not make it
             found["reason"] = f"{warm} ({decision.get('reason', 'warm_start hyperparameter')})"
-        elif hp.warm_start.strip().lower() == "none":
-            found["reason"] = "a full run forced by the warm_start hyperparameter (none)"
+        elif forces_full(hp.warm_start):
+            found["reason"] = FORCED_BY_HYPERPARAMETER
         found.setdefault("reason", "a full run")
     return found

@@ -590,7 +590,7 @@ def _batches(x: np.ndarray, y: np.ndarray, hp: Hyperparameters, cluster: Cluster
 
 
 def _features(extractor: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """Pooled backbone features for every image (in phase 1 from the feature cache where it has them)."""
+    """Pooled backbone features for every image (from the feature cache where it has them, when one is open)."""
     return feature_cache.features(extractor, images, lambda todo: _backbone_features(extractor, todo, batch_size))
 
 

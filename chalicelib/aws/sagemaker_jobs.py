@@ -60,15 +60,18 @@ def _data_source(manifest_uri: str, prefix_uri: str) -> tuple[Literal["ManifestF
     return ("ManifestFile", manifest_uri) if manifest_uri else ("S3Prefix", prefix_uri)
 
 
+def _channel(name: str, uri: str, data_type: Literal["ManifestFile", "S3Prefix"] = "S3Prefix",
+             mode: Literal["File", "FastFile"] = "File") -> ChannelTypeDef:
+    """An input channel of the training job: every instance gets all of `uri`."""
+    return {"ChannelName": name,
+            "DataSource": {"S3DataSource": {"S3DataType": data_type, "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}},
+            "InputMode": mode}
+
+
 def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
     stopping: StoppingConditionTypeDef = {"MaxRuntimeInSeconds": spec.max_runtime_seconds}
     data_type, data_uri = _data_source(spec.channel_manifest_uri, spec.dataset_uri)
-    channels: list[ChannelTypeDef] = [{
-        "ChannelName": contract.TRAINING_CHANNEL,
-        "DataSource": {"S3DataSource": {"S3DataType": data_type, "S3Uri": data_uri,
-                                        "S3DataDistributionType": "FullyReplicated"}},
-        "InputMode": "File",
-    }]
+    channels = [_channel(contract.TRAINING_CHANNEL, data_uri, data_type)]
     request: CreateTrainingJobRequestTypeDef = {
         "TrainingJobName": spec.job_name,
         "AlgorithmSpecification": {
@@ -90,29 +93,18 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
         environment.update({contract.MANIFEST_URI_ENV: spec.manifest_uri, contract.MANIFEST_SHA256_ENV: spec.manifest_sha256})
     if spec.start_from:  # where the run starts from and why (chalicelib/warm_start.py); metadata.json keeps it
         environment[START_FROM_ENV] = spec.start_from
-    if environment:
-        request["Environment"] = environment
     if spec.warm_start_uri:
         # A warm start: the production model's training output (its model.tar.gz), SM_CHANNEL_PRODUCTION in the job.
-        channels.append({
-            "ChannelName": PRODUCTION_CHANNEL,
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.warm_start_uri,
-                                            "S3DataDistributionType": "FullyReplicated"}},
-            "InputMode": "File",
-        })
+        channels.append(_channel(PRODUCTION_CHANNEL, spec.warm_start_uri))
     if spec.feature_cache_uri:  # backbone features of photos seen before (chalicelib/feature_cache.py); new ones uploaded back
         environment.update({features.FOLDER_ENV: features.CHANNEL_PATH, features.NEW_ENV: features.NEW_PATH,
                             features.URI_ENV: spec.feature_cache_uri})
-        request["Environment"] = environment
         if spec.feature_cache_ready:
-            channels.append({
-                "ChannelName": features.CHANNEL,
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": spec.feature_cache_uri,
-                                                "S3DataDistributionType": "FullyReplicated"}},
-                # FastFile: an entry is fetched when the job looks it up, so a job downloads its own backbone's
-                # entries only, not every entry the prefix holds (File mode would copy them all first).
-                "InputMode": "FastFile",
-            })
+            # FastFile: an entry is fetched when the job looks it up, so a job downloads its own backbone's
+            # entries only, not every entry the prefix holds (File mode would copy them all first).
+            channels.append(_channel(features.CHANNEL, spec.feature_cache_uri, mode="FastFile"))
+    if environment:
+        request["Environment"] = environment
     if spec.use_spot:
         request["EnableManagedSpotTraining"] = True
         stopping["MaxWaitTimeInSeconds"] = spec.max_runtime_seconds * SPOT_WAIT_FACTOR

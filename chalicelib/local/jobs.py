@@ -312,8 +312,9 @@ class SubprocessJobRunner:
         (config / "hyperparameters.json").write_text(dumps(hyperparameters))
         checkpoints = self._objects.path(spec["checkpoint_uri"])
         tensorboard = self._objects.path(spec["tensorboard_uri"]) / name
-        if spec.get("feature_cache_uri"):  # what S3's lifecycle rule does in the cloud
-            expired = feature_cache.expire(self._objects.path(spec["feature_cache_uri"]), feature_cache.EXPIRE_DAYS, self._clock())
+        features = self._objects.path(spec["feature_cache_uri"]) if spec.get("feature_cache_uri") else None
+        if features is not None:  # what S3's lifecycle rule does in the cloud
+            expired = feature_cache.expire(features, feature_cache.EXPIRE_DAYS, self._clock())
             if expired:
                 self._say(f"feature cache: {expired} entries older than {feature_cache.EXPIRE_DAYS} days removed")
         env = settings_module.child_environment({
@@ -328,7 +329,7 @@ class SubprocessJobRunner:
             START_FROM_ENV: spec.get("start_from", ""),
             "SM_CHANNEL_PRODUCTION": str(self._objects.path(spec["warm_start_uri"])) if spec.get("warm_start_uri") else "",
             # backbone features of photos seen before (training/feature_cache.py): HOME/artifacts/features/
-            feature_cache.FOLDER_ENV: str(self._objects.path(spec["feature_cache_uri"])) if spec.get("feature_cache_uri") else "",
+            feature_cache.FOLDER_ENV: str(features) if features is not None else "",
         })
         return [sys.executable, "-m", "training.train"], env
 
