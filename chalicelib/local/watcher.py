@@ -28,6 +28,7 @@ from chalicelib.dataset_version import is_relevant
 from chalicelib.local import events
 from chalicelib.local.db import Database
 from chalicelib.local.objects import LocalObjectStore, scan
+from chalicelib.settings import WATCH_MODES
 
 BATCH = 100  # the on_upload function's SQS batch size
 POLL_SECONDS = 0.5  # poll mode: a full scan this often (and the least time between two scans in notify mode)
@@ -129,8 +130,8 @@ class Watch:
 
     def __init__(self, root: Path, scan: Callable[[], None], mode: str = "notify",
                  say: Callable[[str], None] = lambda _: None, clock: Callable[[], float] = time.monotonic):
-        if mode not in ("notify", "poll"):
-            raise ValueError(f"watch mode {mode!r} is not notify or poll")
+        if mode not in WATCH_MODES:
+            raise ValueError(f"watch mode {mode!r} is not one of {', '.join(WATCH_MODES)}")
         self._root = Path(root)
         self._scan = scan
         self._say = say
