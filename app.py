@@ -1,4 +1,4 @@
-"""Chalice app: thin wiring only. The logic lives in chalicelib/ (see chalicelib/handlers.py).
+"""Chalice app: thin wiring only. The logic lives in chalicelib/ (see chalicelib/api/handlers.py).
 
 Event sources, and why:
 - uploads: S3 -> the stack's SQS queue (with a DLQ) -> on_upload. Chalice's on_s3_event
@@ -15,9 +15,11 @@ from typing import Any, Callable
 from chalice import Chalice, IAMAuthorizer, Rate, Response
 from chalice.app import CloudWatchEvent, Request, SQSEvent
 
-from chalicelib import handlers, observability, openapi, operator_request, web
-from chalicelib.api_errors import ApiError
-from chalicelib.predict_request import IMAGE_TYPES
+from chalicelib.api import handlers, openapi, operator_request, web
+
+from chalicelib import observability
+from chalicelib.api.errors import ApiError
+from chalicelib.api.predict_request import IMAGE_TYPES
 
 app = Chalice(app_name="flowers")
 app.log.setLevel(logging.WARNING)
@@ -131,7 +133,7 @@ def label_issue_thumbnail() -> Response:
 
 @app.route("/", methods=["GET"])
 def index() -> Response:
-    """The web page: try photos, see the models and the pipeline (chalicelib/web/index.html)."""
+    """The web page: try photos, see the models and the pipeline (chalicelib/api/web/index.html)."""
     return _respond(web.index_html, content_type="text/html; charset=utf-8")
 
 

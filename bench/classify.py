@@ -5,7 +5,7 @@ A real `flowers up` (tests/local_fixtures.Up) serves a real model registered as 
 (the same mobilenet_v2 int8 as bench/predict.py and bench/load.py, built in build/bench-predict when missing).
 In one run, on the same real JPEGs: --rounds drops of --photos photos each (copied in at once, into a new
 sub-folder each time), timed from the first copy to the last line; and, for the share of the watcher and
-the event delivery, the same photos through chalicelib.batch_classify.run in this process (no server).
+the event delivery, the same photos through chalicelib.pipeline.batch_classify.run in this process (no server).
 
     python bench/classify.py                      # 500 photos x 3 rounds
     python bench/classify.py --model DIR --photos 100 --rounds 1
@@ -67,12 +67,12 @@ def drop(home: Path, photos: list[Path], name: str, timeout: float) -> dict:
 
 
 def in_process(model: Path, photos: list[Path], scratch: Path) -> dict:
-    """chalicelib.batch_classify.run alone: the same photos, the local adapters, no watcher and no server."""
-    from chalicelib import batch_classify
-    from chalicelib.batch_classify import Photo
-    from chalicelib.local.adapters import LocalAdapters
+    """chalicelib.pipeline.batch_classify.run alone: the same photos, the local adapters, no watcher and no server."""
+    from chalicelib.pipeline import batch_classify
+    from chalicelib.pipeline.batch_classify import Photo
+    from chalicelib.adapters.local.wiring import LocalAdapters
     from chalicelib.services import RegistryModelSource
-    from chalicelib.predictor import Predictor
+    from chalicelib.serving.predictor import Predictor
     from chalicelib.settings import from_environ
     from local_fixtures import seed_approved_model
 

@@ -1,4 +1,4 @@
-"""Bounded decoding: chalicelib.imaging.load_pixels against the function it
+"""Bounded decoding: chalicelib.contract.imaging.load_pixels against the function it
 replaced (copied below from git history), on hostile and ordinary images.
 
   1. peak extra memory (the process's peak RSS during the call, above its RSS before it) and
@@ -36,12 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "datasets" / "flower_photos"
 sys.path[:0] = [str(ROOT)]
 
-from chalicelib.imaging import FULL_SIZE_PIXELS, DecodedImage, ImageError, load_pixels  # noqa: E402
+from chalicelib.contract.imaging import FULL_SIZE_PIXELS, DecodedImage, ImageError, load_pixels  # noqa: E402
 
 MB = 1024 * 1024
 
 
-# --- the function before bounded decoding (chalicelib/imaging.py at 03927d0), verbatim -----
+# --- the function before bounded decoding (chalicelib/contract/imaging.py at 03927d0), verbatim -----
 def _old_to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img

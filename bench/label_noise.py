@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from chalicelib.training_contract import METADATA_FILE, VALIDATION_REPORT  # noqa: E402
+from chalicelib.contract.training_job import METADATA_FILE, VALIDATION_REPORT  # noqa: E402
 from training import train  # noqa: E402
 from training.environment import JobEnvironment  # noqa: E402
 from training.hyperparameters import parse  # noqa: E402

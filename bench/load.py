@@ -199,7 +199,8 @@ def breakdown(url: str, model: Path, photos: list[bytes], rounds: int, home: Pat
     from chalice.test import Client
 
     import app as chalice_app
-    from chalicelib import handlers, services
+    from chalicelib.api import handlers
+    from chalicelib import services
 
     services.reset()
 

@@ -1,7 +1,7 @@
 """"Not a flower": how a converted model's threshold (and optional `other` class) refuses photos.
 
 Measured with the served model.tflite on LiteRT and the server's own pixels and rule
-(chalicelib.imaging.load_pixels, chalicelib.predictor.decide):
+(chalicelib.contract.imaging.load_pixels, chalicelib.serving.predictor.decide):
 
 - flower photos: the data set's test split (the same hash split training used), and every photo of
   flower_photos_eval (never trained on): share refused, top-1, accuracy on the accepted ones,
@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
 sys.path[:0] = [str(ROOT)]
 
-from chalicelib.imaging import ImageError, load_pixels  # noqa: E402
-from chalicelib.predictor import decide, top  # noqa: E402
+from chalicelib.contract.imaging import ImageError, load_pixels  # noqa: E402
+from chalicelib.serving.predictor import decide, top  # noqa: E402
 from training import calibration  # noqa: E402
 from training import dataset as ds  # noqa: E402
 from training.convert import calibration_metrics, tflite_predict  # noqa: E402  (LiteRT only)

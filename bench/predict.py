@@ -1,9 +1,9 @@
 """Prediction latency, in one run on the same model.tflite and the same photos:
 
   1. raw LiteRT invoke (pixels ready)            4. Keras predict on the trained model (TensorFlow)
-  2. decode + invoke (chalicelib.imaging + LiteRT)  5. cold start: new process -> first answer
+  2. decode + invoke (chalicelib.contract.imaging + LiteRT)  5. cold start: new process -> first answer
   3. the full handler through Chalice's test client (moto for S3 and the registry)
-  and the import time of the prediction module (chalicelib.predictor).
+  and the import time of the prediction module (chalicelib.serving.predictor).
 
 Targets: handler p50 <= 1.3 x decode+invoke; cold start < 1.5 s; import < 0.5 s.
 
@@ -81,9 +81,9 @@ COLD = textwrap.dedent("""
     import time, sys, json, pathlib
     t0 = time.perf_counter()
     sys.path[:0] = [{root!r}]
-    import chalicelib.predictor as predictor_module
+    import chalicelib.serving.predictor as predictor_module
     t_import = time.perf_counter() - t0
-    from chalicelib.records import ModelEntry
+    from chalicelib.pipeline.records import ModelEntry
     folder = pathlib.Path({folder!r})
     meta = json.loads((folder / "metadata.json").read_text())
     class Folder:
@@ -127,7 +127,7 @@ def main() -> int:
 
     import numpy as np
 
-    from chalicelib.imaging import load_pixels
+    from chalicelib.contract.imaging import load_pixels
 
     # Cold start first, before this process warms the page cache with TensorFlow.
     cold = cold_start(folder, sorted((PHOTOS / "roses").glob("*.jpg"))[-1], runs=3)
@@ -159,7 +159,7 @@ def main() -> int:
 
         import app as chalice_app
         from chalicelib import services
-        from chalicelib.aws.dynamodb_state import create_table
+        from chalicelib.adapters.aws.dynamodb_state import create_table
 
         services.reset()
         s3 = boto3.client("s3", region_name=fx.REGION)
@@ -211,7 +211,7 @@ def main() -> int:
     if keras_result:
         print(f"Keras predict p50 / decode+invoke p50 = {keras_result['p50'] / decode['p50']:.2f}")
     print(f"cold start (new process -> first answer) = {cold['wall_s']:.2f} s  (target < 1.5) {'OK' if cold['wall_s'] < 1.5 else 'MISSED'}")
-    print(f"import chalicelib.predictor = {cold['import_s']:.3f} s  (target < 0.5) {'OK' if cold['import_s'] < 0.5 else 'MISSED'}; "
+    print(f"import chalicelib.serving.predictor = {cold['import_s']:.3f} s  (target < 0.5) {'OK' if cold['import_s'] < 0.5 else 'MISSED'}; "
           f"tensorflow imported: {cold['tensorflow']}")
     return 0
 

@@ -3,7 +3,7 @@ incrementally, and compare with a from-scratch run on all of them, in the same b
 
 The 5 % "new" photos are chosen by a hash of each photo's content (sha256 % 100 < 5). Each run is a real
 `python -m training.train` job in a subprocess, with the folders and variables the local job runner gives
-it (chalicelib/local/jobs.py):
+it (chalicelib/adapters/local/jobs.py):
 
 1. base: the 95 %, from ImageNet, writing the feature cache (a fresh folder per seed);
 2. incremental: all photos, warm-started from the base model (SM_CHANNEL_PRODUCTION and FLOWERS_START_FROM,
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "bench"))
-from chalicelib.feature_cache import FOLDER_ENV  # noqa: E402
-from chalicelib.warm_start import START_FROM_ENV, StartFrom  # noqa: E402
+from chalicelib.contract.feature_cache import FOLDER_ENV  # noqa: E402
+from chalicelib.contract.warm_start import START_FROM_ENV, StartFrom  # noqa: E402
 
 PHOTO = (".jpg", ".jpeg", ".png")
 

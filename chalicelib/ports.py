@@ -1,5 +1,5 @@
-"""The ports the Orchestrator talks to (four, and the EventPublisher of its domain events). The AWS adapters live in chalicelib/aws/; local
-mode (a folder, a subprocess, SQLite) implements the same protocols in chalicelib/local/.
+"""The ports the Orchestrator talks to (four, and the EventPublisher of its domain events). The AWS adapters live in chalicelib/adapters/aws/; local
+mode (a folder, a subprocess, SQLite) implements the same protocols in chalicelib/adapters/local/.
 mypy checks every adapter against its protocol where services.py builds it.
 
 Locations are URIs ("s3://bucket/key" in AWS); the logic never splits them itself, so a
@@ -10,8 +10,8 @@ from __future__ import annotations
 import builtins
 from typing import Any, Iterator, Protocol
 
-from chalicelib.domain_events import DomainEvent
-from chalicelib.records import (
+from chalicelib.pipeline.domain_events import DomainEvent
+from chalicelib.pipeline.records import (
     Change,
     ConversionSpec,
     DatasetState,

@@ -1,7 +1,7 @@
 """Builds the adapters for the configured mode, once per container, on first use.
 
 Each piece is created only when a handler needs it: the prediction path creates the S3 and
-SageMaker clients, never DynamoDB's. Local mode (FLOWERS_MODE=local, chalicelib/local/) plugs
+SageMaker clients, never DynamoDB's. Local mode (FLOWERS_MODE=local, chalicelib/adapters/local/) plugs
 its folder / subprocess / SQLite adapters in here; the logic above the ports does not change.
 """
 from __future__ import annotations
@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING
 from chalicelib import settings as settings_module
 from chalicelib.observability import Unit, configure, logger, metrics
 from chalicelib.ports import EventPublisher, JobRunner, ModelRegistry, NoEvents, ObjectStore, StateStore
-from chalicelib.records import ModelEntry
+from chalicelib.pipeline.records import ModelEntry
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:  # the modules behind these import boto3 or local-only code: built on first use
     from boto3.session import Session
     from mypy_boto3_sagemaker import SageMakerClient
 
-    from chalicelib.local.adapters import LocalAdapters
-    from chalicelib.orchestrator import Orchestrator
-    from chalicelib.predictor import Predictor
+    from chalicelib.adapters.local.wiring import LocalAdapters
+    from chalicelib.pipeline.orchestrator import Orchestrator
+    from chalicelib.serving.predictor import Predictor
 
 
 class RegistryModelSource:
@@ -58,7 +58,7 @@ class Services:
     @cached_property
     def local(self) -> LocalAdapters:
         """Local mode's adapters (a folder, subprocesses, SQLite under FLOWERS_HOME)."""
-        from chalicelib.local.adapters import LocalAdapters
+        from chalicelib.adapters.local.wiring import LocalAdapters
 
         return LocalAdapters(self.settings)
 
@@ -72,7 +72,7 @@ class Services:
     def objects(self) -> ObjectStore:
         if self.local_mode:
             return self.local.objects
-        from chalicelib.aws.s3_objects import S3ObjectStore
+        from chalicelib.adapters.aws.s3_objects import S3ObjectStore
 
         return S3ObjectStore(self._session.client("s3"))
 
@@ -84,7 +84,7 @@ class Services:
     def jobs(self) -> JobRunner:
         if self.local_mode:
             return self.local.jobs
-        from chalicelib.aws.sagemaker_jobs import SageMakerJobRunner
+        from chalicelib.adapters.aws.sagemaker_jobs import SageMakerJobRunner
 
         return SageMakerJobRunner(self._sagemaker)
 
@@ -92,7 +92,7 @@ class Services:
     def registry(self) -> ModelRegistry:
         if self.local_mode:
             return self.local.registry
-        from chalicelib.aws.sagemaker_registry import SageMakerModelRegistry
+        from chalicelib.adapters.aws.sagemaker_registry import SageMakerModelRegistry
 
         return SageMakerModelRegistry(self._sagemaker, self.settings.model_package_group, self.settings.training_image_uri)
 
@@ -100,7 +100,7 @@ class Services:
     def state(self) -> StateStore:
         if self.local_mode:
             return self.local.state
-        from chalicelib.aws.dynamodb_state import DynamoStateStore
+        from chalicelib.adapters.aws.dynamodb_state import DynamoStateStore
 
         return DynamoStateStore(self._session.client("dynamodb"), self.settings.state_table)
 
@@ -111,24 +111,24 @@ class Services:
             return self.local.events
         if not self.settings.event_bus_name:
             return NoEvents()
-        from chalicelib.aws.eventbridge_events import EventBridgePublisher
+        from chalicelib.adapters.aws.eventbridge_events import EventBridgePublisher
 
         return EventBridgePublisher(self._session.client("events"), self.settings.event_bus_name)
 
     @cached_property
     def orchestrator(self) -> Orchestrator:
         if self.local_mode:
-            from chalicelib.local.orchestrator import LocalOrchestrator
+            from chalicelib.adapters.local.orchestrator import LocalOrchestrator
 
             local = self.local  # the local orchestrator also reads what only local jobs and folders know
             return LocalOrchestrator(self.settings, local.state, local.objects, local.jobs, local.registry, events=self.events)
-        from chalicelib.orchestrator import Orchestrator
+        from chalicelib.pipeline.orchestrator import Orchestrator
 
         return Orchestrator(self.settings, self.state, self.objects, self.jobs, self.registry, events=self.events)
 
     @cached_property
     def predictor(self) -> Predictor:
-        from chalicelib.predictor import Predictor
+        from chalicelib.serving.predictor import Predictor
 
         return Predictor(RegistryModelSource(self.registry, self.objects), self.settings.model_refresh_seconds, on_error=_report)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from chalicelib.training_contract import PRESET_NAMES
+from chalicelib.contract.training_job import PRESET_NAMES
 
 MODES = ("aws", "local")
 # Variables without which the aws mode cannot work (the CDK sets them all on every function).
@@ -25,7 +25,7 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/.+$")
 _GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 QUANTIZE_MODES = ("auto", "fp32", "fp16", "dynamic", "int8")  # training.convert's --quantize
 # Local mode: one machine, no AWS. Its "buckets" are folders under FLOWERS_HOME
-# (chalicelib/local/objects.py maps s3://bucket/ and s3://artifacts/ onto them). These
+# (chalicelib/adapters/local/objects.py maps s3://bucket/ and s3://artifacts/ onto them). These
 # defaults apply only where the variable is not set.
 LOCAL_DEFAULTS = {
     "dataset_bucket": "bucket", "artifact_bucket": "artifacts", "dataset_prefix": "", "state_table": "state.sqlite3",
@@ -33,7 +33,7 @@ LOCAL_DEFAULTS = {
 }
 # Fields only local mode reads: the Lambdas never get these variables.
 LOCAL_ONLY = ("home", "port", "extra_hyperparameters", "quantize", "watch")
-WATCH_MODES = ("notify", "poll")  # flowers up's bucket watcher (chalicelib/local/watcher.py)
+WATCH_MODES = ("notify", "poll")  # flowers up's bucket watcher (chalicelib/local_stack/watcher.py)
 
 
 class SettingsError(ValueError):
@@ -65,13 +65,13 @@ class Settings:
     listing_check_seconds: int = 3600  # when idle, how often the data set is listed to heal lost S3 events
     model_refresh_seconds: int = 60  # how often a prediction container looks for a newer approved model
     # Every N-th run starts from ImageNet; the others warm-start from production when its classes are the
-    # data set's (chalicelib/warm_start.py). 1: every run is a full one.
+    # data set's (chalicelib/contract/warm_start.py). 1: every run is a full one.
     full_retrain_every: int = 5
     service_name: str = "flowers"
     metrics_namespace: str = "Flowers"
-    # training hyperparameters for every run (README's table), under training.json's (chalicelib/hyperparameters.py)
+    # training hyperparameters for every run (README's table), under training.json's (chalicelib/contract/hyperparameters.py)
     hyperparameters: dict[str, str] = field(default_factory=dict)
-    event_bus_name: str = ""  # the EventBridge bus of the domain events (chalicelib/domain_events.py); "": none sent
+    event_bus_name: str = ""  # the EventBridge bus of the domain events (chalicelib/pipeline/domain_events.py); "": none sent
     # local mode only
     home: str = ""  # FLOWERS_HOME: bucket/, artifacts/, the SQLite state; default ~/.flowers
     port: int = 8000  # where `flowers up` serves the API and the web page (127.0.0.1)
@@ -154,7 +154,7 @@ def _hyperparameters(value: str) -> dict[str, str]:
 
 
 def _checked_hyperparameters(value: str) -> dict[str, str]:
-    from chalicelib.hyperparameters import check
+    from chalicelib.contract.hyperparameters import check
 
     return check(json.loads(value), "HYPERPARAMETERS")  # HyperparameterProblem is a ValueError: named with the rest
 

@@ -1,7 +1,7 @@
 """`flowers classify DIR`: every photo of a folder classified, from a terminal, with a progress bar.
 
 - through the API (the `flowers up` running on the home, else in this process; `--url` / `--stack` for the
-  cloud): one JSON line per photo, as batch classification writes them (chalicelib/batch_classify.py):
+  cloud): one JSON line per photo, as batch classification writes them (chalicelib/pipeline/batch_classify.py):
   key (the path under DIR), label (null: not recognised), predictions (top-k), model_version, and error
   when it could not be classified; to stdout or `--out FILE`;
 - `--bucket s3://BUCKET/classify/...`: the photos are uploaded under the bucket's classify/ prefix and the
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from chalicelib.batch_classify import CLASSIFY_PREFIX, PREDICTIONS_PREFIX
-from chalicelib.imaging import has_image_extension
+from chalicelib.pipeline.batch_classify import CLASSIFY_PREFIX, PREDICTIONS_PREFIX
+from chalicelib.contract.imaging import has_image_extension
 from flowers_cli.client import Api
 from flowers_cli.progress import Progress
 from flowers_cli.push import CONTENT_TYPES

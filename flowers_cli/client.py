@@ -62,7 +62,7 @@ class Answer:
 
 def running_url(home: Path) -> str:
     """The URL of the `flowers up` running on this home, or ''."""
-    from chalicelib.local.stack import holds_lock
+    from chalicelib.local_stack.stack import holds_lock
 
     server = Path(home) / "server.json"
     if not holds_lock(home) or not server.exists():

@@ -16,13 +16,13 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chalicelib.records import FAILED, REGISTERED
+from chalicelib.pipeline.records import FAILED, REGISTERED
 from flowers_cli.home import SHARED, configure, start_stack
 from flowers_cli.output import predict_table
 from flowers_cli.progress import Progress
 
 if TYPE_CHECKING:
-    from chalicelib.local.stack import LocalStack
+    from chalicelib.local_stack.stack import LocalStack
 
 DOWNLOAD_URL = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
 
@@ -82,7 +82,7 @@ def download(url: str, folder: Path) -> Path:
 
 def sample(data: Path, count: int = 5) -> list[Path]:
     """One photo of each class (the first few classes), for the predictions shown at the end."""
-    from chalicelib.imaging import has_image_extension
+    from chalicelib.contract.imaging import has_image_extension
 
     photos = sorted(p for p in data.rglob("*") if p.is_file() and has_image_extension(p.name))
     picked, seen = [], set()

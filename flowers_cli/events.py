@@ -1,5 +1,5 @@
 """`flowers events [--follow] [--json]`: the local pipeline's domain events (HOME/events.jsonl, written by
-chalicelib/local/event_log.py), one line each; --follow waits for more, as `tail -f` does.
+chalicelib/adapters/local/event_log.py), one line each; --follow waits for more, as `tail -f` does.
 
 In the cloud the same events go to the stack's EventBridge bus (README, "Domain events"): rules, not this
 command, consume them there."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from flowers_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from chalicelib.local.stack import LocalStack
+    from chalicelib.local_stack.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -84,7 +84,7 @@ def start_stack(args: argparse.Namespace) -> LocalStack:
     configure(args, create=True)
     seed_weights()
     from chalicelib import settings as settings_module
-    from chalicelib.local.stack import AlreadyRunning, LocalStack
+    from chalicelib.local_stack.stack import AlreadyRunning, LocalStack
 
     stack = None
     try:

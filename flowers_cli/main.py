@@ -238,7 +238,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 # events ---------------------------------------------------------------------------------------
 def cmd_events(args: argparse.Namespace) -> int:
-    from chalicelib.local.event_log import FILE_NAME
+    from chalicelib.adapters.local.event_log import FILE_NAME
     from flowers_cli.events import show
 
     return show(configure(args) / FILE_NAME, follow=args.follow, as_json=args.json)

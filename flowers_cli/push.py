@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chalicelib.dataset_version import is_relevant
-from chalicelib.imaging import ImageError, has_image_extension, load_pixels
+from chalicelib.pipeline.dataset_version import is_relevant
+from chalicelib.contract.imaging import ImageError, has_image_extension, load_pixels
 from flowers_cli.progress import Progress
 
 if TYPE_CHECKING:

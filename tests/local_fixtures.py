@@ -138,8 +138,8 @@ class Up:
 
 def seed_approved_model(home: Path, model_folder: Path, version: str = "00000000000000a1") -> str:
     """Register a converted model folder as approved in a local home (as the pipeline does), without training."""
-    from chalicelib.local.adapters import LocalAdapters
-    from chalicelib.records import ModelEntry
+    from chalicelib.adapters.local.wiring import LocalAdapters
+    from chalicelib.pipeline.records import ModelEntry
     from chalicelib.settings import from_environ
 
     settings = from_environ({"FLOWERS_MODE": "local", "FLOWERS_HOME": str(home)})
@@ -148,9 +148,9 @@ def seed_approved_model(home: Path, model_folder: Path, version: str = "00000000
     shutil.copytree(model_folder, target)
     metadata = json.loads((target / "metadata.json").read_text())
     prefix = f"s3://{settings.artifact_bucket}/models/{version}/"
-    # Its run's manifest, as a launch writes it (chalicelib/manifest.py): the photos it "was trained on".
-    from chalicelib import manifest
-    from chalicelib.records import ObjectInfo
+    # Its run's manifest, as a launch writes it (chalicelib/pipeline/manifest.py): the photos it "was trained on".
+    from chalicelib.pipeline import manifest
+    from chalicelib.pipeline.records import ObjectInfo
 
     listed = [ObjectInfo(f"{label}/{i}.jpg", f"{i:032x}", 1000 + i) for label in ("daisy", "roses") for i in range(3)]
     record = manifest.record(settings.dataset_uri, version, listed)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.local import events
+from chalicelib.adapters.local import events
 from data_fixtures import PHOTOS, ROOT, require_photos
 
 REGION = "us-east-1"
@@ -103,7 +103,7 @@ def aws(monkeypatch):
     from moto import mock_aws
 
     from chalicelib import services
-    from chalicelib.aws.dynamodb_state import create_table
+    from chalicelib.adapters.aws.dynamodb_state import create_table
 
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
@@ -121,7 +121,7 @@ def aws(monkeypatch):
     services.reset()
 
 
-# events: the builders local mode uses (chalicelib/local/events.py), from this test account ---------
+# events: the builders local mode uses (chalicelib/adapters/local/events.py), from this test account ---------
 @pytest.fixture
 def created(monkeypatch) -> dict[str, dict]:
     """CreateTrainingJob requests as sent, by job name, in order (moto keeps no Environment)."""

@@ -1,4 +1,4 @@
-"""Batch classification by upload (chalicelib/batch_classify.py): photos under classify/ classified by the
+"""Batch classification by upload (chalicelib/pipeline/batch_classify.py): photos under classify/ classified by the
 served model into predictions/<batch>.jsonl, one output per delivery, idempotent under redelivery, never
 training data; in the cloud (moto: the upload function with S3 notifications) and with a real `flowers up`
 (and `flowers classify DIR` against it)."""
@@ -13,10 +13,10 @@ import pytest
 from chalice.test import Client
 
 import app as chalice_app
-from chalicelib import batch_classify
-from chalicelib.batch_classify import Photo, photos_in
-from chalicelib.dataset_version import is_relevant, version_of
-from chalicelib.records import ObjectInfo
+from chalicelib.pipeline import batch_classify
+from chalicelib.pipeline.batch_classify import Photo, photos_in
+from chalicelib.pipeline.dataset_version import is_relevant, version_of
+from chalicelib.pipeline.records import ObjectInfo
 from local_fixtures import Up, flowers, seed_approved_model
 from pipeline_fixtures import aws, s3_body, s3_record, sample_photos, sqs_event, tiny_model  # noqa: F401  (fixtures)
 from test_predict import register
@@ -103,7 +103,7 @@ def test_photos_under_classify_are_classified_once_into_predictions(aws, cloud, 
 
 
 def test_without_a_model_the_lines_say_so_and_a_store_failure_sends_the_batch_back(aws, cloud, monkeypatch):  # noqa: F811
-    from chalicelib.aws.s3_objects import S3ObjectStore
+    from chalicelib.adapters.aws.s3_objects import S3ObjectStore
 
     photo = sample_photos(1)[0].read_bytes()
     _, answer = _deliver(aws, cloud, [("classify/early.jpg", photo)])

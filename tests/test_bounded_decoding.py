@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from chalicelib import imaging
-from chalicelib.imaging import MAX_PIXELS, ImageError, load_pixels
+from chalicelib.contract import imaging
+from chalicelib.contract.imaging import MAX_PIXELS, ImageError, load_pixels
 from pipeline_fixtures import aws, tiny_model  # noqa: F401  (fixtures)
 from test_predict import client, error_of, register  # noqa: F401  (the API's test client and helpers)
 from training import dataset as ds
@@ -129,7 +129,7 @@ def test_the_cap_itself_passes_the_header():
 MEASURE = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from chalicelib.imaging import ImageError, load_pixels
+    from chalicelib.contract.imaging import ImageError, load_pixels
 
     def kb(field):
         return next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field + ":"))

@@ -1,4 +1,4 @@
-"""Calibrated scores and the "not a flower" threshold (training/calibration.py, chalicelib.predictor.decide):
+"""Calibrated scores and the "not a flower" threshold (training/calibration.py, chalicelib.serving.predictor.decide):
 temperature scaling recovers a known temperature and keeps the top class, ECE on inputs worked out by hand,
 the threshold refuses at most 5 % of the validation photos, the background class `other` answers null."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chalicelib.predictor import decide
+from chalicelib.serving.predictor import decide
 from training import calibration
 
 

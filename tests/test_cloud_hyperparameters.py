@@ -1,4 +1,4 @@
-"""Hyperparameters for cloud runs (chalicelib/hyperparameters.py): training.json beside the data set and the
+"""Hyperparameters for cloud runs (chalicelib/contract/hyperparameters.py): training.json beside the data set and the
 deployment's defaults (HYPERPARAMETERS, from the CDK context) reach the SageMaker job (moto); a bad value fails
 the run before any job is created, with the reason in GET /status. The Lambda's check gives the same answers
 as the training job's own (training/hyperparameters.py)."""
@@ -10,7 +10,7 @@ import pytest
 from chalice.test import Client
 
 import app as chalice_app
-from chalicelib import hyperparameters as hp
+from chalicelib.contract import hyperparameters as hp
 from chalicelib import services, settings
 from pipeline_fixtures import ENV, aws  # noqa: F401  (fixture)
 from test_pipeline_aws import World

@@ -8,7 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from chalicelib.imaging import load_pixels
+from chalicelib.contract.imaging import load_pixels
 from data_fixtures import ROOT
 from training import convert as cv
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from chalicelib.imaging import load_pixels
+from chalicelib.contract.imaging import load_pixels
 from data_fixtures import PHOTOS, ROOT, TINY, Job, make_folder_dataset, run_in_process
 from training import device_augment as da
 from training import input_pipeline as ip
@@ -73,7 +73,7 @@ def test_where_augmentation_runs():
 
 @pytest.mark.parametrize("value", ["auto", "cpu", "device", "gpu", "Device", "", 1])
 def test_the_lambda_and_the_job_agree_on_augment_on(value):
-    from chalicelib import hyperparameters as cloud
+    from chalicelib.contract import hyperparameters as cloud
     from training.hyperparameters import HyperparameterError, parse
 
     try:

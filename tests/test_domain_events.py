@@ -1,4 +1,4 @@
-"""Domain events (chalicelib/domain_events.py): built without AWS, published after the state change
+"""Domain events (chalicelib/pipeline/domain_events.py): built without AWS, published after the state change
 to an EventBridge bus (moto, read back through a rule into an SQS queue) and, locally, to
 HOME/events.jsonl (a real `flowers up`, read with `flowers events`)."""
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from chalice.test import Client
 
 import app as chalice_app
-from chalicelib import domain_events as domain
+from chalicelib.pipeline import domain_events as domain
 from chalicelib import services
-from chalicelib.local.event_log import EventLog
+from chalicelib.adapters.local.event_log import EventLog
 from flowers_cli.events import describe, read_from
 from local_fixtures import TINY_UP, Up, cli_env, flowers, modelarts_photos
 from pipeline_fixtures import REGION, aws, processing_state_event, training_state_event  # noqa: F401  (aws: fixture)
@@ -128,7 +128,7 @@ def test_runs_and_models_publish_their_events_to_the_bus(world):
 
 
 def test_a_bus_that_refuses_never_undoes_the_state_change(world, monkeypatch):
-    from chalicelib.aws.eventbridge_events import EventBridgePublisher
+    from chalicelib.adapters.aws.eventbridge_events import EventBridgePublisher
 
     def refuse(self, events):
         raise RuntimeError("EventBridge is down")

@@ -107,7 +107,7 @@ def test_graph_computes_the_numpy_factor(tmp_path, mode):
 def test_training_fits_the_gate_and_warm_starts_past_it(tmp_path):
     """A run with enough validation photos exports the gate: photos like the training ones keep their
     scores, a colour no class has loses them; the next run warm-starts from that model all the same."""
-    from chalicelib.imaging import load_pixels
+    from chalicelib.contract.imaging import load_pixels
     from data_fixtures import Job, colour_image, make_folder_dataset, run_in_process
     from training import train
     from training.convert import saved_model_predict

@@ -11,10 +11,10 @@ from chalice.test import Client
 
 import app as chalice_app
 from chalicelib import services, settings
-from chalicelib.local.adapters import LocalAdapters
+from chalicelib.adapters.local.wiring import LocalAdapters
 from chalicelib.ports import CLAIMED
-from chalicelib.records import ModelEntry, Running
-from chalicelib.warm_start import FORCED_FULL, START_FROM_ENV
+from chalicelib.pipeline.records import ModelEntry, Running
+from chalicelib.contract.warm_start import FORCED_FULL, START_FROM_ENV
 from pipeline_fixtures import aws, created, processing_state_event, training_state_event  # noqa: F401  (fixtures)
 from test_cli_cloud import KEY as CLOUD_KEY, gateway, run as cloud_cli  # noqa: F401  (fixture)
 from test_pipeline_aws import World
@@ -203,7 +203,7 @@ def _local_job_environment(local: LocalAdapters, job: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("how", ["warm", "flowers up -H warm_start=none", "training.json", "retrain --full"])
 def test_local_jobs_get_no_production_channel_on_a_full_run(tmp_path, how):
-    from chalicelib.local.orchestrator import LocalOrchestrator
+    from chalicelib.adapters.local.orchestrator import LocalOrchestrator
 
     environ = {"FLOWERS_HYPERPARAMETERS": '{"warm_start": "none"}'} if how.startswith("flowers up") else {}
     local = _local_production(tmp_path / "home", environ)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from chalicelib import openapi
+from chalicelib.api import openapi
 from local_fixtures import Up, seed_approved_model
 from pipeline_fixtures import aws, sample_photos, tiny_model  # noqa: F401  (fixtures)
 

@@ -1,11 +1,11 @@
-"""chalicelib.imaging: the one decode path shared by training and serving."""
+"""chalicelib.contract.imaging: the one decode path shared by training and serving."""
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from chalicelib.imaging import ImageError, has_image_extension, load_pixels
+from chalicelib.contract.imaging import ImageError, has_image_extension, load_pixels
 from data_fixtures import PHOTOS, require_photos
 
 

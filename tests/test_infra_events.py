@@ -45,7 +45,7 @@ def test_the_example_rule_sends_failed_runs_with_their_reason_to_the_alarm_topic
 
 
 def test_batch_classification_photos_reach_the_upload_function_which_writes_only_predictions(raw):  # noqa: F811
-    from chalicelib import batch_classify
+    from chalicelib.pipeline import batch_classify
     from flowers_infra import constants
 
     assert (constants.CLASSIFY_PREFIX, constants.PREDICTIONS_PREFIX) == (batch_classify.CLASSIFY_PREFIX, batch_classify.PREDICTIONS_PREFIX)

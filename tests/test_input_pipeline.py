@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from chalicelib.imaging import load_pixels
+from chalicelib.contract.imaging import load_pixels
 from data_fixtures import PHOTOS, require_photos
 from training import input_pipeline as ip
 

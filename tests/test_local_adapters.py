@@ -11,14 +11,14 @@ import sys
 import pytest
 
 from chalicelib import settings
-from chalicelib.local import events
-from chalicelib.local.adapters import LocalAdapters
-from chalicelib.local.jobs import INTERRUPTED, MAX_ATTEMPTS
-from chalicelib.local.stack import AlreadyRunning, HomeLock, holds_lock
-from chalicelib.local.watcher import BucketWatcher
+from chalicelib.adapters.local import events
+from chalicelib.adapters.local.wiring import LocalAdapters
+from chalicelib.adapters.local.jobs import INTERRUPTED, MAX_ATTEMPTS
+from chalicelib.local_stack.stack import AlreadyRunning, HomeLock, holds_lock
+from chalicelib.local_stack.watcher import BucketWatcher
 from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
-from chalicelib.records import Change, ModelEntry, Outcome, Running
-from chalicelib.s3_events import parse_bodies
+from chalicelib.pipeline.records import Change, ModelEntry, Outcome, Running
+from chalicelib.pipeline.s3_events import parse_bodies
 from data_fixtures import ROOT
 
 
@@ -70,8 +70,8 @@ def test_a_home_from_before_the_rename_keeps_its_state(tmp_path):
     """Homes made before the state table was renamed (pipeline -> dataset_state) keep their pending uploads."""
     import sqlite3
 
-    from chalicelib.local.db import Database
-    from chalicelib.local.state import SqliteStateStore
+    from chalicelib.adapters.local.db import Database
+    from chalicelib.adapters.local.state import SqliteStateStore
 
     path = tmp_path / "state.sqlite3"
     with sqlite3.connect(path) as old:
@@ -184,7 +184,7 @@ def test_a_second_up_on_one_home_is_refused(tmp_path):
 
 
 def test_event_shapes_are_the_documented_ones():
-    from chalicelib.handlers import job_status
+    from chalicelib.api.handlers import job_status
 
     kind, status = job_status(events.training_state("flowers-00000000000000c1", "Failed", "", "boom", 0))
     assert kind == "training" and (status.status, status.reason) == ("Failed", "boom")
@@ -201,7 +201,7 @@ import os, sys
 os.environ.update(FLOWERS_MODE="local", FLOWERS_HOME={str(tmp_path)!r})
 import flowers_cli.main, flowers_cli.push, flowers_cli.demo, app
 from chalicelib import services
-from chalicelib.local.stack import LocalStack
+from chalicelib.local_stack.stack import LocalStack
 svc = services.get()
 svc.orchestrator.status(); svc.orchestrator.models(); svc.predictor.refresh()
 assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFlow imported"
@@ -251,9 +251,9 @@ def test_registry_keeps_the_manifest_of_each_model(local):
 def test_the_job_snapshot_follows_the_runs_manifest_not_a_fresh_listing(local):
     """Local mode trains on what the cloud's ManifestFile channel would hold: the files the tick listed,
     each checked against its ETag; an upload made after the launch is not in the snapshot."""
-    from chalicelib import manifest
-    from chalicelib.local.jobs import SnapshotError, _snapshot_manifest
-    from chalicelib.local.orchestrator import LocalOrchestrator
+    from chalicelib.pipeline import manifest
+    from chalicelib.adapters.local.jobs import SnapshotError, _snapshot_manifest
+    from chalicelib.adapters.local.orchestrator import LocalOrchestrator
 
     bucket = local.bucket_folder
     for key, body in (("daisy/a.jpg", b"a"), ("daisy/b.jpg", b"b"), ("roses/c.jpg", b"c"), ("roses/c.txt", b"roses")):
@@ -305,7 +305,7 @@ def test_cli_retrain_reaches_post_runs_and_says_why_not(tmp_path):
 
 def test_local_mode_never_heals_by_listing_the_watcher_does(local):
     """A push in progress is not a lost notification: locally the watcher delivers every change."""
-    from chalicelib.local.orchestrator import LocalOrchestrator
+    from chalicelib.adapters.local.orchestrator import LocalOrchestrator
 
     orchestrator = LocalOrchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1e9)
     (local.bucket_folder / "roses").mkdir(parents=True)
@@ -317,8 +317,8 @@ def test_local_mode_never_heals_by_listing_the_watcher_does(local):
 def test_the_job_runner_expires_old_feature_cache_entries_before_a_training_job(local):
     """S3's lifecycle rule on features/, locally: entries written more than EXPIRE_DAYS ago (and part files a
     crash left) go before each training job; newer ones stay, and the job is pointed at the folder."""
-    from chalicelib import feature_cache
-    from chalicelib.local.orchestrator import LocalOrchestrator
+    from chalicelib.contract import feature_cache
+    from chalicelib.adapters.local.orchestrator import LocalOrchestrator
 
     bucket = local.bucket_folder
     for key in ("daisy/a.jpg", "roses/b.jpg"):

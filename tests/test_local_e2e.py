@@ -21,8 +21,8 @@ def _photos() -> None:
 
 
 def bucket_version(home):
-    from chalicelib.dataset_version import version_of
-    from chalicelib.local.objects import LocalObjectStore
+    from chalicelib.pipeline.dataset_version import version_of
+    from chalicelib.adapters.local.objects import LocalObjectStore
 
     store = LocalObjectStore({"bucket": home / "bucket"})
     return version_of(store.list("s3://bucket/"), "")

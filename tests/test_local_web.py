@@ -114,8 +114,8 @@ def test_page_asks_for_the_api_key_and_sends_it(page):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from chalicelib.charts import confusion_matrix_png
-    from chalicelib.web import PAGE
+    from chalicelib.contract.charts import confusion_matrix_png
+    from chalicelib.api.web import PAGE
 
     seen = []
     models = {"models": [{"version": "0123456789abcdef", "status": "approved", "metrics": {"test_accuracy": 0.9},
@@ -205,7 +205,7 @@ def test_a_page_of_another_site_cannot_change_the_served_model(served, page):
 def test_page_lists_every_skipped_file_of_the_last_run(page):
     """The pipeline panel shows GET /status's validation report: each skipped file, its reason and
     detail, the counts, and how many more there are than listed."""
-    from chalicelib import validation_report
+    from chalicelib.pipeline import validation_report
 
     skipped = [{"path": "bad_empty.jpg", "reason": "empty_file", "detail": "the file has zero bytes"},
                {"path": "bad_text.jpg", "reason": "not_an_image", "detail": "not a JPEG, PNG, BMP or WEBP image"},

@@ -26,8 +26,8 @@ from PIL import Image
 
 import app as chalice_app
 from chalicelib import services
-from chalicelib.imaging import load_pixels
-from chalicelib.records import ModelEntry
+from chalicelib.contract.imaging import load_pixels
+from chalicelib.pipeline.records import ModelEntry
 from data_fixtures import PHOTOS, ROOT, require, require_photos
 from pipeline_fixtures import aws  # noqa: F401  (fixture)
 from training import convert as cv
@@ -191,7 +191,7 @@ def test_mediapipe_agrees_with_post_predict_in_every_mode(aws, mobile_models, tm
     model.tflite, answers with class names, and gives POST /predict's top-1 on >= 99 % of real photos.
 
     The app hands MediaPipe the photo at the model's input size, resized as the service does (squashed,
-    bilinear: chalicelib/imaging.py); POST /predict gets the original JPEG. MediaPipe's own resize of a
+    bilinear: chalicelib/contract/imaging.py); POST /predict gets the original JPEG. MediaPipe's own resize of a
     full-size photo (bilinear without antialiasing) gives other pixels, hence the README's advice.
     """
     require(MP_PYTHON.is_file(), f"MediaPipe's venv ({MP_PYTHON}; `make test` builds it)")

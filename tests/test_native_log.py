@@ -1,4 +1,4 @@
-"""chalicelib/native_log.py: LiteRT's banner is dropped from fd 2, everything else written there meanwhile is kept."""
+"""chalicelib/serving/native_log.py: LiteRT's banner is dropped from fd 2, everything else written there meanwhile is kept."""
 from __future__ import annotations
 
 import subprocess
@@ -8,7 +8,7 @@ from data_fixtures import ROOT
 
 SCRIPT = """
 import os, sys
-from chalicelib.native_log import without_litert_banner
+from chalicelib.serving.native_log import without_litert_banner
 os.write(2, b"before\\n")
 with without_litert_banner():
     os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n")

@@ -7,7 +7,7 @@ import re
 from chalice.test import Client
 
 import app as chalice_app
-from chalicelib import handlers, openapi, predict_request
+from chalicelib.api import handlers, openapi, predict_request
 
 
 def _routes() -> dict[str, set[str]]:

@@ -10,7 +10,7 @@ import pytest
 from chalice.test import Client
 
 import app as chalice_app
-from chalicelib import openapi
+from chalicelib.api import openapi
 from flowers_cli.output import format_model
 from pipeline_fixtures import aws, processing_state_event, training_state_event  # noqa: F401  (fixture)
 from test_pipeline_aws import World

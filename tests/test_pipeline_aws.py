@@ -316,7 +316,7 @@ def test_lost_events_are_healed_by_the_tick(world):
 
 def test_concurrent_claims_for_one_version():
     from chalicelib.ports import BUSY, CLAIMED
-    from chalicelib.records import Running
+    from chalicelib.pipeline.records import Running
 
     svc = services.get()
     running = Running("0123456789abcdef", "flowers-0123456789abcdef", "launching", T0, T0)
@@ -332,8 +332,8 @@ def test_registry_client_token_is_one_per_group_and_version_for_long_group_names
     so two versions shared a token. Now a hash of both, within SageMaker's 36 characters."""
     import re
 
-    from chalicelib.aws.sagemaker_registry import SageMakerModelRegistry, client_token
-    from chalicelib.records import ModelEntry
+    from chalicelib.adapters.aws.sagemaker_registry import SageMakerModelRegistry, client_token
+    from chalicelib.pipeline.records import ModelEntry
 
     group = "flowers-production-eu-west-1-mobile-team"  # 40 characters
     sent = []

@@ -7,13 +7,17 @@ import json
 
 import pytest
 
-from chalicelib import debounce, job_names, predict_request, promotion, settings
-from chalicelib.api_errors import ApiError
-from chalicelib.aws.sagemaker_jobs import conversion_request, training_request
-from chalicelib.dataset_version import is_relevant, version_of
-from chalicelib.records import ConversionSpec, ObjectInfo, DatasetState, Running, TrainingSpec
-from chalicelib.s3_events import parse_bodies
-from chalicelib.training_contract import METRIC_DEFINITIONS, PRESET_NAMES
+from chalicelib.pipeline import debounce, job_names, promotion
+
+from chalicelib.api import predict_request
+
+from chalicelib import settings
+from chalicelib.api.errors import ApiError
+from chalicelib.adapters.aws.sagemaker_jobs import conversion_request, training_request
+from chalicelib.pipeline.dataset_version import is_relevant, version_of
+from chalicelib.pipeline.records import ConversionSpec, ObjectInfo, DatasetState, Running, TrainingSpec
+from chalicelib.pipeline.s3_events import parse_bodies
+from chalicelib.contract.training_job import METRIC_DEFINITIONS, PRESET_NAMES
 from pipeline_fixtures import ENV, s3_body, s3_record, s3_test_event_body
 
 # settings -----------------------------------------------------------------------------------
@@ -227,7 +231,7 @@ def test_conversion_request_with_and_without_baseline():
 
 
 def test_operator_requests_from_other_sites_are_told_apart():
-    from chalicelib.operator_request import cross_site
+    from chalicelib.api.operator_request import cross_site
 
     assert cross_site({}) == ""  # the CLI, curl: no browser headers
     assert cross_site({"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1:8000", "Host": "127.0.0.1:8000"}) == ""
@@ -239,7 +243,7 @@ def test_operator_requests_from_other_sites_are_told_apart():
 
 # retries, the gate's floors, job names for later attempts ------------------------------------
 def test_failures_are_told_transient_or_permanent():
-    from chalicelib import retry
+    from chalicelib.pipeline import retry
 
     for reason in ("CapacityError: Unable to provision requested ML compute capacity.",
                    "InternalServerError: We encountered an internal error. Please try again.",
@@ -256,7 +260,7 @@ def test_failures_are_told_transient_or_permanent():
 
 
 def test_transient_failures_retry_with_doubling_waits_up_to_the_limit():
-    from chalicelib import retry
+    from chalicelib.pipeline import retry
 
     reason = "CapacityError: no capacity"
     assert [retry.decide(reason, attempt, 3, 300).wait_seconds for attempt in (1, 2)] == [300, 600]
@@ -312,7 +316,7 @@ def test_the_gate_reads_metadata_of_any_shape_without_raising(metadata):
 
 
 def test_requests_read_the_runs_manifest_when_it_has_one():
-    from chalicelib import manifest
+    from chalicelib.pipeline import manifest
 
     spec = _training_spec(use_spot=False)
     assert training_request(spec)["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"] == "S3Prefix"

@@ -16,7 +16,7 @@ from PIL import Image
 
 import app as chalice_app
 from chalicelib import services
-from chalicelib.records import ModelEntry
+from chalicelib.pipeline.records import ModelEntry
 from pipeline_fixtures import ROOT, aws, sample_photos, tiny_model  # noqa: F401  (fixtures)
 
 VERSION = "00000000000000a1"
@@ -86,8 +86,8 @@ def test_predict_raw_and_json_with_a_real_model(aws, client, tiny_model, capsys)
                                 body=json.dumps({"image": encoded}).encode())
     assert response.status_code == 200 and len(response.json_body["predictions"]) == 1
     # The same pixels as training: LiteRT on load_pixels() output gives the same answer as the API.
-    from chalicelib.imaging import load_pixels
-    from chalicelib.predictor import top
+    from chalicelib.contract.imaging import load_pixels
+    from chalicelib.serving.predictor import top
 
     model = services.get().predictor.model
     expected = top(model.probabilities(load_pixels(photo_bytes(), model.image_size).pixels), labels, 1)
@@ -143,7 +143,7 @@ def test_new_approved_model_swaps_in_after_refresh(aws, client, tiny_model):  # 
     clock[0] += 31
     second = client.http.post("/predict", headers={"Content-Type": "image/jpeg"}, body=photo_bytes()).json_body
     assert second["model"]["version"] == "00000000000000b2" and first["model"]["version"] == VERSION
-    from chalicelib.imaging import load_pixels
+    from chalicelib.contract.imaging import load_pixels
 
     assert held.probabilities(load_pixels(photo_bytes(), held.image_size).pixels).shape == (len(held.labels),)  # still usable
 
@@ -188,10 +188,11 @@ def test_prediction_path_never_imports_tensorflow(tiny_model):  # noqa: F811
         import sys, json, pathlib
         sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]
         import app
-        from chalicelib import handlers, services
-        from chalicelib.predictor import Predictor
+        from chalicelib.api import handlers
+        from chalicelib import services
+        from chalicelib.serving.predictor import Predictor
         folder = pathlib.Path({str(tiny_model)!r})
-        from chalicelib.records import ModelEntry
+        from chalicelib.pipeline.records import ModelEntry
         meta = json.loads((folder / "metadata.json").read_text())
         class Source:
             def production_id(self): return "v1"

@@ -8,7 +8,9 @@ import json
 import jsonschema
 import numpy as np
 
-from chalicelib import openapi, validation_report
+from chalicelib.api import openapi
+
+from chalicelib.pipeline import validation_report
 from flowers_cli.output import format_status
 from pipeline_fixtures import aws, training_state_event  # noqa: F401  (fixture)
 from training import class_balance, label_issues

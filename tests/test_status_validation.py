@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from chalicelib import validation_report
+from chalicelib.pipeline import validation_report
 from data_fixtures import BAD_UPLOADS, copy_photos, write_bad_uploads
 from flowers_cli.output import format_status
 from pipeline_fixtures import aws, processing_state_event, training_state_event  # noqa: F401  (fixture)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chalicelib.training_contract import parse_metric_line
+from chalicelib.contract.training_job import parse_metric_line
 from data_fixtures import ROOT, TINY, Job, copy_photos, make_folder_dataset, run_in_process
 from training import train
 
@@ -23,7 +23,7 @@ def event_tags(folder: Path) -> set[str]:
 
 
 def test_sagemaker_contract_end_to_end(job, capsys):
-    # The pipeline hands the run's manifest (chalicelib/manifest.py) to the job in its environment.
+    # The pipeline hands the run's manifest (chalicelib/pipeline/manifest.py) to the job in its environment.
     manifest = {"uri": "s3://artifacts/manifests/0123456789abcdef.json", "sha256": "ab" * 32}
     assert run_in_process(job, train.main, FLOWERS_MANIFEST_URI=manifest["uri"], FLOWERS_MANIFEST_SHA256=manifest["sha256"]) == 0
     out = capsys.readouterr().out

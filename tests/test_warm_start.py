@@ -1,4 +1,4 @@
-"""Incremental retraining's warm start (issue 21): the pure decision (chalicelib/warm_start.py), the job
+"""Incremental retraining's warm start (issue 21): the pure decision (chalicelib/contract/warm_start.py), the job
 specification on moto (the production model's training output as the `production` channel, the decision
 in the job's environment), and training's side (training/incremental.py: the channel's model.tar.gz
 unpacked, the shorter schedule, metadata's start_from)."""
@@ -13,7 +13,7 @@ from chalice.test import Client
 
 import app as chalice_app
 from chalicelib import settings
-from chalicelib.warm_start import FORCED_FULL, START_FROM_ENV, StartFrom, choose, dataset_classes, training_hyperparameters
+from chalicelib.contract.warm_start import FORCED_FULL, START_FROM_ENV, StartFrom, choose, dataset_classes, training_hyperparameters
 from pipeline_fixtures import aws, created, training_state_event  # noqa: F401  (fixtures)
 from test_pipeline_aws import World
 

@@ -1,4 +1,4 @@
-"""flowers up's bucket watch at rest and on a change (chalicelib/local/watcher.py's Watch), on a real folder
+"""flowers up's bucket watch at rest and on a change (chalicelib/local_stack/watcher.py's Watch), on a real folder
 with real inotify notifications: a write wakes a scan, nothing happening wakes none, reading a photo wakes
 none, the slow rescan still runs, its period grows with a costly scan, and where notifications are refused it
 polls as before. The idle CPU and the upload-to-scan latency are measured in bench/idle_watch.py."""
@@ -10,8 +10,8 @@ import time
 import pytest
 
 from chalicelib import settings
-from chalicelib.local import watcher as watcher_module
-from chalicelib.local.watcher import POLL_SECONDS, Watch
+from chalicelib.local_stack import watcher as watcher_module
+from chalicelib.local_stack.watcher import POLL_SECONDS, Watch
 
 
 class Running:

@@ -46,7 +46,7 @@ def browser():
 def stub_api(answers: dict[str, tuple[int, Any]], missing: tuple[int, Any] = (404, {})) -> Iterator[str]:
     """The web page (GET /) beside canned API answers {path: (status, JSON)}, for a page state no pipeline
     needs to reach; other paths answer `missing`. Yields the base URL."""
-    from chalicelib.web import PAGE
+    from chalicelib.api.web import PAGE
 
     class Server(BaseHTTPRequestHandler):
         def log_message(self, *args):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chalicelib.training_contract import BACKGROUND_LABEL, not_recognised
+from chalicelib.contract.training_job import BACKGROUND_LABEL, not_recognised
 
 OTHER = BACKGROUND_LABEL  # a data set's optional background class: photos that are none of the classes
 ECE_BINS = 15

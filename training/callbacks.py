@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from chalicelib.training_contract import format_metric_line
+from chalicelib.contract.training_job import format_metric_line
 
 if TYPE_CHECKING:
     import tensorflow as tf

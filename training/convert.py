@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.training_contract import LABELS_FILE, METADATA_FILE, MODEL_FILE, SAVED_MODEL_DIR
+from chalicelib.contract.training_job import LABELS_FILE, METADATA_FILE, MODEL_FILE, SAVED_MODEL_DIR
 from training import dataset as ds
 
 MODES = ("fp32", "fp16", "dynamic", "int8")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chalicelib.imaging import ImageError, has_image_extension, load_pixels
+from chalicelib.contract.imaging import ImageError, has_image_extension, load_pixels
 
 SPLITS = ("train", "validation", "test")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from chalicelib.training_contract import MANIFEST_SHA256_ENV, MANIFEST_URI_ENV
+from chalicelib.contract.training_job import MANIFEST_SHA256_ENV, MANIFEST_URI_ENV
 
 
 class EnvironmentError_(ValueError):
@@ -31,7 +31,7 @@ class JobEnvironment:
     hosts: tuple[str, ...]
     current_host: str
     cpu_devices: int = 0  # FLOWERS_CPU_DEVICES: split the CPU into N devices (MirroredStrategy without GPUs)
-    manifest_uri: str = ""  # the run's manifest (chalicelib/manifest.py): the photos in training_dir
+    manifest_uri: str = ""  # the run's manifest (chalicelib/pipeline/manifest.py): the photos in training_dir
     manifest_sha256: str = ""
 
     @property

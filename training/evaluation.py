@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chalicelib.charts import confusion_matrix_png  # one drawing for TensorBoard and the web page
+from chalicelib.contract.charts import confusion_matrix_png  # one drawing for TensorBoard and the web page
 
 
 CONFUSED_PAIRS = 5  # the most confused (true, predicted) pairs kept in the metrics

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.training_contract import BACKGROUND_LABEL
+from chalicelib.contract.training_job import BACKGROUND_LABEL
 
 RANK = 128  # covariance directions kept: 128 x 1280 values for MobileNetV2 (0.16 MB as int8)
 CENTRE_QUANTILE = 0.97  # validation photos whose distance stays below the centre

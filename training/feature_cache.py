@@ -36,7 +36,7 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-from chalicelib.feature_cache import FOLDER_ENV, MARKER, MARKER_TEXT, NEW_ENV, PREFIX, URI_ENV
+from chalicelib.contract.feature_cache import FOLDER_ENV, MARKER, MARKER_TEXT, NEW_ENV, PREFIX, URI_ENV
 
 FORMAT = b"flowers-features-1\n"
 _DIGEST = 32
@@ -167,7 +167,7 @@ def upload_new(cache: FeatureCache, uri: str) -> None:
         with ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT) as pool:
             list(pool.map(lambda path: s3.upload_file(str(path), bucket, prefix + path.relative_to(cache.new_folder).as_posix()),
                           cache.stats.written))
-        # the marker that makes the next job's `features` channel (chalicelib/feature_cache.py)
+        # the marker that makes the next job's `features` channel (chalicelib/contract/feature_cache.py)
         s3.put_object(Bucket=bucket, Key=prefix + MARKER[len(PREFIX):], Body=MARKER_TEXT)
         print(f"feature cache: {len(cache.stats.written)} new entr(ies) uploaded to {uri}", flush=True)
     except Exception as exc:  # noqa: BLE001 - never the run's failure

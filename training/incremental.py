@@ -1,6 +1,6 @@
 """Incremental retraining, training side (issue 21): where the run's weights come from, and its schedule.
 
-The pipeline decides (chalicelib/warm_start.py) and hands the job the production model's training output
+The pipeline decides (chalicelib/contract/warm_start.py) and hands the job the production model's training output
 (SageMaker: the `production` channel, a model.tar.gz; locally: SM_CHANNEL_PRODUCTION, its folder) and the
 decision as JSON (FLOWERS_START_FROM). A `warm_start` hyperparameter, when set, wins over both ("none":
 a full run).
@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from chalicelib.training_contract import KERAS_FILE, LABELS_FILE
-from chalicelib.warm_start import FORCED_BY_HYPERPARAMETER, PRODUCTION_CHANNEL, START_FROM_ENV, forces_full
+from chalicelib.contract.training_job import KERAS_FILE, LABELS_FILE
+from chalicelib.contract.warm_start import FORCED_BY_HYPERPARAMETER, PRODUCTION_CHANNEL, START_FROM_ENV, forces_full
 from training.hyperparameters import Hyperparameters
 
 # A warm start's schedule (bench/RESULTS.md, "Incremental retraining": 95 % of the photos, then +5 %, three

@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.imaging import PREPROCESSING
-from chalicelib.training_contract import (
+from chalicelib.contract.imaging import PREPROCESSING
+from chalicelib.contract.training_job import (
     KERAS_FILE,
     LABELS_FILE,
     METADATA_FILE,

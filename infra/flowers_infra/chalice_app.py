@@ -50,12 +50,12 @@ from flowers_infra.constants import (
 
 API_STAGE = "api"
 API_KEY_SCHEME = "api_key"
-# Images reach the function as bytes only for these content types (chalicelib/predict_request.py).
+# Images reach the function as bytes only for these content types (chalicelib/api/predict_request.py).
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream")
 # Public without a key: the web page, which asks for the key and sends it as x-api-key, and the
 # API's contract (OpenAPI), which clients and their generators read before they have a key.
 PUBLIC_METHODS = {("/", "get"), ("/openapi.json", "get")}
-# Where SageMaker puts each training job's $SM_OUTPUT_DATA_DIR (chalicelib/validation_report.py reads it)
+# Where SageMaker puts each training job's $SM_OUTPUT_DATA_DIR (chalicelib/pipeline/validation_report.py reads it)
 VALIDATION_ARCHIVES = f"{TRAINING_PREFIX}*/output/output.tar.gz"
 
 
@@ -94,7 +94,7 @@ class ChaliceAppProps:
     model_packages_arn: str
     training_jobs_arn: str  # our jobs only
     processing_jobs_arn: str
-    event_bus_name: str  # the domain events' bus (chalicelib/domain_events.py)
+    event_bus_name: str  # the domain events' bus (chalicelib/pipeline/domain_events.py)
     event_bus_arn: str
 
 
@@ -187,7 +187,7 @@ class ChaliceApp(Construct):
                 *read_registry, set_status, publish,
             ],
             # Upload events: conditional writes of seen-upload markers and the pending count. And batch classification
-            # (chalicelib/batch_classify.py): photos under classify/ read, predictions/ written, by the served model.
+            # (chalicelib/pipeline/batch_classify.py): photos under classify/ read, predictions/ written, by the served model.
             "upload": [
                 iam.PolicyStatement(sid="ReadPhotosToClassify", actions=["s3:GetObject"],
                                     resources=[f"{props.dataset_bucket_arn}/{CLASSIFY_PREFIX}*"]),
@@ -213,11 +213,11 @@ class ChaliceApp(Construct):
                                     resources=[props.dataset_bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [
                                         props.config.dataset_prefix, f"{props.config.dataset_prefix}*"]}}),
-                # The launch writes the run's manifest once (chalicelib/manifest.py): the only S3 write of a Lambda.
+                # The launch writes the run's manifest once (chalicelib/pipeline/manifest.py): the only S3 write of a Lambda.
                 iam.PolicyStatement(sid="WriteManifests", actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
                 find_manifests,
                 iam.PolicyStatement(sid="ReadConvertedModels", actions=["s3:GetObject"], resources=[models]),
-                # Incremental runs (chalicelib/warm_start.py, chalicelib/feature_cache.py): is the production model's
+                # Incremental runs (chalicelib/contract/warm_start.py, chalicelib/contract/feature_cache.py): is the production model's
                 # training output still there (HeadObject), does the feature cache hold entries yet; listing makes
                 # a missing one a 404, not a 403.
                 iam.PolicyStatement(sid="CheckWarmStartAndFeatures", actions=["s3:GetObject"], resources=[
@@ -302,7 +302,7 @@ class ChaliceApp(Construct):
         is called, the function reads the queue the dataset bucket notifies, and CloudFormation
         creates the queue first. And let the function answer a partial batch response
         (ReportBatchItemFailures, which Chalice's on_sqs_message cannot set): only the messages it
-        could not record go back to the queue (chalicelib/handlers.py, on_upload_messages)."""
+        could not record go back to the queue (chalicelib/api/handlers.py, on_upload_messages)."""
         events = _plain(function._cfn_properties).get("events") or {}  # jsii cannot type SAM's event union
         sqs_events = [name for name, event in events.items() if event.get("type") == "SQS"]
         if len(sqs_events) != 1:

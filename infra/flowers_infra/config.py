@@ -38,7 +38,7 @@ class FlowersConfig:
     model_refresh_seconds: int = _PIPELINE.model_refresh_seconds
     full_retrain_every: int = _PIPELINE.full_retrain_every  # every N-th run from ImageNet, the others warm-started
     # Training hyperparameters for every run (the README's table), as a JSON object: -c 'hyperparameters={"epochs": 8}'
-    # or an object in cdk.json; a data set's training.json overrides them (chalicelib/hyperparameters.py).
+    # or an object in cdk.json; a data set's training.json overrides them (chalicelib/contract/hyperparameters.py).
     hyperparameters: str = "{}"
     # Operations ---------------------------------------------------------------------------------
     log_retention_days: int = 30
@@ -99,7 +99,7 @@ class FlowersConfig:
 
 def _hyperparameters(raw: Any) -> str:
     """The context value (an object in cdk.json, JSON text with -c) as JSON text, checked as the Lambdas check it."""
-    from chalicelib.hyperparameters import HyperparameterProblem, check
+    from chalicelib.contract.hyperparameters import HyperparameterProblem, check
 
     try:
         document = json.loads(raw) if isinstance(raw, str) else raw

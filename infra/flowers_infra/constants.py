@@ -5,9 +5,9 @@ TRAINING_PREFIX = "training/"
 CHECKPOINT_PREFIX = "checkpoints/"
 TENSORBOARD_PREFIX = "tensorboard/"
 MODELS_PREFIX = "models/"
-MANIFESTS_PREFIX = "manifests/"  # each run's list of photos (chalicelib/manifest.py); kept, like models/
-FEATURES_PREFIX = "features/"  # backbone features per photo (chalicelib/feature_cache.py); expire after a month
-# Batch classification in the dataset bucket (chalicelib/batch_classify.py): photos in, JSON Lines out
+MANIFESTS_PREFIX = "manifests/"  # each run's list of photos (chalicelib/pipeline/manifest.py); kept, like models/
+FEATURES_PREFIX = "features/"  # backbone features per photo (chalicelib/contract/feature_cache.py); expire after a month
+# Batch classification in the dataset bucket (chalicelib/pipeline/batch_classify.py): photos in, JSON Lines out
 CLASSIFY_PREFIX = "classify/"
 PREDICTIONS_PREFIX = "predictions/"
 SAGEMAKER_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")

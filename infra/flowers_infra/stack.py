@@ -41,7 +41,7 @@ from constructs import Construct
 
 from flowers_infra.chalice_app import FUNCTIONS, ChaliceApp, ChaliceAppProps
 from flowers_infra.checks import skip_checkov
-from chalicelib.feature_cache import EXPIRE_DAYS as FEATURE_CACHE_DAYS
+from chalicelib.contract.feature_cache import EXPIRE_DAYS as FEATURE_CACHE_DAYS
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import (
     CHECKPOINT_PREFIX,
@@ -129,7 +129,7 @@ class FlowersStack(Stack):
             s3.LifecycleRule(id="training-outputs", prefix=TRAINING_PREFIX, expiration=Duration.days(30)),
             s3.LifecycleRule(id="checkpoints", prefix=CHECKPOINT_PREFIX, expiration=Duration.days(14)),
             s3.LifecycleRule(id="tensorboard", prefix=TENSORBOARD_PREFIX, expiration=Duration.days(180)),
-            # Features of backbones no run starts from any more are never read again (chalicelib/feature_cache.py).
+            # Features of backbones no run starts from any more are never read again (chalicelib/contract/feature_cache.py).
             s3.LifecycleRule(id="feature-cache", prefix=FEATURES_PREFIX, expiration=Duration.days(FEATURE_CACHE_DAYS)),
         ])
 
@@ -169,7 +169,7 @@ class FlowersStack(Stack):
             queue_configurations=[
                 s3.CfnBucket.QueueConfigurationProperty(event=event, queue=self.uploads.queue_arn, filter=prefix_filter(prefix))
                 for prefix, event in ((self.config.dataset_prefix, "s3:ObjectCreated:*"), (self.config.dataset_prefix, "s3:ObjectRemoved:*"),
-                                      # photos to classify in batches (chalicelib/batch_classify.py), by the same function
+                                      # photos to classify in batches (chalicelib/pipeline/batch_classify.py), by the same function
                                       (CLASSIFY_PREFIX, "s3:ObjectCreated:*"))
             ])
         # S3 checks that it may send to the queue when the notification is created.
@@ -185,7 +185,7 @@ class FlowersStack(Stack):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            time_to_live_attribute="expires_at",  # seen-upload markers expire (chalicelib/aws/dynamodb_state.py)
+            time_to_live_attribute="expires_at",  # seen-upload markers expire (chalicelib/adapters/aws/dynamodb_state.py)
             deletion_protection=self.config.retain_data,
             removal_policy=self.retain,
         )
@@ -210,7 +210,7 @@ class FlowersStack(Stack):
                                resource_name=f"{self.config.model_package_group}/*")
 
     def job_arn(self, kind: str) -> str:
-        """Our jobs only: names are <group>-<version>[-convert] (chalicelib/job_names.py)."""
+        """Our jobs only: names are <group>-<version>[-convert] (chalicelib/pipeline/job_names.py)."""
         return self.format_arn(service="sagemaker", resource=kind, resource_name=f"{self.config.model_package_group}-*")
 
     # training image and SageMaker's role ---------------------------------------------------------

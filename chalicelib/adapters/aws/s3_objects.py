@@ -1,0 +1,61 @@
+"""ObjectStore on S3. URIs are s3://bucket/key."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from botocore.exceptions import ClientError
+
+from chalicelib.pipeline.records import ObjectInfo
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def split(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+class S3ObjectStore:
+    def __init__(self, client: S3Client):
+        self._s3 = client
+
+    def list(self, uri: str) -> Iterator[ObjectInfo]:
+        """ListObjectVersions, not ListObjectsV2: the same current objects, and their version ids, which a
+        run's manifest records (chalicelib/pipeline/manifest.py). An unversioned bucket answers "null" for each.
+        Older versions and delete markers are passed over (the bucket expires them after 30 days)."""
+        bucket, prefix = split(uri)
+        for page in self._s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Versions", []):
+                if obj.get("IsLatest"):
+                    version_id = obj.get("VersionId", "")
+                    yield ObjectInfo(obj["Key"][len(prefix):], obj.get("ETag", "").strip('"'), int(obj.get("Size", 0)),
+                                     "" if version_id == "null" else version_id)
+
+    def read(self, uri: str) -> bytes:
+        bucket, key = split(uri)
+        return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def write(self, uri: str, data: bytes) -> None:
+        bucket, key = split(uri)
+        content_type = "application/json" if key.endswith(".json") else "application/octet-stream"
+        self._s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = split(uri)
+        try:
+            self._s3.head_object(Bucket=bucket, Key=key)
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def join(self, uri: str, *parts: str) -> str:
+        return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+    def download_url(self, uri: str, seconds: int) -> str:
+        bucket, key = split(uri)
+        return self._s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds)

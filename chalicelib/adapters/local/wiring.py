@@ -1,0 +1,63 @@
+"""The local adapters of the four ports, built from the settings (FLOWERS_HOME and its folders)."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from chalicelib.settings import Settings
+
+if TYPE_CHECKING:  # at run time each adapter module is imported when first used
+    from chalicelib.adapters.local.db import Database
+    from chalicelib.adapters.local.event_log import EventLog
+    from chalicelib.adapters.local.jobs import SubprocessJobRunner
+    from chalicelib.adapters.local.objects import LocalObjectStore
+    from chalicelib.adapters.local.registry import SqliteModelRegistry
+    from chalicelib.adapters.local.state import SqliteStateStore
+
+
+class LocalAdapters:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.home = Path(settings.home)
+        self.bucket_folder = self.home / "bucket"
+        self.artifact_folder = self.home / "artifacts"
+        for folder in (self.bucket_folder, self.artifact_folder):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def db(self) -> Database:
+        from chalicelib.adapters.local.db import Database
+
+        return Database(self.home / (self.settings.state_table or "state.sqlite3"))
+
+    @cached_property
+    def objects(self) -> LocalObjectStore:
+        from chalicelib.adapters.local.objects import LocalObjectStore
+
+        return LocalObjectStore({self.settings.dataset_bucket: self.bucket_folder, self.settings.artifact_bucket: self.artifact_folder},
+                                base_url=f"http://127.0.0.1:{self.settings.port}", public_bucket=self.settings.artifact_bucket)
+
+    @cached_property
+    def state(self) -> SqliteStateStore:
+        from chalicelib.adapters.local.state import SqliteStateStore
+
+        return SqliteStateStore(self.db)
+
+    @cached_property
+    def registry(self) -> SqliteModelRegistry:
+        from chalicelib.adapters.local.registry import SqliteModelRegistry
+
+        return SqliteModelRegistry(self.db)
+
+    @cached_property
+    def jobs(self) -> SubprocessJobRunner:
+        from chalicelib.adapters.local.jobs import SubprocessJobRunner
+
+        return SubprocessJobRunner(self.db, self.objects, self.settings)
+
+    @cached_property
+    def events(self) -> EventLog:
+        from chalicelib.adapters.local.event_log import FILE_NAME, EventLog
+
+        return EventLog(self.home / FILE_NAME)

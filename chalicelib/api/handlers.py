@@ -1,0 +1,237 @@
+"""What each Lambda does, between the Chalice decorators in app.py and the pipeline.
+
+Events are read with Powertools' event source data classes. HTTP functions return plain
+dicts or raise ApiError; app.py turns both into responses.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Mapping
+
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEvent
+
+from chalicelib.pipeline import batch_classify, job_names, manifest
+
+from chalicelib.api import predict_request
+
+from chalicelib import services
+from chalicelib.api.errors import ApiError, bad_request, conflict, not_found, unavailable
+from chalicelib.contract.imaging import ImageError
+from chalicelib.observability import Unit, logger, metrics
+from chalicelib.pipeline.orchestrator import Conflict, NotFound
+from chalicelib.pipeline.records import JobStatus
+from chalicelib.pipeline.s3_events import parse_bodies
+from chalicelib.timestamps import iso
+
+TRAINING_STATE = "SageMaker Training Job State Change"
+PROCESSING_STATE = "SageMaker Processing Job State Change"
+# ImageError.reason -> (status, code). Everything else about a bad image is a 400.
+_IMAGE_ERRORS = {"decompression_bomb": 413, "image_too_large": 413, "unsupported_image_type": 415}
+
+
+# events -----------------------------------------------------------------------------------
+def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
+    """Record a batch of upload notifications; answer SQS's partial batch response.
+
+    The batch is recorded at once; when that fails, message by message, and only the messages
+    whose changes could not be recorded go back to the queue (`batchItemFailures`; the event
+    source mapping has ReportBatchItemFailures): recording is idempotent, so what the first try
+    wrote counts once. A malformed body is dropped (retrying cannot help) and counted in the
+    MalformedUploadMessages metric, which has an alarm."""
+    svc = services.get()
+    event = SQSEvent(dict(raw_event))
+    bucket, prefix = svc.settings.dataset_bucket, svc.settings.dataset_prefix
+    messages = [(record.message_id, parse_bodies([record.body], bucket, prefix)) for record in event.records]
+    malformed = 0
+    for message_id, parsed in messages:
+        for problem in parsed.malformed:
+            logger.warning("upload message dropped", extra={"problem": problem, "message_id": message_id})
+        malformed += bool(parsed.malformed)
+    changes = [change for _, parsed in messages for change in parsed.changes]
+    failed: list[str] = []
+    try:
+        new = svc.orchestrator.record_uploads(changes)
+    except Exception:
+        logger.exception("recording the upload batch failed: recording it message by message")
+        new = 0
+        for message_id, parsed in messages:
+            if not parsed.changes:
+                continue
+            try:
+                new += svc.orchestrator.record_uploads(parsed.changes)
+            except Exception as exc:
+                logger.warning("upload message returned to the queue",
+                               extra={"message_id": message_id, "error": f"{type(exc).__name__}: {exc}"})
+                failed.append(message_id)
+    # Photos under classify/: classified by the served model, one output per delivery (chalicelib/pipeline/batch_classify.py).
+    classified = batch_classify.on_messages([(r.message_id, r.body) for r in event.records], svc.objects, bucket, lambda: svc.predictor)
+    failed += [message_id for message_id in classified["failed"] if message_id not in failed]
+    metrics.add_metric(name="UploadEvents", unit=Unit.Count, value=len(changes))
+    metrics.add_metric(name="NewUploads", unit=Unit.Count, value=new)
+    metrics.add_metric(name="MalformedUploadMessages", unit=Unit.Count, value=malformed)
+    if failed:
+        metrics.add_metric(name="UploadMessagesRetried", unit=Unit.Count, value=len(failed))
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed],
+            "changes": len(changes), "new": new, "test_events": sum(p.test_events for _, p in messages),
+            "ignored": sum(p.ignored for _, p in messages), "malformed": malformed,
+            "classified": {k: v for k, v in classified.items() if k != "failed"}}
+
+
+def on_tick() -> dict[str, Any]:
+    result = services.get().orchestrator.tick()
+    if result.get("action") == "started":
+        metrics.add_metric(name="TrainingRunsStarted", unit=Unit.Count, value=1)
+    logger.info("tick", extra={"result": result})
+    return result
+
+
+def job_status(raw_event: Mapping[str, Any]) -> tuple[str, JobStatus] | None:
+    """(kind, status) from a documented SageMaker state-change event; None for anything else."""
+    event = EventBridgeEvent(dict(raw_event))
+    detail = event.detail or {}
+    if event.detail_type == TRAINING_STATE:
+        name, status = detail.get("TrainingJobName", ""), detail.get("TrainingJobStatus", "")
+        artifacts = (detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", "")
+        kind = "training"
+    elif event.detail_type == PROCESSING_STATE:
+        name, status, artifacts = detail.get("ProcessingJobName", ""), detail.get("ProcessingJobStatus", ""), ""
+        kind = "conversion"
+    else:
+        return None
+    if not name or not status:
+        return None
+    reason = detail.get("FailureReason") or detail.get("ExitMessage") or ""
+    return kind, JobStatus(name, status, str(reason), artifacts)
+
+
+def on_sagemaker_event(raw_event: Mapping[str, Any]) -> dict[str, Any]:
+    found = job_status(raw_event)
+    if found is None or not job_names.version_from_job(found[1].name):
+        return {"action": "ignored", "reason": "not one of our jobs"}  # other SageMaker work in the account
+    kind, status = found
+    orchestrator = services.get().orchestrator
+    result = orchestrator.on_training_state(status) if kind == "training" else orchestrator.on_conversion_state(status)
+    if result.get("action") in ("failed", "registered"):
+        metrics.add_metric(name="RunsFailed" if result["action"] == "failed" else "ModelsRegistered", unit=Unit.Count, value=1)
+    logger.info("sagemaker event", extra={"kind": kind, "job": status.name, "status": status.status, "result": result})
+    return result
+
+
+# HTTP -------------------------------------------------------------------------------------
+def predict(content_type: str | None, body: bytes | None, query: Mapping[str, str] | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    svc = services.get()
+    try:
+        request = predict_request.parse(content_type, body, query)
+        result = svc.predictor.predict(request.image, request.top_k)
+        if result is None:
+            raise unavailable("no model has been approved yet; try again later", svc.settings.model_refresh_seconds)
+    except ImageError as exc:
+        error = ApiError(exc.reason, f"cannot use the image: {exc.detail}", _IMAGE_ERRORS.get(exc.reason, 400))
+        _count_error(error)
+        raise error from None
+    except ApiError as exc:
+        _count_error(exc)
+        raise
+    model, predictions = result
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    metrics.add_dimension(name="model_version", value=model.entry.version)
+    metrics.add_metric(name="PredictionLatency", unit=Unit.Milliseconds, value=elapsed_ms)
+    metrics.add_metric(name="Predictions", unit=Unit.Count, value=1)
+    logger.info("prediction", extra={"model_version": model.entry.version, "bytes": len(request.image),
+                                     "top_label": predictions[0]["label"], "ms": round(elapsed_ms, 1)})
+    # created_at: the registry's, as GET /models and /models/current give it (one time per version)
+    return {"model": {"version": model.entry.version, "created_at": iso(model.entry.created_at)}, "predictions": predictions,
+            "label": model.label(predictions), "threshold": model.threshold}
+
+
+def _count_error(error: ApiError) -> None:
+    metrics.add_metric(name="PredictionErrors", unit=Unit.Count, value=1)
+    logger.info("prediction refused", extra={"status": error.status, "code": error.code})
+
+
+def models(query: Mapping[str, str] | None) -> dict[str, Any]:
+    return {"models": services.get().orchestrator.models(_query_int(query, "limit", 50, 1, 500))}
+
+
+def _query_int(query: Mapping[str, str] | None, name: str, default: int, low: int, high: int) -> int:
+    raw = (query or {}).get(name, str(default))
+    try:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError
+    except ValueError:
+        raise bad_request(f"bad_{name}", f"{name} must be an integer between {low} and {high}") from None
+    return value
+
+
+def _check_version(version: str) -> None:
+    if not job_names.VERSION.match(version or ""):
+        raise bad_request("bad_version", "a model version is 16 hexadecimal characters")
+
+
+def _reason(body: Mapping[str, Any] | None, default: str) -> str:
+    """An operator action's reason, as the registry and the run history keep it (500 characters at most)."""
+    return str((body or {}).get("reason") or default)[:500]
+
+
+def photos(version: str, query: Mapping[str, str] | None) -> dict[str, Any]:
+    """Which files made a model: its run's manifest (chalicelib/pipeline/manifest.py), `limit` from `offset`."""
+    _check_version(version)
+    offset = _query_int(query, "offset", 0, 0, 10**9)
+    limit = _query_int(query, "limit", manifest.PAGE, 1, manifest.MAX_PAGE)
+    try:
+        return services.get().orchestrator.photos(version, offset, limit)
+    except NotFound as exc:
+        raise not_found(str(exc)) from None
+
+
+def current_model() -> dict[str, Any]:
+    svc = services.get()
+    current = svc.orchestrator.current()
+    if current is None:
+        raise unavailable("no model has been approved yet", svc.settings.model_refresh_seconds)
+    return current
+
+
+def status() -> dict[str, Any]:
+    return services.get().orchestrator.status()
+
+
+def set_model_status(version: str, action: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
+    _check_version(version)
+    reason = _reason(body, f"{action}d by hand")
+    orchestrator = services.get().orchestrator
+    try:
+        entry = orchestrator.approve(version, reason) if action == "approve" else orchestrator.reject(version, reason)
+    except NotFound as exc:
+        raise not_found(str(exc)) from None
+    return {"version": entry.version, "status": entry.status, "reason": entry.reason}
+
+
+def rollback(body: Mapping[str, Any] | None) -> dict[str, Any]:
+    reason = _reason(body, "rolled back by hand")
+    try:
+        old, new = services.get().orchestrator.rollback(reason)
+    except Conflict as exc:
+        raise conflict(str(exc)) from None
+    return {"rejected": old.version, "current": new.version}
+
+
+def _full(body: Mapping[str, Any] | None) -> bool:
+    """POST /runs' `full`: a JSON boolean, absent meaning false. Anything else is refused, not guessed at:
+    "false" or 0 read as true (or a typo read as false) would start the wrong, costly run."""
+    full = (body or {}).get("full", False)
+    if not isinstance(full, bool):
+        raise bad_request("bad_full", f"full must be true or false (a JSON boolean), not {json.dumps(full)[:100]}")
+    return full
+
+
+def retrain(body: Mapping[str, Any] | None) -> dict[str, Any]:
+    reason = _reason(body, "run forced by hand")
+    full = _full(body)
+    try:
+        return services.get().orchestrator.retrain(reason, full=full)
+    except Conflict as exc:
+        raise conflict(str(exc)) from None

@@ -1,0 +1,301 @@
+"""The HTTP API's contract: an OpenAPI 3.1 document, served at GET /openapi.json.
+
+Why a hand-kept document and not models that generate it (pydantic): the Lambdas stay small
+and quick to start (no pydantic-core in the zip, nothing to build at import), and the code
+already returns plain dicts. The document is kept honest by checks instead: a test fails when
+a Chalice route, or a status code the handlers can answer, is not in it; and schemathesis
+fuzzes a real local server against it in `make test`, failing on any 5xx or on a response
+whose status, headers or body the document does not describe.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from chalicelib.pipeline import manifest, validation_report
+from chalicelib.api.predict_request import DEFAULT_TOP_K, MAX_IMAGE_BYTES, MAX_TOP_K
+
+Schema = dict[str, Any]
+
+_VERSION = {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "a model version: 16 hexadecimal characters"}
+_TIME = {"type": "string", "description": "ISO 8601, UTC; empty when unknown"}
+_NULLABLE_TIME = {"type": ["string", "null"], "description": "ISO 8601, UTC"}
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_MANIFEST_FIELDS: dict[str, Schema] = {"uri": {"type": "string", "description": "s3://ARTIFACTS/manifests/<version>.json"},
+                                       "sha256": {"type": "string"}}
+_MANIFEST = {"type": "object", "required": sorted(_MANIFEST_FIELDS), "properties": _MANIFEST_FIELDS,
+             "description": "the run's manifest: exactly the files it trained on"}
+_SKIPPED_LISTED = validation_report.MAX_LISTED
+_LABEL_ISSUES_LISTED = validation_report.MAX_LABEL_ISSUES
+_SKIP_REASONS = ("a stable code: while scanning no_label, bad_label, empty_label, multi_label, empty_file, duplicate, "
+                 "conflicting_labels; while decoding not_an_image, corrupt, too_small, image_too_large, "
+                 "unsupported_image_type, decompression_bomb")
+
+
+def _object(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
+    """An object with these fields; more may come (clients ignore what they do not know)."""
+    return {"type": "object", "required": sorted(required), "properties": {**required, **(optional or {})}}
+
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _object({"error": _object({"code": {"type": "string", "description": "stable, for programs"},
+                                        "message": {"type": "string", "description": "for people"}})}),
+    "Prediction": _object({
+        "model": _object({"version": _VERSION, "created_at": {"type": "string"}}),
+        "predictions": {"type": "array", "minItems": 1, "description": "best first",
+                        "items": _object({"label": {"type": "string"}, "score": {"type": "number", "minimum": 0, "maximum": 1}})},
+        "label": {"type": ["string", "null"],
+                  "description": "the top class; null (\"not recognised\") when its score is below `threshold`, or when it "
+                                 "is the background class `other`"},
+        "threshold": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                      "description": "the model's calibrated score threshold (chosen to refuse at most 5 % of validation "
+                                     "photos); null for models trained without one, whose `label` is always the top class"},
+    }),
+    "PredictJson": _object({"image": {"type": "string", "description": "base64 (standard or URL-safe), or a data: URL"}}),
+    "Metrics": {"type": "object", "description": "test accuracy, test count, validation accuracy, per class, baseline",
+                "properties": {
+                    "ece": {"type": ["number", "null"], "description": "expected calibration error (15 bins) of the "
+                                                                       "served scores on the test split"},
+                    "ece_uncalibrated": {"type": ["number", "null"],
+                                         "description": "the same before temperature scaling"},
+                    "threshold": {"type": ["number", "null"], "description": "below it a prediction's label is null"},
+                    "per_class": {"type": ["object", "null"], "description": "each class's test precision, recall, F1 "
+                                  "(older models: none) and support",
+                                  "additionalProperties": {"type": "object", "properties": {
+                                      "precision": {"type": "number"}, "recall": {"type": "number"},
+                                      "f1": {"type": "number"}, "support": {"type": "integer"}}}},
+                    "confused_pairs": {"type": ["array", "null"], "description": "the most confused (true, predicted) "
+                                       "pairs on the test photos, most photos first",
+                                       "items": {"type": "object", "properties": {
+                                           "true": {"type": "string"}, "predicted": {"type": "string"},
+                                           "count": {"type": "integer"}}}},
+                }},
+    "Model": _object(
+        {"version": _VERSION, "status": {"type": "string", "enum": ["approved", "pending", "rejected", "failed", "launching",
+                                                                     "training", "converting"]},
+         "created_at": _TIME, "reason": {"type": "string"}, "metrics": {"$ref": "#/components/schemas/Metrics"}},
+        {"package_version": {"type": "integer"}, "sha256": {"type": "string"}, "size_bytes": {"type": ["integer", "null"]},
+         "training_job": {"type": "string"}}),
+    "Models": _object({"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}),
+    "CurrentModel": _object({
+        "version": _VERSION, "created_at": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
+        "input": {"type": "object"}, "preprocessing": {"type": "object"},
+        "quantization": {"type": ["string", "null"]}, "preset": {"type": ["string", "null"]},
+        "sha256": {"type": "string"}, "size_bytes": {"type": "integer"},
+        "metrics": {"$ref": "#/components/schemas/Metrics"}, "dataset_version": {"type": "string"},
+        "download_url": {"type": "string", "description": "model.tflite, without credentials (presigned in AWS)"},
+        "download_expires_in": {"type": "integer"}, "labels_url": {"type": "string"}, "metadata_url": {"type": "string"},
+    }, {"manifest": {"oneOf": [{"type": "null", "description": "trained before runs recorded their photos"}, _MANIFEST]}}),
+    "Photos": _object({
+        "version": _VERSION,
+        "dataset_uri": {"type": "string", "description": "the data set prefix the keys are relative to"},
+        "count": {"type": "integer", "minimum": 0, "description": "files in the manifest, all pages"},
+        "bytes": {"type": ["integer", "null"]},
+        "manifest": _object({**_MANIFEST_FIELDS,
+                             "recorded_sha256": {"type": ["string", "null"], "description": "as metadata.json and the registry name it"},
+                             "matches": {"type": ["boolean", "null"], "description": "the manifest read now is the recorded one"}}),
+        "offset": {"type": "integer", "minimum": 0}, "limit": {"type": "integer", "minimum": 1},
+        "next_offset": {"type": ["integer", "null"], "description": "the next page's offset; null on the last page"},
+        "files": {"type": "array", "description": "photos and their .txt labels, by key",
+                  "items": _object({"key": {"type": "string"}, "etag": {"type": "string"}, "size": {"type": "integer"}},
+                                   {"version_id": {"type": "string", "description": "S3's, in a versioned bucket"}})},
+    }),
+    "Status": _object(
+        {"dataset": _object({"uri": {"type": "string"}, "version": {"type": "string"}}),
+         "pending_uploads": {"type": "integer"}, "last_upload_at": _NULLABLE_TIME,
+         "running_job": {"oneOf": [{"type": "null"}, _object(
+             {"version": {"type": "string"}, "training_job": {"type": "string"}, "stage": {"type": "string"},
+              "conversion_job": {"type": ["string", "null"]}, "started_at": _TIME},
+             {"progress": {"type": "object", "description": "local mode: the job's attempt, epoch and metrics"},
+              "attempt": {"type": "integer", "description": "the current job's attempt (retries and forced runs count up)"},
+              "failed_attempts": {"type": "array", "items": {"type": "string"}, "description": "earlier attempts' reasons"},
+              "retry_at": {"type": ["string", "null"], "description": "stage waiting: when the next attempt starts"}})]},
+         "last_outcome": {"type": ["object", "null"]},
+         "next_run": _object({"action": {"type": "string"}, "reason": {"type": "string"}, "in_seconds": {"type": "integer"}}),
+         "validation": {"oneOf": [{"type": "null", "description": "no training job's report yet"},
+                                  {"$ref": "#/components/schemas/Validation"}]}},
+        {"local": {"type": "object", "description": "local mode only: the bucket folder, quiet period, preset"}}),
+    "Validation": {**_object(
+        {"training_job": {"type": "string", "description": "the job whose validation.json this is: the running job's "
+                                                           "once it has one, else the last run's"},
+         "dataset_version": {"type": "string"}, "layout": {"type": "string"}, "usable_images": {"type": "integer"},
+         "skipped_count": {"type": "integer", "description": "every skipped file, listed or not"},
+         "skipped_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
+         "skipped": {"type": "array", "maxItems": _SKIPPED_LISTED, "description": "the first files by path",
+                     "items": _object({"file": {"type": "string", "description": "relative to the data set prefix"},
+                                       "reason": {"type": "string", "description": _SKIP_REASONS},
+                                       "detail": {"type": "string"}})},
+         "skipped_not_listed": {"type": "integer", "description": "skipped files beyond the list"},
+         "ignored_count": {"type": "integer"},
+         "ignored_files": {"type": "array", "maxItems": _SKIPPED_LISTED, "items": {"type": "string"},
+                           "description": "files that are neither photos nor their labels (e.g. a .txt with no photo)"},
+         "ignored_not_listed": {"type": "integer"},
+         "label_issues": {"oneOf": [{"type": "null", "description": "a job from before the search"}, {"$ref": "#/components/schemas/LabelIssues"}]},
+         "class_balance": {"oneOf": [{"type": "null", "description": "a job from before the check"},
+                                     {"$ref": "#/components/schemas/ClassBalance"}]}}),
+        "description": "The last run's validation report (validation.json of its training job): every file the "
+                       "training skipped, while scanning or decoding, with a reason code and a detail; its likely "
+                       "mislabelled photos and its class balance."},
+    "LabelIssues": {**_object(
+        {"count": {"type": "integer", "description": "every photo flagged, listed or not"},
+         "photos": {"type": "integer", "description": "photos searched: every usable photo of the data set"},
+         "issues": {"type": "array", "maxItems": _LABEL_ISSUES_LISTED, "description": "most likely mislabelled first",
+                    "items": _object({"file": {"type": "string", "description": "relative to the data set prefix"},
+                                      "given": {"type": "string", "description": "its label in the data set"},
+                                      "suggested": {"type": "string", "description": "the class it looks like"},
+                                      "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                                                     "description": "out-of-fold probability of the suggested class"}})},
+         "not_listed": {"type": "integer"},
+         "skipped": {"type": ["string", "null"], "description": "why there was no search (too few photos), else null"}}),
+        "description": "Photos whose label looks wrong (cleanlab's find_label_issues on out-of-fold probabilities "
+                       "of the run's phase-1 features). Suggestions only: the pipeline never relabels or drops them."},
+    "ClassBalance": _object(
+        {"status": {"type": "string", "description": "balanced enough, weighted, or not weighted (class_weights=false)"},
+         "largest_to_smallest": {"type": "number", "description": "training photos of the largest class / the smallest's"},
+         "class_weights": {"type": ["object", "null"], "additionalProperties": {"type": "number"},
+                           "description": "each class's loss weight when the classes were weighted, else null"},
+         "min_recommended": {"type": "integer", "description": "photos per class under which a class is warned about"},
+         "warnings": {"type": "array", "items": {"type": "string"}}}),
+    "ModelStatus": _object({"version": _VERSION, "status": {"type": "string"}, "reason": {"type": "string"}}),
+    "Rollback": _object({"rejected": _VERSION, "current": _VERSION}),
+    "RunStarted": _object({"action": {"type": "string", "description": "started; failed when the job service refused"},
+                           "version": _VERSION, "reason": {"type": "string"}},
+                          {"job": {"type": "string"},
+                           "start_from": _object({"kind": {"type": "string", "enum": ["production", "imagenet"],
+                                                           "description": "production: a warm start from the served model's "
+                                                                          "weights; imagenet: a full run"},
+                                                  "reason": {"type": "string"}},
+                                                 {}) | {"description": "where the run starts from, and why (once started)"}}),
+    "Reason": {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 500}}},
+    "RunRequest": {"type": "object", "properties": {
+        "reason": {"type": "string", "maxLength": 500},
+        "full": {"type": "boolean", "default": False,
+                 "description": "true: this run starts from ImageNet, not warm from the production model (once; the next "
+                                "run decides afresh). For every run: training.json's {\"warm_start\": \"none\"} or "
+                                "FULL_RETRAIN_EVERY=1"}}},
+}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(name: str, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _error(description: str, headers: dict[str, Schema] | None = None) -> Schema:
+    response = _json("Error", description)
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_INTERNAL = _error("an unexpected failure; the request id is in the logs")
+_OPERATOR_ERRORS = {
+    "400": _error("bad_json: the body is not a JSON object"),
+    "403": _error("cross_site_request: sent by a page of another site (in AWS also: no IAM signature)"),
+    "413": _error("too_large: the JSON body is over 64 KiB"),
+    "415": _error("unsupported_media_type: model actions take Content-Type application/json"),
+}
+_NO_MODEL = _error("no_model: no model has been approved yet",
+                   {"Retry-After": {"description": "seconds", "schema": {"type": "string", "pattern": "^[0-9]+$"}}})
+_VERSION_PARAMETER = {"name": "version", "in": "path", "required": True, "schema": _VERSION}
+_REASON_BODY = {"required": True, "content": {"application/json": {"schema": _ref("Reason")}},
+                "description": "JSON, so that a page of another site cannot send it; may be empty"}
+
+
+def _operation(summary: str, responses: dict[str, Schema], **more: Any) -> Schema:
+    return {"summary": summary, "responses": {**responses, "500": _INTERNAL}, **more}
+
+
+PATHS: dict[str, dict[str, Schema]] = {
+    "/predict": {"post": _operation(
+        "Top-k labels of one photo (JPEG, PNG, BMP, WEBP; raw bytes or base64 in JSON)",
+        {"200": _json("Prediction", "the labels, best first, and the model that answered"),
+         "400": _error("bad_top_k, empty_body, bad_json, bad_base64, not_an_image, corrupt, too_small, empty_file"),
+         "413": _error(f"too_large (over {MAX_IMAGE_BYTES} bytes), image_too_large (over the pixel cap), decompression_bomb"),
+         "415": _error("unsupported_media_type (the Content-Type), unsupported_image_type (the decoded format)"),
+         "503": _NO_MODEL},
+        parameters=[{"name": "top_k", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": DEFAULT_TOP_K}}],
+        requestBody={"required": True, "content": {
+            **{kind: {"schema": {"type": "string", "format": "binary", "maxLength": MAX_IMAGE_BYTES}}
+               for kind in ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream")},
+            "application/json": {"schema": _ref("PredictJson")}}})},
+    "/models": {"get": _operation(
+        "Model versions, newest first, with their status and metrics (and runs that never became a model)",
+        {"200": _json("Models", "the versions"), "400": _error("bad_limit")},
+        parameters=[{"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}])},
+    "/models/current": {"get": _operation(
+        "The served model: labels, input, metrics and download links for phones",
+        {"200": _json("CurrentModel", "the served model"), "503": _NO_MODEL})},
+    "/models/{version}/photos": {"get": _operation(
+        "The files a model was trained on (photos and their .txt labels): its run's manifest, a page at a time",
+        {"200": _json("Photos", "keys, ETags and sizes, by key"),
+         "400": _error("bad_version, bad_offset, bad_limit"),
+         "404": _error("not_found: no such model or run, or it was trained before runs recorded their photos")},
+        parameters=[_VERSION_PARAMETER,
+                    {"name": "offset", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}},
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": manifest.MAX_PAGE, "default": manifest.PAGE}}])},
+    "/status": {"get": _operation(
+        "The pipeline: pending uploads, the running job, the next run, the last outcome",
+        {"200": _json("Status", "where the pipeline stands")})},
+    "/status/label-issues/thumbnail": {"get": _operation(
+        "A photo GET /status lists as likely mislabelled, as a small JPEG (squashed to a square, as the model sees it)",
+        {"200": {"description": "the thumbnail", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+         "404": _error("not_found: not a listed photo, or it is gone or unreadable")},
+        parameters=[{"name": "file", "in": "query", "required": True, "description": "its `file` in validation.label_issues",
+                     "schema": {"type": "string"}}])},
+    "/models/{version}/confusion-matrix": {"get": _operation(
+        "The confusion matrix of a model on its test photos, as a picture",
+        {"200": {"description": "rows true, columns predicted", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+         "400": _error("bad_version"), "404": _error("not_found: no such model, or it has no confusion matrix")},
+        parameters=[_VERSION_PARAMETER])},
+    "/models/{version}/approve": {"post": _operation(
+        "Approve a model version (operators): the newest approved one is served",
+        {"200": _json("ModelStatus", "the version's new status"), **_OPERATOR_ERRORS,
+         "404": _error("not_found: no such model version")},
+        parameters=[_VERSION_PARAMETER], requestBody=_REASON_BODY)},
+    "/models/{version}/reject": {"post": _operation(
+        "Reject a model version (operators)",
+        {"200": _json("ModelStatus", "the version's new status"), **_OPERATOR_ERRORS,
+         "404": _error("not_found: no such model version")},
+        parameters=[_VERSION_PARAMETER], requestBody=_REASON_BODY)},
+    "/models/rollback": {"post": _operation(
+        "Reject the served model; the previous approved one serves again (operators)",
+        {"200": _json("Rollback", "what was rejected and what serves now"), **_OPERATOR_ERRORS,
+         "409": _error("conflict: there is no earlier approved model")},
+        requestBody=_REASON_BODY)},
+    "/runs": {"post": _operation(
+        "Start a training run for the data set as it is now, even if its version ran before (operators)",
+        {"200": _json("RunStarted", "the run and its training job"), **_OPERATOR_ERRORS,
+         "400": _error("bad_json: the body is not a JSON object; bad_full: full is not a JSON boolean"),
+         "409": _error("conflict: a run is in progress, the data set is empty, or its version made a model already")},
+        requestBody=dict(_REASON_BODY, content={"application/json": {"schema": _ref("RunRequest")}}))},
+    "/": {"get": _operation(
+        "The web page: try photos, see the models and the pipeline",
+        {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}})},
+    "/openapi.json": {"get": _operation(
+        "This document", {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}})},
+}
+
+
+def document(server_url: str = "/") -> dict[str, Any]:
+    """The whole document; a fresh copy each call (callers may add to it)."""
+    return copy.deepcopy({
+        "openapi": "3.1.0",
+        "info": {"title": "flowers", "version": "1",
+                 "description": "Flower photo classification; errors are JSON {\"error\": {\"code\", \"message\"}}. "
+                                "In AWS every route but the page needs the x-api-key header, and the model actions "
+                                "an IAM (SigV4) signature. On `flowers up` a path no route has answers 404 not_found, "
+                                "and a method its route does not take 405 method_not_allowed with an Allow header "
+                                "(in AWS, API Gateway answers both before the app runs). JSON answers carry "
+                                "Cache-Control: no-store; the page, the pictures and the model files no-cache."},
+        "servers": [{"url": server_url}],
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS},
+    })

@@ -1,0 +1,58 @@
+"""Validation of the operator routes (approve, reject, rollback): a pure function from headers and
+body to the JSON document, refusing what a web page of another site could forge.
+
+Local mode has no authentication, so any page a user visits could POST to 127.0.0.1:8000.
+A browser sends such a cross-site form or `fetch` without a preflight only with a "simple"
+content type (form, text/plain), and marks it with `Origin` and `Sec-Fetch-Site`. So an
+operator request must say `Content-Type: application/json` (else 415), and a browser request
+from anywhere but the page's own origin is refused (403). Clients that are not browsers (the
+CLI, curl) send neither header. The cloud checks the same, behind its IAM authorizer.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from chalicelib.api.errors import ApiError, bad_request, too_large, unsupported
+from chalicelib.api.predict_request import JSON_TYPE, media_type
+
+MAX_JSON_BYTES = 64 * 1024
+_OWN_SITE = ("same-origin", "none")  # "none": typed in the address bar or a bookmark, not a page
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    return next((str(value) for key, value in headers.items() if key.lower() == name), "")
+
+
+def cross_site(headers: Mapping[str, str]) -> str:
+    """Why a browser request comes from another site, or "" when it does not."""
+    fetch_site = _header(headers, "sec-fetch-site").lower()
+    if fetch_site and fetch_site not in _OWN_SITE:
+        return f"Sec-Fetch-Site is {fetch_site!r}"
+    origin = _header(headers, "origin")
+    if origin:
+        host = _header(headers, "host").lower()
+        if origin == "null" or urlsplit(origin).netloc.lower() != host:
+            return f"Origin {origin} is not this API's ({host or 'no Host header'})"
+    return ""
+
+
+def parse(headers: Mapping[str, str], raw: bytes | None) -> dict[str, Any]:
+    """The request's JSON object ({} for an empty body); ApiError for a forged or malformed request."""
+    reason = cross_site(headers)
+    if reason:
+        raise ApiError("cross_site_request", f"model actions are refused from other sites: {reason}", 403)
+    if media_type(_header(headers, "content-type")) != JSON_TYPE:
+        raise unsupported("model actions take Content-Type: application/json (the body may be empty)")
+    if not raw:
+        return {}
+    if len(raw) > MAX_JSON_BYTES:
+        raise too_large("the JSON body is too large")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise bad_request("bad_json", "the body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise bad_request("bad_json", "expected a JSON object")
+    return value

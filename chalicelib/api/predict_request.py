@@ -1,0 +1,91 @@
+"""Validation of a POST /predict request: a pure function from headers/body/query to bytes + top_k.
+
+Size limits, and why: API Gateway (REST) takes bodies up to 10 MB, but a synchronous Lambda
+invocation takes at most 6 MB of event, and binary bodies travel base64-encoded in it (4/3
+larger). So the largest photo that can reach the function is about 4.4 MiB; we accept up to
+MAX_IMAGE_BYTES (4 MiB) of image bytes, raw or inside JSON base64, and answer 413 above it.
+Bodies between ~4.4 MiB and 10 MB are refused by Lambda before this code runs (API Gateway
+then answers 413/502 itself); local mode enforces the same 4 MiB.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+from chalicelib.api.errors import bad_request, too_large, unsupported
+
+MAX_IMAGE_BYTES = 4 * 1024 * 1024
+MAX_TOP_K = 1000
+DEFAULT_TOP_K = 5
+IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png", "image/webp", "image/bmp", "image/x-ms-bmp", "application/octet-stream")
+JSON_TYPE = "application/json"
+ACCEPTED_TYPES = IMAGE_TYPES + (JSON_TYPE,)
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    image: bytes
+    top_k: int
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def parse_top_k(query: Mapping[str, str] | None) -> int:
+    raw = (query or {}).get("top_k")
+    if raw is None:
+        return DEFAULT_TOP_K
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise bad_request("bad_top_k", f"top_k must be an integer between 1 and {MAX_TOP_K}, got {str(raw)[:20]!r}") from None
+    if not 1 <= value <= MAX_TOP_K:
+        raise bad_request("bad_top_k", f"top_k must be between 1 and {MAX_TOP_K}, got {value}")
+    return value
+
+
+def parse(content_type: str | None, body: bytes | None, query: Mapping[str, str] | None) -> PredictRequest:
+    top_k = parse_top_k(query)
+    kind = media_type(content_type)
+    body = body or b""
+    if kind not in ACCEPTED_TYPES:
+        raise unsupported(f"Content-Type {kind or '(none)'!r} is not supported; send {', '.join(IMAGE_TYPES[:4])}, "
+                          "application/octet-stream or application/json {\"image\": \"<base64>\"}")
+    if kind == JSON_TYPE:
+        image = _from_json(body)
+    else:
+        image = body
+        if len(image) > MAX_IMAGE_BYTES:
+            raise too_large(f"the image has {len(image)} bytes; the limit is {MAX_IMAGE_BYTES} bytes")
+    if not image:
+        raise bad_request("empty_body", "the request has no image bytes")
+    return PredictRequest(image, top_k)
+
+
+def _from_json(body: bytes) -> bytes:
+    # Base64 of MAX_IMAGE_BYTES plus room for the JSON around it.
+    if len(body) > MAX_IMAGE_BYTES * 4 // 3 + 4096:
+        raise too_large(f"the JSON body has {len(body)} bytes; images are limited to {MAX_IMAGE_BYTES} bytes")
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("bad_json", "the body is not valid JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("image"), str):
+        raise bad_request("bad_json", 'expected a JSON object {"image": "<base64>"}')
+    text = document["image"].strip()
+    if text.startswith("data:") and "," in text:  # tolerate a data: URL from a browser
+        text = text.split(",", 1)[1]
+    try:
+        image = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        try:  # URL-safe alphabet, as some mobile SDKs send it
+            image = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            raise bad_request("bad_base64", "the image field is not valid base64") from None
+    if len(image) > MAX_IMAGE_BYTES:
+        raise too_large(f"the image has {len(image)} bytes; the limit is {MAX_IMAGE_BYTES} bytes")
+    return image

@@ -1,0 +1,645 @@
+"""The Orchestrator: moves each run along uploads -> debounced run -> training -> conversion -> registry.
+
+Every entry point is safe to call twice with the same input (events arrive at least once
+and in any order): state changes are conditional, job names derive from the data set
+version, and an event for a job that does not hold the data set is ignored.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from typing import Any, Callable
+
+from chalicelib.pipeline import debounce, job_names, manifest, promotion, retry
+from chalicelib.contract import feature_cache as features
+from chalicelib.contract import warm_start as warm
+from chalicelib.pipeline import domain_events as domain
+from chalicelib.contract import hyperparameters as hp
+from chalicelib.pipeline import validation_report as reports
+from chalicelib.contract import training_job as contract
+from chalicelib.pipeline.dataset_version import is_relevant, version_of
+from chalicelib.pipeline.manifest import Manifest
+from chalicelib.observability import Unit, logger, metrics
+from chalicelib.pipeline.promotion import as_mapping as _mapping
+from chalicelib.ports import BUSY, CLAIMED, EventPublisher, JobRejected, JobRunner, ModelRegistry, NoEvents, ObjectStore, StateStore
+from chalicelib.pipeline.records import (
+    APPROVED,
+    CONVERTING,
+    FAILED,
+    JOB_COMPLETED,
+    JOB_TERMINAL,
+    JOB_UNSUCCESSFUL,
+    LAUNCHING,
+    PENDING,
+    REGISTERED,
+    REJECTED,
+    SKIPPED,
+    TRAINING,
+    WAITING,
+    ACTIVE_STAGES,
+    Change,
+    DatasetState,
+    ConversionSpec,
+    JobStatus,
+    ModelEntry,
+    ObjectInfo,
+    Outcome,
+    Running,
+    TrainingSpec,
+)
+from chalicelib.settings import Settings
+from chalicelib.timestamps import iso
+
+RELAUNCH_AFTER = 120  # s a run may sit in `launching` (crash between claim and CreateTrainingJob)
+RECONCILE_AFTER = 900  # s without an event before the tick asks SageMaker itself
+CONVERSION_MAX_RUNTIME = 3600
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(RuntimeError):
+    pass
+
+
+class Orchestrator:
+    def __init__(self, settings: Settings, state: StateStore, objects: ObjectStore, jobs: JobRunner,
+                 registry: ModelRegistry, clock: Callable[[], float] = time.time, events: EventPublisher | None = None):
+        self.settings = settings
+        self.state = state
+        self.objects = objects
+        self.jobs = jobs
+        self.registry = registry
+        self.clock = clock
+        self.events: EventPublisher = events or NoEvents()
+        self.dataset = settings.dataset_id
+        self._reports = reports.ReportCache()  # a finished job's validation.json never changes
+
+    def dataset_state(self) -> DatasetState:
+        return self.state.dataset_state(self.dataset)
+
+    # domain events (chalicelib/pipeline/domain_events.py) ------------------------------------------------
+    def _publish(self, *events: domain.DomainEvent) -> None:
+        """After the state change they report is stored. A publisher that fails never undoes it, nor fails the
+        handler (its event would come again and find the change made): logged and counted instead."""
+        try:
+            self.events.publish(list(events))
+        except Exception as exc:
+            logger.error("domain events not published", extra={"events": [e.as_dict() for e in events],
+                                                                 "error": f"{type(exc).__name__}: {exc}"})
+            metrics.add_metric(name="DomainEventsFailed", unit=Unit.Count, value=len(events))
+
+    # uploads --------------------------------------------------------------------------------
+    def record_uploads(self, changes: list[Change]) -> int:
+        new = self.state.record_changes(self.dataset, changes) if changes else 0
+        logger.info("uploads recorded", extra={"changes": len(changes), "new": new, "duplicates": len(changes) - new})
+        return new
+
+    # the scheduled tick ---------------------------------------------------------------------
+    def tick(self) -> dict[str, Any]:
+        now = self.clock()
+        state = self.dataset_state()
+        if state.running is not None:
+            return self._reconcile(state.running, now)
+        decision = debounce.decide(state, now, self.settings.quiet_period, self.settings.min_new_images)
+        if decision.start:
+            return self._launch(state.pending_changes, now)
+        if decision.action == debounce.IDLE:
+            healed = self._heal_lost_uploads(state, now)
+            if healed is not None:
+                return healed
+        return {"action": decision.action, "reason": decision.reason}
+
+    def _heal_lost_uploads(self, state: DatasetState, now: float) -> dict[str, Any] | None:
+        """An upload whose S3 notification never came (or came before the notification was set up)
+        would never be trained on. At most every `listing_check_seconds`, when nothing is pending,
+        list the data set: a version no run has had becomes one pending change, and a run follows
+        after the quiet period. Other ticks list nothing."""
+        if state.pending_changes > 0 or now - state.listing_checked_at < self.settings.listing_check_seconds:
+            return None
+        self.state.note_listing_check(self.dataset, now)
+        objects = self._listing()
+        version = version_of(objects, "")
+        if not objects or version == state.dataset_version or self.state.run(self.dataset, version) is not None:
+            return None
+        self.state.record_changes(self.dataset, [Change(f"listing#{version}", "(listing)", "created", now)])
+        reason = (f"the data set (version {version}) differs from the last run's ({state.dataset_version or 'none'}) "
+                  "with no upload event pending: an upload's notification was lost; a run follows")
+        logger.warning("lost upload events healed", extra={"version": version, "last_run": state.dataset_version})
+        return {"action": "healed", "reason": reason, "version": version}
+
+    def _listing(self) -> list[ObjectInfo]:
+        return [o for o in self.objects.list(self.settings.dataset_uri) if is_relevant(o.key, "")]
+
+    def _launch(self, pending: int, now: float) -> dict[str, Any]:
+        objects = self._listing()
+        version = version_of(objects, "")
+        job = job_names.training_job(self.settings.model_package_group, version)
+        if not objects:
+            self.state.skip_pending(self.dataset, pending, Outcome(version, "", SKIPPED, "the data set is empty", now))
+            return {"action": "skipped", "reason": "the data set is empty"}
+        # Before the claim: a run that holds the data set always has its manifest (a relaunch reads it).
+        self._write_manifest(version, objects)
+        claim = self.state.claim_run(self.dataset, Running(version, job, LAUNCHING, now, now), pending)
+        if claim == BUSY:
+            return {"action": "busy", "reason": "another run holds the data set"}
+        if claim != CLAIMED:
+            reason = f"data set version {version} already had run {job}"
+            self.state.skip_pending(self.dataset, pending, Outcome(version, job, SKIPPED, reason, now))
+            logger.info("run skipped", extra={"version": version, "reason": reason})
+            return {"action": "skipped", "reason": reason, "version": version}
+        return self._start_training(version, job, now)
+
+    def _start_training(self, version: str, job: str, now: float, tell_start: bool = False) -> dict[str, Any]:
+        """Start (or start again: a relaunch, a retry) the run's training job. `tell_start`: the answer says where
+        the run starts from (POST /runs shows it; the tick's answers stay as they were)."""
+        held = self.dataset_state().running
+        running = held if held is not None and held.job_name == job else Running(version, job, LAUNCHING, now, now)
+        try:
+            hyperparameters = self.run_hyperparameters()
+        except hp.HyperparameterProblem as exc:  # before any job: no instance is paid for; the reason is in GET /status
+            return self._finish(running, FAILED, str(exc))
+        # A run forced full by hand says so in its state (Running.full): every spec built for it, a relaunch's
+        # and a retry's too, starts from ImageNet.
+        spec = self.training_spec(version, job, hyperparameters, full=running.full)
+        try:
+            started = self.jobs.start_training(spec)
+        except JobRejected as exc:  # the run lets go of the data set all the same (or retries)
+            return self._failed(running, TRAINING, f"training job refused: {exc}")
+        self.state.advance(self.dataset, job, (LAUNCHING,), stage=TRAINING, stage_at=now)
+        logger.info("training started", extra={"job": job, "version": version, "replayed": not started})
+        self._publish(domain.run_started(self.dataset, version, job, job_names.attempt_of(job), now))
+        result: dict[str, Any] = {"action": "started", "job": job, "version": version}
+        if tell_start:
+            decision = json.loads(spec.start_from)
+            result["start_from"] = {"kind": decision["kind"], "reason": decision["reason"]}
+        return result
+
+    # failures and retries -------------------------------------------------------------------
+    def _failed(self, running: Running, stage: str, reason: str) -> dict[str, Any]:
+        """A job of the run failed: wait and try again when the reason is transient and attempts
+        remain (retry.py), else the run fails with the reason."""
+        attempt = 1 + sum(1 for f in running.failures if f.startswith(stage + ": "))
+        decision = retry.decide(reason, attempt, self.settings.max_attempts, self.settings.retry_backoff)
+        if not decision.again:
+            return self._finish(running, FAILED, reason)
+        now = self.clock()
+        waiting = self.state.advance(self.dataset, running.job_name, (LAUNCHING, TRAINING, CONVERTING, WAITING), stage=WAITING,
+                                     stage_at=now, retry_at=now + decision.wait_seconds, retry_stage=stage,
+                                     failures=[*running.failures, f"{stage}: {reason}"])
+        logger.warning("job failed, retrying", extra={"job": running.job_name, "reason": reason, "decision": decision.why})
+        return {"action": "retrying" if waiting else "noted", "reason": f"{reason}; {decision.why}", "version": running.version,
+                "in_seconds": round(decision.wait_seconds)}
+
+    def _retry(self, running: Running, now: float) -> dict[str, Any]:
+        """Start the next attempt of the stage that failed, with new job names (SageMaker keeps every name)."""
+        attempt = running.attempt + 1
+        group = self.settings.model_package_group
+        if running.retry_stage == CONVERTING:
+            production = self.registry.production()
+            spec = self.conversion_spec(running, "", production, attempt)
+            if not self.state.advance(self.dataset, running.job_name, (WAITING,), attempt=attempt):
+                return {"action": "busy", "reason": "another tick took the retry"}
+            return self._start_conversion(replace(running, attempt=attempt), spec, production, (WAITING,))
+        job = job_names.training_job(group, running.version, attempt)
+        if not self.state.advance(self.dataset, running.job_name, (WAITING,), stage=LAUNCHING, stage_at=now,
+                                  attempt=attempt, job_name=job, conversion_job=""):
+            return {"action": "busy", "reason": "another tick took the retry"}
+        return self._start_training(running.version, job, now)
+
+    def _reconcile(self, running: Running, now: float) -> dict[str, Any]:
+        """Heal a lost event or a crash mid-launch, start a due retry; otherwise nothing to do while a
+        run holds the data set."""
+        age = now - running.stage_at
+        if running.stage == WAITING:
+            if now >= running.retry_at:
+                return self._retry(running, now)
+            return {"action": "busy", "reason": f"run {running.job_name} retries in {running.retry_at - now:.0f} s"}
+        if running.stage == LAUNCHING and age >= RELAUNCH_AFTER:
+            return self._start_training(running.version, running.job_name, now)
+        if age >= RECONCILE_AFTER:
+            if running.stage == TRAINING:
+                status = self.jobs.training_status(running.job_name)
+                if status and status.status in JOB_TERMINAL:
+                    return self.on_training_state(status)
+            elif running.stage == CONVERTING and running.conversion_job:
+                status = self.jobs.conversion_status(running.conversion_job)
+                if status and status.status in JOB_TERMINAL:
+                    return self.on_conversion_state(status)
+        return {"action": "busy", "reason": f"run {running.job_name} is {running.stage}"}
+
+    # the run's manifest (chalicelib/pipeline/manifest.py) --------------------------------------------
+    def _write_manifest(self, version: str, objects: list[ObjectInfo]) -> None:
+        """Once per version: a replay, a relaunch or a forced run of the version keeps the first record
+        (the same keys and ETags; only version ids could differ). The channel file first, so a record
+        that exists always has its channel file."""
+        s = self.settings
+        uri = manifest.record_uri(s.artifact_bucket, version)
+        if self.objects.exists(uri):
+            return
+        self.objects.write(manifest.channel_uri(s.artifact_bucket, version), manifest.channel(s.dataset_uri, objects))
+        raw = manifest.record(s.dataset_uri, version, objects)
+        self.objects.write(uri, raw)
+        logger.info("manifest written", extra={"version": version, "uri": uri, "files": len(objects), "sha256": manifest.sha256(raw)})
+
+    def manifest_of(self, version: str) -> Manifest | None:
+        """The version's manifest; None for a run launched before manifests were written."""
+        uri = manifest.record_uri(self.settings.artifact_bucket, version)
+        if not self.objects.exists(uri):
+            return None
+        return Manifest(uri, manifest.sha256(self.objects.read(uri)), manifest.channel_uri(self.settings.artifact_bucket, version))
+
+    # job specs ------------------------------------------------------------------------------
+    def run_hyperparameters(self) -> dict[str, str]:
+        """The settings', then the deployment's defaults, then training.json's beside the data set (chalicelib/contract/hyperparameters.py).
+        Raises HyperparameterProblem."""
+        uri = self.objects.join(self.settings.dataset_uri, hp.FILE_NAME)
+        from_file = hp.parse_file(self.objects.read(uri)) if self.objects.exists(uri) else {}
+        return hp.for_run(self.settings.preset, self.settings.max_training_time, self.settings.hyperparameters, from_file)
+
+    def training_spec(self, version: str, job: str, hyperparameters: dict[str, str] | None = None, full: bool = False) -> TrainingSpec:
+        """`full`: the run was forced full by hand (Running.full)."""
+        s = self.settings
+        hyperparameters = hyperparameters or {"preset": s.preset, "max_training_time": str(s.max_training_time)}
+        artifacts = f"s3://{s.artifact_bucket}"
+        lineage = self.manifest_of(version)
+        # The local job runner lays `flowers up -H` values (extra_hyperparameters; none in the cloud) over the spec's:
+        # -H warm_start=none must stop the decision too, or the job would get a production channel it then ignores.
+        named = {**hyperparameters, **s.extra_hyperparameters}.get("warm_start", "")
+        start = self.start_from(version, lineage, named, forced_full=full)
+        hyperparameters = warm.training_hyperparameters(hyperparameters, full)
+        return TrainingSpec(
+            job_name=job,
+            image_uri=s.training_image_uri,
+            role_arn=s.sagemaker_role_arn,
+            dataset_uri=s.dataset_uri,
+            output_uri=f"{artifacts}/training/",
+            checkpoint_uri=f"{artifacts}/checkpoints/{job}/",
+            tensorboard_uri=f"{artifacts}/tensorboard/",
+            instance_type=s.training_instance_type,
+            use_spot=s.use_spot,
+            max_runtime_seconds=int(hyperparameters.get("max_training_time", s.max_training_time)),
+            hyperparameters=dict(hyperparameters),
+            metric_definitions=[dict(d) for d in contract.METRIC_DEFINITIONS],
+            tags={"dataset_version": version, "dataset": s.dataset_id[:256], "app": "flowers"},
+            manifest_uri=lineage.uri if lineage else "",
+            manifest_sha256=lineage.sha256 if lineage else "",
+            channel_manifest_uri=lineage.channel_uri if lineage else "",
+            warm_start_uri=start.model_uri,
+            start_from=start.as_json(),
+            feature_cache_uri=f"{artifacts}/{features.PREFIX}",
+            feature_cache_ready=self.objects.exists(f"{artifacts}/{features.MARKER}"),
+        )
+
+    def start_from(self, version: str, lineage: Manifest | None = None, warm_start_hyperparameter: str = "",
+                   forced_full: bool = False) -> warm.StartFrom:
+        """Production's weights or ImageNet's for this run (chalicelib/contract/warm_start.py decides; this gathers the facts)."""
+        if lineage is not None:
+            keys = [str(entry["key"]) for entry in manifest.parse(self.objects.read(lineage.uri))["files"]]
+        else:
+            keys = [o.key for o in self._listing()]
+        production = self.registry.production()
+        metadata: dict[str, Any] | None = None
+        model_uri = ""
+        if production is not None and self.settings.full_retrain_every > 1 and not forced_full:  # else the weights are not needed
+            document: object = None
+            if production.metadata_uri and self.objects.exists(production.metadata_uri):
+                try:
+                    document = json.loads(self.objects.read(production.metadata_uri))
+                except ValueError:
+                    document = None
+            metadata = document if isinstance(document, dict) else None
+            source_job = str(metadata.get("source_job") or "") if metadata else ""
+            status = self.jobs.training_status(source_job) if source_job else None
+            model_uri = status.model_artifacts if status is not None and status.status == JOB_COMPLETED else ""
+            # still there (the artifacts bucket's lifecycle expires job outputs): a folder by its model.keras
+            if model_uri and not self.objects.exists(self.objects.join(model_uri, contract.KERAS_FILE) if model_uri.endswith("/") else model_uri):
+                model_uri = ""
+        decision = warm.choose(warm.dataset_classes(keys), production.version if production else "", metadata, model_uri,
+                               self.settings.full_retrain_every, warm_start_hyperparameter, forced_full=forced_full)
+        logger.info("run starts from", extra={"version": version, "kind": decision.kind, "reason": decision.reason})
+        return decision
+
+    def model_prefix(self, version: str) -> str:
+        return f"s3://{self.settings.artifact_bucket}/models/{version}/"
+
+    def conversion_spec(self, running: Running, model_archive: str, baseline: ModelEntry | None,
+                        attempt: int | None = None) -> ConversionSpec:
+        s = self.settings
+        lineage = self.manifest_of(running.version)
+        return ConversionSpec(
+            job_name=job_names.conversion_job(s.model_package_group, running.version, attempt or running.attempt),
+            image_uri=s.training_image_uri,
+            role_arn=s.sagemaker_role_arn,
+            model_archive_uri=model_archive or f"s3://{s.artifact_bucket}/training/{running.job_name}/output/model.tar.gz",
+            dataset_uri=s.dataset_uri,
+            output_uri=self.model_prefix(running.version),
+            baseline_uri=baseline.model_uri.rsplit("/", 1)[0] + "/" if baseline and baseline.model_uri else "",
+            instance_type=s.conversion_instance_type,
+            max_runtime_seconds=CONVERSION_MAX_RUNTIME,
+            tags={"dataset_version": running.version, "app": "flowers"},
+            manifest_uri=lineage.uri if lineage else "",
+            channel_manifest_uri=lineage.channel_uri if lineage else "",
+        )
+
+    # SageMaker state changes ----------------------------------------------------------------
+    def on_training_state(self, status: JobStatus) -> dict[str, Any]:
+        running = self.dataset_state().running
+        if running is None or running.job_name != status.name:
+            logger.info("training event ignored", extra={"job": status.name, "status": status.status})
+            return {"action": "ignored", "reason": "the job does not hold the data set"}
+        now = self.clock()
+        if status.status == JOB_COMPLETED and running.stage in (LAUNCHING, TRAINING, CONVERTING):
+            production = self.registry.production()
+            spec = self.conversion_spec(running, status.model_artifacts, production)
+            return self._start_conversion(running, spec, production, (LAUNCHING, TRAINING))
+        if status.status in JOB_UNSUCCESSFUL and running.stage in (LAUNCHING, TRAINING):
+            return self._failed(running, TRAINING, f"training {status.status.lower()}: {status.reason or 'no reason given'}")
+        if running.stage == LAUNCHING:
+            self.state.advance(self.dataset, running.job_name, (LAUNCHING,), stage=TRAINING, stage_at=now)
+        return {"action": "noted", "status": status.status}
+
+    def _start_conversion(self, running: Running, spec: ConversionSpec, baseline: ModelEntry | None,
+                          from_stages: tuple[str, ...]) -> dict[str, Any]:
+        try:
+            self.jobs.start_conversion(spec)  # a replayed event finds the job already there
+        except JobRejected as exc:
+            return self._failed(running, CONVERTING, f"conversion job refused: {exc}")
+        self.state.advance(self.dataset, running.job_name, from_stages, stage=CONVERTING, stage_at=self.clock(),
+                           conversion_job=spec.job_name, baseline_version=baseline.version if baseline else "")
+        logger.info("conversion started", extra={"job": spec.job_name, "baseline": baseline.version if baseline else None})
+        return {"action": "converting", "job": spec.job_name}
+
+    def on_conversion_state(self, status: JobStatus) -> dict[str, Any]:
+        running = self.dataset_state().running
+        if running is None or running.stage != CONVERTING or running.conversion_job != status.name:
+            logger.info("conversion event ignored", extra={"job": status.name, "status": status.status})
+            return {"action": "ignored", "reason": "the job does not hold the data set"}
+        if status.status == JOB_COMPLETED:
+            return self._register(running)
+        if status.status in JOB_UNSUCCESSFUL:
+            return self._failed(running, CONVERTING, f"conversion {status.status.lower()}: {status.reason or 'no reason given'}")
+        return {"action": "noted", "status": status.status}
+
+    def _register(self, running: Running) -> dict[str, Any]:
+        prefix = self.model_prefix(running.version)
+        uris = {name: prefix + name for name in (contract.MODEL_FILE, contract.LABELS_FILE, contract.METADATA_FILE)}
+        try:
+            metadata = json.loads(self.objects.read(uris[contract.METADATA_FILE]))
+            if not self.objects.exists(uris[contract.MODEL_FILE]):
+                raise FileNotFoundError(uris[contract.MODEL_FILE])
+        except (OSError, ValueError) as exc:
+            return self._finish(running, FAILED, f"conversion output unusable: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # botocore's NoSuchKey and friends
+            if type(exc).__name__ not in ("NoSuchKey", "ClientError"):
+                raise
+            return self._finish(running, FAILED, f"conversion output missing: {exc}")
+        # Whatever shape metadata.json has, the run ends: a run that raised here would hold the data
+        # set for ever (the tick would call this again and again) and no later upload would train.
+        try:
+            entry = self._register_and_gate(running, uris, metadata)
+            summary = _model_summary(entry, metadata)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            return self._finish(running, FAILED, f"conversion output unreadable: metadata.json: {type(exc).__name__}: {exc}")
+        return self._finish(running, REGISTERED, entry.reason, model_status=entry.status, model=summary)
+
+    def _register_and_gate(self, running: Running, uris: dict[str, str], metadata: Any) -> ModelEntry:
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("model"), dict):
+            raise TypeError("expected an object with a \"model\" object")
+        model = metadata["model"]
+        manifest_uri, manifest_sha256 = manifest.recorded(metadata)  # what the jobs read (chalicelib/pipeline/manifest.py)
+        candidate = ModelEntry(
+            version=running.version, status=PENDING, created_at=self.clock(),
+            model_uri=uris[contract.MODEL_FILE], labels_uri=uris[contract.LABELS_FILE], metadata_uri=uris[contract.METADATA_FILE],
+            sha256=str(model.get("sha256", "")), size_bytes=int(model.get("size_bytes", 0)),
+            test_accuracy=promotion.candidate_accuracy(metadata), dataset_version=running.version,
+            manifest_uri=manifest_uri, manifest_sha256=manifest_sha256,
+        )
+        entry = self.registry.register(candidate, metadata)
+        if entry.status != PENDING or entry.reason:  # a replay finds the gate already applied
+            return entry
+        production = self.registry.production()
+        gated = dict(metadata)
+        if production and production.version != running.baseline_version:
+            # The conversion scored another model than the one serving now: not like with like.
+            gated["metrics"] = dict(_mapping(metadata.get("metrics")), baseline={
+                "skipped": f"production changed from {running.baseline_version or 'none'} to {production.version} during the conversion"})
+        s = self.settings
+        result = promotion.decide(gated, s.min_accuracy, production.version if production else None,
+                                  min_test_images=s.min_test_images, max_class_drop=s.max_class_drop)
+        return self.registry.set_status(running.version, APPROVED if result.approve else PENDING, result.reason)
+
+    def _finish(self, running: Running, status: str, reason: str, model_status: str = "", model: dict[str, Any] | None = None) -> dict[str, Any]:
+        if running.failures:  # the run history keeps what each attempt ran into
+            reason = f"{reason} (after {len(running.failures)} failed attempt(s): {'; '.join(running.failures)})"[:2000]
+        outcome = Outcome(running.version, running.job_name, status, reason, self.clock(), model_status)
+        finished = self.state.finish(self.dataset, running.job_name, outcome, model)
+        logger.info("run finished", extra={"outcome": outcome.as_dict(), "first_time": finished})
+        if finished:
+            self._publish(*self._finish_events(running, outcome, model))
+        result: dict[str, Any] = {"action": status, "reason": reason, "version": running.version, "model_status": model_status}
+        if finished:
+            result["next"] = self.tick()  # uploads that came in during the run start the next one (after the quiet period)
+        return result
+
+    def _finish_events(self, running: Running, outcome: Outcome, model: dict[str, Any] | None) -> list[domain.DomainEvent]:
+        if outcome.status == FAILED:
+            return [domain.run_failed(self.dataset, running.version, running.job_name, outcome.reason, outcome.at, running.failures)]
+        if outcome.status != REGISTERED:
+            return []
+        accuracy = _mapping(_mapping(model).get("metrics")).get("test_accuracy")
+        events = [domain.model_registered(self.dataset, running.version, running.job_name, outcome.model_status, outcome.reason,
+                                          outcome.at, accuracy if isinstance(accuracy, (int, float)) else None)]
+        production = self.registry.production() if outcome.model_status == APPROVED else None
+        if production is not None and production.version == running.version:
+            events.append(domain.model_promoted(self.dataset, running.version, running.baseline_version, outcome.reason, outcome.at))
+        return events
+
+    # by hand --------------------------------------------------------------------------------
+    def approve(self, version: str, reason: str = "approved by hand") -> ModelEntry:
+        return self._set(version, APPROVED, reason)
+
+    def reject(self, version: str, reason: str = "rejected by hand") -> ModelEntry:
+        return self._set(version, REJECTED, reason)
+
+    def _set(self, version: str, status: str, reason: str) -> ModelEntry:
+        before = self.registry.production()
+        try:
+            entry = self.registry.set_status(version, status, reason)
+        except KeyError:
+            raise NotFound(f"no model version {version!r}") from None
+        logger.info("model status set by hand", extra={"version": version, "status": status})
+        after = self.registry.production()
+        served_before, served_now = before.version if before else "", after.version if after else ""
+        if served_now != served_before:
+            now = self.clock()
+            if status == APPROVED and served_now == version:
+                self._publish(domain.model_promoted(self.dataset, version, served_before, reason, now))
+            elif status == REJECTED and served_before == version:  # the served model rejected: the one before serves again
+                self._publish(domain.model_rolled_back(self.dataset, version, served_now, reason, now))
+        return entry
+
+    def rollback(self, reason: str = "rolled back by hand") -> tuple[ModelEntry, ModelEntry]:
+        """Reject the served model so the previous approved one serves again. Returns (old, new)."""
+        approved = self.registry.approved(2)
+        if len(approved) < 2:
+            raise Conflict("there is no earlier approved model to roll back to")
+        current, previous = approved
+        self.registry.set_status(current.version, REJECTED, reason)
+        self._publish(domain.model_rolled_back(self.dataset, current.version, previous.version, reason, self.clock()))
+        return current, previous
+
+    def retrain(self, reason: str = "run forced by hand", full: bool = False) -> dict[str, Any]:
+        """Start a run for the data set as it is now, even when its version ran before (and failed,
+        or was skipped): the earlier run record is replaced, the jobs get names not used yet. A
+        version that made a model already is refused: the registry holds one model per version.
+        `full`: this run starts from ImageNet whatever warm_start.choose would say (once: the run
+        remembers it, the next run decides afresh). The answer says where the run starts from."""
+        now = self.clock()
+        state = self.dataset_state()
+        if state.running is not None:
+            raise Conflict(f"run {state.running.job_name} is {state.running.stage}: wait for it to end")
+        objects = self._listing()
+        if not objects:
+            raise Conflict("the data set is empty: upload photos first")
+        version = version_of(objects, "")
+        if self.registry.find(version) is not None:
+            raise Conflict(f"data set version {version} made model {version} already: change the data set to train another")
+        attempt = self._unused_attempt(version)
+        job = job_names.training_job(self.settings.model_package_group, version, attempt)
+        self._write_manifest(version, objects)
+        running = Running(version, job, LAUNCHING, now, now, attempt=attempt, full=full)
+        if self.state.claim_run(self.dataset, running, state.pending_changes, replace=True) != CLAIMED:
+            raise Conflict("another run took the data set first")
+        logger.info("run forced", extra={"version": version, "job": job, "reason": reason, "full": full})
+        return dict(self._start_training(version, job, now, tell_start=True), reason=reason)
+
+    def _unused_attempt(self, version: str) -> int:
+        """The first attempt number whose job names the job service has never seen (it keeps every name)."""
+        group = self.settings.model_package_group
+        previous = self.state.run(self.dataset, version)
+        attempt = job_names.attempt_of(previous.job_name) + 1 if previous else 1
+        while attempt < 99 and (self.jobs.training_status(job_names.training_job(group, version, attempt)) is not None
+                                or self.jobs.conversion_status(job_names.conversion_job(group, version, attempt)) is not None):
+            attempt += 1
+        return attempt
+
+    # queries ----------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        state = self.dataset_state()
+        decision = debounce.decide(state, self.clock(), self.settings.quiet_period, self.settings.min_new_images)
+        running = state.running
+        return {
+            "dataset": {"uri": self.settings.dataset_uri, "version": state.dataset_version},
+            "pending_uploads": state.pending_changes,
+            "last_upload_at": iso(state.last_change_at) or None,
+            "running_job": None if running is None else {
+                "version": running.version, "training_job": running.job_name, "stage": running.stage,
+                "conversion_job": running.conversion_job or None, "started_at": iso(running.started_at),
+                "attempt": running.attempt, "failed_attempts": list(running.failures),
+                "retry_at": iso(running.retry_at) or None if running.stage == WAITING else None},
+            "last_outcome": None if state.last_outcome is None else dict(state.last_outcome.as_dict(), at=iso(state.last_outcome.at)),
+            "next_run": {"action": decision.action, "reason": decision.reason, "in_seconds": round(decision.wait_seconds)},
+            # The running job's report once its training has ended (SageMaker uploads it then), else the last run's.
+            "validation": self._validation(running.job_name if running and running.stage == CONVERTING else "",
+                                           state.last_outcome.job_name if state.last_outcome else ""),
+        }
+
+    def _validation(self, *training_jobs: str) -> dict[str, Any] | None:
+        """The validation report of the first of these training jobs that has one, as GET /status shows it."""
+        for job in dict.fromkeys(j for j in training_jobs if j):
+            report = self.validation_report(job)
+            if report is not None:
+                return reports.summary(report, job)
+        return None
+
+    def validation_report(self, training_job: str) -> dict[str, Any] | None:
+        """The job's validation.json: in the cloud, inside the output.tar.gz SageMaker uploads at its end."""
+        uri = reports.archive_uri(self.settings.artifact_bucket, training_job)
+        return self._reports.get(training_job, lambda: reports.read_archive(self.objects.read, uri))
+
+    def models(self, limit: int = 50) -> list[dict[str, Any]]:
+        runs = {r.version: r for r in self.state.runs(self.dataset, limit)}
+        listed = []
+        for entry in self.registry.list(limit):
+            run = runs.pop(entry.version, None)
+            detail = dict(run.model) if run else {}
+            listed.append({
+                "version": entry.version, "status": entry.status, "created_at": iso(entry.created_at),
+                "package_version": entry.package_version, "reason": entry.reason or detail.get("reason", ""),
+                "metrics": detail.get("metrics", {}), "sha256": detail.get("sha256", ""), "size_bytes": detail.get("size_bytes"),
+                "_t": entry.created_at,
+            })
+        for run in runs.values():  # runs that never became a model
+            if run.status in (FAILED, *ACTIVE_STAGES):
+                listed.append({"version": run.version, "status": "failed" if run.status == FAILED else run.status,
+                               "created_at": iso(run.created_at), "reason": run.reason, "metrics": {},
+                               "training_job": run.job_name, "_t": run.created_at})
+        listed.sort(key=lambda m: m["_t"], reverse=True)
+        for model in listed:
+            del model["_t"]
+        return listed[:limit]
+
+    def current(self, link_seconds: int = 3600) -> dict[str, Any] | None:
+        entry = self.registry.production()
+        if entry is None:
+            return None
+        metadata = json.loads(self.objects.read(entry.metadata_uri))
+        return {
+            "version": entry.version,
+            "created_at": iso(entry.created_at),  # the registry's, as GET /models and POST /predict give it
+            "labels": metadata.get("labels", []),
+            "input": metadata.get("input", {}),
+            "preprocessing": metadata.get("preprocessing", {}),
+            "quantization": metadata.get("quantization"),
+            "preset": metadata.get("preset"),
+            "sha256": entry.sha256,
+            "size_bytes": entry.size_bytes,
+            "metrics": _headline_metrics(metadata),
+            "dataset_version": entry.dataset_version,
+            "download_url": self.objects.download_url(entry.model_uri, link_seconds),
+            "download_expires_in": link_seconds,
+            "labels_url": self.objects.download_url(entry.labels_uri, link_seconds),
+            "metadata_url": self.objects.download_url(entry.metadata_uri, link_seconds),
+            "manifest": {"uri": entry.manifest_uri, "sha256": entry.manifest_sha256} if entry.manifest_uri else None,
+        }
+
+    def photos(self, version: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """The files a model was trained on (photos and .txt labels), from its run's manifest, a page at a
+        time; a run that has no model yet (training, failed) answers too. Raises NotFound."""
+        entry = self.registry.find(version)
+        if entry is None and self.state.run(self.dataset, version) is None:
+            raise NotFound(f"no model version {version!r}")
+        uri = entry.manifest_uri if entry and entry.manifest_uri else manifest.record_uri(self.settings.artifact_bucket, version)
+        if not self.objects.exists(uri):
+            raise NotFound(f"version {version} has no manifest: it was trained before runs recorded their photos")
+        raw = self.objects.read(uri)
+        record = manifest.parse(raw)
+        files: list[dict[str, Any]] = record["files"]
+        digest, recorded = manifest.sha256(raw), entry.manifest_sha256 if entry else ""
+        end = offset + limit
+        return {
+            "version": version, "dataset_uri": record.get("dataset_uri", ""), "count": len(files), "bytes": record.get("bytes"),
+            # recorded: the sha256 in the model's metadata.json and registry entry; matches: the manifest read now is that one
+            "manifest": {"uri": uri, "sha256": digest, "recorded_sha256": recorded or None,
+                         "matches": digest == recorded if recorded else None},
+            "offset": offset, "limit": limit, "next_offset": end if end < len(files) else None,
+            "files": files[offset:end],
+        }
+
+
+def _headline_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
+    metrics = _mapping(metadata.get("metrics"))
+    test = _mapping(metrics.get("test"))
+    return {"test_accuracy": test.get("accuracy"), "test_count": test.get("count"), "evaluated_on": test.get("evaluated_on"),
+            "val_accuracy": metrics.get("val_accuracy"), "per_class": test.get("per_class"),
+            "confused_pairs": test.get("confused_pairs"),
+            "baseline": metrics.get("baseline"), "ece": test.get("ece"), "ece_uncalibrated": test.get("ece_uncalibrated"),
+            "threshold": metadata.get("threshold") if isinstance(metadata.get("threshold"), (int, float)) else None}
+
+
+def _model_summary(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"package_arn": entry.package_arn, "sha256": entry.sha256, "size_bytes": entry.size_bytes,
+            "reason": entry.reason, "metrics": _headline_metrics(metadata)}
