@@ -10,6 +10,7 @@ import tensorflow as tf
 from chalicelib.contract.imaging import load_pixels
 from data_fixtures import PHOTOS, ROOT, TINY, Job, make_folder_dataset, run_in_process
 from training import device_augment as da
+from training import augmentation
 from training import input_pipeline as ip
 
 
@@ -34,7 +35,7 @@ def test_batched_augmentation_is_augment_photo_bit_for_bit(height, width):
     for _ in range(3):
         seeds = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, (len(photos), 2), dtype=np.int64)
         batched = da.augment_batch(photos, seeds).numpy()
-        one_by_one = np.stack([ip.augment_photo(tf.constant(p), tf.constant(s)).numpy() for p, s in zip(photos, seeds)])
+        one_by_one = np.stack([augmentation.augment_photo(tf.constant(p), tf.constant(s)).numpy() for p, s in zip(photos, seeds)])
         assert batched.dtype == np.uint8 and batched.shape == photos.shape
         assert np.array_equal(batched, one_by_one)
         assert not np.array_equal(batched, photos)

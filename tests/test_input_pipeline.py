@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from chalicelib.contract.imaging import load_pixels
 from data_fixtures import PHOTOS, require_photos
+from training import augmentation
 from training import input_pipeline as ip
 
 
@@ -26,22 +27,22 @@ def _real_photo(size: int = 96) -> np.ndarray:
 
 def test_no_rotation_and_no_zoom_leave_the_photo_as_it_is():
     image = _grid()
-    assert np.allclose(ip.rotate_and_zoom(image, 0.0, 1.0).numpy(), image)
+    assert np.allclose(augmentation.rotate_and_zoom(image, 0.0, 1.0).numpy(), image)
 
 
 def test_a_quarter_turn_is_a_quarter_turn_about_the_centre():
     image = _grid()
-    turned = ip.rotate_and_zoom(image, math.pi / 2, 1.0).numpy()
+    turned = augmentation.rotate_and_zoom(image, math.pi / 2, 1.0).numpy()
     assert np.allclose(turned, np.rot90(image, k=1), atol=1e-3) or np.allclose(turned, np.rot90(image, k=-1), atol=1e-3)
     assert not np.allclose(turned, image)
     # The other direction turns it the other way.
-    back = ip.rotate_and_zoom(image, -math.pi / 2, 1.0).numpy()
+    back = augmentation.rotate_and_zoom(image, -math.pi / 2, 1.0).numpy()
     assert np.allclose(np.rot90(turned, 2), back, atol=1e-3)
 
 
 def test_zoom_samples_the_middle_of_the_photo():
     image = _grid(9)  # centre (4, 4); scale 0.5 shows the middle half: output (0, 0) samples input (2, 2)
-    zoomed = ip.rotate_and_zoom(image, 0.0, 0.5).numpy()
+    zoomed = augmentation.rotate_and_zoom(image, 0.0, 0.5).numpy()
     assert np.allclose(zoomed[4, 4], image[4, 4])
     assert np.allclose(zoomed[0, 0], image[2, 2])
     assert np.allclose(zoomed[8, 8], image[6, 6])
@@ -50,9 +51,9 @@ def test_zoom_samples_the_middle_of_the_photo():
 
 def test_augment_photo_is_decided_by_its_seed():
     photo = _real_photo()
-    one = ip.augment_photo(photo, tf.constant([3, 4], tf.int64)).numpy()
-    again = ip.augment_photo(photo, tf.constant([3, 4], tf.int64)).numpy()
-    other = ip.augment_photo(photo, tf.constant([5, 6], tf.int64)).numpy()
+    one = augmentation.augment_photo(photo, tf.constant([3, 4], tf.int64)).numpy()
+    again = augmentation.augment_photo(photo, tf.constant([3, 4], tf.int64)).numpy()
+    other = augmentation.augment_photo(photo, tf.constant([5, 6], tf.int64)).numpy()
     assert one.dtype == np.uint8 and one.shape == photo.shape
     assert (one == again).all()
     assert not (one == other).all()
@@ -64,7 +65,7 @@ def test_augmented_photos_stay_close_to_the_photo(seed):
     """Within the ranges (at most ~29 degrees, 20 % zoom, 15 % brightness and contrast), a photo
     stays itself: its mean colour moves a little, it is not blanked or saturated."""
     photo = _real_photo()
-    out = ip.augment_photo(photo, tf.constant([seed, 99], tf.int64)).numpy()
+    out = augmentation.augment_photo(photo, tf.constant([seed, 99], tf.int64)).numpy()
     assert abs(float(out.mean()) - float(photo.mean())) < 0.25 * 255
     assert out.std() > 0.5 * photo.std()
 
