@@ -3,7 +3,7 @@
 Every event goes to the function the cloud wires it to, with the documented event shape:
 the bucket folder's changes to `on_upload` (S3 notifications in SQS records), a scheduled
 event to `tick` twice a second, job exits to `on_sagemaker_job`. HTTP requests go through
-Chalice's API Gateway emulation to the app's routes (local/http.py). One lock serialises
+Chalice's API Gateway emulation to the app's routes (local_stack/http.py). One lock serialises
 the invocations, as one Lambda container runs one at a time.
 
 Start-up order, for "kill -9 at any moment loses nothing": take HOME/lock (a second
