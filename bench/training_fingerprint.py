@@ -39,8 +39,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 # Figures that differ between any two runs of the same code: wall-clock seconds and timestamps.
 VOLATILE_KEYS = {"seconds", "created_at"}
-VOLATILE_STDOUT = [(re.compile(r"(decode_seconds=)[0-9.]+"), r"\1X"), (re.compile(r"( in )[0-9.]+s$"), r"\1Xs"),
-                   (re.compile(r"/tmp/[^ ]*"), "TMP")]
+VOLATILE_STDOUT = [(re.compile(r"(\bdecode_seconds=|\bseconds=)[0-9.]+"), r"\1X"), (re.compile(r"( in )[0-9.]+s$"), r"\1Xs")]
+TEMPORARY = re.compile(r"/tmp/[^ ]*")  # each run's own folders
 
 
 def photos(root: Path, per_class: int = 12) -> Path:
@@ -71,7 +71,7 @@ def scrub(value: Any) -> Any:
         return {k: ("X" if k in VOLATILE_KEYS else scrub(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub(v) for v in value]
-    return value
+    return TEMPORARY.sub("TMP", value) if isinstance(value, str) else value
 
 
 def stdout_lines(text: str) -> list[str]:
@@ -79,7 +79,7 @@ def stdout_lines(text: str) -> list[str]:
     for line in text.splitlines():
         for pattern, repl in VOLATILE_STDOUT:
             line = pattern.sub(repl, line)
-        lines.append(line)
+        lines.append(TEMPORARY.sub("TMP", line))
     return lines
 
 
@@ -138,6 +138,8 @@ def run_all(names: list[str]) -> dict[str, Any]:
 
 def compare(before: dict[str, Any], after: dict[str, Any]) -> int:
     differ = 0
+    before, after = ({name: dict(parts, stdout=stdout_lines("\n".join(parts["stdout"])), metadata=scrub(parts["metadata"]),
+                             validation=scrub(parts["validation"])) for name, parts in run.items()} for run in (before, after))
     for name in before:
         parts = [part for part in before[name] if before[name][part] != after.get(name, {}).get(part)]
         print(f"{name}: {'identical' if not parts else 'DIFFERENT: ' + ', '.join(parts)}")
