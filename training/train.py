@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.contract.hyperparameters import HyperparameterProblem
 from chalicelib.contract.imaging import PREPROCESSING
 from chalicelib.contract.training_job import (
     KERAS_FILE,
@@ -40,7 +41,7 @@ from training import dataset as ds
 from training import distribute, feature_cache
 from training import incremental
 from training.environment import EnvironmentError_, JobEnvironment
-from training.hyperparameters import HyperparameterError, Hyperparameters, parse
+from training.hyperparameters import Hyperparameters, parse
 from training.presets import PRESETS, WeightsUnavailable
 
 if TYPE_CHECKING:
@@ -679,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         if exc.dataset is not None:
             ds.write_report(exc.dataset, env.output_data_dir / VALIDATION_REPORT)
         fail(env, f"data set: {exc}")
-    except (HyperparameterError, EnvironmentError_, WeightsUnavailable) as exc:
+    except (HyperparameterProblem, EnvironmentError_, WeightsUnavailable) as exc:
         fail(env, str(exc))
     except Exception as exc:  # anything else is a bug: keep the traceback in the log
         traceback.print_exc()
