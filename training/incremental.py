@@ -76,5 +76,5 @@ def record(warm: str, hp: Hyperparameters, environ: Mapping[str, str] | None = N
     """metadata.json's training.start_from: the pipeline's decision, and what training made of it (`hp`: the
     schedule it trained)."""
     environ = os.environ if environ is None else environ
-    schedule = {"head_epochs": hp.head_epochs, "epochs": hp.epochs, "fine_tune_lr_scale": hp.fine_tune_lr_scale}
-    return recorded(environ.get(START_FROM_ENV, ""), warm, hp.warm_start, schedule)
+    trained = {"head_epochs": hp.head_epochs, "epochs": hp.epochs, "fine_tune_lr_scale": hp.fine_tune_lr_scale}
+    return recorded(environ.get(START_FROM_ENV, ""), warm, hp.warm_start, trained)
