@@ -160,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
+    from chalicelib.contract.hyperparameters import HyperparameterProblem
     from training import dataset as ds
     from training import device_augment, input_pipeline
-    from training.hyperparameters import HyperparameterError, parse
+    from training.hyperparameters import parse
     from training.model import build, unfreeze_top
     from training.presets import PRESETS
 
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         raw["batch_size"] = args.batch_size
     try:
         hp = parse(raw)  # validated as a training job's: the same message for a bad value
-    except HyperparameterError as exc:
+    except HyperparameterProblem as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seed = hp.seed

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from chalicelib.contract.hyperparameters import TRAINING_TIME, check
 from chalicelib.contract.training_job import PRESET_NAMES
 
 MODES = ("aws", "local")
@@ -154,8 +155,6 @@ def _hyperparameters(value: str) -> dict[str, str]:
 
 
 def _checked_hyperparameters(value: str) -> dict[str, str]:
-    from chalicelib.contract.hyperparameters import check
-
     return check(json.loads(value), "HYPERPARAMETERS")  # HyperparameterProblem is a ValueError: named with the rest
 
 
@@ -173,7 +172,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "conversion_instance_type": ("CONVERSION_INSTANCE_TYPE", _pattern(_INSTANCE_TYPE, "a SageMaker instance type like ml.m5.xlarge")),
     "use_spot": ("USE_SPOT", _bool),
     "preset": ("PRESET", _choice(PRESET_NAMES)),
-    "max_training_time": ("MAX_TRAINING_TIME", _int(60, 28 * 24 * 3600)),
+    "max_training_time": ("MAX_TRAINING_TIME", _int(TRAINING_TIME.low, TRAINING_TIME.high)),  # the hyperparameter's bounds
     "quiet_period": ("QUIET_PERIOD", _int(0, 7 * 24 * 3600)),
     "min_new_images": ("MIN_NEW_IMAGES", _int(1, 10_000_000)),
     "min_accuracy": ("MIN_ACCURACY", _accuracy),

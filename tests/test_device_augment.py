@@ -72,23 +72,6 @@ def test_where_augmentation_runs():
         da.where("gpu")
 
 
-@pytest.mark.parametrize("value", ["auto", "cpu", "device", "gpu", "Device", "", 1])
-def test_the_lambda_and_the_job_agree_on_augment_on(value):
-    from chalicelib.contract import hyperparameters as cloud
-    from training.hyperparameters import HyperparameterError, parse
-
-    try:
-        checked = cloud.check({"augment_on": value}, "training.json")
-    except cloud.HyperparameterProblem:
-        checked = None
-    try:
-        job = parse(checked or {"augment_on": value}).augment_on
-    except HyperparameterError:
-        job = None
-    assert (checked is not None) == (job is not None) == (value in ("auto", "cpu", "device"))
-    assert parse({}).augment_on == "auto"
-
-
 def _train(tmp_path, data, name: str, **values) -> tuple[Job, list, tuple[int, set[str]]]:
     import keras
 

@@ -90,6 +90,16 @@ def test_bad_hyperparameters_fail_with_failure_file(job):
     assert not job.model.exists()
 
 
+def test_a_weights_file_missing_from_the_image_fails_the_job_with_its_name(job):
+    """The Lambda and training's parser pass any weights path (chalicelib/contract/hyperparameters.py): only the job
+    can see its image, and it fails when it builds the model, naming the file."""
+    job.hyperparameters(**dict(TINY, weights="/nonexistent/weights.h5"))
+    assert run_in_process(job, train.main) == 1
+    failure = (job.output / "failure").read_text()
+    assert failure == "weights: '/nonexistent/weights.h5' is neither imagenet, none nor an existing file in the training image"
+    assert not job.model.exists()
+
+
 def test_too_small_data_set_fails_and_still_reports(tmp_path):
     data = make_folder_dataset(tmp_path / "data", per_class=3)
     (data / "red" / "junk.jpg").write_text("not a photo")

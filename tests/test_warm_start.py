@@ -13,7 +13,21 @@ from chalice.test import Client
 
 import app as chalice_app
 from chalicelib import settings
-from chalicelib.contract.warm_start import FORCED_FULL, START_FROM_ENV, StartFrom, choose, dataset_classes, training_hyperparameters
+from chalicelib.contract.warm_start import (
+    CLASSES_DIFFER,
+    FORCED_BY_HYPERPARAMETER,
+    FORCED_FULL,
+    START_FROM_ENV,
+    StartFrom,
+    choose,
+    dataset_classes,
+    folder_to_load,
+    recorded,
+    same_classes,
+    skipped,
+    started_warm,
+    training_hyperparameters,
+)
 from pipeline_fixtures import aws, created, training_state_event  # noqa: F401  (fixtures)
 from test_pipeline_aws import World
 
@@ -87,6 +101,29 @@ def test_dataset_classes_are_the_class_folders_and_name_txt_labels_leave_the_che
     assert dataset_classes(["a.jpg", "a.txt"]) == []
     decision = choose([], "v1", meta(), "s3://m", 5)
     assert decision.warm and "training compares them" in decision.reason
+
+
+def test_one_class_rule_for_the_pipeline_and_training():
+    """Same names in the same order (the head's outputs are the sorted labels): the pipeline applies it to class
+    folders, training to the labels it read (name.txt data sets, a warm_start folder)."""
+    assert same_classes(LABELS, list(LABELS))
+    assert not same_classes(["roses", "daisy"], LABELS) and not same_classes(["daisy"], LABELS)
+    reordered = choose(LABELS, "v1", meta(labels=["roses", "daisy"]), "s3://m", 5)
+    assert not reordered.warm and "their order differs" in reordered.reason
+
+
+def test_what_the_job_makes_of_the_decision():
+    channel = "/opt/ml/input/data/production"
+    assert folder_to_load("", channel) == channel  # the pipeline passed production: load it
+    assert folder_to_load("", "") == ""  # a full run: the pipeline passed no channel
+    assert folder_to_load("none", channel) == "" and folder_to_load(" NONE ", channel) == ""  # forced full, whatever was passed
+    assert folder_to_load("/opt/ml/mine", channel) == "/opt/ml/mine"  # the hyperparameter's own model wins
+    assert skipped(CLASSES_DIFFER) == "skipped: classes differ"
+    assert started_warm(channel) and not started_warm("") and not started_warm(skipped("bad file"))
+    decision = StartFrom("imagenet", "the warm_start hyperparameter names its own model (/opt/ml/mine)").as_json()
+    mine = recorded(decision, "/opt/ml/mine", "/opt/ml/mine", {"head_epochs": 8, "epochs": 1, "fine_tune_lr_scale": 0.02})
+    assert (mine["kind"], mine["warm"], mine["chain"], mine["head_epochs"]) == ("warm_start", True, 1, 8)
+    assert recorded("not json", "", "none", {})["reason"] == FORCED_BY_HYPERPARAMETER
 
 
 def test_full_retrain_every_setting(tmp_path):

@@ -22,10 +22,10 @@ import keras
 import tensorflow as tf
 from tensorflow.python.ops import gen_image_ops
 
+from chalicelib.contract.hyperparameters import AUGMENT_ON as CHOICES  # the hyperparameter's choices
 from training.augmentation import CONTRAST, MAX_BRIGHTNESS, MAX_ROTATION, MIN_SCALE, rotation_transform, warp
 
 PARAMETERS = 11  # mirrored (0 or 1), the warp's 8 coefficients, brightness delta, contrast factor
-CHOICES = ("auto", "cpu", "device")
 
 
 def where(augment_on: str, augmentation: bool = True) -> str:

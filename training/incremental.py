@@ -1,9 +1,10 @@
-"""Incremental retraining, training side (issue 21): where the run's weights come from, and its schedule.
+"""Incremental retraining, training side (issue 21): acting on the warm-start decision, and the shorter schedule.
 
-The pipeline decides (chalicelib/contract/warm_start.py) and hands the job the production model's training output
-(SageMaker: the `production` channel, a model.tar.gz; locally: SM_CHANNEL_PRODUCTION, its folder) and the
-decision as JSON (FLOWERS_START_FROM). A `warm_start` hyperparameter, when set, wins over both ("none":
-a full run).
+Every rule of the decision is chalicelib/contract/warm_start.py's: the pipeline's (`choose`), and the job's
+(`folder_to_load`: the `warm_start` hyperparameter over the production channel; `same_classes`; `recorded`).
+The pipeline hands the job the production model's training output (SageMaker: the `production` channel, a
+model.tar.gz; locally: SM_CHANNEL_PRODUCTION, its folder) and the decision as JSON (FLOWERS_START_FROM);
+this module unpacks the folder (`source`), shortens the schedule and records the start.
 training/train.py's warm_start loads the weights when the classes match; a warm-started run then trains a
 shorter, gentler schedule (WARM_HEAD_SHARE of the head's epochs, WARM_FINE_TUNE_SHARE of the fine-tuning's
 at WARM_LR_SHARE of its learning rate), and metadata.json's
@@ -13,7 +14,6 @@ pipeline knows when the periodic full retrain is due).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import tarfile
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from chalicelib.contract.training_job import KERAS_FILE, LABELS_FILE
-from chalicelib.contract.warm_start import FORCED_BY_HYPERPARAMETER, PRODUCTION_CHANNEL, START_FROM_ENV, forces_full
+from chalicelib.contract.warm_start import PRODUCTION_CHANNEL, START_FROM_ENV, folder_to_load, recorded, started_warm
 from training.hyperparameters import Hyperparameters
 
 # A warm start's schedule (bench/RESULTS.md, "Incremental retraining": 95 % of the photos, then +5 %, three
@@ -40,9 +40,7 @@ _CHANNEL_ENV = f"SM_CHANNEL_{PRODUCTION_CHANNEL.upper()}"
 def source(hp: Hyperparameters, environ: Mapping[str, str] | None = None) -> str:
     """The folder holding model.keras and labels.txt to start from; "" for ImageNet."""
     environ = os.environ if environ is None else environ
-    if forces_full(hp.warm_start):
-        return ""  # a full run, forced
-    folder = hp.warm_start or environ.get(_CHANNEL_ENV, "")
+    folder = folder_to_load(hp.warm_start, environ.get(_CHANNEL_ENV, ""))
     return _unpacked(Path(folder)) if folder else ""
 
 
@@ -74,29 +72,9 @@ def schedule(hp: Hyperparameters, warm: str) -> Hyperparameters:
                                fine_tune_lr_scale=hp.resolved_fine_tune_lr_scale() * WARM_LR_SHARE)
 
 
-def started_warm(warm: str) -> bool:
-    return bool(warm) and not warm.startswith("skipped")
-
-
 def record(warm: str, hp: Hyperparameters, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """metadata.json's training.start_from: the pipeline's decision, and what training made of it."""
+    """metadata.json's training.start_from: the pipeline's decision, and what training made of it (`hp`: the
+    schedule it trained)."""
     environ = os.environ if environ is None else environ
-    try:
-        decision = json.loads(environ.get(START_FROM_ENV, "") or "{}")
-    except ValueError:
-        decision = {}
-    decision = decision if isinstance(decision, dict) else {}
-    is_warm = started_warm(warm)
-    found: dict[str, Any] = dict(decision, warm=is_warm)
-    if is_warm:
-        found.update(kind="production" if decision.get("kind") == "production" else "warm_start",
-                     chain=int(decision.get("chain", 1) or 1), head_epochs=hp.head_epochs, epochs=hp.epochs,
-                     fine_tune_lr_scale=hp.fine_tune_lr_scale)
-    else:
-        found.update(kind="imagenet", chain=0)
-        if warm:  # the pipeline asked for a warm start, and training could not make it
-            found["reason"] = f"{warm} ({decision.get('reason', 'warm_start hyperparameter')})"
-        elif forces_full(hp.warm_start):
-            found["reason"] = FORCED_BY_HYPERPARAMETER
-        found.setdefault("reason", "a full run")
-    return found
+    trained = {"head_epochs": hp.head_epochs, "epochs": hp.epochs, "fine_tune_lr_scale": hp.fine_tune_lr_scale}
+    return recorded(environ.get(START_FROM_ENV, ""), warm, hp.warm_start, trained)

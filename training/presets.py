@@ -29,6 +29,9 @@ class Preset:
 
     def backbone(self, weights: str | None, image_size: int) -> keras.Model:
         """The feature extractor without its classifier; weights: 'imagenet', None or a file path."""
+        if weights not in (None, "imagenet") and not os.path.isfile(weights):
+            # The one check of a weights file: it is in the training image or not (chalicelib/contract/hyperparameters.py)
+            raise WeightsUnavailable(f"weights: {weights!r} is neither imagenet, none nor an existing file in the training image")
         try:
             return self._backbone(weights, image_size)
         except Exception as exc:  # Keras reports a failed download as a bare Exception

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.contract.hyperparameters import HyperparameterProblem
 from chalicelib.contract.imaging import PREPROCESSING
 from chalicelib.contract.training_job import (
     KERAS_FILE,
@@ -36,11 +37,12 @@ from chalicelib.contract.training_job import (
     VALIDATION_REPORT,
     format_metric_line,
 )
+from chalicelib.contract.warm_start import CLASSES_DIFFER, same_classes, skipped, started_warm
 from training import dataset as ds
 from training import distribute, feature_cache
 from training import incremental
 from training.environment import EnvironmentError_, JobEnvironment
-from training.hyperparameters import HyperparameterError, Hyperparameters, parse
+from training.hyperparameters import Hyperparameters, parse
 from training.presets import PRESETS, WeightsUnavailable
 
 if TYPE_CHECKING:
@@ -197,7 +199,7 @@ def run(env: JobEnvironment, hp: Hyperparameters, started: float | None = None) 
     # backbone it starts from), and calibration's of the final one, which the next warm start starts from.
     with feature_cache.opened(hp.preset, hp.resolved_image_size(), "phase 1"):
         head = train_head(clf, data, hp, cluster, folders.checkpoints, progress, timer,
-                          mirrored=not incremental.started_warm(warm))
+                          mirrored=not started_warm(warm))
         find_label_issues(clf, data, hp, head, env.output_data_dir / VALIDATION_REPORT, timer)
     fine_tuned = fine_tune(clf, data, hp, cluster, head, folders.checkpoints, progress, timer)
     with feature_cache.opened(hp.preset, hp.resolved_image_size(), "calibration"):
@@ -645,15 +647,17 @@ def warm_start(full: keras.Model, source: str, labels: list[str]) -> str:
     try:
         old_labels = (folder / LABELS_FILE).read_text().split("\n")
         old_labels = [label for label in old_labels if label]
-        if old_labels != labels:
-            print(f"warm start skipped: classes differ ({old_labels} vs {labels})", flush=True)
-            return "skipped: classes differ"
+        if not same_classes(old_labels, labels):
+            outcome = skipped(CLASSES_DIFFER)
+            print(f"warm start {outcome} ({old_labels} vs {labels})", flush=True)
+            return outcome
         previous = keras.saving.load_model(folder / KERAS_FILE, custom_objects=custom_objects(), compile=False)
         # the trained weights; the familiarity gate's constants are fitted anew for every run
         full.set_weights([w for layer in previous.layers if layer.name != GATE_LAYER for w in layer.get_weights()])
     except (OSError, ValueError) as exc:
-        print(f"warm start skipped: {exc}", flush=True)
-        return f"skipped: {exc}"
+        outcome = skipped(str(exc))
+        print(f"warm start {outcome}", flush=True)
+        return outcome
     print(f"warm start from {folder}", flush=True)
     return str(folder)
 
@@ -679,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         if exc.dataset is not None:
             ds.write_report(exc.dataset, env.output_data_dir / VALIDATION_REPORT)
         fail(env, f"data set: {exc}")
-    except (HyperparameterError, EnvironmentError_, WeightsUnavailable) as exc:
+    except (HyperparameterProblem, EnvironmentError_, WeightsUnavailable) as exc:
         fail(env, str(exc))
     except Exception as exc:  # anything else is a bug: keep the traceback in the log
         traceback.print_exc()

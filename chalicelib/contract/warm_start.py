@@ -1,5 +1,7 @@
 """Where a run starts from: the production model's weights (a warm start, with a shorter schedule) or
-ImageNet's (a full run), and why. Pure: the orchestrator gathers the facts, this decides.
+ImageNet's (a full run), and why. Every rule of that decision is here, pure; the orchestrator gathers the
+pipeline's facts and calls `choose`, training gathers its own and calls the rules under "Training's side"
+(training/incremental.py and training/train.py's warm_start only act on the answers: unpack, load, print, record).
 
 A warm start needs a production model whose classes are the new data set's, its trained weights (the
 training job's output) and a lineage short enough: every FULL_RETRAIN_EVERY-th run is a full one, so
@@ -7,8 +9,9 @@ warm starts never drift far from a from-scratch model. The lineage count travels
 run's metadata.json records `training.start_from.chain` (0 for a full run, production's + 1 for a warm
 one), read back from the production model when the next run starts. The classes are the data set's class
 folders; with name.jpg + name.txt labels they are not known without reading every label, so the warm
-start is offered and training decides: it checks the classes again in any case (training/train.py's
-warm_start) and starts from ImageNet when they differ after all (metadata says "skipped: classes differ").
+start is offered and training compares the classes (`same_classes`, the rule `choose` applies to class
+folders) once it has read them, in any case, and starts from ImageNet when they differ after all (metadata
+says "skipped: classes differ").
 """
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ def choose(dataset_classes: list[str], production_version: str, production_metad
     if production_metadata is None:
         return StartFrom("imagenet", f"production model {production_version} has no readable metadata.json")
     labels = [str(label) for label in production_metadata.get("labels") or []]
-    if dataset_classes and labels != dataset_classes:
+    if dataset_classes and not same_classes(labels, dataset_classes):
         added = sorted(set(dataset_classes) - set(labels))
         removed = sorted(set(labels) - set(dataset_classes))
         what = "; ".join(part for part in (f"added {', '.join(added)}" if added else "",
@@ -93,6 +96,65 @@ def training_hyperparameters(hyperparameters: dict[str, str], forced_full: bool)
 def forces_full(warm_start_hyperparameter: str) -> bool:
     """The `warm_start` hyperparameter's "none" (any case, any spaces): every run from ImageNet."""
     return warm_start_hyperparameter.strip().lower() == "none"
+
+
+def same_classes(previous: list[str], current: list[str]) -> bool:
+    """A model's weights fit a data set whose classes are its own, in the same order (the head's outputs are
+    the sorted labels). The pipeline compares class folders (`choose`); training, the labels it read."""
+    return previous == current
+
+
+# Training's side -----------------------------------------------------------------------------------------
+# The job is handed the decision (START_FROM_ENV), the production model's training output (the PRODUCTION_CHANNEL
+# channel) and its hyperparameters; these rules say what it makes of them. Its outcome, a string, is the
+# folder it started from, "" for ImageNet, or `skipped(why)` when it could not load the folder
+# (metadata.json's `training.warm_start`).
+
+def folder_to_load(warm_start_hyperparameter: str, production_channel: str) -> str:
+    """The folder whose weights the job starts from, "" for ImageNet: the `warm_start` hyperparameter wins over
+    the channel ("none": a full run; a folder: that model instead of production's), else the production channel,
+    which the pipeline passes only when it chose a warm start."""
+    if forces_full(warm_start_hyperparameter):
+        return ""
+    return warm_start_hyperparameter or production_channel
+
+
+_SKIPPED = "skipped"
+
+
+def skipped(why: str) -> str:
+    """The outcome of a warm start the job could not make: it trains from ImageNet."""
+    return f"{_SKIPPED}: {why}"
+
+
+CLASSES_DIFFER = "classes differ"  # skipped(CLASSES_DIFFER): the folder's labels are not the data set's
+
+
+def started_warm(outcome: str) -> bool:
+    return bool(outcome) and not outcome.startswith(_SKIPPED)
+
+
+def recorded(decision_json: str, outcome: str, warm_start_hyperparameter: str, schedule: dict[str, Any]) -> dict[str, Any]:
+    """metadata.json's `training.start_from`: the pipeline's decision (START_FROM_ENV's JSON), and what training
+    made of it. `schedule`: the warm start's head_epochs, epochs and fine_tune_lr_scale, recorded when it made one."""
+    try:
+        decision = json.loads(decision_json or "{}")
+    except ValueError:
+        decision = {}
+    decision = decision if isinstance(decision, dict) else {}
+    is_warm = started_warm(outcome)
+    found: dict[str, Any] = dict(decision, warm=is_warm)
+    if is_warm:
+        found.update(kind="production" if decision.get("kind") == "production" else "warm_start",
+                     chain=int(decision.get("chain", 1) or 1), **schedule)
+    else:
+        found.update(kind="imagenet", chain=0)
+        if outcome:  # the pipeline asked for a warm start, and training could not make it
+            found["reason"] = f"{outcome} ({decision.get('reason', 'warm_start hyperparameter')})"
+        elif forces_full(warm_start_hyperparameter):
+            found["reason"] = FORCED_BY_HYPERPARAMETER
+        found.setdefault("reason", "a full run")
+    return found
 
 
 def _chain(metadata: dict[str, Any]) -> int:
