@@ -20,6 +20,7 @@ from chalicelib.api import handlers, openapi, operator_request, web
 from chalicelib import observability
 from chalicelib.api.errors import ApiError
 from chalicelib.api.predict_request import IMAGE_TYPES
+from chalicelib.contract.vocabulary import EventSource, SageMakerDetailType, values
 
 app = Chalice(app_name="flowers")
 app.log.setLevel(logging.WARNING)
@@ -84,10 +85,7 @@ def tick(event: CloudWatchEvent) -> dict[str, Any]:
     return handlers.on_tick()
 
 
-@app.on_cw_event({
-    "source": ["aws.sagemaker"],
-    "detail-type": ["SageMaker Training Job State Change", "SageMaker Processing Job State Change"],
-})
+@app.on_cw_event({"source": [EventSource.SAGEMAKER.value], "detail-type": values(*SageMakerDetailType)})
 def on_sagemaker_job(event: CloudWatchEvent) -> dict[str, Any]:
     return handlers.on_sagemaker_event(event.to_dict())
 

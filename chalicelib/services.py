@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from chalicelib import settings as settings_module
+from chalicelib.contract.vocabulary import Mode
 from chalicelib.observability import Unit, configure, logger, metrics
 from chalicelib.ports import EventPublisher, JobRunner, ModelRegistry, NoEvents, ObjectStore, StateStore
 from chalicelib.pipeline.records import ModelEntry
@@ -53,7 +54,7 @@ class Services:
 
     @property
     def local_mode(self) -> bool:
-        return self.settings.mode == "local"
+        return self.settings.mode == Mode.LOCAL
 
     @cached_property
     def local(self) -> LocalAdapters:

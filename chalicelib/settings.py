@@ -16,15 +16,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 from chalicelib.contract.hyperparameters import TRAINING_TIME, check
 from chalicelib.contract.training_job import PRESET_NAMES
+from chalicelib.contract.vocabulary import Mode, Quantization, WatchMode, values
 
-MODES = ("aws", "local")
+MODES = tuple(values(*Mode))
 # Variables without which the aws mode cannot work (the CDK sets them all on every function).
 AWS_REQUIRED = ("DATASET_BUCKET", "ARTIFACT_BUCKET", "STATE_TABLE", "TRAINING_IMAGE_URI", "SAGEMAKER_ROLE_ARN")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/.+$")
 _GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-QUANTIZE_MODES = ("auto", "fp32", "fp16", "dynamic", "int8")  # training.convert's --quantize
+QUANTIZE_MODES = tuple(values(*Quantization))  # training.convert's --quantize
 # Local mode: one machine, no AWS. Its "buckets" are folders under FLOWERS_HOME
 # (chalicelib/adapters/local/objects.py maps s3://bucket/ and s3://artifacts/ onto them). These
 # defaults apply only where the variable is not set.
@@ -34,7 +35,7 @@ LOCAL_DEFAULTS = {
 }
 # Fields only local mode reads: the Lambdas never get these variables.
 LOCAL_ONLY = ("home", "port", "extra_hyperparameters", "quantize", "watch")
-WATCH_MODES = ("notify", "poll")  # flowers up's bucket watcher (chalicelib/local_stack/watcher.py)
+WATCH_MODES = tuple(values(*WatchMode))  # flowers up's bucket watcher (chalicelib/local_stack/watcher.py)
 
 
 class SettingsError(ValueError):

@@ -119,7 +119,7 @@ def wait_for_model(stack: LocalStack, timeout: float, since: float) -> tuple[str
         last = stack.svc.orchestrator.dataset_state().last_outcome
         finished = last is not None and last.status in (FAILED, REGISTERED) and last.at >= since
         if finished and not job and status.get("pending_uploads", 0) <= 0:
-            if outcome["status"] == "failed":
+            if outcome["status"] == FAILED:
                 return "", f"training failed: {outcome.get('reason')}"
             return "", (f"model {outcome['version']} is {outcome.get('model_status')}: {outcome.get('reason')}. "
                         f"Approve it with `flowers approve {outcome['version']}`.")

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+from chalicelib.contract.vocabulary import DomainEventType
+
 POLL_SECONDS = 0.5
 
 
@@ -35,23 +37,26 @@ def read_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     return events, offset + end
 
 
+def _test_accuracy(event: dict[str, Any]) -> str:
+    accuracy = event.get("test_accuracy")
+    return f" (test accuracy {accuracy:.3f})" if isinstance(accuracy, (int, float)) else ""
+
+
+# What matters about each type of event (chalicelib/contract/vocabulary.py's DomainEventType), after its version.
+WHAT: dict[str, Callable[[dict[str, Any]], str]] = {
+    DomainEventType.RUN_STARTED: lambda e: f"job {e.get('training_job')} (attempt {e.get('attempt')})",
+    DomainEventType.RUN_FAILED: lambda e: str(e.get("reason", "")),
+    DomainEventType.MODEL_REGISTERED: lambda e: f"{e.get('status')}: {e.get('gate')}" + _test_accuracy(e),
+    DomainEventType.MODEL_PROMOTED: lambda e: f"serving, was {e.get('previous') or 'none'} ({e.get('reason')})",
+    DomainEventType.MODEL_ROLLED_BACK: lambda e: f"{e.get('rejected')} rejected, serving {e.get('version') or 'none'} ({e.get('reason')})",
+}
+
+
 def describe(event: dict[str, Any]) -> str:
     """One line for a person: time, type, model version, and what matters for that type."""
     kind = str(event.get("type", "?"))
     version = event.get("version") or "-"
-    if kind == "Run Started":
-        what = f"job {event.get('training_job')} (attempt {event.get('attempt')})"
-    elif kind == "Run Failed":
-        what = str(event.get("reason", ""))
-    elif kind == "Model Registered":
-        accuracy = event.get("test_accuracy")
-        what = f"{event.get('status')}: {event.get('gate')}" + (f" (test accuracy {accuracy:.3f})" if isinstance(accuracy, (int, float)) else "")
-    elif kind == "Model Promoted":
-        what = f"serving, was {event.get('previous') or 'none'} ({event.get('reason')})"
-    elif kind == "Model Rolled Back":
-        what = f"{event.get('rejected')} rejected, serving {event.get('version') or 'none'} ({event.get('reason')})"
-    else:
-        what = ""
+    what = WHAT[kind](event) if kind in WHAT else ""
     return f"{event.get('time', '')} {kind:<17} {version:<16} {what}".rstrip()
 
 

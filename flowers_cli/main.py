@@ -28,6 +28,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from chalicelib.contract.vocabulary import Quantization, StartKind
+from chalicelib.settings import QUANTIZE_MODES
 from flowers_cli import demo
 from flowers_cli.client import Answer, Api, CloudError, region_of, running_url
 from flowers_cli.errors import RUNTIME, USAGE, UsageError, describe
@@ -182,7 +184,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     print(f"training run for data set version {document['version']} started (job {document['job']})")
     start = document.get("start_from")
     if isinstance(start, dict):  # an API from before start_from existed answers without it
-        where = "the production model (a warm start)" if start.get("kind") == "production" else "ImageNet (a full run)"
+        where = "the production model (a warm start)" if start.get("kind") == StartKind.PRODUCTION else "ImageNet (a full run)"
         print(f"  starts from {where}: {start.get('reason', '')}")
     return 0
 
@@ -268,7 +270,7 @@ def _stack_options(parser: argparse.ArgumentParser, port_default: int | None = N
     parser.add_argument("--quiet-period", type=int, help="seconds without uploads before training starts (default 5)")
     parser.add_argument("--min-accuracy", type=float, help="promotion gate: lowest test accuracy approved automatically (default 0.80)")
     parser.add_argument("--min-test-images", type=int, help="promotion gate: fewer test photos and a person decides (default 50)")
-    parser.add_argument("--quantize", choices=("auto", "fp32", "fp16", "dynamic", "int8"), help="conversion (default auto)")
+    parser.add_argument("--quantize", choices=QUANTIZE_MODES, help=f"conversion (default {Quantization.AUTO})")
     parser.add_argument("--max-training-time", type=int, help="seconds per training run (default 3600)")
     parser.add_argument("-H", "--hyperparameter", action="append", metavar="KEY=VALUE", help="extra training hyperparameter (repeatable)")
     parser.add_argument("--verbose", action="store_true", help="also print the handlers' JSON logs")

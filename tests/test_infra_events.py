@@ -59,3 +59,20 @@ def test_batch_classification_photos_reach_the_upload_function_which_writes_only
     assert upload["Properties"]["MemorySize"] >= 1024  # LiteRT and the model
     writes = [s for s in statements(raw, role) if "s3:PutObject" in actions_of([s])]
     assert len(writes) == 1 and str(writes[0]["Resource"]).count("/predictions/*") == 1
+
+
+def test_the_rules_use_the_vocabulary(raw):  # noqa: F811
+    from chalicelib.contract.vocabulary import DomainEventType, EventSource, JobState, SageMakerDetailType
+
+    patterns = [r["Properties"]["EventPattern"] for r in resources(raw, "AWS::Events::Rule").values()
+                if "EventPattern" in r["Properties"]]
+    patterns += [e["Properties"]["Pattern"] for f in functions(raw).values()
+                 for e in f["Properties"].get("Events", {}).values() if e["Type"] == "CloudWatchEvent"]
+    sagemaker = [p for p in patterns if p["source"] == [EventSource.SAGEMAKER]]
+    flowers = [p for p in patterns if p["source"] == [EventSource.FLOWERS]]
+    assert len(sagemaker) == 2 and len(flowers) == 1 and len(patterns) == 3  # the alarm's rule, the app's; the example
+    for pattern in sagemaker:
+        assert pattern["detail-type"] == list(SageMakerDetailType)
+        for match in pattern.get("detail", {}).get("$or", []):
+            assert {s for key, states in match.items() if key.endswith("JobStatus") for s in states} <= set(JobState)
+    assert set(flowers[0]["detail-type"]) <= set(DomainEventType)

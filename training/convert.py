@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from chalicelib.contract.training_job import LABELS_FILE, METADATA_FILE, MODEL_FILE, SAVED_MODEL_DIR
+from chalicelib.contract.vocabulary import ContainerPath, ContainerVariable, Quantization, values
 from training import dataset as ds
 
-MODES = ("fp32", "fp16", "dynamic", "int8")
+MODES = tuple(values(*Quantization)[1:])  # the candidates: every mode but AUTO, which chooses among them
 AUTO_TOLERANCE = 0.005  # accuracy points (0.5 %) a smaller model may lose against the float one
 REFUSAL_TOLERANCE = 0.02  # share of held-out photos whose "not recognised" verdict a smaller model may change
 REPRESENTATIVE_IMAGES = 400
@@ -61,11 +62,11 @@ def to_tflite(saved_model: Path, mode: str, representative: np.ndarray | None = 
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    if mode in ("fp16", "dynamic", "int8"):
+    if mode in (Quantization.FP16, Quantization.DYNAMIC, Quantization.INT8):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "fp16":
+    if mode == Quantization.FP16:
         converter.target_spec.supported_types = [tf.float16]
-    if mode == "int8":
+    if mode == Quantization.INT8:
         if representative is None or not len(representative):
             raise ConversionError("int8 needs representative images from the training split")
 
@@ -74,7 +75,7 @@ def to_tflite(saved_model: Path, mode: str, representative: np.ndarray | None = 
                 yield [image[None].astype(np.float32)]
 
         converter.representative_dataset = samples
-        gate = gate_tensors(float_model if float_model is not None else to_tflite(saved_model, "fp32"))
+        gate = gate_tensors(float_model if float_model is not None else to_tflite(saved_model, Quantization.FP32))
         if gate:
             # Integer kernels for the network; the familiarity gate's distances lose everything in int8
             # (every photo would look unfamiliar), so its few ops stay float.
@@ -257,7 +258,8 @@ def write_with_metadata(output_dir: Path, blob: bytes, result: dict) -> bytes:
     return final
 
 
-def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "auto", baseline: Path | None = None) -> dict:
+def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = Quantization.AUTO.value,
+            baseline: Path | None = None) -> dict:
     from training import calibration
     from training.evaluation import classification_metrics
 
@@ -284,15 +286,15 @@ def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "
         reference = held_reference[: len(images)]
         float_accuracy = float((reference == test.labels).mean())
         float_held_out = float((held_reference == held_truth).mean())
-        modes = MODES if quantize == "auto" else (quantize,)
-        samples = representative(Path(data_dir), labels, fractions, metadata["image_size"]) if "int8" in modes else None
+        modes = MODES if quantize == Quantization.AUTO else (quantize,)
+        samples = representative(Path(data_dir), labels, fractions, metadata["image_size"]) if Quantization.INT8 in modes else None
 
         candidates: list[dict[str, Any]] = []
         models: dict[str, tuple[bytes, np.ndarray]] = {}
         scores: dict[str, np.ndarray] = {}  # each mode's probabilities on the test photos
         for mode in modes:
             t0 = time.monotonic()
-            blob = to_tflite(saved, mode, samples, float_model=models["fp32"][0] if "fp32" in models else None)
+            blob = to_tflite(saved, mode, samples, float_model=models[Quantization.FP32][0] if Quantization.FP32 in models else None)
             held_probabilities = tflite_predict(blob, held_images)
             scores[mode] = held_probabilities[: len(images)]
             held_predicted = held_probabilities.argmax(axis=1)
@@ -311,7 +313,7 @@ def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = "
             models[mode] = (blob, predicted)
             print(f"quantization={mode} size_bytes={len(blob)} accuracy={candidates[-1]['accuracy']:.4f} "
                   f"agreement={candidates[-1]['agreement']:.4f}", flush=True)
-        chosen = choose(candidates, float_held_out) if quantize == "auto" else candidates[0]
+        chosen = choose(candidates, float_held_out) if quantize == Quantization.AUTO else candidates[0]
         blob, predicted = models[chosen["quantization"]]
 
         output_dir = Path(output_dir)
@@ -353,14 +355,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--data", type=Path, required=True, help="the data set the model was trained on (its test split checks the conversion)")
-    parser.add_argument("--quantize", choices=("auto",) + MODES, default="auto")
+    parser.add_argument("--quantize", choices=values(*Quantization), default=Quantization.AUTO.value)
     parser.add_argument("--baseline", type=Path, help="the served model's folder, scored on the same test photos")
     args = parser.parse_args(argv)
     try:
         convert(args.model_dir, args.output_dir, args.data, args.quantize, args.baseline)
     except (ConversionError, ds.DatasetError, OSError, json.JSONDecodeError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
-        failure = Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")) / "failure"
+        failure = Path(os.environ.get(ContainerVariable.OUTPUT_DIR, ContainerPath.OUTPUT_DIR)) / "failure"
         try:
             failure.parent.mkdir(parents=True, exist_ok=True)
             failure.write_text(str(exc)[:1000])

@@ -1,7 +1,8 @@
 """Where a training job reads and writes: SageMaker's container contract, read once at start-up.
 
 Every path has the `/opt/ml/...` default SageMaker uses and an `SM_*` variable that
-overrides it, so local mode runs the same entrypoint with folders of its own.
+overrides it (chalicelib/contract/vocabulary.py: ContainerPath, ContainerVariable), so local
+mode runs the same entrypoint with folders of its own.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Mapping
 
 from chalicelib.contract.training_job import MANIFEST_SHA256_ENV, MANIFEST_URI_ENV
+from chalicelib.contract.vocabulary import ContainerPath as Default
+from chalicelib.contract.vocabulary import ContainerVariable as Variable
 
 
 class EnvironmentError_(ValueError):
@@ -41,18 +44,18 @@ class JobEnvironment:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "JobEnvironment":
         env = os.environ if env is None else env
-        config_dir = Path(env.get("SM_INPUT_CONFIG_DIR", "/opt/ml/input/config"))
-        output_dir = Path(env.get("SM_OUTPUT_DIR", "/opt/ml/output"))
-        output_data_dir = Path(env.get("SM_OUTPUT_DATA_DIR", str(output_dir / "data")))
+        config_dir = Path(env.get(Variable.INPUT_CONFIG_DIR, Default.INPUT_CONFIG_DIR))
+        output_dir = Path(env.get(Variable.OUTPUT_DIR, Default.OUTPUT_DIR))
+        output_data_dir = Path(env.get(Variable.OUTPUT_DATA_DIR, str(output_dir / "data")))
         hosts, current = _cluster(env, config_dir)
         return cls(
             input_config_dir=config_dir,
-            training_dir=Path(env.get("SM_CHANNEL_TRAINING", "/opt/ml/input/data/training")),
-            model_dir=Path(env.get("SM_MODEL_DIR", "/opt/ml/model")),
+            training_dir=Path(env.get(Variable.CHANNEL_TRAINING, Default.CHANNEL_TRAINING)),
+            model_dir=Path(env.get(Variable.MODEL_DIR, Default.MODEL_DIR)),
             output_dir=output_dir,
             output_data_dir=output_data_dir,
             tensorboard_dir=_tensorboard_dir(env, config_dir, output_data_dir),
-            checkpoint_dir=Path(env.get("SM_CHECKPOINT_DIR", "/opt/ml/checkpoints")),
+            checkpoint_dir=Path(env.get(Variable.CHECKPOINT_DIR, Default.CHECKPOINT_DIR)),
             job_name=env.get("TRAINING_JOB_NAME", env.get("FLOWERS_JOB_NAME", "local")),
             hosts=hosts,
             current_host=current,
@@ -91,8 +94,8 @@ def _tensorboard_dir(env: Mapping[str, str], config_dir: Path, output_data_dir: 
 
 def _cluster(env: Mapping[str, str], config_dir: Path) -> tuple[tuple[str, ...], str]:
     """Hosts of the job: SM_HOSTS / SM_CURRENT_HOST, else resourceconfig.json, else one local host."""
-    if env.get("SM_HOSTS"):
-        return tuple(json.loads(env["SM_HOSTS"])), env.get("SM_CURRENT_HOST", "")
+    if env.get(Variable.HOSTS):
+        return tuple(json.loads(env[Variable.HOSTS])), env.get(Variable.CURRENT_HOST, "")
     resource = config_dir / "resourceconfig.json"
     if resource.exists():
         data = json.loads(resource.read_text())

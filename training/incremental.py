@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from chalicelib.contract.training_job import KERAS_FILE, LABELS_FILE
-from chalicelib.contract.warm_start import PRODUCTION_CHANNEL, START_FROM_ENV, folder_to_load, recorded, started_warm
+from chalicelib.contract.vocabulary import ContainerVariable
+from chalicelib.contract.warm_start import START_FROM_ENV, folder_to_load, recorded, started_warm
 from training.hyperparameters import Hyperparameters
 
 # A warm start's schedule (bench/RESULTS.md, "Incremental retraining": 95 % of the photos, then +5 %, three
@@ -34,13 +35,12 @@ from training.hyperparameters import Hyperparameters
 WARM_HEAD_SHARE = 0.3
 WARM_FINE_TUNE_SHARE = 0.15
 WARM_LR_SHARE = 0.2  # of the preset's fine-tuning learning rate
-_CHANNEL_ENV = f"SM_CHANNEL_{PRODUCTION_CHANNEL.upper()}"
 
 
 def source(hp: Hyperparameters, environ: Mapping[str, str] | None = None) -> str:
     """The folder holding model.keras and labels.txt to start from; "" for ImageNet."""
     environ = os.environ if environ is None else environ
-    folder = folder_to_load(hp.warm_start, environ.get(_CHANNEL_ENV, ""))
+    folder = folder_to_load(hp.warm_start, environ.get(ContainerVariable.CHANNEL_PRODUCTION, ""))
     return _unpacked(Path(folder)) if folder else ""
 
 

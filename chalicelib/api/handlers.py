@@ -18,14 +18,13 @@ from chalicelib.api import predict_request
 from chalicelib import services
 from chalicelib.api.errors import ApiError, bad_request, conflict, not_found, unavailable
 from chalicelib.contract.imaging import ImageError
+from chalicelib.contract.vocabulary import SageMakerDetailType
 from chalicelib.observability import Unit, logger, metrics
 from chalicelib.pipeline.orchestrator import Conflict, NotFound
 from chalicelib.pipeline.records import JobStatus
 from chalicelib.pipeline.s3_events import parse_bodies
 from chalicelib.timestamps import iso
 
-TRAINING_STATE = "SageMaker Training Job State Change"
-PROCESSING_STATE = "SageMaker Processing Job State Change"
 # ImageError.reason -> (status, code). Everything else about a bad image is a 400.
 _IMAGE_ERRORS = {"decompression_bomb": 413, "image_too_large": 413, "unsupported_image_type": 415}
 
@@ -90,11 +89,11 @@ def job_status(raw_event: Mapping[str, Any]) -> tuple[str, JobStatus] | None:
     """(kind, status) from a documented SageMaker state-change event; None for anything else."""
     event = EventBridgeEvent(dict(raw_event))
     detail = event.detail or {}
-    if event.detail_type == TRAINING_STATE:
+    if event.detail_type == SageMakerDetailType.TRAINING_JOB_STATE_CHANGE:
         name, status = detail.get("TrainingJobName", ""), detail.get("TrainingJobStatus", "")
         artifacts = (detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", "")
         kind = "training"
-    elif event.detail_type == PROCESSING_STATE:
+    elif event.detail_type == SageMakerDetailType.PROCESSING_JOB_STATE_CHANGE:
         name, status, artifacts = detail.get("ProcessingJobName", ""), detail.get("ProcessingJobStatus", ""), ""
         kind = "conversion"
     else:

@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib.pipeline import manifest, validation_report
 from chalicelib.api.predict_request import DEFAULT_TOP_K, MAX_IMAGE_BYTES, MAX_TOP_K
+from chalicelib.contract.vocabulary import ModelStatus, RunOutcome, Stage, StartKind, values
 
 Schema = dict[str, Any]
 
@@ -25,6 +26,8 @@ _MANIFEST_FIELDS: dict[str, Schema] = {"uri": {"type": "string", "description": 
                                        "sha256": {"type": "string"}}
 _MANIFEST = {"type": "object", "required": sorted(_MANIFEST_FIELDS), "properties": _MANIFEST_FIELDS,
              "description": "the run's manifest: exactly the files it trained on"}
+# GET /models: a model's status, or for a run that never became one, failed or its stage
+_MODEL_STATUSES = values(*ModelStatus, RunOutcome.FAILED, Stage.LAUNCHING, Stage.TRAINING, Stage.CONVERTING)
 _SKIPPED_LISTED = validation_report.MAX_LISTED
 _LABEL_ISSUES_LISTED = validation_report.MAX_LABEL_ISSUES
 _SKIP_REASONS = ("a stable code: while scanning no_label, bad_label, empty_label, multi_label, empty_file, duplicate, "
@@ -71,8 +74,7 @@ SCHEMAS: dict[str, Schema] = {
                                            "count": {"type": "integer"}}}},
                 }},
     "Model": _object(
-        {"version": _VERSION, "status": {"type": "string", "enum": ["approved", "pending", "rejected", "failed", "launching",
-                                                                     "training", "converting"]},
+        {"version": _VERSION, "status": {"type": "string", "enum": _MODEL_STATUSES},
          "created_at": _TIME, "reason": {"type": "string"}, "metrics": {"$ref": "#/components/schemas/Metrics"}},
         {"package_version": {"type": "integer"}, "sha256": {"type": "string"}, "size_bytes": {"type": ["integer", "null"]},
          "training_job": {"type": "string"}}),
@@ -161,7 +163,7 @@ SCHEMAS: dict[str, Schema] = {
     "RunStarted": _object({"action": {"type": "string", "description": "started; failed when the job service refused"},
                            "version": _VERSION, "reason": {"type": "string"}},
                           {"job": {"type": "string"},
-                           "start_from": _object({"kind": {"type": "string", "enum": ["production", "imagenet"],
+                           "start_from": _object({"kind": {"type": "string", "enum": values(StartKind.PRODUCTION, StartKind.IMAGENET),
                                                            "description": "production: a warm start from the served model's "
                                                                           "weights; imagenet: a full run"},
                                                   "reason": {"type": "string"}},

@@ -12,12 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 PREFIX = "features/"
-CHANNEL = "features"  # SM_CHANNEL_FEATURES
 MARKER = PREFIX + "README.txt"  # written with the first entries: the channel is given once it exists
 FOLDER_ENV = "FLOWERS_FEATURE_CACHE"  # where the job reads entries (and writes them, without NEW_ENV)
 NEW_ENV = "FLOWERS_FEATURE_CACHE_NEW"  # cloud: where the job writes its new entries (the channel is read-only)
 URI_ENV = "FLOWERS_FEATURE_CACHE_URI"  # cloud: where the job uploads the entries it wrote
-CHANNEL_PATH = "/opt/ml/input/data/" + CHANNEL
 NEW_PATH = "/tmp/flowers-features-new"
 # Entries of a backbone nobody starts from any more are never read again; a month bounds what the prefix
 # holds (infra's lifecycle rule). An entry still in use that expires costs one recompute.

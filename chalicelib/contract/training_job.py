@@ -46,15 +46,7 @@ def parse_metric_line(line: str) -> dict[str, float]:
 # For the Lambdas: names only, so the Lambdas can validate PRESET without
 # importing training/ (which is not in the Lambda zip). A test keeps it equal to training.presets.
 PRESET_NAMES = ("mobilenet_v2", "resnet_v1_50", "tiny_cnn")
-TRAINING_CHANNEL = "training"  # the input channel holding the data set (SM_CHANNEL_TRAINING)
 # The run's manifest (chalicelib/pipeline/manifest.py), handed to the training job in its environment:
 # training writes both into metadata.json ("manifest"), and the conversion keeps them.
 MANIFEST_URI_ENV = "FLOWERS_MANIFEST_URI"
 MANIFEST_SHA256_ENV = "FLOWERS_MANIFEST_SHA256"
-CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
-TENSORBOARD_LOCAL_PATH = "/opt/ml/output/tensorboard"
-# The conversion step (a Processing job running the training image's `convert` entrypoint).
-PROCESSING_MODEL_DIR = "/opt/ml/processing/model"
-PROCESSING_OUTPUT_DIR = "/opt/ml/processing/output"
-PROCESSING_DATA_DIR = "/opt/ml/processing/data"
-PROCESSING_BASELINE_DIR = "/opt/ml/processing/baseline"

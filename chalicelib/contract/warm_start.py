@@ -19,15 +19,16 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from chalicelib.contract.vocabulary import StartKind
+
 FORCED_FULL = "a full run forced by hand (flowers retrain --full)"  # the reason metadata.json and the API show
 FORCED_BY_HYPERPARAMETER = "a full run forced by the warm_start hyperparameter (none)"
 START_FROM_ENV = "FLOWERS_START_FROM"  # the decision, as JSON, in the training job's environment
-PRODUCTION_CHANNEL = "production"  # SM_CHANNEL_PRODUCTION: the production model's training output
 
 
 @dataclass(frozen=True)
 class StartFrom:
-    kind: str  # "production" (warm start) or "imagenet" (a full run)
+    kind: str  # StartKind: PRODUCTION (a warm start) or IMAGENET (a full run)
     reason: str
     chain: int = 0  # warm starts in a row up to and including this run; 0 for a full run
     production_version: str = ""
@@ -35,7 +36,7 @@ class StartFrom:
 
     @property
     def warm(self) -> bool:
-        return self.kind == "production"
+        return self.kind == StartKind.PRODUCTION
 
     def as_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if k != "model_uri"}, sort_keys=True)
@@ -53,33 +54,33 @@ def choose(dataset_classes: list[str], production_version: str, production_metad
     `forced_full`: this one run was forced full by hand (Running.full); it wins over everything, the
     hyperparameter included (training_hyperparameters keeps training from loading a folder it names)."""
     if forced_full:
-        return StartFrom("imagenet", FORCED_FULL)
+        return StartFrom(StartKind.IMAGENET, FORCED_FULL)
     if forces_full(warm_start_hyperparameter):
-        return StartFrom("imagenet", FORCED_BY_HYPERPARAMETER)
+        return StartFrom(StartKind.IMAGENET, FORCED_BY_HYPERPARAMETER)
     if warm_start_hyperparameter.strip():
-        return StartFrom("imagenet", f"the warm_start hyperparameter names its own model ({warm_start_hyperparameter.strip()})")
+        return StartFrom(StartKind.IMAGENET, f"the warm_start hyperparameter names its own model ({warm_start_hyperparameter.strip()})")
     if not production_version:
-        return StartFrom("imagenet", "no production model yet")
+        return StartFrom(StartKind.IMAGENET, "no production model yet")
     if full_retrain_every <= 1:
-        return StartFrom("imagenet", "warm starts are off (FULL_RETRAIN_EVERY=1: every run is a full one)")
+        return StartFrom(StartKind.IMAGENET, "warm starts are off (FULL_RETRAIN_EVERY=1: every run is a full one)")
     if production_metadata is None:
-        return StartFrom("imagenet", f"production model {production_version} has no readable metadata.json")
+        return StartFrom(StartKind.IMAGENET, f"production model {production_version} has no readable metadata.json")
     labels = [str(label) for label in production_metadata.get("labels") or []]
     if dataset_classes and not same_classes(labels, dataset_classes):
         added = sorted(set(dataset_classes) - set(labels))
         removed = sorted(set(labels) - set(dataset_classes))
         what = "; ".join(part for part in (f"added {', '.join(added)}" if added else "",
                                             f"removed {', '.join(removed)}" if removed else "") if part) or "their order differs"
-        return StartFrom("imagenet", f"classes differ from production model {production_version}'s ({what})")
+        return StartFrom(StartKind.IMAGENET, f"classes differ from production model {production_version}'s ({what})")
     if not model_uri:
-        return StartFrom("imagenet", f"production model {production_version}'s trained weights are not available")
+        return StartFrom(StartKind.IMAGENET, f"production model {production_version}'s trained weights are not available")
     previous = _chain(production_metadata)
     if previous + 1 >= full_retrain_every:
-        return StartFrom("imagenet", f"periodic full retrain: production model {production_version} ends {previous} warm "
+        return StartFrom(StartKind.IMAGENET, f"periodic full retrain: production model {production_version} ends {previous} warm "
                                      f"start(s) in a row, and every {full_retrain_every}th run is a full one (FULL_RETRAIN_EVERY)")
     same = (f"same classes as production model {production_version}" if dataset_classes else
             f"production model {production_version}; the classes are in name.txt labels, so training compares them")
-    return StartFrom("production", same, previous + 1,
+    return StartFrom(StartKind.PRODUCTION, same, previous + 1,
                      production_version, model_uri)
 
 
@@ -105,8 +106,8 @@ def same_classes(previous: list[str], current: list[str]) -> bool:
 
 
 # Training's side -----------------------------------------------------------------------------------------
-# The job is handed the decision (START_FROM_ENV), the production model's training output (the PRODUCTION_CHANNEL
-# channel) and its hyperparameters; these rules say what it makes of them. Its outcome, a string, is the
+# The job is handed the decision (START_FROM_ENV), the production model's training output (the
+# Channel.PRODUCTION channel) and its hyperparameters; these rules say what it makes of them. Its outcome, a string, is the
 # folder it started from, "" for ImageNet, or `skipped(why)` when it could not load the folder
 # (metadata.json's `training.warm_start`).
 
@@ -145,10 +146,10 @@ def recorded(decision_json: str, outcome: str, warm_start_hyperparameter: str, s
     is_warm = started_warm(outcome)
     found: dict[str, Any] = dict(decision, warm=is_warm)
     if is_warm:
-        found.update(kind="production" if decision.get("kind") == "production" else "warm_start",
+        found.update(kind=StartKind.PRODUCTION if decision.get("kind") == StartKind.PRODUCTION else StartKind.HYPERPARAMETER,
                      chain=int(decision.get("chain", 1) or 1), **schedule)
     else:
-        found.update(kind="imagenet", chain=0)
+        found.update(kind=StartKind.IMAGENET, chain=0)
         if outcome:  # the pipeline asked for a warm start, and training could not make it
             found["reason"] = f"{outcome} ({decision.get('reason', 'warm_start hyperparameter')})"
         elif forces_full(warm_start_hyperparameter):
@@ -161,7 +162,7 @@ def _chain(metadata: dict[str, Any]) -> int:
     """Production's place in its lineage: 0 for a full run (and for a model trained before start_from existed)."""
     training = metadata.get("training")
     start_from = training.get("start_from") if isinstance(training, dict) else None
-    if not isinstance(start_from, dict) or start_from.get("kind") != "production" or not start_from.get("warm"):
+    if not isinstance(start_from, dict) or start_from.get("kind") != StartKind.PRODUCTION or not start_from.get("warm"):
         return 0
     try:
         return max(0, int(start_from.get("chain", 0)))

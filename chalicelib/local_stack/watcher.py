@@ -28,6 +28,7 @@ from chalicelib.pipeline.dataset_version import is_relevant
 from chalicelib.adapters.local import events
 from chalicelib.adapters.local.db import Database
 from chalicelib.adapters.local.objects import LocalObjectStore, scan
+from chalicelib.contract.vocabulary import WatchMode
 from chalicelib.settings import WATCH_MODES
 
 BATCH = 100  # the on_upload function's SQS batch size
@@ -128,7 +129,7 @@ class Watch:
     """When to scan: on a notification (no sooner than POLL_SECONDS after the last scan), and on the safety-net
     rescan; in poll mode every POLL_SECONDS. `scan` is BucketWatcher.scan_once's caller; `run` blocks until `stop`."""
 
-    def __init__(self, root: Path, scan: Callable[[], None], mode: str = "notify",
+    def __init__(self, root: Path, scan: Callable[[], None], mode: str = WatchMode.NOTIFY,
                  say: Callable[[str], None] = lambda _: None, clock: Callable[[], float] = time.monotonic):
         if mode not in WATCH_MODES:
             raise ValueError(f"watch mode {mode!r} is not one of {', '.join(WATCH_MODES)}")
@@ -144,7 +145,7 @@ class Watch:
 
     def start(self) -> None:
         """Subscribe to notifications (notify mode); where the OS refuses (inotify's watch limit), poll instead."""
-        if self.mode != "notify":
+        if self.mode != WatchMode.NOTIFY:
             return
         observer = Observer()
         try:
@@ -152,7 +153,7 @@ class Watch:
             observer.start()
         except OSError as exc:
             self._say(f"bucket: no file-system notifications ({exc}); rescanning every {POLL_SECONDS}s instead")
-            self.mode = "poll"
+            self.mode = WatchMode.POLL
             return
         self._observer = observer
 
@@ -164,7 +165,7 @@ class Watch:
 
     def next_wait(self, since_last_scan: float) -> float:
         """Seconds to sleep before the next scan unless a notification comes first."""
-        every = POLL_SECONDS if self.mode == "poll" else self.rescan_every
+        every = POLL_SECONDS if self.mode == WatchMode.POLL else self.rescan_every
         return max(0.0, every - since_last_scan)
 
     def scan_now(self) -> None:
@@ -187,12 +188,12 @@ class Watch:
                 if stop.wait(max(SETTLE_SECONDS, POLL_SECONDS - (self._clock() - last))):
                     return
                 self.changed.clear()  # before the scan: a change during it wakes the next one
-            elif self.mode == "notify" and self._clock() - last < self.rescan_every:
+            elif self.mode == WatchMode.NOTIFY and self._clock() - last < self.rescan_every:
                 continue
             last = self._clock()
             try:
                 self.scan_now()
             except Exception as exc:  # keep going: the next scan tries again
                 self._say(f"flowers-watch: {type(exc).__name__}: {exc}")
-                if self.mode == "notify":
+                if self.mode == WatchMode.NOTIFY:
                     self.changed.set()  # what failed is sent again in POLL_SECONDS, as poll mode would

@@ -1,13 +1,7 @@
 """The pipeline's own events, for other systems to automate on: what happened to runs and models.
 
-Five types (EventBridge's detail-type; `source` is "flowers"):
-
-- "Run Started": a training job of a run was started (each attempt is one event);
-- "Run Failed": a run ended without a model, with the reason (and its failed attempts);
-- "Model Registered": a run's model is in the registry, with the promotion gate's decision
-  (`status`: approved or pending, and why);
-- "Model Promoted": the served model changed to a newer one (the gate approved it, or a person did);
-- "Model Rolled Back": the served model was rejected and an earlier one serves again.
+Five types, chalicelib/contract/vocabulary.py's DomainEventType (EventBridge's detail-type; `source`
+is EventSource.FLOWERS): a run started or failed; a model registered, promoted or rolled back.
 
 They are built here (pure functions, no AWS) and published through the EventPublisher port
 (chalicelib/adapters/aws/eventbridge_events.py: an EventBridge bus; chalicelib/adapters/local/event_log.py:
@@ -21,20 +15,15 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from chalicelib.contract.vocabulary import DomainEventType, EventSource
 from chalicelib.timestamps import iso
 
-SOURCE = "flowers"
-RUN_STARTED = "Run Started"
-RUN_FAILED = "Run Failed"
-MODEL_REGISTERED = "Model Registered"
-MODEL_PROMOTED = "Model Promoted"
-MODEL_ROLLED_BACK = "Model Rolled Back"
-TYPES = (RUN_STARTED, RUN_FAILED, MODEL_REGISTERED, MODEL_PROMOTED, MODEL_ROLLED_BACK)
+SOURCE = EventSource.FLOWERS
 
 
 @dataclass(frozen=True)
 class DomainEvent:
-    type: str  # one of TYPES (EventBridge's detail-type)
+    type: DomainEventType  # EventBridge's detail-type
     id: str  # the same for the same state change, however often it is published
     at: float  # when the state change happened (epoch seconds)
     detail: dict[str, Any] = field(default_factory=dict)
@@ -44,34 +33,38 @@ class DomainEvent:
         return {"id": self.id, "type": self.type, "source": SOURCE, "time": iso(self.at), **self.detail}
 
 
-def event_id(kind: str, *about: str) -> str:
+def event_id(kind: DomainEventType, *about: str) -> str:
     return hashlib.sha256("\t".join((kind, *about)).encode()).hexdigest()[:32]
+
+
+def _event(kind: DomainEventType, about: tuple[str, ...], at: float, detail: dict[str, Any]) -> DomainEvent:
+    return DomainEvent(kind, event_id(kind, *about), at, detail)
 
 
 def run_started(dataset: str, version: str, job: str, attempt: int, at: float, reason: str = "") -> DomainEvent:
     detail: dict[str, Any] = {"dataset": dataset, "version": version, "training_job": job, "attempt": attempt}
     if reason:
         detail["reason"] = reason
-    return DomainEvent(RUN_STARTED, event_id(RUN_STARTED, dataset, job), at, detail)
+    return _event(DomainEventType.RUN_STARTED, (dataset, job), at, detail)
 
 
 def run_failed(dataset: str, version: str, job: str, reason: str, at: float, failed_attempts: Sequence[str]) -> DomainEvent:
-    return DomainEvent(RUN_FAILED, event_id(RUN_FAILED, dataset, job), at, {
+    return _event(DomainEventType.RUN_FAILED, (dataset, job), at, {
         "dataset": dataset, "version": version, "training_job": job, "reason": reason, "failed_attempts": list(failed_attempts)})
 
 
 def model_registered(dataset: str, version: str, job: str, status: str, reason: str, at: float,
                      test_accuracy: float | None) -> DomainEvent:
-    return DomainEvent(MODEL_REGISTERED, event_id(MODEL_REGISTERED, dataset, version), at, {
+    return _event(DomainEventType.MODEL_REGISTERED, (dataset, version), at, {
         "dataset": dataset, "version": version, "training_job": job, "status": status, "gate": reason,
         "test_accuracy": test_accuracy})
 
 
 def model_promoted(dataset: str, version: str, previous: str, reason: str, at: float) -> DomainEvent:
-    return DomainEvent(MODEL_PROMOTED, event_id(MODEL_PROMOTED, dataset, version, previous), at, {
+    return _event(DomainEventType.MODEL_PROMOTED, (dataset, version, previous), at, {
         "dataset": dataset, "version": version, "previous": previous or None, "reason": reason})
 
 
 def model_rolled_back(dataset: str, rejected: str, current: str, reason: str, at: float) -> DomainEvent:
-    return DomainEvent(MODEL_ROLLED_BACK, event_id(MODEL_ROLLED_BACK, dataset, rejected, current), at, {
+    return _event(DomainEventType.MODEL_ROLLED_BACK, (dataset, rejected, current), at, {
         "dataset": dataset, "rejected": rejected, "version": current or None, "reason": reason})

@@ -574,7 +574,7 @@ class Orchestrator:
             })
         for run in runs.values():  # runs that never became a model
             if run.status in (FAILED, *ACTIVE_STAGES):
-                listed.append({"version": run.version, "status": "failed" if run.status == FAILED else run.status,
+                listed.append({"version": run.version, "status": FAILED if run.status == FAILED else run.status,
                                "created_at": iso(run.created_at), "reason": run.reason, "metrics": {},
                                "training_job": run.job_name, "_t": run.created_at})
         listed.sort(key=lambda m: m["_t"], reverse=True)

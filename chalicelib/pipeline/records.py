@@ -4,21 +4,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
-# Run stages while a run holds the data set (at most one at a time). WAITING: a job failed for a
-# transient reason and the run waits to try again (Running.retry_at, Running.retry_stage).
-LAUNCHING, TRAINING, CONVERTING, WAITING = "launching", "training", "converting", "waiting"
-ACTIVE_STAGES = (LAUNCHING, TRAINING, CONVERTING, WAITING)
+from chalicelib.contract.vocabulary import JobState, ModelStatus, RunOutcome, Stage
+
+# The pipeline's short names for words chalicelib/contract/vocabulary.py defines.
+# Run stages while a run holds the data set (at most one at a time).
+LAUNCHING, TRAINING, CONVERTING, WAITING = Stage.LAUNCHING, Stage.TRAINING, Stage.CONVERTING, Stage.WAITING
+ACTIVE_STAGES = tuple(Stage)
 # Outcomes once it has let go.
-REGISTERED, FAILED, SKIPPED = "registered", "failed", "skipped"
+REGISTERED, FAILED, SKIPPED = RunOutcome.REGISTERED, RunOutcome.FAILED, RunOutcome.SKIPPED
 
 # A job's status, in SageMaker's words (its state-change events and Describe* calls); local jobs use the same.
-JOB_IN_PROGRESS, JOB_STOPPING = "InProgress", "Stopping"
-JOB_COMPLETED, JOB_FAILED, JOB_STOPPED = "Completed", "Failed", "Stopped"
+JOB_IN_PROGRESS, JOB_STOPPING = JobState.IN_PROGRESS, JobState.STOPPING
+JOB_COMPLETED, JOB_FAILED, JOB_STOPPED = JobState.COMPLETED, JobState.FAILED, JobState.STOPPED
 JOB_TERMINAL = (JOB_COMPLETED, JOB_FAILED, JOB_STOPPED)
 JOB_UNSUCCESSFUL = (JOB_FAILED, JOB_STOPPED)
 
-# Model status as the API shows it; the registry's ModelApprovalStatus maps onto the first three.
-APPROVED, PENDING, REJECTED = "approved", "pending", "rejected"
+# Model status as the API shows it.
+APPROVED, PENDING, REJECTED = ModelStatus.APPROVED, ModelStatus.PENDING, ModelStatus.REJECTED
 
 
 @dataclass(frozen=True)

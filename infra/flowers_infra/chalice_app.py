@@ -35,6 +35,7 @@ from aws_cdk import aws_sqs as sqs
 from chalice.cdk import Chalice
 from constructs import Construct
 
+from chalicelib.contract.vocabulary import EventSource
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import (
@@ -167,7 +168,7 @@ class ChaliceApp(Construct):
                                          resources=[props.model_packages_arn])
         # Domain events (runs started / failed, models registered / promoted / rolled back): the stack's bus, source flowers.
         publish = iam.PolicyStatement(sid="PublishDomainEvents", actions=["events:PutEvents"], resources=[props.event_bus_arn],
-                                      conditions={"StringEquals": {"events:source": "flowers"}})
+                                      conditions={"StringEquals": {"events:source": EventSource.FLOWERS.value}})
         documents = {
             # HTTP: predictions (registry + model files, presigned download links), status, models,
             # approve / reject / rollback by hand.

@@ -42,6 +42,7 @@ from constructs import Construct
 from flowers_infra.chalice_app import FUNCTIONS, ChaliceApp, ChaliceAppProps
 from flowers_infra.checks import skip_checkov
 from chalicelib.contract.feature_cache import EXPIRE_DAYS as FEATURE_CACHE_DAYS
+from chalicelib.contract.vocabulary import DomainEventType, EventSource, JobState, SageMakerDetailType, values
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import (
     CHECKPOINT_PREFIX,
@@ -301,11 +302,12 @@ class FlowersStack(Stack):
         self.event_bus.add_to_resource_policy(iam.PolicyStatement(
             sid="OnlyThePipelinePublishesFlowersEvents", effect=iam.Effect.DENY, actions=["events:PutEvents"],
             principals=[iam.AnyPrincipal()], resources=[self.event_bus.event_bus_arn],
-            conditions={"StringEquals": {"events:source": "flowers"}, "ArnNotEquals": {"aws:PrincipalArn": publishers}}))
+            conditions={"StringEquals": {"events:source": EventSource.FLOWERS.value}, "ArnNotEquals": {"aws:PrincipalArn": publishers}}))
         detail = events.EventField.from_path
         rule = events.Rule(self, "RunFailedEventRule", event_bus=self.event_bus,
                            description="example: a failed flowers run, with its reason, to the alarm topic",
-                           event_pattern=events.EventPattern(source=["flowers"], detail_type=["Run Failed"]))
+                           event_pattern=events.EventPattern(source=[EventSource.FLOWERS.value],
+                                                             detail_type=[DomainEventType.RUN_FAILED.value]))
         rule.add_target(targets.SnsTopic(self.alarm_topic, message=events.RuleTargetInput.from_text(
             f"flowers run {detail('$.detail.training_job')} (data set version {detail('$.detail.version')}) failed: "
             f"{detail('$.detail.reason')}")))
@@ -330,12 +332,12 @@ class FlowersStack(Stack):
         # Failed or stopped SageMaker jobs of ours, straight from EventBridge (also mailed to the topic).
         failed = events.Rule(self, "SageMakerJobFailedRule", description="flowers training or conversion job failed",
                              event_pattern=events.EventPattern(
-                                 source=["aws.sagemaker"],
-                                 detail_type=["SageMaker Training Job State Change", "SageMaker Processing Job State Change"],
+                                 source=[EventSource.SAGEMAKER.value],
+                                 detail_type=values(*SageMakerDetailType),
                                  detail={"$or": [
-                                     {"TrainingJobStatus": ["Failed"],
+                                     {"TrainingJobStatus": [JobState.FAILED.value],
                                       "TrainingJobName": [{"prefix": f"{self.config.model_package_group}-"}]},
-                                     {"ProcessingJobStatus": ["Failed"],
+                                     {"ProcessingJobStatus": [JobState.FAILED.value],
                                       "ProcessingJobName": [{"prefix": f"{self.config.model_package_group}-"}]},
                                  ]}))
         failed.add_target(targets.SnsTopic(self.alarm_topic))

@@ -15,7 +15,8 @@ from chalicelib.contract import feature_cache as features
 from chalicelib.contract import training_job as contract
 from chalicelib.ports import JobRejected
 from chalicelib.pipeline.records import ConversionSpec, JobStatus, TrainingSpec
-from chalicelib.contract.warm_start import PRODUCTION_CHANNEL, START_FROM_ENV
+from chalicelib.contract.vocabulary import Channel, ContainerPath
+from chalicelib.contract.warm_start import START_FROM_ENV
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
@@ -71,7 +72,7 @@ def _channel(name: str, uri: str, data_type: Literal["ManifestFile", "S3Prefix"]
 def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
     stopping: StoppingConditionTypeDef = {"MaxRuntimeInSeconds": spec.max_runtime_seconds}
     data_type, data_uri = _data_source(spec.channel_manifest_uri, spec.dataset_uri)
-    channels = [_channel(contract.TRAINING_CHANNEL, data_uri, data_type)]
+    channels = [_channel(Channel.TRAINING, data_uri, data_type)]
     request: CreateTrainingJobRequestTypeDef = {
         "TrainingJobName": spec.job_name,
         "AlgorithmSpecification": {
@@ -85,7 +86,7 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
         "OutputDataConfig": {"S3OutputPath": spec.output_uri},
         "ResourceConfig": {"InstanceType": _training_instance(spec.instance_type), "InstanceCount": 1, "VolumeSizeInGB": 30},
         "StoppingCondition": stopping,
-        "TensorBoardOutputConfig": {"S3OutputPath": spec.tensorboard_uri, "LocalPath": contract.TENSORBOARD_LOCAL_PATH},
+        "TensorBoardOutputConfig": {"S3OutputPath": spec.tensorboard_uri, "LocalPath": ContainerPath.TENSORBOARD_DIR},
         "Tags": _tags(spec.tags),
     }
     environment: dict[str, str] = {}
@@ -94,38 +95,38 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
     if spec.start_from:  # where the run starts from and why (chalicelib/contract/warm_start.py); metadata.json keeps it
         environment[START_FROM_ENV] = spec.start_from
     if spec.warm_start_uri:
-        # A warm start: the production model's training output (its model.tar.gz), SM_CHANNEL_PRODUCTION in the job.
-        channels.append(_channel(PRODUCTION_CHANNEL, spec.warm_start_uri))
+        # A warm start: the production model's training output (its model.tar.gz), ContainerVariable.CHANNEL_PRODUCTION in the job.
+        channels.append(_channel(Channel.PRODUCTION, spec.warm_start_uri))
     if spec.feature_cache_uri:  # backbone features of photos seen before (chalicelib/contract/feature_cache.py); new ones uploaded back
-        environment.update({features.FOLDER_ENV: features.CHANNEL_PATH, features.NEW_ENV: features.NEW_PATH,
+        environment.update({features.FOLDER_ENV: ContainerPath.CHANNEL_FEATURES, features.NEW_ENV: features.NEW_PATH,
                             features.URI_ENV: spec.feature_cache_uri})
         if spec.feature_cache_ready:
             # FastFile: an entry is fetched when the job looks it up, so a job downloads its own backbone's
             # entries only, not every entry the prefix holds (File mode would copy them all first).
-            channels.append(_channel(features.CHANNEL, spec.feature_cache_uri, mode="FastFile"))
+            channels.append(_channel(Channel.FEATURES, spec.feature_cache_uri, mode="FastFile"))
     if environment:
         request["Environment"] = environment
     if spec.use_spot:
         request["EnableManagedSpotTraining"] = True
         stopping["MaxWaitTimeInSeconds"] = spec.max_runtime_seconds * SPOT_WAIT_FACTOR
-        request["CheckpointConfig"] = {"S3Uri": spec.checkpoint_uri, "LocalPath": contract.CHECKPOINT_LOCAL_PATH}
+        request["CheckpointConfig"] = {"S3Uri": spec.checkpoint_uri, "LocalPath": ContainerPath.CHECKPOINT_DIR}
     return request
 
 
 def conversion_request(spec: ConversionSpec) -> CreateProcessingJobRequestTypeDef:
-    entrypoint = ["convert", contract.PROCESSING_MODEL_DIR, contract.PROCESSING_OUTPUT_DIR,
-                  "--data", contract.PROCESSING_DATA_DIR]
+    entrypoint = ["convert", ContainerPath.PROCESSING_MODEL_DIR, ContainerPath.PROCESSING_OUTPUT_DIR,
+                  "--data", ContainerPath.PROCESSING_DATA_DIR]
     data_type, data_uri = _data_source(spec.channel_manifest_uri, spec.dataset_uri)
     inputs: list[ProcessingInputTypeDef] = [
-        {"InputName": "model", "S3Input": {"S3Uri": spec.model_archive_uri, "LocalPath": contract.PROCESSING_MODEL_DIR,
+        {"InputName": "model", "S3Input": {"S3Uri": spec.model_archive_uri, "LocalPath": ContainerPath.PROCESSING_MODEL_DIR,
                                            "S3DataType": "S3Prefix", "S3InputMode": "File"}},
-        {"InputName": "data", "S3Input": {"S3Uri": data_uri, "LocalPath": contract.PROCESSING_DATA_DIR,
+        {"InputName": "data", "S3Input": {"S3Uri": data_uri, "LocalPath": ContainerPath.PROCESSING_DATA_DIR,
                                           "S3DataType": data_type, "S3InputMode": "File"}},
     ]
     if spec.baseline_uri:
         # The production model, scored on the same test photos so the promotion gate compares like with like.
-        entrypoint += ["--baseline", contract.PROCESSING_BASELINE_DIR]
-        inputs.append({"InputName": "baseline", "S3Input": {"S3Uri": spec.baseline_uri, "LocalPath": contract.PROCESSING_BASELINE_DIR,
+        entrypoint += ["--baseline", ContainerPath.PROCESSING_BASELINE_DIR]
+        inputs.append({"InputName": "baseline", "S3Input": {"S3Uri": spec.baseline_uri, "LocalPath": ContainerPath.PROCESSING_BASELINE_DIR,
                                                             "S3DataType": "S3Prefix", "S3InputMode": "File"}})
     return {
         "ProcessingJobName": spec.job_name,
@@ -134,7 +135,7 @@ def conversion_request(spec: ConversionSpec) -> CreateProcessingJobRequestTypeDe
         "ProcessingInputs": inputs,
         "ProcessingOutputConfig": {"Outputs": [{
             "OutputName": "model",
-            "S3Output": {"S3Uri": spec.output_uri, "LocalPath": contract.PROCESSING_OUTPUT_DIR, "S3UploadMode": "EndOfJob"},
+            "S3Output": {"S3Uri": spec.output_uri, "LocalPath": ContainerPath.PROCESSING_OUTPUT_DIR, "S3UploadMode": "EndOfJob"},
         }]},
         "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": _processing_instance(spec.instance_type),
                                                   "VolumeSizeInGB": 30}},

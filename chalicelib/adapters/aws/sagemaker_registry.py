@@ -162,15 +162,15 @@ class SageMakerModelRegistry:
         return [e for e in (_entry(s) for s in self._summaries(limit=limit)) if e.version]
 
     def approved(self, limit: int = 2) -> builtins.list[ModelEntry]:  # `list` here is the method above
-        return [self._describe(s["ModelPackageArn"]) for s in self._summaries("Approved", limit)]
+        return [self._describe(s["ModelPackageArn"]) for s in self._summaries(_TO_AWS[APPROVED], limit)]
 
     def production(self) -> ModelEntry | None:
-        newest = next(iter(self._summaries("Approved", 1)), None)
+        newest = next(iter(self._summaries(_TO_AWS[APPROVED], 1)), None)
         return self._describe(newest["ModelPackageArn"]) if newest else None
 
     def production_id(self) -> str:
         """One cheap call: lets a prediction container see that nothing changed."""
-        newest = next(iter(self._summaries("Approved", 1)), None)
+        newest = next(iter(self._summaries(_TO_AWS[APPROVED], 1)), None)
         return newest["ModelPackageArn"] if newest else ""
 
     def describe(self, arn: str) -> ModelEntry:
@@ -184,7 +184,7 @@ class SageMakerModelRegistry:
         request: CreateModelPackageInputTypeDef = {
             "ModelPackageGroupName": self._group,
             "ModelPackageDescription": _DESCRIPTION + entry.version,
-            "ModelApprovalStatus": "PendingManualApproval",
+            "ModelApprovalStatus": _TO_AWS[PENDING],
             "CustomerMetadataProperties": properties(entry, metadata),
             "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": entry.metadata_uri}}},
             # SageMaker's own idempotency: a replayed registration returns the same package.

@@ -5,7 +5,7 @@ handlers, and the tests build theirs with the same functions.
   message body, in the SQS batch the `on_upload` function receives;
 - S3's test event, sent once when a notification is configured;
 - the tick: EventBridge's "Scheduled Event";
-- a job's state change: "SageMaker Training Job State Change" / "SageMaker Processing Job State Change".
+- a job's state change: SageMaker's training and processing job state-change events (SageMakerDetailType).
 """
 from __future__ import annotations
 
@@ -16,14 +16,15 @@ import uuid
 from typing import Any
 from urllib.parse import quote_plus
 
-from chalicelib.pipeline.records import JOB_COMPLETED, JOB_FAILED, JOB_STOPPED
+from chalicelib.contract.vocabulary import EventSource, JobState, SageMakerDetailType
 from chalicelib.timestamps import event_time
 
 REGION = "local"
 ACCOUNT = "000000000000"
 UPLOAD_QUEUE = "flowers-uploads"
 _EVENT_NAMES = {"created": "ObjectCreated:Put", "removed": "ObjectRemoved:Delete"}
-_SECONDARY = {JOB_COMPLETED: "Completed", JOB_FAILED: "Failed", JOB_STOPPED: "Stopped"}  # else "Training"
+# SecondaryStatus: for a job that ended, the same word as its status; else "Training"
+_ENDED = (JobState.COMPLETED, JobState.FAILED, JobState.STOPPED)
 _sequencer = itertools.count(1)
 
 Event = dict[str, Any]
@@ -78,11 +79,11 @@ def training_state(name: str, status: str, model_uri: str = "", reason: str = ""
                    region: str = REGION, account: str = ACCOUNT) -> Event:
     arn = f"arn:aws:sagemaker:{region}:{account}:training-job/{name}"
     detail: dict[str, Any] = {"TrainingJobName": name, "TrainingJobArn": arn, "TrainingJobStatus": status,
-                              "SecondaryStatus": _SECONDARY.get(status, "Training"),
+                              "SecondaryStatus": status if status in _ENDED else "Training",
                               "ModelArtifacts": {"S3ModelArtifacts": model_uri}, "CreationTime": int(now * 1000), "Tags": {}}
     if reason:
         detail["FailureReason"] = reason
-    return _eventbridge("SageMaker Training Job State Change", "aws.sagemaker", detail, arn, now, region, account)
+    return _eventbridge(SageMakerDetailType.TRAINING_JOB_STATE_CHANGE, EventSource.SAGEMAKER, detail, arn, now, region, account)
 
 
 def processing_state(name: str, status: str, reason: str = "", now: float = 0.0, *,
@@ -92,7 +93,7 @@ def processing_state(name: str, status: str, reason: str = "", now: float = 0.0,
                               "CreationTime": int(now * 1000), "Tags": {}}
     if reason:
         detail["FailureReason"] = detail["ExitMessage"] = reason
-    return _eventbridge("SageMaker Processing Job State Change", "aws.sagemaker", detail, arn, now, region, account)
+    return _eventbridge(SageMakerDetailType.PROCESSING_JOB_STATE_CHANGE, EventSource.SAGEMAKER, detail, arn, now, region, account)
 
 
 def _eventbridge(detail_type: str, source: str, detail: dict[str, Any], resource: str, now: float,

@@ -38,6 +38,8 @@ from chalicelib.contract import training_job as contract
 from chalicelib.adapters.local import events
 from chalicelib.adapters.local.db import Database, dumps, loads
 from chalicelib.adapters.local.objects import LocalObjectStore, scan
+from chalicelib.contract.vocabulary import Channel
+from chalicelib.contract.vocabulary import ContainerVariable as Variable
 from chalicelib.pipeline.records import JOB_COMPLETED, JOB_FAILED, JOB_IN_PROGRESS, ConversionSpec, JobStatus, TrainingSpec
 from chalicelib.settings import Settings
 from chalicelib.contract.warm_start import START_FROM_ENV
@@ -299,7 +301,7 @@ class SubprocessJobRunner:
 
     def _training_command(self, name: str, spec: dict[str, Any], job_dir: Path,
                           attempt_dir: Path) -> tuple[list[str], dict[str, str]]:
-        data = job_dir / "input" / "data" / contract.TRAINING_CHANNEL
+        data = job_dir / "input" / "data" / Channel.TRAINING
         if not data.is_dir():
             source = self._objects.path(spec["dataset_uri"])
             if spec.get("manifest_uri"):
@@ -320,16 +322,16 @@ class SubprocessJobRunner:
             if expired:
                 self._say(f"feature cache: {expired} entries older than {feature_cache.EXPIRE_DAYS} days removed")
         env = settings_module.child_environment({
-            "SM_INPUT_CONFIG_DIR": str(config), "SM_CHANNEL_TRAINING": str(data),
-            "SM_MODEL_DIR": str(attempt_dir / "output" / "model"), "SM_OUTPUT_DIR": str(attempt_dir / "output"),
-            "SM_OUTPUT_DATA_DIR": str(attempt_dir / "output" / "data"), "SM_CHECKPOINT_DIR": str(checkpoints),
+            Variable.INPUT_CONFIG_DIR: str(config), Variable.CHANNEL_TRAINING: str(data),
+            Variable.MODEL_DIR: str(attempt_dir / "output" / "model"), Variable.OUTPUT_DIR: str(attempt_dir / "output"),
+            Variable.OUTPUT_DATA_DIR: str(attempt_dir / "output" / "data"), Variable.CHECKPOINT_DIR: str(checkpoints),
             "TRAINING_JOB_NAME": name, "FLOWERS_TENSORBOARD_DIR": str(tensorboard),
             "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
             contract.MANIFEST_URI_ENV: spec.get("manifest_uri", ""), contract.MANIFEST_SHA256_ENV: spec.get("manifest_sha256", ""),
             # Where the run starts from (chalicelib/contract/warm_start.py): for a warm start, the production model's
             # training output folder, as SageMaker's production channel; "" for a full run.
             START_FROM_ENV: spec.get("start_from", ""),
-            "SM_CHANNEL_PRODUCTION": str(self._objects.path(spec["warm_start_uri"])) if spec.get("warm_start_uri") else "",
+            Variable.CHANNEL_PRODUCTION: str(self._objects.path(spec["warm_start_uri"])) if spec.get("warm_start_uri") else "",
             # backbone features of photos seen before (training/feature_cache.py): HOME/artifacts/features/
             feature_cache.FOLDER_ENV: str(features) if features is not None else "",
         })
@@ -339,7 +341,7 @@ class SubprocessJobRunner:
         model = self._objects.path(spec["model_archive_uri"])
         # The photos the model was trained on: the training job's snapshot (the bucket may have moved on),
         # else one of its own from the run's manifest.
-        snapshot = model.parents[2] / "input" / "data" / contract.TRAINING_CHANNEL
+        snapshot = model.parents[2] / "input" / "data" / Channel.TRAINING
         data = snapshot if snapshot.is_dir() else self._objects.path(spec["dataset_uri"])
         if not snapshot.is_dir() and spec.get("manifest_uri"):
             data = attempt_dir.parent / "input" / "data" / "data"
@@ -349,7 +351,7 @@ class SubprocessJobRunner:
                    "--data", str(data), "--quantize", self._settings.quantize]
         if spec.get("baseline_uri"):
             command += ["--baseline", str(self._objects.path(spec["baseline_uri"]))]
-        env = settings_module.child_environment({"SM_OUTPUT_DIR": str(attempt_dir / "output"), "PYTHONUNBUFFERED": "1",
+        env = settings_module.child_environment({Variable.OUTPUT_DIR: str(attempt_dir / "output"), "PYTHONUNBUFFERED": "1",
                                                   "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)})
         return command, env
 

@@ -16,7 +16,7 @@ from chalicelib.adapters.local.jobs import SubprocessJobRunner
 from chalicelib.adapters.local.objects import LocalObjectStore
 from chalicelib.pipeline.orchestrator import Orchestrator
 from chalicelib.ports import EventPublisher, ModelRegistry, StateStore
-from chalicelib.pipeline.records import LAUNCHING, DatasetState, Running
+from chalicelib.pipeline.records import CONVERTING, LAUNCHING, DatasetState, Running
 from chalicelib.settings import Settings
 from chalicelib.timestamps import iso
 
@@ -48,11 +48,11 @@ class LocalOrchestrator(Orchestrator):
         runner = self.jobs
         running = status.get("running_job")
         if running:
-            name = running["conversion_job"] if running["stage"] == "converting" and running["conversion_job"] else running["training_job"]
+            name = running["conversion_job"] if running["stage"] == CONVERTING and running["conversion_job"] else running["training_job"]
             job = runner.job(name)
             if job:
                 running["progress"] = _progress(job)
-        if running and running["stage"] != "converting":  # a local job writes its report as soon as its data is read
+        if running and running["stage"] != CONVERTING:  # a local job writes its report as soon as its data is read
             report = self.validation_report(running["training_job"])
             if report is not None:
                 status["validation"] = validation_report.summary(report, running["training_job"])
