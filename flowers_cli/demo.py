@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chalicelib import settings
 from chalicelib.pipeline.records import FAILED, REGISTERED
 from flowers_cli.home import SHARED, configure, start_stack
 from flowers_cli.output import predict_table
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from flowers_cli.client import Api
     from flowers_cli.push import FolderDestination, push
 
-    if args.max_training_time is None and "MAX_TRAINING_TIME" not in os.environ:
+    if args.max_training_time is None and settings.variable("max_training_time") not in os.environ:
         args.max_training_time = 900  # the demo's budget: a good model on a laptop CPU in minutes
     home = configure(args, create=True)
     try:

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chalicelib import settings
+from chalicelib.contract.vocabulary import Mode
 from flowers_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+# The flags of `flowers up` (and demo) that set the setting of the same name (chalicelib/settings.py).
+SETTING_FLAGS = ("port", "preset", "quiet_period", "min_accuracy", "min_test_images", "quantize", "max_training_time")
 
 
 def say(line: str) -> None:
@@ -29,7 +33,7 @@ def configure(args: argparse.Namespace, create: bool = False) -> Path:
     The home must exist unless `create` (`flowers up`, `push`, `demo`): a typo in --home would
     otherwise answer from a new, empty home as if the pipeline had nothing."""
     env = os.environ
-    home = Path(getattr(args, "home", None) or env.get("FLOWERS_HOME") or Path.home() / ".flowers").expanduser().resolve()
+    home = Path(getattr(args, "home", None) or env.get(settings.variable("home")) or Path.home() / ".flowers").expanduser().resolve()
     if home.exists() and not home.is_dir():
         raise UsageError(f"{home} is a file, not a flowers home (--home or $FLOWERS_HOME names a folder)")
     if not home.is_dir():
@@ -37,23 +41,18 @@ def configure(args: argparse.Namespace, create: bool = False) -> Path:
             raise UsageError(f"no flowers home at {home} (a typo in --home or $FLOWERS_HOME? `flowers up` or `flowers push` creates one)")
         home.mkdir(parents=True)
         print(f"created the flowers home {home}", file=sys.stderr, flush=True)
-    env["FLOWERS_MODE"] = "local"
-    env["FLOWERS_HOME"] = str(home)
-    for flag, variable in (("port", "FLOWERS_PORT"), ("preset", "PRESET"), ("quiet_period", "QUIET_PERIOD"),
-                           ("min_accuracy", "MIN_ACCURACY"), ("min_test_images", "MIN_TEST_IMAGES"), ("quantize", "FLOWERS_QUANTIZE"),
-                           ("max_training_time", "MAX_TRAINING_TIME")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            env[variable] = str(value)
+    flags = {flag: getattr(args, flag, None) for flag in SETTING_FLAGS}
+    env.update(settings.environment({"mode": Mode.LOCAL, "home": home, **{k: v for k, v in flags.items() if v is not None}}))
     extra = getattr(args, "hyperparameter", None)
     if extra:
-        merged = json.loads(env.get("FLOWERS_HYPERPARAMETERS") or "{}")
+        variable = settings.variable("extra_hyperparameters")
+        merged = json.loads(env.get(variable) or "{}")
         for item in extra:
             key, sep, value = item.partition("=")
             if not sep:
                 raise SystemExit(f"error: -H takes key=value, got {item!r}")
             merged[key] = value
-        env["FLOWERS_HYPERPARAMETERS"] = json.dumps(merged)
+        env[variable] = json.dumps(merged)
     if not getattr(args, "verbose", False):
         env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: no EMF lines on the console
@@ -83,19 +82,18 @@ def seed_weights() -> None:
 def start_stack(args: argparse.Namespace) -> LocalStack:
     configure(args, create=True)
     seed_weights()
-    from chalicelib import settings as settings_module
     from chalicelib.local_stack.stack import AlreadyRunning, LocalStack
 
     stack = None
     try:
         stack = LocalStack(say=say)
         stack.start()
-    except (AlreadyRunning, settings_module.SettingsError) as exc:
+    except (AlreadyRunning, settings.SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            port = stack.settings.port if stack else os.environ.get("FLOWERS_PORT", "8000")
+            port = stack.settings.port if stack else os.environ.get(settings.variable("port"), settings.Settings.port)
             print(f"error: port {port} is in use (another `flowers up`, or another program): "
                   f"pick another with --port N, or --port 0 for any free one", file=sys.stderr)
         else:

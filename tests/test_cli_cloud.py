@@ -117,11 +117,11 @@ class Gateway:
 def gateway(monkeypatch, tmp_path) -> Iterator[Gateway]:
     from chalicelib import services
 
-    from chalicelib.settings import _VARIABLES
+    from chalicelib.settings import SCHEMA
 
     # Only what this test sets: another test in this process (the CDK synthesis) may have left the app's variables.
     for name in ("FLOWERS_URL", "FLOWERS_API_KEY", "FLOWERS_STACK", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                 *(variable for variable, _ in _VARIABLES.values())):
+                 *(variable.name for variable in SCHEMA.values())):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FLOWERS_MODE", "local")
     monkeypatch.setenv("FLOWERS_HOME", str(tmp_path / "home"))

@@ -61,7 +61,8 @@ def test_batch_classification_photos_reach_the_upload_function_which_writes_only
     assert len(writes) == 1 and str(writes[0]["Resource"]).count("/predictions/*") == 1
 
 
-def test_the_rules_use_the_vocabulary(raw):  # noqa: F811
+def test_the_rules_and_the_functions_environment_use_the_vocabulary_and_the_settings_schema(raw):  # noqa: F811
+    from chalicelib import settings
     from chalicelib.contract.vocabulary import DomainEventType, EventSource, JobState, SageMakerDetailType
 
     patterns = [r["Properties"]["EventPattern"] for r in resources(raw, "AWS::Events::Rule").values()
@@ -76,3 +77,6 @@ def test_the_rules_use_the_vocabulary(raw):  # noqa: F811
         for match in pattern.get("detail", {}).get("$or", []):
             assert {s for key, states in match.items() if key.endswith("JobStatus") for s in states} <= set(JobState)
     assert set(flowers[0]["detail-type"]) <= set(DomainEventType)
+    schema = {variable.name for variable in settings.SCHEMA.values()}
+    for name, function in functions(raw).items():
+        assert set(function["Properties"]["Environment"]["Variables"]) - schema == {"POWERTOOLS_LOG_LEVEL"}, name

@@ -1,9 +1,10 @@
 """chalicelib/contract/vocabulary.py: every shared word is defined once, and every place that needs it uses it:
 the records, the OpenAPI document, the Chalice app's event source, the domain events and the CLI's list of them,
-training's container paths and the web page."""
+the settings schema (the Lambdas' environment, the CLI's flags), training's container paths and the web page."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from enum import StrEnum
@@ -125,6 +126,26 @@ def test_container_variables_and_paths_pair_up():
                                                   v.ContainerPath.MODEL_DIR, v.ContainerPath.OUTPUT_DIR, v.ContainerPath.CHECKPOINT_DIR)
     moved = JobEnvironment.from_env({v.ContainerVariable.MODEL_DIR.value: "/m", v.ContainerVariable.CHANNEL_TRAINING.value: "/d"})
     assert (str(moved.model_dir), str(moved.training_dir)) == ("/m", "/d")
+
+
+def test_the_settings_schema_writes_what_it_reads_back():
+    s = settings.Settings(mode=v.Mode.LOCAL, dataset_bucket="photos", dataset_prefix="p/", artifact_bucket="models",
+                          state_table="state.db", training_image_uri="image:1", home="/h", port=0, use_spot=True,
+                          min_accuracy=0.5, quantize=v.Quantization.INT8, hyperparameters={"epochs": "3"},
+                          extra_hyperparameters={"seed": "1"}, watch=v.WatchMode.POLL)
+    environment = settings.environment({f.name: getattr(s, f.name) for f in dataclasses.fields(s)})
+    assert set(environment) == {variable.name for variable in settings.SCHEMA.values()}
+    assert settings.from_environ(environment) == s
+    assert settings.Settings().hyperparameters is not settings.Settings().hyperparameters
+
+
+def test_the_clis_setting_flags_are_settings():
+    from flowers_cli import home
+    from flowers_cli.main import build_parser
+
+    assert set(home.SETTING_FLAGS) <= set(settings.SCHEMA) - set(settings.AWS_REQUIRED)
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(home.SETTING_FLAGS) <= {a.dest for a in commands.choices["up"]._actions}
 
 
 @pytest.mark.parametrize("words, enum", [

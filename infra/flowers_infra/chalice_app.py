@@ -35,6 +35,7 @@ from aws_cdk import aws_sqs as sqs
 from chalice.cdk import Chalice
 from constructs import Construct
 
+from chalicelib import settings
 from chalicelib.contract.vocabulary import EventSource
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
@@ -120,14 +121,14 @@ class ChaliceApp(Construct):
         self.roles = self._roles()
 
         environment = dict(config.lambda_environment())
-        environment.update({
-            "DATASET_BUCKET": props.dataset_bucket.bucket_name,
-            "ARTIFACT_BUCKET": props.artifact_bucket.bucket_name,
-            "STATE_TABLE": props.table.table_name,
-            "TRAINING_IMAGE_URI": props.training_image_uri,
-            "SAGEMAKER_ROLE_ARN": props.sagemaker_role.role_arn,
-            "EVENT_BUS_NAME": props.event_bus_name,
-        })
+        environment.update(settings.environment({
+            "dataset_bucket": props.dataset_bucket.bucket_name,
+            "artifact_bucket": props.artifact_bucket.bucket_name,
+            "state_table": props.table.table_name,
+            "training_image_uri": props.training_image_uri,
+            "sagemaker_role_arn": props.sagemaker_role.role_arn,
+            "event_bus_name": props.event_bus_name,
+        }))
         self.environment = environment
         stage_config = {
             "api_gateway_stage": API_STAGE,

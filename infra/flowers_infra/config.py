@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
+from chalicelib import settings
+from chalicelib.contract.vocabulary import Mode
 from chalicelib.settings import Settings
 
 # The pipeline's defaults live in one place, chalicelib/settings.py.
@@ -70,30 +72,13 @@ class FlowersConfig:
         return cls(**values)
 
     def lambda_environment(self) -> Mapping[str, str]:
-        """Settings the Lambdas read, except the names of resources (the stack adds those)."""
+        """Settings the Lambdas read, except the names of resources (the stack adds those), as
+        chalicelib/settings.py's schema names and writes them."""
+        pipeline = {f.name: getattr(self, f.name) for f in fields(self) if f.name in settings.SCHEMA}  # named as Settings' fields
         return {
-            "FLOWERS_MODE": "aws",
-            "DATASET_PREFIX": self.dataset_prefix,
-            "MODEL_PACKAGE_GROUP": self.model_package_group,
-            "TRAINING_INSTANCE_TYPE": self.training_instance_type,
-            "CONVERSION_INSTANCE_TYPE": self.conversion_instance_type,
-            "USE_SPOT": "true" if self.use_spot else "false",
-            "PRESET": self.preset,
-            "MAX_TRAINING_TIME": str(self.max_training_time),
-            "QUIET_PERIOD": str(self.quiet_period),
-            "MIN_NEW_IMAGES": str(self.min_new_images),
-            "MIN_ACCURACY": str(self.min_accuracy),
-            "MIN_TEST_IMAGES": str(self.min_test_images),
-            "MAX_CLASS_DROP": str(self.max_class_drop),
-            "MAX_ATTEMPTS": str(self.max_attempts),
-            "RETRY_BACKOFF": str(self.retry_backoff),
-            "LISTING_CHECK_SECONDS": str(self.listing_check_seconds),
-            "MODEL_REFRESH_SECONDS": str(self.model_refresh_seconds),
-            "FULL_RETRAIN_EVERY": str(self.full_retrain_every),
-            "HYPERPARAMETERS": self.hyperparameters,
-            "POWERTOOLS_SERVICE_NAME": "flowers",
-            "POWERTOOLS_METRICS_NAMESPACE": "Flowers",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
+            **settings.environment({"mode": Mode.AWS, **pipeline, "service_name": _PIPELINE.service_name,
+                                    "metrics_namespace": _PIPELINE.metrics_namespace}),
+            "POWERTOOLS_LOG_LEVEL": "INFO",  # Powertools' own variable, not a setting
         }
 
 
