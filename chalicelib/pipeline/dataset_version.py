@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable
 
+from chalicelib.contract.bucket_layout import CLASSIFY_PREFIX, PREDICTIONS_PREFIX
 from chalicelib.contract.imaging import has_image_extension
 from chalicelib.pipeline.records import ObjectInfo
 
 
 # Batch classification's inbox and answers (chalicelib/pipeline/batch_classify.py): in the bucket, never training data
 # (locally the data set is the whole bucket folder, so they lie inside it).
-NOT_DATA = ("classify/", "predictions/")
+NOT_DATA = (CLASSIFY_PREFIX, PREDICTIONS_PREFIX)
 
 
 def is_relevant(key: str, prefix: str) -> bool:
