@@ -12,6 +12,7 @@ from chalice.test import Client
 import app as chalice_app
 from chalicelib import services, settings
 from chalicelib.adapters.local.wiring import LocalAdapters
+from chalicelib.pipeline.orchestrator import Orchestrator
 from chalicelib.ports import CLAIMED
 from chalicelib.pipeline.records import ModelEntry, Running
 from chalicelib.contract.warm_start import FORCED_FULL, START_FROM_ENV
@@ -195,6 +196,11 @@ def _local_production(home, environ: dict[str, str] | None = None) -> LocalAdapt
     return local
 
 
+def _local_orchestrator(local: LocalAdapters, now: float) -> Orchestrator:
+    """The Orchestrator as `flowers up` runs it (services.py), at a fixed time."""
+    return Orchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: now, policy=local.policy)
+
+
 def _local_job_environment(local: LocalAdapters, job: str) -> dict[str, str]:
     spec = dict(local.jobs._spec(local.db.one("SELECT * FROM jobs WHERE name = ?", (job,))))
     job_dir = local.jobs._job_dir("training", job)
@@ -203,13 +209,12 @@ def _local_job_environment(local: LocalAdapters, job: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("how", ["warm", "flowers up -H warm_start=none", "training.json", "retrain --full"])
 def test_local_jobs_get_no_production_channel_on_a_full_run(tmp_path, how):
-    from chalicelib.adapters.local.orchestrator import LocalOrchestrator
 
     environ = {"FLOWERS_HYPERPARAMETERS": '{"warm_start": "none"}'} if how.startswith("flowers up") else {}
     local = _local_production(tmp_path / "home", environ)
     if how == "training.json":
         (local.bucket_folder / "training.json").write_text('{"warm_start": "none"}')
-    orchestrator = LocalOrchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1000.0)
+    orchestrator = _local_orchestrator(local, 1000.0)
     started = orchestrator.retrain(full=True) if how == "retrain --full" else orchestrator._launch(0, 1000.0)
     assert started["action"] == "started", started
     env = _local_job_environment(local, started["job"])
@@ -249,3 +254,4 @@ def test_cli_retrain_full_against_the_cloud_api_is_signed_and_sends_full(gateway
     assert "authorization" in gateway.seen[0][2]  # signed
     running = services.get().orchestrator.dataset_state().running
     assert running is not None and running.full is True
+

@@ -5,7 +5,7 @@ SageMaker refuses a second job of one name) and a child process. Its exit become
 documented SageMaker state-change event, handed to `emit`, which runs the same handler
 the cloud's EventBridge rule invokes; the row is marked delivered once that succeeded.
 
-Folders (s3://artifacts/ is FLOWERS_HOME/artifacts/):
+Folders (s3://artifacts/ is FLOWERS_HOME/artifacts/; the prefixes are chalicelib/contract/bucket_layout.py's):
   training/<job>/input/config/hyperparameters.json, input/data/training/ (hard links to exactly
   the files the run's manifest lists, manifests/<version>.json: chalicelib/pipeline/manifest.py; each checked
   against its ETag), attempt-<n>/output/{model,data,failure}, log.txt
@@ -30,6 +30,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Callable
 
+from chalicelib.contract import bucket_layout as layout
 from chalicelib.contract import feature_cache
 
 from chalicelib.pipeline import manifest
@@ -219,13 +220,13 @@ class SubprocessJobRunner:
         return spec
 
     def _job_dir(self, kind: str, name: str) -> Path:
-        return self._objects.path(f"s3://{self._settings.artifact_bucket}/{kind}/{name}/")
+        return self._objects.path(layout.local_job(self._settings.artifact_bucket, kind, name))
 
     def _attempt_dir(self, row: sqlite3.Row) -> Path:
         return self._job_dir(row["kind"], row["name"]) / f"attempt-{row['attempt']}"
 
     def _model_uri(self, row: sqlite3.Row) -> str:
-        return f"s3://{self._settings.artifact_bucket}/training/{row['name']}/attempt-{row['attempt']}/output/model/"
+        return f"{layout.local_job(self._settings.artifact_bucket, 'training', row['name'])}attempt-{row['attempt']}/output/model/"
 
     # start up -----------------------------------------------------------------------------------
     def recover(self) -> list[str]:
