@@ -75,7 +75,8 @@ class Settings:
     # local mode only
     home: str = ""  # FLOWERS_HOME: bucket/, artifacts/, the SQLite state; default ~/.flowers
     port: int = 8000  # where `flowers up` serves the API and the web page (127.0.0.1)
-    extra_hyperparameters: dict[str, str] = field(default_factory=dict)  # FLOWERS_HYPERPARAMETERS, a JSON object
+    # FLOWERS_HYPERPARAMETERS (flowers up -H), a JSON object: a run's last hyperparameter layer (chalicelib/pipeline/job_specs.py)
+    extra_hyperparameters: dict[str, str] = field(default_factory=dict)
     quantize: str = "auto"  # the local conversion's --quantize
     # FLOWERS_WATCH: notify (file-system notifications, a full rescan every minute or more) or poll (a full
     # rescan every 0.5 s: for a bucket folder on a network file system, where other machines' writes notify nothing)
@@ -146,17 +147,15 @@ def _choice(options: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
-def _hyperparameters(value: str) -> dict[str, str]:
-    document = json.loads(value)
-    if not isinstance(document, dict):
-        raise ValueError("must be a JSON object like {\"epochs\": \"2\"}")
-    return {str(k): str(v) for k, v in document.items()}
+def _checked_hyperparameters(source: str) -> Callable[[str], dict[str, str]]:
+    """A parser of a JSON object of hyperparameters; `source` names it in the problems found."""
 
+    def parse(value: str) -> dict[str, str]:
+        from chalicelib.contract.hyperparameters import check
 
-def _checked_hyperparameters(value: str) -> dict[str, str]:
-    from chalicelib.contract.hyperparameters import check
+        return check(json.loads(value), source)  # HyperparameterProblem is a ValueError: named with the rest
 
-    return check(json.loads(value), "HYPERPARAMETERS")  # HyperparameterProblem is a ValueError: named with the rest
+    return parse
 
 
 # field name -> (environment variable, parser)
@@ -187,10 +186,11 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "service_name": ("POWERTOOLS_SERVICE_NAME", _text),
     "metrics_namespace": ("POWERTOOLS_METRICS_NAMESPACE", _text),
     "event_bus_name": ("EVENT_BUS_NAME", _text),
-    "hyperparameters": ("HYPERPARAMETERS", _checked_hyperparameters),
+    "hyperparameters": ("HYPERPARAMETERS", _checked_hyperparameters("HYPERPARAMETERS")),
     "home": ("FLOWERS_HOME", _text),
     "port": ("FLOWERS_PORT", _int(0, 65535)),  # 0: any free port
-    "extra_hyperparameters": ("FLOWERS_HYPERPARAMETERS", _hyperparameters),
+    # flowers up -H: checked as the deployment's are, since the job specs carry them (chalicelib/pipeline/job_specs.py)
+    "extra_hyperparameters": ("FLOWERS_HYPERPARAMETERS", _checked_hyperparameters("flowers up -H")),
     "quantize": ("FLOWERS_QUANTIZE", _choice(QUANTIZE_MODES)),
     "watch": ("FLOWERS_WATCH", _choice(WATCH_MODES)),
 }

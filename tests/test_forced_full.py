@@ -255,3 +255,44 @@ def test_cli_retrain_full_against_the_cloud_api_is_signed_and_sends_full(gateway
     running = services.get().orchestrator.dataset_state().running
     assert running is not None and running.full is True
 
+
+def _local_job_hyperparameters(local: LocalAdapters, job: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(the spec's hyperparameters, the hyperparameters.json the job runner wrote for the job)."""
+    spec = dict(local.jobs._spec(local.db.one("SELECT * FROM jobs WHERE name = ?", (job,))))
+    job_dir = local.jobs._job_dir("training", job)
+    local.jobs._training_command(job, spec, job_dir, job_dir / "attempt-1")
+    return spec["hyperparameters"], json.loads((job_dir / "input" / "config" / "hyperparameters.json").read_text())
+
+
+def test_flowers_up_h_is_a_layer_of_the_spec_and_the_local_job_runs_exactly_the_spec(tmp_path):
+    """`flowers up -H` values are the last layer of the spec's hyperparameters (over the settings', the deployment's and
+    training.json's), and the local job's hyperparameters.json is the spec's, nothing laid over it afterwards."""
+
+    local = _local_production(tmp_path / "home", {"FLOWERS_HYPERPARAMETERS": '{"epochs": 1, "batch_size": "8"}',
+                                                  "HYPERPARAMETERS": '{"epochs": 3, "dropout": 0.1}'})
+    (local.bucket_folder / "training.json").write_text('{"epochs": 5, "dropout": 0.3}')
+    orchestrator = _local_orchestrator(local, 1000.0)
+    started = orchestrator._launch(0, 1000.0)
+    assert started["action"] == "started", started
+    spec, job_file = _local_job_hyperparameters(local, started["job"])
+    assert spec == {"preset": local.settings.preset, "max_training_time": str(local.settings.max_training_time),
+                    "epochs": "1", "dropout": "0.3", "batch_size": "8"}
+    assert job_file == spec
+
+
+def test_a_run_forced_full_stops_a_warm_start_folder_that_flowers_up_h_names(tmp_path):
+    """retrain --full with `-H warm_start=<folder>`: the spec says warm_start none (warm_start.training_hyperparameters),
+    and so does the job, where the job runner once laid the -H value back over the spec's and training loaded the folder."""
+
+    local = _local_production(tmp_path / "home", {"FLOWERS_HYPERPARAMETERS": '{"warm_start": "/opt/ml/weights"}'})
+    orchestrator = _local_orchestrator(local, 1000.0)
+    started = orchestrator.retrain(full=True)
+    assert started["action"] == "started" and started["start_from"]["kind"] == "imagenet", started
+    spec, job_file = _local_job_hyperparameters(local, started["job"])
+    assert spec["warm_start"] == "none" and job_file == spec
+    assert _local_job_environment(local, started["job"])["SM_CHANNEL_PRODUCTION"] == ""
+
+
+def test_flowers_up_h_is_checked_with_the_settings():
+    with pytest.raises(settings.SettingsError, match="FLOWERS_HYPERPARAMETERS.*epochs"):
+        settings.from_environ({"FLOWERS_MODE": "local", "FLOWERS_HYPERPARAMETERS": '{"epochs": "many"}'})

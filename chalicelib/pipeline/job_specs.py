@@ -1,6 +1,10 @@
 """The training and conversion jobs' specs (records.TrainingSpec, ConversionSpec), which both JobRunners start
 as they are: their hyperparameters, where they read and write (chalicelib/contract/bucket_layout.py), and where
 a run starts from (the warm-start facts gathered here, decided by chalicelib/contract/warm_start.py).
+
+A spec is the one place a job's hyperparameters come from: the settings', the deployment's, the data set's
+training.json, then (locally) `flowers up -H` (Settings.extra_hyperparameters), in that order; the local job
+runner writes exactly `spec.hyperparameters` into the job's hyperparameters.json, as SageMaker does.
 """
 from __future__ import annotations
 
@@ -34,10 +38,12 @@ class JobSpecs:
 
     def run_hyperparameters(self) -> dict[str, str]:
         """The settings', then the deployment's defaults, then training.json's beside the data set
-        (chalicelib/contract/hyperparameters.py). Raises HyperparameterProblem."""
+        (chalicelib/contract/hyperparameters.py), then `flowers up -H`'s (none in the cloud; checked with the
+        settings). Raises HyperparameterProblem."""
         uri = self.objects.join(self.settings.dataset_uri, hp.FILE_NAME)
         from_file = hp.parse_file(self.objects.read(uri)) if self.objects.exists(uri) else {}
-        return hp.for_run(self.settings.preset, self.settings.max_training_time, self.settings.hyperparameters, from_file)
+        run = hp.for_run(self.settings.preset, self.settings.max_training_time, self.settings.hyperparameters, from_file)
+        return {**run, **self.settings.extra_hyperparameters}
 
     def manifest_of(self, version: str) -> Manifest | None:
         """The version's manifest; None for a run launched before manifests were written."""
@@ -52,10 +58,7 @@ class JobSpecs:
         s = self.settings
         bucket = s.artifact_bucket
         lineage = self.manifest_of(version)
-        # The local job runner lays `flowers up -H` values (extra_hyperparameters; none in the cloud) over the spec's:
-        # -H warm_start=none must stop the decision too, or the job would get a production channel it then ignores.
-        named = {**hyperparameters, **s.extra_hyperparameters}.get("warm_start", "")
-        start = self.start_from(version, lineage, named, forced_full=full)
+        start = self.start_from(version, lineage, hyperparameters.get("warm_start", ""), forced_full=full)
         hyperparameters = warm.training_hyperparameters(hyperparameters, full)
         return TrainingSpec(
             job_name=job,

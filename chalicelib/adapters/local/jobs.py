@@ -6,7 +6,7 @@ documented SageMaker state-change event, handed to `emit`, which runs the same h
 the cloud's EventBridge rule invokes; the row is marked delivered once that succeeded.
 
 Folders (s3://artifacts/ is FLOWERS_HOME/artifacts/; the prefixes are chalicelib/contract/bucket_layout.py's):
-  training/<job>/input/config/hyperparameters.json, input/data/training/ (hard links to exactly
+  training/<job>/input/config/hyperparameters.json (exactly the spec's), input/data/training/ (hard links to exactly
   the files the run's manifest lists, manifests/<version>.json: chalicelib/pipeline/manifest.py; each checked
   against its ETag), attempt-<n>/output/{model,data,failure}, log.txt
   checkpoints/<job>/ (kept across attempts: a rerun resumes), tensorboard/<job>/
@@ -311,8 +311,8 @@ class SubprocessJobRunner:
                 self._say(f"training job {name}: {count} files from the bucket")
         config = job_dir / "input" / "config"
         config.mkdir(parents=True, exist_ok=True)
-        hyperparameters = dict(spec["hyperparameters"], **self._settings.extra_hyperparameters)
-        (config / "hyperparameters.json").write_text(dumps(hyperparameters))
+        # What SageMaker gives the job: the spec's hyperparameters as they are (flowers up -H's are in them already).
+        (config / "hyperparameters.json").write_text(dumps(spec["hyperparameters"]))
         checkpoints = self._objects.path(spec["checkpoint_uri"])
         tensorboard = self._objects.path(spec["tensorboard_uri"]) / name
         features = self._objects.path(spec["feature_cache_uri"]) if spec.get("feature_cache_uri") else None
