@@ -9,10 +9,15 @@ Vocabulary (one name per idea):
   run that holds it now (`Running`, with its *stage*), the last `Outcome`.
 - run: one attempt to turn a data set version into a model (training job, then conversion job);
   `RunRecord` is its history row. A *job* is the SageMaker job (or local subprocess) of a run.
-- Orchestrator (`pipeline/orchestrator.py`): the decisions that move runs along: uploads recorded, the
-  tick's debounce, job state changes, the promotion gate, approve / reject / rollback.
+- Orchestrator (`pipeline/orchestrator.py`): the run state machine, the decisions that move runs along: uploads
+  recorded, the tick's debounce, job state changes, the promotion gate; and the operator commands approve / reject /
+  rollback / retrain. `RunPolicy` holds where local mode runs it differently.
+- job specs (`pipeline/job_specs.py`): what a training or conversion job is given (hyperparameters, URIs, where
+  the run starts from); the buckets' layout is `contract/bucket_layout.py`'s, shared with training and infra.
+- read model (`pipeline/read_model.py`): what GET /status, /models, /models/current, /models/{v}/photos answer.
 - ports (`ports.py`): ObjectStore, JobRunner, ModelRegistry, StateStore, and EventPublisher for the
-  domain events; `adapters/aws/` and `adapters/local/` hold their two adapters. `services.py` builds the ones the configured mode needs.
+  domain events; ValidationReports and RuntimeView for the read model; `adapters/aws/` and `adapters/local/` hold
+  their two adapters. `services.py` builds the ones the configured mode needs.
 - domain event (`pipeline/domain_events.py`): what the pipeline tells other systems (run started / failed, model
   registered / promoted / rolled back); an EventBridge bus in the cloud, HOME/events.jsonl locally.
 - batch classification (`pipeline/batch_classify.py`): photos under `classify/` in the bucket, classified by the

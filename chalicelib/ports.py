@@ -1,4 +1,5 @@
-"""The ports the Orchestrator talks to (four, and the EventPublisher of its domain events). The AWS adapters live in chalicelib/adapters/aws/; local
+"""The ports the Orchestrator talks to (four, and the EventPublisher of its domain events), and the two the read model
+(chalicelib/pipeline/read_model.py) reads the jobs through. The AWS adapters live in chalicelib/adapters/aws/; local
 mode (a folder, a subprocess, SQLite) implements the same protocols in chalicelib/adapters/local/.
 mypy checks every adapter against its protocol where services.py builds it.
 
@@ -120,3 +121,28 @@ class NoEvents:
 
     def publish(self, events: builtins.list[DomainEvent]) -> None:
         return None
+
+
+class ValidationReports(Protocol):
+    """Each training job's validation.json (chalicelib/pipeline/validation_report.py), as GET /status shows it. The
+    cloud's reads the output.tar.gz SageMaker uploads at a job's end (validation_report.ArchivedReports); local
+    mode's reads the job's folder, where training writes the report as soon as it has read the data
+    (chalicelib/adapters/local/job_view.py)."""
+
+    @property
+    def while_training(self) -> bool:
+        """Whether a training job can have its report before it ends (else it is looked for once the run converts)."""
+
+    def validation_report(self, training_job: str) -> dict[str, Any] | None:
+        """None while the job has none (not yet, or never: it stopped before writing one)."""
+
+
+class RuntimeView(Protocol):
+    """What a runtime that runs the jobs itself (local mode: chalicelib/adapters/local/job_view.py) adds to GET /status.
+    The cloud has none: SageMaker's console and CloudWatch show a job's progress."""
+
+    def progress(self, job_name: str) -> dict[str, Any] | None:
+        """The job's progress (epoch, metrics: its process's metric lines) and attempts; None for a job it does not know."""
+
+    def facts(self) -> dict[str, Any]:
+        """GET /status's `local` section: the runtime's own settings and folders."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the modules behind these import boto3 or local-only code: b
 
     from chalicelib.adapters.local.wiring import LocalAdapters
     from chalicelib.pipeline.orchestrator import Orchestrator
+    from chalicelib.pipeline.read_model import ReadModel
     from chalicelib.serving.predictor import Predictor
 
 
@@ -118,14 +119,23 @@ class Services:
 
     @cached_property
     def orchestrator(self) -> Orchestrator:
-        if self.local_mode:
-            from chalicelib.adapters.local.orchestrator import LocalOrchestrator
+        from chalicelib.pipeline.orchestrator import Orchestrator, RunPolicy
 
-            local = self.local  # the local orchestrator also reads what only local jobs and folders know
-            return LocalOrchestrator(self.settings, local.state, local.objects, local.jobs, local.registry, events=self.events)
-        from chalicelib.pipeline.orchestrator import Orchestrator
+        policy = self.local.policy if self.local_mode else RunPolicy()
+        return Orchestrator(self.settings, self.state, self.objects, self.jobs, self.registry, events=self.events, policy=policy)
 
-        return Orchestrator(self.settings, self.state, self.objects, self.jobs, self.registry, events=self.events)
+    @cached_property
+    def read_model(self) -> ReadModel:
+        """What GET /status, /models, /models/current and /models/{version}/photos answer."""
+        from chalicelib.pipeline.read_model import ReadModel
+
+        if self.local_mode:  # the job runner's rows and folders show reports, progress and the runtime's facts
+            view = self.local.job_view
+            return ReadModel(self.settings, self.state, self.objects, self.registry, view, view)
+        from chalicelib.pipeline.validation_report import ArchivedReports
+
+        reports = ArchivedReports(self.objects, self.settings.artifact_bucket)
+        return ReadModel(self.settings, self.state, self.objects, self.registry, reports)
 
     @cached_property
     def predictor(self) -> Predictor:

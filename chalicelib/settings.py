@@ -101,15 +101,13 @@ def _choice(options: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
-def _hyperparameters(value: str) -> dict[str, str]:
-    document = json.loads(value)
-    if not isinstance(document, dict):
-        raise ValueError("must be a JSON object like {\"epochs\": \"2\"}")
-    return {str(k): str(v) for k, v in document.items()}
+def _checked_hyperparameters(source: str) -> Callable[[str], dict[str, str]]:
+    """A parser of a JSON object of hyperparameters; `source` names it in the problems found."""
 
+    def parse(value: str) -> dict[str, str]:
+        return check(json.loads(value), source)  # HyperparameterProblem is a ValueError: named with the rest
 
-def _checked_hyperparameters(value: str) -> dict[str, str]:
-    return check(json.loads(value), "HYPERPARAMETERS")  # HyperparameterProblem is a ValueError: named with the rest
+    return parse
 
 
 @dataclass(frozen=True)
@@ -174,7 +172,7 @@ class Settings:
     service_name: str = _setting("POWERTOOLS_SERVICE_NAME", _text, "flowers")
     metrics_namespace: str = _setting("POWERTOOLS_METRICS_NAMESPACE", _text, "Flowers")
     # training hyperparameters for every run (README's table), under training.json's (chalicelib/contract/hyperparameters.py)
-    hyperparameters: dict[str, str] = _setting("HYPERPARAMETERS", _checked_hyperparameters, {})
+    hyperparameters: dict[str, str] = _setting("HYPERPARAMETERS", _checked_hyperparameters("HYPERPARAMETERS"), {})
     # the EventBridge bus of the domain events (chalicelib/pipeline/domain_events.py); "": none sent
     event_bus_name: str = _setting("EVENT_BUS_NAME", _text, "")
     # local mode only (local_only: the Lambdas never get these variables)
@@ -182,8 +180,8 @@ class Settings:
     home: str = _setting("FLOWERS_HOME", _text, "", local_only=True)
     # where `flowers up` serves the API and the web page (127.0.0.1); 0: any free port
     port: int = _setting("FLOWERS_PORT", _int(0, 65535), 8000, local_only=True)
-    # a JSON object of training hyperparameters, over the others
-    extra_hyperparameters: dict[str, str] = _setting("FLOWERS_HYPERPARAMETERS", _hyperparameters, {}, local_only=True)
+    # flowers up -H, a JSON object: a run's last hyperparameter layer (chalicelib/pipeline/job_specs.py)
+    extra_hyperparameters: dict[str, str] = _setting("FLOWERS_HYPERPARAMETERS", _checked_hyperparameters("flowers up -H"), {}, local_only=True)
     # the local conversion's --quantize
     quantize: str = _setting("FLOWERS_QUANTIZE", _choice(QUANTIZE_MODES), Quantization.AUTO.value, local_only=True)
     # how the bucket folder is watched: notify or poll (vocabulary.WatchMode says when to choose which)

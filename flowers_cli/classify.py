@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from chalicelib.pipeline.batch_classify import CLASSIFY_PREFIX, PREDICTIONS_PREFIX
+from chalicelib.contract.bucket_layout import CLASSIFY_PREFIX, PREDICTIONS_PREFIX
 from chalicelib.contract.imaging import has_image_extension
 from flowers_cli.client import Api
 from flowers_cli.progress import Progress

@@ -104,7 +104,7 @@ def wait_for_model(stack: LocalStack, timeout: float, since: float) -> tuple[str
         production = stack.svc.registry.production()
         if production is not None:
             return production.version, ""
-        status = stack.svc.orchestrator.status()
+        status = stack.svc.read_model.status()
         job = status.get("running_job")
         outcome = status.get("last_outcome") or {}
         if job:

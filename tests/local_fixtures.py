@@ -149,12 +149,13 @@ def seed_approved_model(home: Path, model_folder: Path, version: str = "00000000
     metadata = json.loads((target / "metadata.json").read_text())
     prefix = f"s3://{settings.artifact_bucket}/models/{version}/"
     # Its run's manifest, as a launch writes it (chalicelib/pipeline/manifest.py): the photos it "was trained on".
+    from chalicelib.contract import bucket_layout
     from chalicelib.pipeline import manifest
     from chalicelib.pipeline.records import ObjectInfo
 
     listed = [ObjectInfo(f"{label}/{i}.jpg", f"{i:032x}", 1000 + i) for label in ("daisy", "roses") for i in range(3)]
     record = manifest.record(settings.dataset_uri, version, listed)
-    record_uri = manifest.record_uri(settings.artifact_bucket, version)
+    record_uri = bucket_layout.manifest_record(settings.artifact_bucket, version)
     adapters.objects.write(record_uri, record)
     adapters.registry.register(ModelEntry(version, "pending", 0, model_uri=prefix + "model.tflite", labels_uri=prefix + "labels.txt",
                                           metadata_uri=prefix + "metadata.json", sha256=metadata["model"]["sha256"],

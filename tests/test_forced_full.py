@@ -12,6 +12,7 @@ from chalice.test import Client
 import app as chalice_app
 from chalicelib import services, settings
 from chalicelib.adapters.local.wiring import LocalAdapters
+from chalicelib.pipeline.orchestrator import Orchestrator
 from chalicelib.ports import CLAIMED
 from chalicelib.pipeline.records import ModelEntry, Running
 from chalicelib.contract.warm_start import FORCED_FULL, START_FROM_ENV
@@ -195,6 +196,11 @@ def _local_production(home, environ: dict[str, str] | None = None) -> LocalAdapt
     return local
 
 
+def _local_orchestrator(local: LocalAdapters, now: float) -> Orchestrator:
+    """The Orchestrator as `flowers up` runs it (services.py), at a fixed time."""
+    return Orchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: now, policy=local.policy)
+
+
 def _local_job_environment(local: LocalAdapters, job: str) -> dict[str, str]:
     spec = dict(local.jobs._spec(local.db.one("SELECT * FROM jobs WHERE name = ?", (job,))))
     job_dir = local.jobs._job_dir("training", job)
@@ -203,13 +209,12 @@ def _local_job_environment(local: LocalAdapters, job: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("how", ["warm", "flowers up -H warm_start=none", "training.json", "retrain --full"])
 def test_local_jobs_get_no_production_channel_on_a_full_run(tmp_path, how):
-    from chalicelib.adapters.local.orchestrator import LocalOrchestrator
 
     environ = {"FLOWERS_HYPERPARAMETERS": '{"warm_start": "none"}'} if how.startswith("flowers up") else {}
     local = _local_production(tmp_path / "home", environ)
     if how == "training.json":
         (local.bucket_folder / "training.json").write_text('{"warm_start": "none"}')
-    orchestrator = LocalOrchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1000.0)
+    orchestrator = _local_orchestrator(local, 1000.0)
     started = orchestrator.retrain(full=True) if how == "retrain --full" else orchestrator._launch(0, 1000.0)
     assert started["action"] == "started", started
     env = _local_job_environment(local, started["job"])
@@ -249,3 +254,45 @@ def test_cli_retrain_full_against_the_cloud_api_is_signed_and_sends_full(gateway
     assert "authorization" in gateway.seen[0][2]  # signed
     running = services.get().orchestrator.dataset_state().running
     assert running is not None and running.full is True
+
+
+def _local_job_hyperparameters(local: LocalAdapters, job: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(the spec's hyperparameters, the hyperparameters.json the job runner wrote for the job)."""
+    spec = dict(local.jobs._spec(local.db.one("SELECT * FROM jobs WHERE name = ?", (job,))))
+    job_dir = local.jobs._job_dir("training", job)
+    local.jobs._training_command(job, spec, job_dir, job_dir / "attempt-1")
+    return spec["hyperparameters"], json.loads((job_dir / "input" / "config" / "hyperparameters.json").read_text())
+
+
+def test_flowers_up_h_is_a_layer_of_the_spec_and_the_local_job_runs_exactly_the_spec(tmp_path):
+    """`flowers up -H` values are the last layer of the spec's hyperparameters (over the settings', the deployment's and
+    training.json's), and the local job's hyperparameters.json is the spec's, nothing laid over it afterwards."""
+
+    local = _local_production(tmp_path / "home", {"FLOWERS_HYPERPARAMETERS": '{"epochs": 1, "batch_size": "8"}',
+                                                  "HYPERPARAMETERS": '{"epochs": 3, "dropout": 0.1}'})
+    (local.bucket_folder / "training.json").write_text('{"epochs": 5, "dropout": 0.3}')
+    orchestrator = _local_orchestrator(local, 1000.0)
+    started = orchestrator._launch(0, 1000.0)
+    assert started["action"] == "started", started
+    spec, job_file = _local_job_hyperparameters(local, started["job"])
+    assert spec == {"preset": local.settings.preset, "max_training_time": str(local.settings.max_training_time),
+                    "epochs": "1", "dropout": "0.3", "batch_size": "8"}
+    assert job_file == spec
+
+
+def test_a_run_forced_full_stops_a_warm_start_folder_that_flowers_up_h_names(tmp_path):
+    """retrain --full with `-H warm_start=<folder>`: the spec says warm_start none (warm_start.training_hyperparameters),
+    and so does the job, where the job runner once laid the -H value back over the spec's and training loaded the folder."""
+
+    local = _local_production(tmp_path / "home", {"FLOWERS_HYPERPARAMETERS": '{"warm_start": "/opt/ml/weights"}'})
+    orchestrator = _local_orchestrator(local, 1000.0)
+    started = orchestrator.retrain(full=True)
+    assert started["action"] == "started" and started["start_from"]["kind"] == "imagenet", started
+    spec, job_file = _local_job_hyperparameters(local, started["job"])
+    assert spec["warm_start"] == "none" and job_file == spec
+    assert _local_job_environment(local, started["job"])["SM_CHANNEL_PRODUCTION"] == ""
+
+
+def test_flowers_up_h_is_checked_with_the_settings():
+    with pytest.raises(settings.SettingsError, match="FLOWERS_HYPERPARAMETERS.*epochs"):
+        settings.from_environ({"FLOWERS_MODE": "local", "FLOWERS_HYPERPARAMETERS": '{"epochs": "many"}'})

@@ -45,10 +45,6 @@ def test_the_example_rule_sends_failed_runs_with_their_reason_to_the_alarm_topic
 
 
 def test_batch_classification_photos_reach_the_upload_function_which_writes_only_predictions(raw):  # noqa: F811
-    from chalicelib.pipeline import batch_classify
-    from flowers_infra import constants
-
-    assert (constants.CLASSIFY_PREFIX, constants.PREDICTIONS_PREFIX) == (batch_classify.CLASSIFY_PREFIX, batch_classify.PREDICTIONS_PREFIX)
     (bucket,) = [r for lid, r in resources(raw, "AWS::S3::Bucket").items() if lid.startswith("DatasetBucket")]
     configurations = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
     found = {(c["Event"], c["Filter"]["S3Key"]["Rules"][0]["Value"]) for c in configurations}

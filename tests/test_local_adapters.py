@@ -16,6 +16,7 @@ from chalicelib.adapters.local.wiring import LocalAdapters
 from chalicelib.adapters.local.jobs import INTERRUPTED, MAX_ATTEMPTS
 from chalicelib.local_stack.stack import AlreadyRunning, HomeLock, holds_lock
 from chalicelib.local_stack.watcher import BucketWatcher
+from chalicelib.pipeline.orchestrator import Orchestrator
 from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
 from chalicelib.pipeline.records import Change, ModelEntry, Outcome, Running
 from chalicelib.pipeline.s3_events import parse_bodies
@@ -203,7 +204,7 @@ import flowers_cli.main, flowers_cli.push, flowers_cli.demo, app
 from chalicelib import services
 from chalicelib.local_stack.stack import LocalStack
 svc = services.get()
-svc.orchestrator.status(); svc.orchestrator.models(); svc.predictor.refresh()
+svc.read_model.status(); svc.read_model.models(); svc.predictor.refresh()
 assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFlow imported"
 print("ok")
 """
@@ -248,25 +249,30 @@ def test_registry_keeps_the_manifest_of_each_model(local):
     assert local.registry.production().manifest_uri == entry.manifest_uri
 
 
+def _local_orchestrator(local: LocalAdapters, now: float) -> Orchestrator:
+    """The Orchestrator as `flowers up` runs it (services.py), at a fixed time."""
+    return Orchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: now, policy=local.policy)
+
+
 def test_the_job_snapshot_follows_the_runs_manifest_not_a_fresh_listing(local):
     """Local mode trains on what the cloud's ManifestFile channel would hold: the files the tick listed,
     each checked against its ETag; an upload made after the launch is not in the snapshot."""
+    from chalicelib.contract import bucket_layout
     from chalicelib.pipeline import manifest
     from chalicelib.adapters.local.jobs import SnapshotError, _snapshot_manifest
-    from chalicelib.adapters.local.orchestrator import LocalOrchestrator
 
     bucket = local.bucket_folder
     for key, body in (("daisy/a.jpg", b"a"), ("daisy/b.jpg", b"b"), ("roses/c.jpg", b"c"), ("roses/c.txt", b"roses")):
         (bucket / key).parent.mkdir(parents=True, exist_ok=True)
         (bucket / key).write_bytes(body)
-    orchestrator = LocalOrchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1000.0)
+    orchestrator = _local_orchestrator(local, 1000.0)
     launched = orchestrator._launch(0, 1000.0)  # jobs are recorded, not run (the runner is not started)
     version, job = launched["version"], launched["job"]
-    record_uri = manifest.record_uri("artifacts", version)
+    record_uri = bucket_layout.manifest_record("artifacts", version)
     raw = local.objects.read(record_uri)
     assert [f["key"] for f in manifest.parse(raw)["files"]] == ["daisy/a.jpg", "daisy/b.jpg", "roses/c.jpg", "roses/c.txt"]
-    assert json.loads(local.objects.read(manifest.channel_uri("artifacts", version)))[1:] == ["daisy/a.jpg", "daisy/b.jpg",
-                                                                                               "roses/c.jpg", "roses/c.txt"]
+    assert json.loads(local.objects.read(bucket_layout.manifest_channel("artifacts", version)))[1:] == [
+        "daisy/a.jpg", "daisy/b.jpg", "roses/c.jpg", "roses/c.txt"]
     (bucket / "daisy" / "late.jpg").write_bytes(b"late")  # uploaded between the listing and the job's start
 
     spec = dict(local.jobs._spec(local.db.one("SELECT * FROM jobs WHERE name = ?", (job,))))
@@ -305,20 +311,34 @@ def test_cli_retrain_reaches_post_runs_and_says_why_not(tmp_path):
 
 def test_local_mode_never_heals_by_listing_the_watcher_does(local):
     """A push in progress is not a lost notification: locally the watcher delivers every change."""
-    from chalicelib.adapters.local.orchestrator import LocalOrchestrator
-
-    orchestrator = LocalOrchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1e9)
+    orchestrator = _local_orchestrator(local, 1e9)
     (local.bucket_folder / "roses").mkdir(parents=True)
     (local.bucket_folder / "roses" / "a.jpg").write_bytes(b"photo")
     assert orchestrator.tick()["action"] == "idle"
     assert orchestrator.dataset_state().pending_changes == 0 and orchestrator.dataset_state().listing_checked_at == 0
+    # The cloud's policy, on the same home, lists the data set and heals.
+    cloud = Orchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1e9)
+    assert cloud.tick()["action"] == "healed"
+
+
+def test_local_mode_relaunches_a_launch_cut_short_at_the_next_tick(local):
+    """A run claimed whose job the runner never recorded (a crash between the claim and the start) starts at the next
+    tick locally, where the job runner is in the process; the cloud waits RELAUNCH_AFTER for a launch in flight."""
+    (local.bucket_folder / "roses").mkdir(parents=True)
+    (local.bucket_folder / "roses" / "a.jpg").write_bytes(b"photo")
+    job = "flowers-00000000000000a1"
+    assert local.state.claim_run(local.settings.dataset_id, Running("00000000000000a1", job, "launching", 1000.0, 1000.0), 0) == CLAIMED
+    cloud = Orchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1001.0)
+    assert cloud.tick() == {"action": "busy", "reason": f"run {job} is launching"}
+    assert local.jobs.training_status(job) is None
+    assert _local_orchestrator(local, 1001.0).tick() == {"action": "started", "job": job, "version": "00000000000000a1"}
+    assert local.jobs.training_status(job) is not None  # recorded now: the runner starts it
 
 
 def test_the_job_runner_expires_old_feature_cache_entries_before_a_training_job(local):
     """S3's lifecycle rule on features/, locally: entries written more than EXPIRE_DAYS ago (and part files a
     crash left) go before each training job; newer ones stay, and the job is pointed at the folder."""
     from chalicelib.contract import feature_cache
-    from chalicelib.adapters.local.orchestrator import LocalOrchestrator
 
     bucket = local.bucket_folder
     for key in ("daisy/a.jpg", "roses/b.jpg"):
@@ -332,7 +352,7 @@ def test_the_job_runner_expires_old_feature_cache_entries_before_a_training_job(
         path.write_bytes(b"entry")
         age_days = 2 if name == "new" else feature_cache.EXPIRE_DAYS + 1
         os.utime(path, (now - age_days * 86_400, now - age_days * 86_400))
-    orchestrator = LocalOrchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: now)
+    orchestrator = _local_orchestrator(local, now)
     job = orchestrator._launch(0, now)["job"]
     local.jobs._clock = lambda: now
     spec = dict(local.jobs._spec(local.db.one("SELECT * FROM jobs WHERE name = ?", (job,))))

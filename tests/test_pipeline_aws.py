@@ -32,7 +32,8 @@ class World:
         self.aws = aws_world
         self.client = client
         self.now = T0
-        services.get().orchestrator.clock = lambda: self.now
+        svc = services.get()
+        svc.orchestrator.clock = svc.read_model.clock = lambda: self.now
 
     def upload(self, keys, at=None, duplicate=False, content=b"photo"):
         """Put objects in the data set bucket and deliver their notifications (one per SQS message)."""

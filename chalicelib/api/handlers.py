@@ -20,7 +20,7 @@ from chalicelib.api.errors import ApiError, bad_request, conflict, not_found, un
 from chalicelib.contract.imaging import ImageError
 from chalicelib.contract.vocabulary import SageMakerDetailType
 from chalicelib.observability import Unit, logger, metrics
-from chalicelib.pipeline.orchestrator import Conflict, NotFound
+from chalicelib.pipeline.refusals import Conflict, NotFound
 from chalicelib.pipeline.records import JobStatus
 from chalicelib.pipeline.s3_events import parse_bodies
 from chalicelib.timestamps import iso
@@ -151,7 +151,7 @@ def _count_error(error: ApiError) -> None:
 
 
 def models(query: Mapping[str, str] | None) -> dict[str, Any]:
-    return {"models": services.get().orchestrator.models(_query_int(query, "limit", 50, 1, 500))}
+    return {"models": services.get().read_model.models(_query_int(query, "limit", 50, 1, 500))}
 
 
 def _query_int(query: Mapping[str, str] | None, name: str, default: int, low: int, high: int) -> int:
@@ -181,21 +181,21 @@ def photos(version: str, query: Mapping[str, str] | None) -> dict[str, Any]:
     offset = _query_int(query, "offset", 0, 0, 10**9)
     limit = _query_int(query, "limit", manifest.PAGE, 1, manifest.MAX_PAGE)
     try:
-        return services.get().orchestrator.photos(version, offset, limit)
+        return services.get().read_model.photos(version, offset, limit)
     except NotFound as exc:
         raise not_found(str(exc)) from None
 
 
 def current_model() -> dict[str, Any]:
     svc = services.get()
-    current = svc.orchestrator.current()
+    current = svc.read_model.current()
     if current is None:
         raise unavailable("no model has been approved yet", svc.settings.model_refresh_seconds)
     return current
 
 
 def status() -> dict[str, Any]:
-    return services.get().orchestrator.status()
+    return services.get().read_model.status()
 
 
 def set_model_status(version: str, action: str, body: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PREFIX = "features/"
+from chalicelib.contract.bucket_layout import FEATURES_PREFIX
+
+PREFIX = FEATURES_PREFIX  # in the artifact bucket (chalicelib/contract/bucket_layout.py)
 MARKER = PREFIX + "README.txt"  # written with the first entries: the channel is given once it exists
 FOLDER_ENV = "FLOWERS_FEATURE_CACHE"  # where the job reads entries (and writes them, without NEW_ENV)
 NEW_ENV = "FLOWERS_FEATURE_CACHE_NEW"  # cloud: where the job writes its new entries (the channel is read-only)

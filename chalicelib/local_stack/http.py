@@ -24,8 +24,10 @@ from urllib.parse import unquote, urlsplit
 
 from chalice.local import ForbiddenError, LocalGateway, LocalGatewayException
 
+from chalicelib.contract.bucket_layout import MODELS_PREFIX
+
 MAX_BODY_BYTES = 16 * 1024 * 1024  # refuse bigger bodies before reading them (the API's own limit is 4 MiB)
-PUBLIC_FILES = re.compile(r"^/files/(models/[0-9a-f]{16}/(?:model\.tflite|labels\.txt|metadata\.json))$")
+PUBLIC_FILES = re.compile(rf"^/files/({re.escape(MODELS_PREFIX)}[0-9a-f]{{16}}/(?:model\.tflite|labels\.txt|metadata\.json))$")
 _FILE_TYPES = {".json": "application/json", ".txt": "text/plain"}
 
 Headers = Mapping[str, "str | list[str]"]

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import unquote_plus
 
+from chalicelib.contract.bucket_layout import CLASSIFY_PREFIX, PREDICTIONS_PREFIX
 from chalicelib.contract.imaging import ImageError, has_image_extension
 from chalicelib.observability import logger
 from chalicelib.ports import ObjectStore
 
-CLASSIFY_PREFIX = "classify/"
-PREDICTIONS_PREFIX = "predictions/"
 TOP_K = 5
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable
 
+from chalicelib.contract.bucket_layout import CLASSIFY_PREFIX, PREDICTIONS_PREFIX
 from chalicelib.contract.imaging import has_image_extension
 from chalicelib.pipeline.records import ObjectInfo
+from chalicelib.ports import ObjectStore
 
 
 # Batch classification's inbox and answers (chalicelib/pipeline/batch_classify.py): in the bucket, never training data
 # (locally the data set is the whole bucket folder, so they lie inside it).
-NOT_DATA = ("classify/", "predictions/")
+NOT_DATA = (CLASSIFY_PREFIX, PREDICTIONS_PREFIX)
 
 
 def is_relevant(key: str, prefix: str) -> bool:
@@ -34,3 +36,8 @@ def version_of(objects: Iterable[ObjectInfo], prefix: str) -> str:
     for line in lines:
         digest.update(line.encode())
     return digest.hexdigest()[:16]
+
+
+def listing(objects: ObjectStore, dataset_uri: str) -> list[ObjectInfo]:
+    """The data set as it is now: its relevant objects (keys relative to the data set's prefix)."""
+    return [o for o in objects.list(dataset_uri) if is_relevant(o.key, "")]

@@ -1,7 +1,8 @@
 """A run's manifest: exactly the files of the data set listing its version was computed from.
 
 The tick lists the data set once (`Orchestrator._launch`), names the version after that listing,
-and writes two files to the artifact bucket before it claims the run:
+and writes two files to the artifact bucket before it claims the run (their URIs:
+chalicelib/contract/bucket_layout.py's manifest_record and manifest_channel):
 
 - `manifests/<version>.json`, the record: every key (relative to the data set prefix) with its
   ETag, size and, in a versioned bucket, its S3 version id. Its URI and sha256 go to the jobs,
@@ -23,7 +24,6 @@ from typing import Any, Iterable
 from chalicelib.pipeline.records import ObjectInfo
 
 FORMAT = "flowers-manifest/1"
-PREFIX = "manifests/"  # under the artifact bucket
 PAGE, MAX_PAGE = 1000, 5000  # files per page of GET /models/{version}/photos: default, most
 
 
@@ -36,14 +36,6 @@ class Manifest:
     uri: str  # the record
     sha256: str  # of the record's bytes
     channel_uri: str  # SageMaker's ManifestFile of the same keys
-
-
-def record_uri(artifact_bucket: str, version: str) -> str:
-    return f"s3://{artifact_bucket}/{PREFIX}{version}.json"
-
-
-def channel_uri(artifact_bucket: str, version: str) -> str:
-    return f"s3://{artifact_bucket}/{PREFIX}{version}.manifest"
 
 
 def sha256(raw: bytes) -> str:

@@ -1,26 +1,27 @@
-"""The Orchestrator: moves each run along uploads -> debounced run -> training -> conversion -> registry.
+"""The Orchestrator: the run state machine, which moves each run along uploads -> debounced run -> training ->
+conversion -> registry, and the operator commands that change state (approve, reject, rollback, retrain).
 
 Every entry point is safe to call twice with the same input (events arrive at least once
 and in any order): state changes are conditional, job names derive from the data set
 version, and an event for a job that does not hold the data set is ignored.
+
+What the jobs are given is job_specs.py's; what the API shows of all this, read_model.py's.
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from chalicelib.pipeline import debounce, job_names, manifest, promotion, retry
-from chalicelib.contract import feature_cache as features
-from chalicelib.contract import warm_start as warm
-from chalicelib.pipeline import domain_events as domain
+from chalicelib.contract import bucket_layout as layout
 from chalicelib.contract import hyperparameters as hp
-from chalicelib.pipeline import validation_report as reports
 from chalicelib.contract import training_job as contract
-from chalicelib.pipeline.dataset_version import is_relevant, version_of
-from chalicelib.pipeline.manifest import Manifest
 from chalicelib.observability import Unit, logger, metrics
+from chalicelib.pipeline import debounce, job_names, manifest, promotion, retry
+from chalicelib.pipeline import domain_events as domain
+from chalicelib.pipeline.dataset_version import listing, version_of
+from chalicelib.pipeline.job_specs import JobSpecs
 from chalicelib.pipeline.promotion import as_mapping as _mapping
 from chalicelib.ports import BUSY, CLAIMED, EventPublisher, JobRejected, JobRunner, ModelRegistry, NoEvents, ObjectStore, StateStore
 from chalicelib.pipeline.records import (
@@ -37,7 +38,6 @@ from chalicelib.pipeline.records import (
     SKIPPED,
     TRAINING,
     WAITING,
-    ACTIVE_STAGES,
     Change,
     DatasetState,
     ConversionSpec,
@@ -46,27 +46,30 @@ from chalicelib.pipeline.records import (
     ObjectInfo,
     Outcome,
     Running,
-    TrainingSpec,
 )
+from chalicelib.pipeline.read_model import model_summary
+from chalicelib.pipeline.refusals import Conflict, NotFound
 from chalicelib.settings import Settings
-from chalicelib.timestamps import iso
 
 RELAUNCH_AFTER = 120  # s a run may sit in `launching` (crash between claim and CreateTrainingJob)
 RECONCILE_AFTER = 900  # s without an event before the tick asks SageMaker itself
-CONVERSION_MAX_RUNTIME = 3600
 
 
-class NotFound(LookupError):
-    pass
+@dataclass(frozen=True)
+class RunPolicy:
+    """Where the runtime around the state machine differs; the defaults are the cloud's (local mode's:
+    chalicelib/adapters/local/wiring.py)."""
 
-
-class Conflict(RuntimeError):
-    pass
+    # When idle, list the data set now and then to find uploads whose notification never came (_heal_lost_uploads).
+    heal_lost_uploads: bool = True
+    # A run in `launching` whose job the runner has not recorded starts again at the next tick, not after RELAUNCH_AFTER.
+    relaunch_unrecorded: bool = False
 
 
 class Orchestrator:
     def __init__(self, settings: Settings, state: StateStore, objects: ObjectStore, jobs: JobRunner,
-                 registry: ModelRegistry, clock: Callable[[], float] = time.time, events: EventPublisher | None = None):
+                 registry: ModelRegistry, clock: Callable[[], float] = time.time, events: EventPublisher | None = None,
+                 policy: RunPolicy = RunPolicy()):
         self.settings = settings
         self.state = state
         self.objects = objects
@@ -74,8 +77,9 @@ class Orchestrator:
         self.registry = registry
         self.clock = clock
         self.events: EventPublisher = events or NoEvents()
+        self.policy = policy
+        self.specs = JobSpecs(settings, objects, jobs, registry)
         self.dataset = settings.dataset_id
-        self._reports = reports.ReportCache()  # a finished job's validation.json never changes
 
     def dataset_state(self) -> DatasetState:
         return self.state.dataset_state(self.dataset)
@@ -117,6 +121,8 @@ class Orchestrator:
         would never be trained on. At most every `listing_check_seconds`, when nothing is pending,
         list the data set: a version no run has had becomes one pending change, and a run follows
         after the quiet period. Other ticks list nothing."""
+        if not self.policy.heal_lost_uploads:
+            return None
         if state.pending_changes > 0 or now - state.listing_checked_at < self.settings.listing_check_seconds:
             return None
         self.state.note_listing_check(self.dataset, now)
@@ -131,7 +137,7 @@ class Orchestrator:
         return {"action": "healed", "reason": reason, "version": version}
 
     def _listing(self) -> list[ObjectInfo]:
-        return [o for o in self.objects.list(self.settings.dataset_uri) if is_relevant(o.key, "")]
+        return listing(self.objects, self.settings.dataset_uri)
 
     def _launch(self, pending: int, now: float) -> dict[str, Any]:
         objects = self._listing()
@@ -158,12 +164,12 @@ class Orchestrator:
         held = self.dataset_state().running
         running = held if held is not None and held.job_name == job else Running(version, job, LAUNCHING, now, now)
         try:
-            hyperparameters = self.run_hyperparameters()
+            hyperparameters = self.specs.run_hyperparameters()
         except hp.HyperparameterProblem as exc:  # before any job: no instance is paid for; the reason is in GET /status
             return self._finish(running, FAILED, str(exc))
         # A run forced full by hand says so in its state (Running.full): every spec built for it, a relaunch's
         # and a retry's too, starts from ImageNet.
-        spec = self.training_spec(version, job, hyperparameters, full=running.full)
+        spec = self.specs.training(version, job, hyperparameters, full=running.full)
         try:
             started = self.jobs.start_training(spec)
         except JobRejected as exc:  # the run lets go of the data set all the same (or retries)
@@ -199,7 +205,7 @@ class Orchestrator:
         group = self.settings.model_package_group
         if running.retry_stage == CONVERTING:
             production = self.registry.production()
-            spec = self.conversion_spec(running, "", production, attempt)
+            spec = self.specs.conversion(running, "", production, attempt)
             if not self.state.advance(self.dataset, running.job_name, (WAITING,), attempt=attempt):
                 return {"action": "busy", "reason": "another tick took the retry"}
             return self._start_conversion(replace(running, attempt=attempt), spec, production, (WAITING,))
@@ -217,7 +223,8 @@ class Orchestrator:
             if now >= running.retry_at:
                 return self._retry(running, now)
             return {"action": "busy", "reason": f"run {running.job_name} retries in {running.retry_at - now:.0f} s"}
-        if running.stage == LAUNCHING and age >= RELAUNCH_AFTER:
+        if running.stage == LAUNCHING and (age >= RELAUNCH_AFTER or self.policy.relaunch_unrecorded
+                                           and self.jobs.training_status(running.job_name) is None):
             return self._start_training(running.version, running.job_name, now)
         if age >= RECONCILE_AFTER:
             if running.stage == TRAINING:
@@ -236,113 +243,13 @@ class Orchestrator:
         (the same keys and ETags; only version ids could differ). The channel file first, so a record
         that exists always has its channel file."""
         s = self.settings
-        uri = manifest.record_uri(s.artifact_bucket, version)
+        uri = layout.manifest_record(s.artifact_bucket, version)
         if self.objects.exists(uri):
             return
-        self.objects.write(manifest.channel_uri(s.artifact_bucket, version), manifest.channel(s.dataset_uri, objects))
+        self.objects.write(layout.manifest_channel(s.artifact_bucket, version), manifest.channel(s.dataset_uri, objects))
         raw = manifest.record(s.dataset_uri, version, objects)
         self.objects.write(uri, raw)
         logger.info("manifest written", extra={"version": version, "uri": uri, "files": len(objects), "sha256": manifest.sha256(raw)})
-
-    def manifest_of(self, version: str) -> Manifest | None:
-        """The version's manifest; None for a run launched before manifests were written."""
-        uri = manifest.record_uri(self.settings.artifact_bucket, version)
-        if not self.objects.exists(uri):
-            return None
-        return Manifest(uri, manifest.sha256(self.objects.read(uri)), manifest.channel_uri(self.settings.artifact_bucket, version))
-
-    # job specs ------------------------------------------------------------------------------
-    def run_hyperparameters(self) -> dict[str, str]:
-        """The settings', then the deployment's defaults, then training.json's beside the data set (chalicelib/contract/hyperparameters.py).
-        Raises HyperparameterProblem."""
-        uri = self.objects.join(self.settings.dataset_uri, hp.FILE_NAME)
-        from_file = hp.parse_file(self.objects.read(uri)) if self.objects.exists(uri) else {}
-        return hp.for_run(self.settings.preset, self.settings.max_training_time, self.settings.hyperparameters, from_file)
-
-    def training_spec(self, version: str, job: str, hyperparameters: dict[str, str] | None = None, full: bool = False) -> TrainingSpec:
-        """`full`: the run was forced full by hand (Running.full)."""
-        s = self.settings
-        hyperparameters = hyperparameters or {"preset": s.preset, "max_training_time": str(s.max_training_time)}
-        artifacts = f"s3://{s.artifact_bucket}"
-        lineage = self.manifest_of(version)
-        # The local job runner lays `flowers up -H` values (extra_hyperparameters; none in the cloud) over the spec's:
-        # -H warm_start=none must stop the decision too, or the job would get a production channel it then ignores.
-        named = {**hyperparameters, **s.extra_hyperparameters}.get("warm_start", "")
-        start = self.start_from(version, lineage, named, forced_full=full)
-        hyperparameters = warm.training_hyperparameters(hyperparameters, full)
-        return TrainingSpec(
-            job_name=job,
-            image_uri=s.training_image_uri,
-            role_arn=s.sagemaker_role_arn,
-            dataset_uri=s.dataset_uri,
-            output_uri=f"{artifacts}/training/",
-            checkpoint_uri=f"{artifacts}/checkpoints/{job}/",
-            tensorboard_uri=f"{artifacts}/tensorboard/",
-            instance_type=s.training_instance_type,
-            use_spot=s.use_spot,
-            max_runtime_seconds=int(hyperparameters.get("max_training_time", s.max_training_time)),
-            hyperparameters=dict(hyperparameters),
-            metric_definitions=[dict(d) for d in contract.METRIC_DEFINITIONS],
-            tags={"dataset_version": version, "dataset": s.dataset_id[:256], "app": "flowers"},
-            manifest_uri=lineage.uri if lineage else "",
-            manifest_sha256=lineage.sha256 if lineage else "",
-            channel_manifest_uri=lineage.channel_uri if lineage else "",
-            warm_start_uri=start.model_uri,
-            start_from=start.as_json(),
-            feature_cache_uri=f"{artifacts}/{features.PREFIX}",
-            feature_cache_ready=self.objects.exists(f"{artifacts}/{features.MARKER}"),
-        )
-
-    def start_from(self, version: str, lineage: Manifest | None = None, warm_start_hyperparameter: str = "",
-                   forced_full: bool = False) -> warm.StartFrom:
-        """Production's weights or ImageNet's for this run (chalicelib/contract/warm_start.py decides; this gathers the facts)."""
-        if lineage is not None:
-            keys = [str(entry["key"]) for entry in manifest.parse(self.objects.read(lineage.uri))["files"]]
-        else:
-            keys = [o.key for o in self._listing()]
-        production = self.registry.production()
-        metadata: dict[str, Any] | None = None
-        model_uri = ""
-        if production is not None and self.settings.full_retrain_every > 1 and not forced_full:  # else the weights are not needed
-            document: object = None
-            if production.metadata_uri and self.objects.exists(production.metadata_uri):
-                try:
-                    document = json.loads(self.objects.read(production.metadata_uri))
-                except ValueError:
-                    document = None
-            metadata = document if isinstance(document, dict) else None
-            source_job = str(metadata.get("source_job") or "") if metadata else ""
-            status = self.jobs.training_status(source_job) if source_job else None
-            model_uri = status.model_artifacts if status is not None and status.status == JOB_COMPLETED else ""
-            # still there (the artifacts bucket's lifecycle expires job outputs): a folder by its model.keras
-            if model_uri and not self.objects.exists(self.objects.join(model_uri, contract.KERAS_FILE) if model_uri.endswith("/") else model_uri):
-                model_uri = ""
-        decision = warm.choose(warm.dataset_classes(keys), production.version if production else "", metadata, model_uri,
-                               self.settings.full_retrain_every, warm_start_hyperparameter, forced_full=forced_full)
-        logger.info("run starts from", extra={"version": version, "kind": decision.kind, "reason": decision.reason})
-        return decision
-
-    def model_prefix(self, version: str) -> str:
-        return f"s3://{self.settings.artifact_bucket}/models/{version}/"
-
-    def conversion_spec(self, running: Running, model_archive: str, baseline: ModelEntry | None,
-                        attempt: int | None = None) -> ConversionSpec:
-        s = self.settings
-        lineage = self.manifest_of(running.version)
-        return ConversionSpec(
-            job_name=job_names.conversion_job(s.model_package_group, running.version, attempt or running.attempt),
-            image_uri=s.training_image_uri,
-            role_arn=s.sagemaker_role_arn,
-            model_archive_uri=model_archive or f"s3://{s.artifact_bucket}/training/{running.job_name}/output/model.tar.gz",
-            dataset_uri=s.dataset_uri,
-            output_uri=self.model_prefix(running.version),
-            baseline_uri=baseline.model_uri.rsplit("/", 1)[0] + "/" if baseline and baseline.model_uri else "",
-            instance_type=s.conversion_instance_type,
-            max_runtime_seconds=CONVERSION_MAX_RUNTIME,
-            tags={"dataset_version": running.version, "app": "flowers"},
-            manifest_uri=lineage.uri if lineage else "",
-            channel_manifest_uri=lineage.channel_uri if lineage else "",
-        )
 
     # SageMaker state changes ----------------------------------------------------------------
     def on_training_state(self, status: JobStatus) -> dict[str, Any]:
@@ -353,7 +260,7 @@ class Orchestrator:
         now = self.clock()
         if status.status == JOB_COMPLETED and running.stage in (LAUNCHING, TRAINING, CONVERTING):
             production = self.registry.production()
-            spec = self.conversion_spec(running, status.model_artifacts, production)
+            spec = self.specs.conversion(running, status.model_artifacts, production)
             return self._start_conversion(running, spec, production, (LAUNCHING, TRAINING))
         if status.status in JOB_UNSUCCESSFUL and running.stage in (LAUNCHING, TRAINING):
             return self._failed(running, TRAINING, f"training {status.status.lower()}: {status.reason or 'no reason given'}")
@@ -384,7 +291,7 @@ class Orchestrator:
         return {"action": "noted", "status": status.status}
 
     def _register(self, running: Running) -> dict[str, Any]:
-        prefix = self.model_prefix(running.version)
+        prefix = layout.model_folder(self.settings.artifact_bucket, running.version)
         uris = {name: prefix + name for name in (contract.MODEL_FILE, contract.LABELS_FILE, contract.METADATA_FILE)}
         try:
             metadata = json.loads(self.objects.read(uris[contract.METADATA_FILE]))
@@ -400,7 +307,7 @@ class Orchestrator:
         # set for ever (the tick would call this again and again) and no later upload would train.
         try:
             entry = self._register_and_gate(running, uris, metadata)
-            summary = _model_summary(entry, metadata)
+            summary = model_summary(entry, metadata)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             return self._finish(running, FAILED, f"conversion output unreadable: metadata.json: {type(exc).__name__}: {exc}")
         return self._finish(running, REGISTERED, entry.reason, model_status=entry.status, model=summary)
@@ -525,121 +432,3 @@ class Orchestrator:
                                 or self.jobs.conversion_status(job_names.conversion_job(group, version, attempt)) is not None):
             attempt += 1
         return attempt
-
-    # queries ----------------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        state = self.dataset_state()
-        decision = debounce.decide(state, self.clock(), self.settings.quiet_period, self.settings.min_new_images)
-        running = state.running
-        return {
-            "dataset": {"uri": self.settings.dataset_uri, "version": state.dataset_version},
-            "pending_uploads": state.pending_changes,
-            "last_upload_at": iso(state.last_change_at) or None,
-            "running_job": None if running is None else {
-                "version": running.version, "training_job": running.job_name, "stage": running.stage,
-                "conversion_job": running.conversion_job or None, "started_at": iso(running.started_at),
-                "attempt": running.attempt, "failed_attempts": list(running.failures),
-                "retry_at": iso(running.retry_at) or None if running.stage == WAITING else None},
-            "last_outcome": None if state.last_outcome is None else dict(state.last_outcome.as_dict(), at=iso(state.last_outcome.at)),
-            "next_run": {"action": decision.action, "reason": decision.reason, "in_seconds": round(decision.wait_seconds)},
-            # The running job's report once its training has ended (SageMaker uploads it then), else the last run's.
-            "validation": self._validation(running.job_name if running and running.stage == CONVERTING else "",
-                                           state.last_outcome.job_name if state.last_outcome else ""),
-        }
-
-    def _validation(self, *training_jobs: str) -> dict[str, Any] | None:
-        """The validation report of the first of these training jobs that has one, as GET /status shows it."""
-        for job in dict.fromkeys(j for j in training_jobs if j):
-            report = self.validation_report(job)
-            if report is not None:
-                return reports.summary(report, job)
-        return None
-
-    def validation_report(self, training_job: str) -> dict[str, Any] | None:
-        """The job's validation.json: in the cloud, inside the output.tar.gz SageMaker uploads at its end."""
-        uri = reports.archive_uri(self.settings.artifact_bucket, training_job)
-        return self._reports.get(training_job, lambda: reports.read_archive(self.objects.read, uri))
-
-    def models(self, limit: int = 50) -> list[dict[str, Any]]:
-        runs = {r.version: r for r in self.state.runs(self.dataset, limit)}
-        listed = []
-        for entry in self.registry.list(limit):
-            run = runs.pop(entry.version, None)
-            detail = dict(run.model) if run else {}
-            listed.append({
-                "version": entry.version, "status": entry.status, "created_at": iso(entry.created_at),
-                "package_version": entry.package_version, "reason": entry.reason or detail.get("reason", ""),
-                "metrics": detail.get("metrics", {}), "sha256": detail.get("sha256", ""), "size_bytes": detail.get("size_bytes"),
-                "_t": entry.created_at,
-            })
-        for run in runs.values():  # runs that never became a model
-            if run.status in (FAILED, *ACTIVE_STAGES):
-                listed.append({"version": run.version, "status": FAILED if run.status == FAILED else run.status,
-                               "created_at": iso(run.created_at), "reason": run.reason, "metrics": {},
-                               "training_job": run.job_name, "_t": run.created_at})
-        listed.sort(key=lambda m: m["_t"], reverse=True)
-        for model in listed:
-            del model["_t"]
-        return listed[:limit]
-
-    def current(self, link_seconds: int = 3600) -> dict[str, Any] | None:
-        entry = self.registry.production()
-        if entry is None:
-            return None
-        metadata = json.loads(self.objects.read(entry.metadata_uri))
-        return {
-            "version": entry.version,
-            "created_at": iso(entry.created_at),  # the registry's, as GET /models and POST /predict give it
-            "labels": metadata.get("labels", []),
-            "input": metadata.get("input", {}),
-            "preprocessing": metadata.get("preprocessing", {}),
-            "quantization": metadata.get("quantization"),
-            "preset": metadata.get("preset"),
-            "sha256": entry.sha256,
-            "size_bytes": entry.size_bytes,
-            "metrics": _headline_metrics(metadata),
-            "dataset_version": entry.dataset_version,
-            "download_url": self.objects.download_url(entry.model_uri, link_seconds),
-            "download_expires_in": link_seconds,
-            "labels_url": self.objects.download_url(entry.labels_uri, link_seconds),
-            "metadata_url": self.objects.download_url(entry.metadata_uri, link_seconds),
-            "manifest": {"uri": entry.manifest_uri, "sha256": entry.manifest_sha256} if entry.manifest_uri else None,
-        }
-
-    def photos(self, version: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
-        """The files a model was trained on (photos and .txt labels), from its run's manifest, a page at a
-        time; a run that has no model yet (training, failed) answers too. Raises NotFound."""
-        entry = self.registry.find(version)
-        if entry is None and self.state.run(self.dataset, version) is None:
-            raise NotFound(f"no model version {version!r}")
-        uri = entry.manifest_uri if entry and entry.manifest_uri else manifest.record_uri(self.settings.artifact_bucket, version)
-        if not self.objects.exists(uri):
-            raise NotFound(f"version {version} has no manifest: it was trained before runs recorded their photos")
-        raw = self.objects.read(uri)
-        record = manifest.parse(raw)
-        files: list[dict[str, Any]] = record["files"]
-        digest, recorded = manifest.sha256(raw), entry.manifest_sha256 if entry else ""
-        end = offset + limit
-        return {
-            "version": version, "dataset_uri": record.get("dataset_uri", ""), "count": len(files), "bytes": record.get("bytes"),
-            # recorded: the sha256 in the model's metadata.json and registry entry; matches: the manifest read now is that one
-            "manifest": {"uri": uri, "sha256": digest, "recorded_sha256": recorded or None,
-                         "matches": digest == recorded if recorded else None},
-            "offset": offset, "limit": limit, "next_offset": end if end < len(files) else None,
-            "files": files[offset:end],
-        }
-
-
-def _headline_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
-    metrics = _mapping(metadata.get("metrics"))
-    test = _mapping(metrics.get("test"))
-    return {"test_accuracy": test.get("accuracy"), "test_count": test.get("count"), "evaluated_on": test.get("evaluated_on"),
-            "val_accuracy": metrics.get("val_accuracy"), "per_class": test.get("per_class"),
-            "confused_pairs": test.get("confused_pairs"),
-            "baseline": metrics.get("baseline"), "ece": test.get("ece"), "ece_uncalibrated": test.get("ece_uncalibrated"),
-            "threshold": metadata.get("threshold") if isinstance(metadata.get("threshold"), (int, float)) else None}
-
-
-def _model_summary(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, Any]:
-    return {"package_arn": entry.package_arn, "sha256": entry.sha256, "size_bytes": entry.size_bytes,
-            "reason": entry.reason, "metrics": _headline_metrics(metadata)}

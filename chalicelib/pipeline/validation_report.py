@@ -4,9 +4,10 @@ The training image writes validation.json to `$SM_OUTPUT_DATA_DIR`: every file i
 (while scanning: no label, empty file, duplicates; while decoding: not an image, truncated,
 too large) with a reason code and a detail, plus what it used. Local mode reads the file from
 the job's folder. In the cloud SageMaker packs that folder into `output.tar.gz` at the end of
-the job, under the job's output path: s3://ARTIFACT_BUCKET/training/<job>/output/output.tar.gz.
-The API function reads that archive (a few KB: TensorBoard logs go to their own S3 path) and
-remembers each job's report, since a finished job's archive never changes. Why this way: the
+the job, under the job's output path: s3://ARTIFACT_BUCKET/training/<job>/output/output.tar.gz
+(chalicelib/contract/bucket_layout.py). The API function reads that archive (`ArchivedReports`; a few
+KB: TensorBoard logs go to their own S3 path) and remembers each job's report, since a finished
+job's archive never changes. Why this way: the
 job's own output is already where the API can read it, so neither the training image, nor the
 job requests, nor the conversion job has to copy or store anything, and a run whose training
 failed on its data (and so never reaches a conversion) still has its report. A job without an
@@ -23,20 +24,16 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
+from chalicelib.contract import bucket_layout
 from chalicelib.contract import training_job as contract
 from chalicelib.observability import logger
+from chalicelib.ports import ObjectStore
 
 MAX_LISTED = 200  # skipped (and ignored) files listed in /status; the counts cover them all
 MAX_DETAIL = 300  # characters of one file's detail (a conflict names every copy)
 MAX_LABEL_ISSUES = 50  # likely mislabelled photos listed in /status, most likely first; `count` covers them all
 MAX_REPORT_BYTES = 64 << 20  # validation.json read from an archive, at most
 _CACHED_JOBS = 4  # /status asks for two: the running job's and the last outcome's
-
-
-def archive_uri(artifact_bucket: str, training_job: str) -> str:
-    """Where SageMaker puts `$SM_OUTPUT_DATA_DIR`: <OutputDataConfig.S3OutputPath><job>/output/output.tar.gz
-    (the Orchestrator's training spec gives s3://ARTIFACT_BUCKET/training/ as that path)."""
-    return f"s3://{artifact_bucket}/training/{training_job}/output/output.tar.gz"
 
 
 def from_archive(data: bytes) -> dict[str, Any] | None:
@@ -76,6 +73,22 @@ class ReportCache:
                 while len(self._reports) > self._size:
                     self._reports.popitem(last=False)
         return report
+
+
+class ArchivedReports:
+    """The cloud's reports (chalicelib/ports.ValidationReports): inside the output.tar.gz SageMaker uploads at a
+    training job's end, so a job still training has none yet."""
+
+    while_training = False
+
+    def __init__(self, objects: ObjectStore, artifact_bucket: str):
+        self._objects = objects
+        self._bucket = artifact_bucket
+        self._cache = ReportCache()  # a finished job's validation.json never changes
+
+    def validation_report(self, training_job: str) -> dict[str, Any] | None:
+        uri = bucket_layout.output_archive(self._bucket, training_job)
+        return self._cache.get(training_job, lambda: read_archive(self._objects.read, uri))
 
 
 def summary(report: dict[str, Any], training_job: str, limit: int = MAX_LISTED) -> dict[str, Any]:

@@ -36,19 +36,22 @@ from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib import settings
+from chalicelib.contract.bucket_layout import (
+    CLASSIFY_PREFIX,
+    FEATURES_PREFIX,
+    MANIFESTS_PREFIX,
+    MODEL_ARCHIVE,
+    MODELS_PREFIX,
+    OUTPUT_ARCHIVE,
+    PREDICTIONS_PREFIX,
+    TRAINING_PREFIX,
+    training_job_key,
+)
+from chalicelib.contract.feature_cache import MARKER as FEATURE_CACHE_MARKER
 from chalicelib.contract.vocabulary import EventSource
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
-from flowers_infra.constants import (
-    CLASSIFY_PREFIX,
-    FEATURES_PREFIX,
-    LOG_KMS_REASON,
-    MANIFESTS_PREFIX,
-    MODELS_PREFIX,
-    PREDICTIONS_PREFIX,
-    SQS_SSE_REASON,
-    TRAINING_PREFIX,
-)
+from flowers_infra.constants import LOG_KMS_REASON, SQS_SSE_REASON
 
 API_STAGE = "api"
 API_KEY_SCHEME = "api_key"
@@ -58,7 +61,7 @@ IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "appl
 # API's contract (OpenAPI), which clients and their generators read before they have a key.
 PUBLIC_METHODS = {("/", "get"), ("/openapi.json", "get")}
 # Where SageMaker puts each training job's $SM_OUTPUT_DATA_DIR (chalicelib/pipeline/validation_report.py reads it)
-VALIDATION_ARCHIVES = f"{TRAINING_PREFIX}*/output/output.tar.gz"
+VALIDATION_ARCHIVES = training_job_key("*", OUTPUT_ARCHIVE)
 
 
 
@@ -223,8 +226,8 @@ class ChaliceApp(Construct):
                 # training output still there (HeadObject), does the feature cache hold entries yet; listing makes
                 # a missing one a 404, not a 403.
                 iam.PolicyStatement(sid="CheckWarmStartAndFeatures", actions=["s3:GetObject"], resources=[
-                    props.artifact_bucket.arn_for_objects(f"{TRAINING_PREFIX}*/output/model.tar.gz"),
-                    props.artifact_bucket.arn_for_objects(f"{FEATURES_PREFIX}README.txt")]),
+                    props.artifact_bucket.arn_for_objects(training_job_key("*", MODEL_ARCHIVE)),
+                    props.artifact_bucket.arn_for_objects(FEATURE_CACHE_MARKER)]),
                 iam.PolicyStatement(sid="FindWarmStartAndFeatures", actions=["s3:ListBucket"],
                                     resources=[props.artifact_bucket.bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [f"{TRAINING_PREFIX}*", f"{FEATURES_PREFIX}*"]}}),

@@ -39,22 +39,21 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from flowers_infra.chalice_app import FUNCTIONS, ChaliceApp, ChaliceAppProps
-from flowers_infra.checks import skip_checkov
-from chalicelib.contract.feature_cache import EXPIRE_DAYS as FEATURE_CACHE_DAYS
-from chalicelib.contract.vocabulary import DomainEventType, EventSource, JobState, SageMakerDetailType, values
-from flowers_infra.config import FlowersConfig
-from flowers_infra.constants import (
+from chalicelib.contract.bucket_layout import (
     CHECKPOINT_PREFIX,
     CLASSIFY_PREFIX,
     FEATURES_PREFIX,
     MANIFESTS_PREFIX,
     MODELS_PREFIX,
-    SAGEMAKER_LOG_GROUPS,
-    SQS_SSE_REASON,
     TENSORBOARD_PREFIX,
     TRAINING_PREFIX,
 )
+from chalicelib.contract.feature_cache import EXPIRE_DAYS as FEATURE_CACHE_DAYS
+from chalicelib.contract.vocabulary import DomainEventType, EventSource, JobState, SageMakerDetailType, values
+from flowers_infra.chalice_app import FUNCTIONS, ChaliceApp, ChaliceAppProps
+from flowers_infra.checks import skip_checkov
+from flowers_infra.config import FlowersConfig
+from flowers_infra.constants import SAGEMAKER_LOG_GROUPS, SQS_SSE_REASON
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UPLOAD_TIMEOUT_SECONDS = FUNCTIONS["OnUpload"].timeout

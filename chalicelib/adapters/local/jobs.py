@@ -5,8 +5,8 @@ SageMaker refuses a second job of one name) and a child process. Its exit become
 documented SageMaker state-change event, handed to `emit`, which runs the same handler
 the cloud's EventBridge rule invokes; the row is marked delivered once that succeeded.
 
-Folders (s3://artifacts/ is FLOWERS_HOME/artifacts/):
-  training/<job>/input/config/hyperparameters.json, input/data/training/ (hard links to exactly
+Folders (s3://artifacts/ is FLOWERS_HOME/artifacts/; the prefixes are chalicelib/contract/bucket_layout.py's):
+  training/<job>/input/config/hyperparameters.json (exactly the spec's), input/data/training/ (hard links to exactly
   the files the run's manifest lists, manifests/<version>.json: chalicelib/pipeline/manifest.py; each checked
   against its ETag), attempt-<n>/output/{model,data,failure}, log.txt
   checkpoints/<job>/ (kept across attempts: a rerun resumes), tensorboard/<job>/
@@ -30,6 +30,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Callable
 
+from chalicelib.contract import bucket_layout as layout
 from chalicelib.contract import feature_cache
 
 from chalicelib.pipeline import manifest
@@ -221,13 +222,13 @@ class SubprocessJobRunner:
         return spec
 
     def _job_dir(self, kind: str, name: str) -> Path:
-        return self._objects.path(f"s3://{self._settings.artifact_bucket}/{kind}/{name}/")
+        return self._objects.path(layout.local_job(self._settings.artifact_bucket, kind, name))
 
     def _attempt_dir(self, row: sqlite3.Row) -> Path:
         return self._job_dir(row["kind"], row["name"]) / f"attempt-{row['attempt']}"
 
     def _model_uri(self, row: sqlite3.Row) -> str:
-        return f"s3://{self._settings.artifact_bucket}/training/{row['name']}/attempt-{row['attempt']}/output/model/"
+        return f"{layout.local_job(self._settings.artifact_bucket, 'training', row['name'])}attempt-{row['attempt']}/output/model/"
 
     # start up -----------------------------------------------------------------------------------
     def recover(self) -> list[str]:
@@ -312,8 +313,8 @@ class SubprocessJobRunner:
                 self._say(f"training job {name}: {count} files from the bucket")
         config = job_dir / "input" / "config"
         config.mkdir(parents=True, exist_ok=True)
-        hyperparameters = dict(spec["hyperparameters"], **self._settings.extra_hyperparameters)
-        (config / "hyperparameters.json").write_text(dumps(hyperparameters))
+        # What SageMaker gives the job: the spec's hyperparameters as they are (flowers up -H's are in them already).
+        (config / "hyperparameters.json").write_text(dumps(spec["hyperparameters"]))
         checkpoints = self._objects.path(spec["checkpoint_uri"])
         tensorboard = self._objects.path(spec["tensorboard_uri"]) / name
         features = self._objects.path(spec["feature_cache_uri"]) if spec.get("feature_cache_uri") else None

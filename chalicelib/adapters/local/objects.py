@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import quote
 
+from chalicelib.contract.bucket_layout import MODELS_PREFIX
 from chalicelib.pipeline.dataset_version import is_relevant
 from chalicelib.pipeline.records import ObjectInfo
 
 
 class LocalObjectStore:
-    def __init__(self, buckets: dict[str, Path], base_url: str = "", public_bucket: str = "", public_prefix: str = "models/"):
+    def __init__(self, buckets: dict[str, Path], base_url: str = "", public_bucket: str = "",
+                 public_prefix: str = MODELS_PREFIX):
         self._buckets = {name: Path(folder) for name, folder in buckets.items()}
         self._base_url = base_url.rstrip("/")
         self._public = (public_bucket, public_prefix)

@@ -1,4 +1,5 @@
-"""The local adapters of the four ports, built from the settings (FLOWERS_HOME and its folders)."""
+"""The local adapters of the ports, built from the settings (FLOWERS_HOME and its folders), and the run state
+machine's local policy."""
 from __future__ import annotations
 
 from functools import cached_property
@@ -10,10 +11,12 @@ from chalicelib.settings import Settings
 if TYPE_CHECKING:  # at run time each adapter module is imported when first used
     from chalicelib.adapters.local.db import Database
     from chalicelib.adapters.local.event_log import EventLog
+    from chalicelib.adapters.local.job_view import LocalJobView
     from chalicelib.adapters.local.jobs import SubprocessJobRunner
     from chalicelib.adapters.local.objects import LocalObjectStore
     from chalicelib.adapters.local.registry import SqliteModelRegistry
     from chalicelib.adapters.local.state import SqliteStateStore
+    from chalicelib.pipeline.orchestrator import RunPolicy
 
 
 class LocalAdapters:
@@ -61,3 +64,25 @@ class LocalAdapters:
         from chalicelib.adapters.local.event_log import FILE_NAME, EventLog
 
         return EventLog(self.home / FILE_NAME)
+
+    @cached_property
+    def job_view(self) -> LocalJobView:
+        """The read model's ValidationReports and RuntimeView: what the job runner's rows and folders show."""
+        from chalicelib.adapters.local.job_view import LocalJobView
+
+        return LocalJobView(self.jobs, self.objects, self.settings)
+
+    @property
+    def policy(self) -> RunPolicy:
+        """How the Orchestrator runs here (chalicelib/pipeline/orchestrator.RunPolicy)."""
+        from chalicelib.pipeline.orchestrator import RunPolicy
+
+        return RunPolicy(
+            # Nothing to heal: the watcher compares the bucket folder with its last scan twice a second, and a
+            # listing here would race it (a push in progress looked like lost notifications).
+            heal_lost_uploads=False,
+            # The job runner records a job when it is started, in this process: a run in `launching` without one had
+            # its launch cut short (a crash between the claim and the start), and starts again at the next tick
+            # instead of after the cloud's two minutes.
+            relaunch_unrecorded=True,
+        )

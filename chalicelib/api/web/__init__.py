@@ -46,7 +46,7 @@ def label_issue_thumbnail(query: Mapping[str, str] | None) -> bytes:
     """A small JPEG of a photo GET /status lists as likely mislabelled (`?file=`); only those (this is no file server)."""
     file = str((query or {}).get("file") or "")
     svc = services.get()
-    validation: dict[str, Any] = svc.orchestrator.status().get("validation") or {}
+    validation: dict[str, Any] = svc.read_model.status().get("validation") or {}
     listed = {str(issue.get("file")) for issue in (validation.get("label_issues") or {}).get("issues") or []}
     if not file or file not in listed:
         raise not_found("not a photo the last run lists as likely mislabelled")

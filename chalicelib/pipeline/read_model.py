@@ -1,0 +1,162 @@
+"""The read side: what GET /status, /models, /models/current and /models/{version}/photos answer.
+
+Reads only: the state store's record of the data set and its runs, the registry, the artifact bucket (models'
+metadata.json, runs' manifests), and the jobs through two ports (chalicelib/ports.py): ValidationReports (each
+training job's validation.json) and, where the runtime runs the jobs itself (local mode), RuntimeView (a
+running job's progress, GET /status's `local` section). The Orchestrator (orchestrator.py) changes what this reads.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+from chalicelib.contract import bucket_layout as layout
+from chalicelib.pipeline import debounce, manifest
+from chalicelib.pipeline import validation_report as reports
+from chalicelib.pipeline.promotion import as_mapping as _mapping
+from chalicelib.pipeline.records import ACTIVE_STAGES, CONVERTING, FAILED, WAITING, ModelEntry
+from chalicelib.pipeline.refusals import NotFound
+from chalicelib.ports import ModelRegistry, ObjectStore, RuntimeView, StateStore, ValidationReports
+from chalicelib.settings import Settings
+from chalicelib.timestamps import iso
+
+
+class ReadModel:
+    def __init__(self, settings: Settings, state: StateStore, objects: ObjectStore, registry: ModelRegistry,
+                 reports: ValidationReports, runtime: RuntimeView | None = None, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.state = state
+        self.objects = objects
+        self.registry = registry
+        self.reports = reports
+        self.runtime = runtime
+        self.clock = clock
+        self.dataset = settings.dataset_id
+
+    def status(self) -> dict[str, Any]:
+        state = self.state.dataset_state(self.dataset)
+        decision = debounce.decide(state, self.clock(), self.settings.quiet_period, self.settings.min_new_images)
+        running = state.running
+        running_job: dict[str, Any] | None = None
+        if running is not None:
+            running_job = {
+                "version": running.version, "training_job": running.job_name, "stage": running.stage,
+                "conversion_job": running.conversion_job or None, "started_at": iso(running.started_at),
+                "attempt": running.attempt, "failed_attempts": list(running.failures),
+                "retry_at": iso(running.retry_at) or None if running.stage == WAITING else None}
+            converting = running.stage == CONVERTING and running.conversion_job
+            progress = self.runtime.progress(running.conversion_job if converting else running.job_name) if self.runtime else None
+            if progress is not None:
+                running_job["progress"] = progress
+        # The running job's report once its training has written it (in the cloud: once it has ended, SageMaker
+        # uploads it then), else the last run's.
+        shows_running = running is not None and (running.stage == CONVERTING or self.reports.while_training)
+        status = {
+            "dataset": {"uri": self.settings.dataset_uri, "version": state.dataset_version},
+            "pending_uploads": state.pending_changes,
+            "last_upload_at": iso(state.last_change_at) or None,
+            "running_job": running_job,
+            "last_outcome": None if state.last_outcome is None else dict(state.last_outcome.as_dict(), at=iso(state.last_outcome.at)),
+            "next_run": {"action": decision.action, "reason": decision.reason, "in_seconds": round(decision.wait_seconds)},
+            "validation": self._validation(running.job_name if running is not None and shows_running else "",
+                                           state.last_outcome.job_name if state.last_outcome else ""),
+        }
+        if self.runtime is not None:
+            status["local"] = self.runtime.facts()
+        return status
+
+    def _validation(self, *training_jobs: str) -> dict[str, Any] | None:
+        """The validation report of the first of these training jobs that has one, as GET /status shows it."""
+        for job in dict.fromkeys(j for j in training_jobs if j):
+            report = self.reports.validation_report(job)
+            if report is not None:
+                return reports.summary(report, job)
+        return None
+
+    def models(self, limit: int = 50) -> list[dict[str, Any]]:
+        runs = {r.version: r for r in self.state.runs(self.dataset, limit)}
+        listed = []
+        for entry in self.registry.list(limit):
+            run = runs.pop(entry.version, None)
+            detail = dict(run.model) if run else {}
+            listed.append({
+                "version": entry.version, "status": entry.status, "created_at": iso(entry.created_at),
+                "package_version": entry.package_version, "reason": entry.reason or detail.get("reason", ""),
+                "metrics": detail.get("metrics", {}), "sha256": detail.get("sha256", ""), "size_bytes": detail.get("size_bytes"),
+                "_t": entry.created_at,
+            })
+        for run in runs.values():  # runs that never became a model
+            if run.status in (FAILED, *ACTIVE_STAGES):
+                listed.append({"version": run.version, "status": FAILED if run.status == FAILED else run.status,
+                               "created_at": iso(run.created_at), "reason": run.reason, "metrics": {},
+                               "training_job": run.job_name, "_t": run.created_at})
+        listed.sort(key=lambda m: m["_t"], reverse=True)
+        for model in listed:
+            del model["_t"]
+        return listed[:limit]
+
+    def current(self, link_seconds: int = 3600) -> dict[str, Any] | None:
+        entry = self.registry.production()
+        if entry is None:
+            return None
+        metadata = json.loads(self.objects.read(entry.metadata_uri))
+        return {
+            "version": entry.version,
+            "created_at": iso(entry.created_at),  # the registry's, as GET /models and POST /predict give it
+            "labels": metadata.get("labels", []),
+            "input": metadata.get("input", {}),
+            "preprocessing": metadata.get("preprocessing", {}),
+            "quantization": metadata.get("quantization"),
+            "preset": metadata.get("preset"),
+            "sha256": entry.sha256,
+            "size_bytes": entry.size_bytes,
+            "metrics": headline_metrics(metadata),
+            "dataset_version": entry.dataset_version,
+            "download_url": self.objects.download_url(entry.model_uri, link_seconds),
+            "download_expires_in": link_seconds,
+            "labels_url": self.objects.download_url(entry.labels_uri, link_seconds),
+            "metadata_url": self.objects.download_url(entry.metadata_uri, link_seconds),
+            "manifest": {"uri": entry.manifest_uri, "sha256": entry.manifest_sha256} if entry.manifest_uri else None,
+        }
+
+    def photos(self, version: str, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """The files a model was trained on (photos and .txt labels), from its run's manifest, a page at a
+        time; a run that has no model yet (training, failed) answers too. Raises NotFound."""
+        entry = self.registry.find(version)
+        if entry is None and self.state.run(self.dataset, version) is None:
+            raise NotFound(f"no model version {version!r}")
+        recorded_uri = entry.manifest_uri if entry else ""
+        uri = recorded_uri or layout.manifest_record(self.settings.artifact_bucket, version)
+        if not self.objects.exists(uri):
+            raise NotFound(f"version {version} has no manifest: it was trained before runs recorded their photos")
+        raw = self.objects.read(uri)
+        record = manifest.parse(raw)
+        files: list[dict[str, Any]] = record["files"]
+        digest, recorded = manifest.sha256(raw), entry.manifest_sha256 if entry else ""
+        end = offset + limit
+        return {
+            "version": version, "dataset_uri": record.get("dataset_uri", ""), "count": len(files), "bytes": record.get("bytes"),
+            # recorded: the sha256 in the model's metadata.json and registry entry; matches: the manifest read now is that one
+            "manifest": {"uri": uri, "sha256": digest, "recorded_sha256": recorded or None,
+                         "matches": digest == recorded if recorded else None},
+            "offset": offset, "limit": limit, "next_offset": end if end < len(files) else None,
+            "files": files[offset:end],
+        }
+
+
+def headline_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A model's metrics as GET /models/current shows them, and as its run record keeps them (the Orchestrator)."""
+    metrics = _mapping(metadata.get("metrics"))
+    test = _mapping(metrics.get("test"))
+    return {"test_accuracy": test.get("accuracy"), "test_count": test.get("count"), "evaluated_on": test.get("evaluated_on"),
+            "val_accuracy": metrics.get("val_accuracy"), "per_class": test.get("per_class"),
+            "confused_pairs": test.get("confused_pairs"),
+            "baseline": metrics.get("baseline"), "ece": test.get("ece"), "ece_uncalibrated": test.get("ece_uncalibrated"),
+            "threshold": metadata.get("threshold") if isinstance(metadata.get("threshold"), (int, float)) else None}
+
+
+def model_summary(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, Any]:
+    """What a run record keeps of its registered model (GET /models shows it)."""
+    return {"package_arn": entry.package_arn, "sha256": entry.sha256, "size_bytes": entry.size_bytes,
+            "reason": entry.reason, "metrics": headline_metrics(metadata)}
