@@ -9,10 +9,8 @@ import shutil
 import pytest
 
 from data_fixtures import require_photos
-from pipeline_fixtures import aws, sample_photos, tiny_model  # noqa: F401  (fixtures)
+from pipeline_fixtures import sample_photos, tiny_model  # noqa: F401  (fixtures)
 from web_fixtures import browser, served, stub_api  # noqa: F401  (fixtures)
-
-
 
 
 @pytest.fixture(autouse=True)
@@ -88,23 +86,6 @@ def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tm
     page.set_input_files("#file-input", [str(big)])
     page.wait_for_selector(".result .error:has-text('Too large: huge.jpg')", timeout=10_000)
     assert "4 MiB" in page.locator(".result .error").first.inner_text()
-
-
-def test_page_and_confusion_matrix_routes_serve_in_aws_mode_too(aws, tiny_model):  # noqa: F811
-    """The same routes through Chalice's test client over moto (the cloud's adapters)."""
-    from chalice.test import Client
-
-    import app as chalice_app
-    from test_predict import VERSION, register
-
-    register(aws, tiny_model)
-    with Client(chalice_app.app) as client:
-        page = client.http.get("/")
-        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html") and b"Try a photo" in page.body
-        picture = client.http.get(f"/models/{VERSION}/confusion-matrix", headers={"Accept": "image/png"})
-        assert picture.status_code == 200 and picture.body[:4] == b"\x89PNG"
-        missing = client.http.get("/models/00000000000000ff/confusion-matrix", headers={"Accept": "image/png"})
-        assert missing.status_code == 404 and missing.json_body["error"]["code"] == "not_found"
 
 
 def test_page_asks_for_the_api_key_and_sends_it(page):

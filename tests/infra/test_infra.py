@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.append(str(REPO / "infra"))
 
 import flowers_infra  # noqa: E402,F401  (quiets jsii's Node.js banner before aws_cdk loads)
@@ -159,7 +159,7 @@ def test_dataset_events_go_to_the_uploads_queue(raw):
     assert {c["Event"] for c in configs} == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
     for config in configs:
         assert config["Queue"] == {"Fn::GetAtt": [queue_id, "Arn"]}
-        # the data set's prefix, and classify/ (created only: batch classification, tests/test_infra_events.py)
+        # the data set's prefix, and classify/ (created only: batch classification, tests/infra/test_infra_events.py)
         assert config["Filter"]["S3Key"]["Rules"] in ([{"Name": "prefix", "Value": "datasets/flowers/"}],
                                                       [{"Name": "prefix", "Value": "classify/"}])
     policy_id, _ = one(raw, "AWS::SQS::QueuePolicy", "UploadsPolicy")

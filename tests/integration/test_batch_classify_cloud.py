@@ -1,57 +1,19 @@
 """Batch classification by upload (chalicelib/pipeline/batch_classify.py): photos under classify/ classified by the
 served model into predictions/<batch>.jsonl, one output per delivery, idempotent under redelivery, never
-training data; in the cloud (moto: the upload function with S3 notifications) and with a real `flowers up`
-(and `flowers classify DIR` against it)."""
+training data; in the cloud (moto: the upload function with S3 notifications). The pure parts:
+tests/unit/test_batch_classify.py; a real `flowers up`: tests/e2e/test_batch_classify_up.py."""
 from __future__ import annotations
 
 import hashlib
 import json
 import shutil
-import time
 
 import pytest
 from chalice.test import Client
 
 import app as chalice_app
-from chalicelib.pipeline import batch_classify
-from chalicelib.pipeline.batch_classify import Photo, photos_in
-from chalicelib.pipeline.dataset_version import is_relevant, version_of
-from chalicelib.pipeline.records import ObjectInfo
-from local_fixtures import Up, flowers, seed_approved_model
 from pipeline_fixtures import aws, s3_body, s3_record, sample_photos, sqs_event, tiny_model  # noqa: F401  (fixtures)
 from test_predict import register
-
-BUCKET = "flowers-data"
-
-
-# pure ---------------------------------------------------------------------------------------
-def test_only_created_photos_under_classify_in_the_bucket_are_taken():
-    bodies = [s3_body(s3_record(BUCKET, "classify/a.jpg", 1.0, etag="e1")),
-              s3_body(s3_record(BUCKET, "classify/sub/b+1.png", 1.0, etag="e2")),  # URL-encoded in the notification
-              s3_body(s3_record(BUCKET, "classify/a.jpg", 1.0, etag="e1")),  # the same event twice: once
-              s3_body(s3_record(BUCKET, "classify/gone.jpg", 1.0, kind="removed")),
-              s3_body(s3_record(BUCKET, "classify/notes.txt", 1.0)),
-              s3_body(s3_record(BUCKET, "classify/.hidden.jpg", 1.0)),
-              s3_body(s3_record(BUCKET, "datasets/flowers/roses/c.jpg", 1.0)),
-              s3_body(s3_record("another-bucket", "classify/d.jpg", 1.0)),
-              json.dumps({"Type": "Notification", "Message": s3_body(s3_record(BUCKET, "classify/e.jpg", 1.0, etag="e3"))}),
-              "not json", json.dumps({"Records": [{"eventName": "ObjectCreated:Put"}]}), json.dumps([1, 2])]
-    assert photos_in(bodies, BUCKET) == [Photo("classify/a.jpg", "e1"), Photo("classify/e.jpg", "e3"), Photo("classify/sub/b+1.png", "e2")]
-
-
-def test_a_batch_is_named_by_its_photos_whatever_their_order():
-    a, b = Photo("classify/a.jpg", "1"), Photo("classify/b.jpg", "2")
-    assert batch_classify.batch_name([a, b]) == batch_classify.batch_name([b, a]) != batch_classify.batch_name([a])
-    assert batch_classify.batch_name([Photo("classify/a.jpg", "changed")]) != batch_classify.batch_name([a])
-
-
-def test_classify_and_predictions_are_never_training_data():
-    for key in ("classify/a.jpg", "predictions/x.jsonl", "classify/roses/b.jpg"):
-        assert not is_relevant(key, "")
-    assert not is_relevant("datasets/flowers/classify/a.jpg", "datasets/flowers/")
-    assert is_relevant("roses/classify.jpg", "") and is_relevant("classify.jpg", "")
-    data = [ObjectInfo("roses/a.jpg", "1", 1)]
-    assert version_of(data + [ObjectInfo("classify/b.jpg", "2", 1)], "") == version_of(data, "")
 
 
 # cloud: the upload function on moto -----------------------------------------------------------
@@ -120,55 +82,6 @@ def test_without_a_model_the_lines_say_so_and_a_store_failure_sends_the_batch_ba
     # Only the classify message comes back; the data set's upload was recorded.
     assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == [event["Records"][0]["messageId"]]
     assert answer["new"] == 1
-
-
-# local: a real `flowers up` ---------------------------------------------------------------------
-def test_flowers_up_classifies_what_lands_in_bucket_classify_and_flowers_classify_does_it_from_a_terminal(tmp_path, tiny_model):  # noqa: F811
-    home = tmp_path / "home"
-    version = seed_approved_model(home, tiny_model)
-    up = Up(home, "--quiet-period", "1")
-    try:
-        inbox = home / "bucket" / "classify" / "batch-1"
-        inbox.mkdir(parents=True)
-        sent = sample_photos(3)
-        for photo in sent:
-            shutil.copyfile(photo, inbox / photo.name)
-        (inbox / "broken.jpg").write_bytes(b"not a photo at all")
-        outputs = home / "bucket" / "predictions"
-
-        def lines():
-            found = [json.loads(line) for f in sorted(outputs.glob("*.jsonl")) for line in f.read_text().splitlines()]
-            return found if len(found) >= 4 else None
-
-        found = up.wait_for(lines, 60, "predictions for the 4 files")
-        assert sorted(line["key"] for line in found) == sorted([f"classify/batch-1/{p.name}" for p in sent] + ["classify/batch-1/broken.jpg"])
-        assert all(line["model_version"] == version for line in found if "error" not in line)
-        assert sum("error" in line for line in found) == 1
-        up.wait_for(lambda: "classified 4 photo(s) under classify/ with the served model: " in up.log(), 10, "the console line")
-        assert "bucket: 4 new or changed" not in up.log()  # not announced as uploads to train on
-        time.sleep(2)  # a quiet period and more: the photos started no run
-        status = up.get("status").json()
-        assert status["pending_uploads"] == 0 and status["running_job"] is None and status["last_outcome"] is None
-
-        # From a terminal: the same lines, through the running server's POST /predict.
-        folder = tmp_path / "mine"
-        shutil.copytree(inbox, folder / "sub")
-        done = flowers(home, "classify", str(folder), "--out", str(tmp_path / "out.jsonl"))
-        assert done.returncode == 1, done.stderr  # the broken one
-        mine = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-        assert [m["key"] for m in mine] == sorted(f"sub/{p.name}" for p in [*sent, inbox / "broken.jpg"])
-        by_name = {line["key"].rsplit("/", 1)[1]: line for line in found}
-        for line in mine:
-            twin = by_name[line["key"].rsplit("/", 1)[1]]
-            assert (line["label"], line["model_version"], "error" in line) == (twin["label"], twin["model_version"], "error" in twin)
-            if "error" not in line:
-                assert [p["label"] for p in line["predictions"]] == [p["label"] for p in twin["predictions"]]
-        # Not a terminal: the progress bar is a line every 10 % on stderr.
-        progress = [line for line in done.stderr.splitlines() if line.startswith("classify ")]
-        assert 1 <= len(progress) <= 11 and "4/4" in progress[-1]
-        assert "4 photo(s) classified by http://127.0.0.1:" in done.stderr
-    finally:
-        up.stop()
 
 
 def test_flowers_classify_bucket_uploads_under_classify_then_waits_for_the_pipeline_s_lines(tmp_path, aws, cloud, tiny_model):  # noqa: F811

@@ -19,7 +19,7 @@ from typing import Iterator
 import pytest
 
 from flowers_cli import main as cli
-from flowers_cli.client import is_operator_route, region_of
+from flowers_cli.client import is_operator_route
 
 KEY = "k3y-0123456789abcdefghijklmnop"
 ACCESS_KEY, SECRET = "AKIDEXAMPLEFLOWERS", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -222,26 +222,3 @@ def test_stack_outputs_give_the_url_and_the_key(gateway, capsys, monkeypatch):
         code, _, err = run(capsys, "status", "--stack", "other")
         assert code == 2 and "no ApiUrl / ApiKeyId output" in err
     assert [h.get("x-api-key") for m, _, h in gateway.seen if m == "GET"] == [KEY, KEY]
-
-
-def test_the_region_of_an_api_gateway_url():
-    assert region_of("https://abc123defg.execute-api.eu-central-1.amazonaws.com/api/") == "eu-central-1"
-    assert region_of("http://127.0.0.1:8000/") == ""
-    assert is_operator_route("POST", "/models/0123456789abcdef/approve") and is_operator_route("POST", "runs")
-    assert not is_operator_route("GET", "models/rollback") and not is_operator_route("POST", "predict?top_k=3")
-
-
-def test_the_readme_s_aws_commands_parse():
-    """Each `flowers` line of the README's AWS section is valid syntax (the push example once was not)."""
-    import shlex
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("\n## AWS"):]
-    lines = [line.split("#", 1)[0].strip() for line in section.splitlines() if line.strip().startswith("flowers ")]
-    assert len(lines) >= 4 and any(line.startswith("flowers push ") and "--bucket" in line for line in lines)
-    for line in lines:
-        args = cli.build_parser().parse_args(shlex.split(line)[1:])
-        assert args.run is not None, line
-    push = cli.build_parser().parse_args(shlex.split(next(l for l in lines if l.startswith("flowers push ")))[1:])
-    assert push.source and push.bucket == "$DATA"

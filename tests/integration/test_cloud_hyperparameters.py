@@ -1,7 +1,7 @@
 """Hyperparameters for cloud runs (chalicelib/contract/hyperparameters.py): training.json beside the data set and the
 deployment's defaults (HYPERPARAMETERS, from the CDK context) reach the SageMaker job (moto); a bad value fails
 the run before any job is created, with the reason in GET /status. The rules themselves, one table for the Lambda
-and the training job: tests/test_hyperparameter_table.py."""
+and the training job: tests/unit/test_hyperparameter_table.py."""
 from __future__ import annotations
 
 import json
@@ -10,51 +10,9 @@ import pytest
 from chalice.test import Client
 
 import app as chalice_app
-from chalicelib.contract import hyperparameters as hp
-from chalicelib import services, settings
-from pipeline_fixtures import ENV, aws  # noqa: F401  (fixture)
+from chalicelib import services
+from pipeline_fixtures import aws  # noqa: F401  (fixture)
 from test_pipeline_aws import World
-
-
-def test_max_training_time_is_bounded_by_what_sagemaker_allows():
-    assert hp.check({"max_training_time": "3600"}, "x") == {"max_training_time": "3600"}
-    for bad in (0, hp.MAX_RUNTIME + 1):
-        with pytest.raises(hp.HyperparameterProblem, match="max_training_time"):
-            hp.check({"max_training_time": bad}, "x")
-
-
-def test_every_problem_is_named_with_its_source():
-    with pytest.raises(hp.HyperparameterProblem) as caught:
-        hp.parse_file(b'{"epochs": -1, "colour": "red", "dropout": 0.1}')
-    message = str(caught.value)
-    assert message.startswith("bad hyperparameters in training.json: ") and "epochs" in message and "'colour'" in message
-    for raw in (b"[1, 2]", b"not json", b'"epochs"'):
-        with pytest.raises(hp.HyperparameterProblem, match="training.json"):
-            hp.parse_file(raw)
-
-
-def test_deployment_defaults_are_a_checked_setting():
-    env = {k: v for k, v in ENV.items() if not k.startswith("AWS_")}
-    assert settings.from_environ(dict(env, HYPERPARAMETERS='{"epochs": 8}')).hyperparameters == {"epochs": "8"}
-    with pytest.raises(settings.SettingsError, match="HYPERPARAMETERS"):
-        settings.from_environ(dict(env, HYPERPARAMETERS='{"epochs": -8}'))
-
-
-def test_the_cdk_context_value_becomes_the_lambdas_variable():
-    import sys
-
-    from pipeline_fixtures import ROOT
-
-    sys.path.append(str(ROOT / "infra"))
-    from flowers_infra.config import FlowersConfig
-
-    context = {"hyperparameters": {"epochs": 8, "augmentation": False}}
-    config = FlowersConfig.from_context(context.get)
-    assert json.loads(config.lambda_environment()["HYPERPARAMETERS"]) == {"epochs": "8", "augmentation": "false"}
-    assert FlowersConfig.from_context({"hyperparameters": '{"batch_size": "16"}'}.get).hyperparameters == '{"batch_size": "16"}'
-    assert FlowersConfig().lambda_environment()["HYPERPARAMETERS"] == "{}"
-    with pytest.raises(ValueError, match="bad CDK context value hyperparameters"):
-        FlowersConfig.from_context({"hyperparameters": {"batch_size": 0}}.get)
 
 
 # the pipeline on moto ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""training.distribute: the strategy plan, and real runs of both distributed modes on the CPU."""
+"""training.distribute: real runs of both distributed modes on the CPU (the plan: tests/unit/test_distribute.py)."""
 import json
 import signal
 import socket
@@ -6,25 +6,7 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from data_fixtures import ROOT, TINY, Job
-from training.distribute import plan
-
-
-def test_plan_single_host():
-    assert plan((), "", devices=0).kind == "default"
-    assert plan(("algo-1",), "algo-1", devices=1).kind == "default"
-    assert plan(("algo-1",), "algo-1", devices=4).kind == "mirrored"
-
-
-def test_plan_multi_host_builds_tf_config():
-    p = plan(("algo-2", "algo-1"), "algo-2", devices=1)
-    assert p.kind == "multi_worker" and not p.is_chief
-    assert p.tf_config == {"cluster": {"worker": ["algo-1:2222", "algo-2:2222"]}, "task": {"type": "worker", "index": 1}}
-    assert plan(("algo-2", "algo-1"), "algo-1", devices=0).is_chief
-    with pytest.raises(ValueError):
-        plan(("algo-1", "algo-2"), "algo-3", devices=0)
 
 
 def run(cmd_env, job):

@@ -1,15 +1,11 @@
-"""Domain events (chalicelib/pipeline/domain_events.py): built without AWS, published after the state change
-to an EventBridge bus (moto, read back through a rule into an SQS queue) and, locally, to
-HOME/events.jsonl (a real `flowers up`, read with `flowers events`)."""
+"""Domain events (chalicelib/pipeline/domain_events.py) published after the state change to an EventBridge bus
+(moto, read back through a rule into an SQS queue) and, locally, to HOME/events.jsonl under concurrent writers.
+Built without AWS: tests/unit/test_domain_events.py; a real `flowers up`, read with `flowers events`:
+tests/e2e/test_domain_events_up.py."""
 from __future__ import annotations
 
 import json
-import os
-import select
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 from chalice.test import Client
@@ -18,25 +14,11 @@ import app as chalice_app
 from chalicelib.pipeline import domain_events as domain
 from chalicelib import services
 from chalicelib.adapters.local.event_log import EventLog
-from flowers_cli.events import describe, read_from
-from local_fixtures import TINY_UP, Up, cli_env, flowers, modelarts_photos
+from flowers_cli.events import read_from
 from pipeline_fixtures import REGION, aws, processing_state_event, training_state_event  # noqa: F401  (aws: fixture)
 from test_pipeline_aws import World
 
 BUS = "flowers-events"
-
-
-# pure ---------------------------------------------------------------------------------------
-def test_the_same_state_change_gives_the_same_id_and_another_one_another():
-    first = domain.run_started("b/p/", "0123456789abcdef", "flowers-0123456789abcdef", 1, 10.0)
-    again = domain.run_started("b/p/", "0123456789abcdef", "flowers-0123456789abcdef", 1, 99.0)  # redelivered later
-    retry = domain.run_started("b/p/", "0123456789abcdef", "flowers-0123456789abcdef-a2", 2, 10.0)
-    assert first.id == again.id != retry.id
-    promoted = {domain.model_promoted("b/p/", "v2", previous, "r", 1.0).id for previous in ("v1", "v0", "")}
-    assert len(promoted) == 3
-    document = first.as_dict()
-    assert document["type"] == "Run Started" and document["source"] == "flowers" and document["id"] == first.id
-    assert document["time"] == "1970-01-01T00:00:10+00:00" and document["version"] == "0123456789abcdef"
 
 
 def test_the_local_log_holds_whole_lines_under_concurrent_writers(tmp_path):
@@ -147,49 +129,3 @@ def test_no_bus_configured_publishes_nothing(aws, monkeypatch):  # noqa: F811
     monkeypatch.delenv("EVENT_BUS_NAME", raising=False)
     services.reset()
     assert isinstance(services.get().events, NoEvents)
-
-
-# local: a real `flowers up` -------------------------------------------------------------------
-def test_flowers_up_appends_its_events_and_flowers_events_follows_them(tmp_path):
-    from data_fixtures import require_photos
-
-    require_photos()
-    home = tmp_path / "home"
-    follow = subprocess.Popen([sys.executable, "-m", "flowers_cli.main", "events", "--follow"], env=cli_env(home),
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, cwd=str(tmp_path))
-    up = Up(home, *TINY_UP)
-    try:
-        modelarts_photos(tmp_path / "photos", per_class=8)
-        assert flowers(home, "push", str(tmp_path / "photos"), "--quiet").returncode == 0
-        lines: list[str] = []
-        deadline = time.monotonic() + 240
-
-        pending = bytearray()
-
-        def next_line() -> str:  # from the pipe itself: no buffer of Python's hides a line from select
-            while b"\n" not in pending:
-                assert time.monotonic() < deadline, f"waited in vain after {lines}\n{up.log()[-4000:]}"
-                if select.select([follow.stdout], [], [], 1)[0]:
-                    pending.extend(os.read(follow.stdout.fileno(), 65536))
-            line, _, rest = bytes(pending).partition(b"\n")
-            pending[:] = rest
-            return line.decode() + "\n"
-
-        while not any("Model Promoted" in line for line in lines):
-            lines.append(next_line())
-        version = lines[-1].split()[3]  # TIME Model Promoted VERSION ...
-        assert [line.split()[1:3] for line in lines if line.strip()][:1] == [["Run", "Started"]]
-        assert any("Model Registered" in line and f" {version} approved: " in line for line in lines)
-        assert flowers(home, "reject", version, "--reason", "wrong colours").returncode == 0
-        while "Model Rolled Back" not in lines[-1]:
-            lines.append(next_line())
-        assert f"{version} rejected, serving none (wrong colours)" in lines[-1]
-    finally:
-        follow.kill()
-        follow.wait()
-        up.stop()
-    listed = flowers(home, "events", "--json")
-    events = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert [e["type"] for e in events] == ["Run Started", "Model Registered", "Model Promoted", "Model Rolled Back"]
-    assert len({e["id"] for e in events}) == 4 and all(e["source"] == "flowers" for e in events)
-    assert [describe(e) for e in events][2].split()[1:3] == ["Model", "Promoted"]

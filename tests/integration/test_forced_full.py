@@ -24,17 +24,6 @@ CAPACITY = "CapacityError: Unable to provision requested ML compute capacity. Pl
 FORCED = {"kind": "imagenet", "reason": FORCED_FULL, "chain": 0, "production_version": ""}
 
 
-# the record -----------------------------------------------------------------------------------
-def test_running_remembers_full_and_reads_old_and_odd_dicts():
-    running = Running("v1", "job", "launching", 1.0, 1.0, full=True)
-    assert running.as_dict()["full"] is True and Running.from_dict(running.as_dict()) == running
-    stored_before = {k: v for k, v in running.as_dict().items() if k != "full"}  # a run stored before `full` existed
-    assert Running.from_dict(stored_before).full is False
-    for value, full in ((True, True), (1, True), ("true", True), ("True", True), (False, False), (0, False), ("false", False),
-                        ("", False), (None, False)):
-        assert Running.from_dict({**stored_before, "full": value}).full is full, value
-
-
 def test_the_sqlite_store_keeps_full_through_claim_and_advance(tmp_path):
     local = LocalAdapters(settings.from_environ({"FLOWERS_MODE": "local", "FLOWERS_HOME": str(tmp_path / "home")}))
     assert local.state.claim_run("ds", Running("v1", "job-v1", "launching", 1.0, 1.0, full=True), 0) == CLAIMED

@@ -1,6 +1,6 @@
-"""Local mode's adapters without processes: settings, the SQLite state store and registry (the
-same conditional semantics as DynamoDB's and SageMaker's), the bucket watcher's crash
-safety, job recovery after a kill, the home lock, and no TensorFlow in `flowers up`."""
+"""Local mode's adapters without processes: the SQLite state store and registry (the same conditional
+semantics as DynamoDB's and SageMaker's), the bucket watcher's crash safety, job recovery after a kill, the
+home lock, and no TensorFlow in `flowers up`. Local settings: tests/unit/test_settings.py."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from chalicelib import settings
-from chalicelib.adapters.local import events
 from chalicelib.adapters.local.wiring import LocalAdapters
 from chalicelib.adapters.local.jobs import INTERRUPTED, MAX_ATTEMPTS
 from chalicelib.local_stack.stack import AlreadyRunning, HomeLock, holds_lock
@@ -25,19 +24,6 @@ from data_fixtures import ROOT
 @pytest.fixture
 def local(tmp_path):
     return LocalAdapters(settings.from_environ({"FLOWERS_MODE": "local", "FLOWERS_HOME": str(tmp_path / "home")}))
-
-
-def test_local_settings_defaults_and_overrides(tmp_path):
-    s = settings.from_environ({"FLOWERS_HOME": str(tmp_path)})
-    assert s.mode == "local" and s.home == str(tmp_path.resolve()) and s.quiet_period == 5 and s.preset == "mobilenet_v2"
-    assert (s.dataset_bucket, s.dataset_prefix, s.artifact_bucket, s.port, s.quantize) == ("bucket", "", "artifacts", 8000, "auto")
-    s = settings.from_environ({"FLOWERS_HOME": str(tmp_path), "QUIET_PERIOD": "1", "PRESET": "tiny_cnn", "FLOWERS_PORT": "0",
-                               "FLOWERS_HYPERPARAMETERS": '{"epochs": 1}'})
-    assert (s.quiet_period, s.preset, s.port, s.extra_hyperparameters) == (1, "tiny_cnn", 0, {"epochs": "1"})
-    with pytest.raises(settings.SettingsError, match="FLOWERS_HYPERPARAMETERS"):
-        settings.from_environ({"FLOWERS_HYPERPARAMETERS": "[1]"})
-    assert not set(settings.LOCAL_ONLY) & set(settings.variables())  # the Lambdas never need them
-    assert settings.from_environ({}).home.endswith(".flowers")
 
 
 def test_state_store_is_conditional_like_dynamodb(local):
@@ -183,18 +169,6 @@ def test_a_second_up_on_one_home_is_refused(tmp_path):
     assert not holds_lock(tmp_path)
 
 
-def test_event_shapes_are_the_documented_ones():
-    from chalicelib.api.handlers import job_status
-
-    kind, status = job_status(events.training_state("flowers-00000000000000c1", "Failed", "", "boom", 0))
-    assert kind == "training" and (status.status, status.reason) == ("Failed", "boom")
-    kind, status = job_status(events.processing_state("flowers-00000000000000c1-convert", "Completed", "", 0))
-    assert kind == "conversion" and status.status == "Completed"
-    record = events.s3_record("bucket", "a b/c+d.jpg", "created", "e", 3, "0A", 0)
-    (change,) = parse_bodies([json.dumps({"Records": [record]})], "bucket", "").changes
-    assert change.key == "a b/c+d.jpg" and change.kind == "created"
-
-
 def test_flowers_up_never_imports_tensorflow(tmp_path):
     code = f"""
 import os, sys
@@ -227,16 +201,6 @@ def test_demo_says_clearly_when_there_are_no_photos(tmp_path):
             (tmp_path / f"{label}_{i}.jpg").write_bytes(b"x")
             (tmp_path / f"{label}_{i}.txt").write_text(label)
     assert [p.name for p in sample(tmp_path)] == ["roses_0.jpg", "tulips_0.jpg"]  # one per class, ModelArts layout too
-
-
-def test_cli_says_when_it_answers_in_process(tmp_path):
-    """With no `flowers up` on the home the CLI answers through the app in this process, and says so."""
-    from local_fixtures import flowers
-
-    (tmp_path / "home").mkdir()  # an empty home (a missing one is a usage error: tests/test_cli_errors.py)
-    done = flowers(tmp_path / "home", "models")
-    assert done.returncode == 0 and done.stdout.strip() == "no models yet", done.stdout + done.stderr
-    assert "no `flowers up` is running on" in done.stderr and "answering in this process" in done.stderr
 
 
 def test_registry_keeps_the_manifest_of_each_model(local):

@@ -126,7 +126,7 @@ def test_uploads_then_quiet_tick_start_one_training_job(world):
     job = world.aws.sagemaker.describe_training_job(TrainingJobName=started["job"])
     assert job["RoleArn"] == world.aws.env["SAGEMAKER_ROLE_ARN"]
     assert job["AlgorithmSpecification"]["TrainingImage"] == world.aws.env["TRAINING_IMAGE_URI"]
-    # (moto answers its own MetricDefinitions; the request builder's are checked in test_pipeline_decisions)
+    # (moto answers its own MetricDefinitions; the request builder's are checked in tests/unit/test_sagemaker_jobs.py)
     assert job["InputDataConfig"][0]["ChannelName"] == "training"
     # Exactly the listed photos (the run's manifest), not the live prefix: test_the_run_trains_on_its_manifest.
     assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"] == "ManifestFile"

@@ -3,16 +3,13 @@ decode alike, with reason and detail. In the cloud the report is read back from 
 SageMaker uploads from $SM_OUTPUT_DATA_DIR; here its contents are the real training code's report."""
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 import pytest
 
-from chalicelib.pipeline import validation_report
 from data_fixtures import BAD_UPLOADS, copy_photos, write_bad_uploads
 from flowers_cli.output import format_status
-from pipeline_fixtures import aws, processing_state_event, training_state_event  # noqa: F401  (fixture)
+from pipeline_fixtures import aws, output_archive, processing_state_event, training_state_event  # noqa: F401  (fixture)
 from test_pipeline_aws import World
 
 
@@ -36,17 +33,6 @@ def real_report(tmp_path) -> dict:
     data = ds.load(root, 32, min_images_per_class=1)
     ds.write_report(data, tmp_path / "out" / "validation.json")
     return json.loads((tmp_path / "out" / "validation.json").read_text())
-
-
-def output_archive(report: dict) -> bytes:
-    """SageMaker's output.tar.gz: $SM_OUTPUT_DATA_DIR's files at the archive's root."""
-    payload = json.dumps(report).encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        info = tarfile.TarInfo("validation.json")
-        info.size = len(payload)
-        archive.addfile(info, io.BytesIO(payload))
-    return buffer.getvalue()
 
 
 def put_job_output(world, job: str, report: dict) -> str:
@@ -94,44 +80,3 @@ def test_cloud_status_lists_every_skipped_file_from_the_jobs_output(world, tmp_p
     world.sagemaker_event(training_state_event(second["job"], "Failed", reason="AlgorithmError: too few images"))
     validation = world.status()["validation"]
     assert validation["training_job"] == second["job"] and validation["skipped_count"] == 1
-
-
-def test_summary_caps_the_list_and_counts_the_rest():
-    skipped = [{"path": f"x/{i:04d}.jpg", "reason": "corrupt" if i % 2 else "no_label", "detail": "d" * 1000}
-               for i in range(250)]
-    summary = validation_report.summary({"skipped": skipped, "usable_images": 9, "ignored_files": ["a.txt"]}, "job")
-    assert summary["skipped_count"] == 250 and len(summary["skipped"]) == 200 and summary["skipped_not_listed"] == 50
-    assert summary["skipped_by_reason"] == {"corrupt": 125, "no_label": 125}
-    assert summary["skipped"][0] == {"file": "x/0000.jpg", "reason": "no_label", "detail": "d" * validation_report.MAX_DETAIL}
-    assert summary["ignored_count"] == 1 and summary["ignored_not_listed"] == 0
-    text = format_status({"validation": summary})
-    assert "250 skipped (corrupt 125, no_label 125)" in text and "... and 200 more" in text  # 50 printed of 250
-
-
-def test_archive_without_report_or_unreadable_is_no_report():
-    assert validation_report.from_archive(b"not a tar") is None
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        info = tarfile.TarInfo("other.txt")
-        archive.addfile(info, io.BytesIO(b""))
-    assert validation_report.from_archive(buffer.getvalue()) is None
-    assert validation_report.from_archive(output_archive({"skipped": []})) == {"skipped": []}
-
-    def missing(uri):
-        raise FileNotFoundError(uri)
-
-    assert validation_report.read_archive(missing, "s3://b/k") is None
-
-
-def test_a_found_report_is_read_once_a_missing_one_again():
-    calls = []
-    cache = validation_report.ReportCache()
-
-    def read(answer):
-        calls.append(answer)
-        return answer
-
-    assert cache.get("job", lambda: read(None)) is None
-    assert cache.get("job", lambda: read({"skipped": []})) == {"skipped": []}
-    assert cache.get("job", lambda: read({"other": 1})) == {"skipped": []}
-    assert calls == [None, {"skipped": []}]

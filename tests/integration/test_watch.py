@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from chalicelib import settings
 from chalicelib.local_stack import watcher as watcher_module
 from chalicelib.local_stack.watcher import POLL_SECONDS, Watch
 
@@ -147,12 +146,3 @@ def test_a_failed_scan_is_tried_again(folder):
         watch.changed.set()
         thread.join(10)
         watch.stop()
-
-
-def test_watch_setting(tmp_path):
-    assert settings.from_environ({"FLOWERS_HOME": str(tmp_path)}).watch == "notify"
-    assert settings.from_environ({"FLOWERS_HOME": str(tmp_path), "FLOWERS_WATCH": "poll"}).watch == "poll"
-    with pytest.raises(settings.SettingsError, match="FLOWERS_WATCH"):
-        settings.from_environ({"FLOWERS_HOME": str(tmp_path), "FLOWERS_WATCH": "sometimes"})
-    with pytest.raises(ValueError):
-        Watch(tmp_path, lambda: None, "sometimes")

@@ -1,17 +1,10 @@
 """Bounded decoding: only the README's formats, a pixel cap read from the header, large
-images reduced before they are converted. Real images made with Pillow; no mocks."""
+images reduced before they are converted. Real images made with Pillow; no mocks. The memory a bomb costs,
+training's report and the API's answers: tests/integration/test_oversized_images.py."""
 from __future__ import annotations
 
 import io
-import json
-import os
-import struct
-import subprocess
-import sys
-import textwrap
-import zlib
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,57 +12,7 @@ from PIL import Image, ImageOps
 
 from chalicelib.contract import imaging
 from chalicelib.contract.imaging import MAX_PIXELS, ImageError, load_pixels
-from pipeline_fixtures import aws, tiny_model  # noqa: F401  (fixtures)
-from test_predict import client, error_of, register  # noqa: F401  (the API's test client and helpers)
-from training import dataset as ds
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
-    if fmt == "PNG":
-        kwargs.setdefault("compress_level", 0)  # stored: these tests make many megapixels of PNG
-    out = io.BytesIO()
-    img.save(out, format=fmt, **kwargs)
-    return out.getvalue()
-
-
-def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
-    """Smooth colour regions, edges and grain: a stand-in for a photo, with an asymmetric layout."""
-    rng = np.random.default_rng(seed)
-    coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((width, height), Image.Resampling.BICUBIC)
-    pixels = np.asarray(coarse, np.float64) + rng.normal(0, 10, (height, width, 3))
-    pixels[: height // 3, : width // 4] = (250, 20, 20)  # a red block top left: orientation shows
-    pixels[height // 2:, width // 2: width // 2 + width // 20] = (10, 10, 200)  # a blue bar
-    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
-
-
-def sixteen_bit_png(width: int, height: int) -> bytes:
-    """A 16-bit grayscale PNG (a ramp), written row by row: little memory to make, ~1 MB at 9000 x 9000."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    row = b"\x00" + np.linspace(1000, 60000, width).astype(">u2").tobytes()
-    compressor = zlib.compressobj(6)
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A small PNG whose header claims width x height: decoding it would fail as corrupt."""
-    data = bytearray(encode(Image.new("RGB", (64, 64), (9, 99, 199)), "PNG"))
-    assert data[12:16] == b"IHDR"
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
-
-
-def jpeg_claiming(width: int, height: int) -> bytes:
-    data = bytearray(encode(Image.new("RGB", (64, 64), (9, 99, 199)), "JPEG"))
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5: sof + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
+from data_fixtures import encode, jpeg_claiming, photo_like, png_claiming
 
 
 def reference(data: bytes, size: int) -> np.ndarray:
@@ -124,46 +67,6 @@ def test_the_cap_itself_passes_the_header():
     with pytest.raises(ImageError) as err:
         load_pixels(png_claiming(10000, 5000), 224)
     assert err.value.reason == "corrupt"  # decoded, and the decoder found the lie
-
-
-MEASURE = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-    from chalicelib.contract.imaging import ImageError, load_pixels
-
-    def kb(field):
-        return next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field + ":"))
-
-    data = Path(sys.argv[1]).read_bytes()
-    Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
-    before = kb("VmRSS")
-    try:
-        outcome = "x".join(map(str, load_pixels(data, 224).pixels.shape))
-    except ImageError as exc:
-        outcome = exc.reason
-    print(outcome, (kb("VmHWM") - before) / 1024)
-""")
-
-
-def peak_extra_mb(tmp_path: Path, data: bytes) -> tuple[str, float]:
-    """load_pixels in a fresh process: its outcome and how far its peak RSS rose above the RSS before the call."""
-    path = tmp_path / "image"
-    path.write_bytes(data)
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(path)], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    outcome, mb = out.stdout.split()[-2:]
-    return outcome, float(mb)
-
-
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's peak-RSS reset")
-def test_memory_is_bounded_by_the_pixel_cap_not_the_content(tmp_path):
-    # The attack: 9000 x 9000 16-bit grayscale, ~1 MB of PNG. It used to take 1.5 GB (float64 at full size).
-    outcome, mb = peak_extra_mb(tmp_path, sixteen_bit_png(9000, 9000))
-    assert outcome == "image_too_large" and mb < 20, (outcome, mb)
-    # Just under the cap (49 MP): decoded, and the cost is the decoded buffer (2 bytes a pixel, 93 MiB) plus
-    # a few MB, where converting at full size took 930 MB.
-    outcome, mb = peak_extra_mb(tmp_path, sixteen_bit_png(7000, 7000))
-    assert outcome == "224x224x3" and mb < 7000 * 7000 * 2 / 2**20 + 30, (outcome, mb)
 
 
 # --- the pixels ----------------------------------------------------------------------------------
@@ -237,42 +140,9 @@ def test_original_size_is_the_files_even_when_jpeg_is_drafted():
     assert decoded.original_size == (1000, 750)
 
 
-# --- training's validation -------------------------------------------------------------------------
-def test_dataset_reports_oversized_and_unsupported_photos_as_skipped(tmp_path):
-    root = tmp_path / "data"
-    for c, label in enumerate(("red", "green")):
-        (root / label).mkdir(parents=True)
-        for i in range(5):
-            encode_to = root / label / f"{label}_{i}.png"
-            encode_to.write_bytes(encode(photo_like(48, 48, seed=c * 10 + i), "PNG"))
-    (root / "red" / "huge.png").write_bytes(png_claiming(9000, 9000))
-    (root / "green" / "anim.png").write_bytes(encode(photo_like(48, 48, seed=99), "GIF"))  # a GIF under a .png name
-    data = ds.load(root, 32, min_images_per_class=3)
-    ds.write_report(data, tmp_path / "out" / "validation.json")
-    report = json.loads((tmp_path / "out" / "validation.json").read_text())
-    skipped = {item["path"]: item for item in report["skipped"]}
-    assert skipped["red/huge.png"]["reason"] == "image_too_large" and "81.0 megapixels" in skipped["red/huge.png"]["detail"]
-    assert skipped["green/anim.png"]["reason"] == "unsupported_image_type"
-    assert report["usable_images"] == 10
-
-
 def test_strips_cover_every_row(monkeypatch):
     # Strips of whole boxes, the last one short: the same pixels as one strip.
     data = variants(2000, 1200)["palette PNG, transparent index"]
     whole = load_pixels(data, 64).pixels
     monkeypatch.setattr(imaging, "STRIP_PIXELS", 2000 * 9 * 3)  # factor (15, 9) at 64 px: 27-row strips, 45 of them
     assert np.array_equal(load_pixels(data, 64).pixels, whole)
-
-
-# --- the API ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("content_type, body, expected", [
-    ("application/octet-stream", lambda: encode(photo_like(96, 64), "GIF"), (415, "unsupported_image_type")),
-    ("image/png", lambda: encode(photo_like(96, 64), "TIFF"), (415, "unsupported_image_type")),
-    ("image/png", lambda: png_claiming(9000, 9000), (413, "image_too_large")),
-    ("image/jpeg", lambda: jpeg_claiming(8000, 7000), (413, "image_too_large")),
-    ("image/png", lambda: sixteen_bit_png(9000, 9000), (413, "image_too_large")),
-])
-def test_api_answers_unsupported_and_oversized_images(aws, client, tiny_model, content_type, body, expected):  # noqa: F811
-    register(aws, tiny_model)
-    response = client.http.post("/predict", headers={"Content-Type": content_type}, body=body())
-    assert error_of(response) == expected

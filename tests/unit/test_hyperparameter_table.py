@@ -1,21 +1,20 @@
 """The one hyperparameter table (chalicelib/contract/hyperparameters.py): each rule, the Lambda's check and
 training's parser giving the same verdict (the five values the two copies once disagreed on among them), the
-training dataclass matching the table, and the README's table generated from it."""
+training dataclass matching the table, and the README's table generated from it. Rewriting the README with
+`python -m chalicelib.contract.hyperparameters`, and the Lambdas' imports: tests/integration/test_hyperparameter_table_processes.py."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from chalicelib.contract import hyperparameters as table
+from chalicelib.contract import hyperparameters as hp  # the name of the tests from tests/integration/test_cloud_hyperparameters.py
 from chalicelib.contract.hyperparameters import HyperparameterProblem, check
 from training.hyperparameters import Hyperparameters, parse
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def lambda_verdict(values: dict) -> dict[str, str] | None:
@@ -167,23 +166,18 @@ def test_the_readme_table_is_the_generated_one():
     assert table.with_readme_table(readme) == readme
 
 
-def test_the_readme_table_has_a_row_per_hyperparameter_and_is_rewritten_in_place(tmp_path):
-    rows = table.readme_table().splitlines()
-    assert rows[0] == table.README_HEADER and [r.split("|")[1].strip(" `") for r in rows[2:]] == list(table.BY_NAME)
-    assert "| `epochs` | `6` | an integer from 0 to 1000 | fine-tuning epochs (0: head only) |" in rows
-    stale = tmp_path / "README.md"
-    stale.write_text("intro\n\n| hyperparameter | default | meaning |\n| --- | --- | --- |\n| `epochs` | 5 | old |\n\nafter\n")
-    done = subprocess.run([sys.executable, "-m", "chalicelib.contract.hyperparameters", "--write", str(stale)], cwd=ROOT)
-    assert done.returncode == 0
-    assert stale.read_text() == "intro\n\n" + table.readme_table() + "\nafter\n"
-    printed = subprocess.run([sys.executable, "-m", "chalicelib.contract.hyperparameters", "--readme"], cwd=ROOT,
-                             capture_output=True, text=True, check=True)
-    assert printed.stdout == table.readme_table()
+def test_max_training_time_is_bounded_by_what_sagemaker_allows():
+    assert hp.check({"max_training_time": "3600"}, "x") == {"max_training_time": "3600"}
+    for bad in (0, hp.MAX_RUNTIME + 1):
+        with pytest.raises(hp.HyperparameterProblem, match="max_training_time"):
+            hp.check({"max_training_time": bad}, "x")
 
 
-def test_no_heavy_imports():
-    """The Lambdas import the table: no TensorFlow, no NumPy."""
-    code = ("import sys, chalicelib.contract.hyperparameters, chalicelib.contract.warm_start; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'numpy', 'training')))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout.replace("'", '"')) == []
+def test_every_problem_is_named_with_its_source():
+    with pytest.raises(hp.HyperparameterProblem) as caught:
+        hp.parse_file(b'{"epochs": -1, "colour": "red", "dropout": 0.1}')
+    message = str(caught.value)
+    assert message.startswith("bad hyperparameters in training.json: ") and "epochs" in message and "'colour'" in message
+    for raw in (b"[1, 2]", b"not json", b'"epochs"'):
+        with pytest.raises(hp.HyperparameterProblem, match="training.json"):
+            hp.parse_file(raw)

@@ -1,5 +1,5 @@
 """training.hyperparameters: SageMaker strings in, typed and validated values out (the rules are the table's:
-tests/test_hyperparameter_table.py)."""
+tests/unit/test_hyperparameter_table.py)."""
 import pytest
 
 from chalicelib.contract.hyperparameters import HyperparameterProblem
@@ -41,14 +41,6 @@ def test_every_problem_is_listed_at_once():
 def test_bad_values(raw):
     with pytest.raises(HyperparameterProblem):
         parse(raw)
-
-
-def test_weights_file(tmp_path):
-    path = tmp_path / "w.h5"
-    path.write_bytes(b"x")
-    assert parse({"weights": str(path)}).resolved_weights() == str(path)
-    # whether it exists is the backbone's to find out (training/presets.py): parse takes the Lambda's verdict
-    assert parse({"weights": "/no/such/file.h5"}).resolved_weights() == "/no/such/file.h5"
 
 
 def test_as_dict_round_trips():

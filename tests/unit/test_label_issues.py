@@ -1,13 +1,8 @@
-"""Know your data: likely mislabelled photos (training.label_issues), class imbalance (training.class_balance),
-per-class metrics (training.evaluation), and a real training run that reports them."""
-import json
-import shutil
-
+"""Know your data: likely mislabelled photos (training.label_issues). Class imbalance: test_class_balance.py;
+per-class metrics: test_evaluation.py; a real training run that reports them: tests/integration/test_label_issues_run.py."""
 import numpy as np
 
-from data_fixtures import TINY, Job, make_folder_dataset, run_in_process
-from test_train import event_tags
-from training import class_balance, evaluation, label_issues, train
+from training import label_issues
 
 
 def clustered(per_class: int, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,64 +51,3 @@ def test_too_few_photos_say_so_and_never_raise():
     features, labels = clustered(4, classes=2)
     assert label_issues.find(features, labels, [str(i) for i in range(8)], ["a", "b"])["folds"] == 5
     assert label_issues.out_of_fold_probabilities(features, labels, 2).shape == (8, 2)
-
-
-def test_class_weights_only_past_twice_the_smallest_class():
-    assert class_balance.weights([100, 60, 50]) is None  # exactly 2x: balanced enough
-    weights = class_balance.weights([100, 20, 30])
-    assert weights == {0: 0.5, 1: 2.5, 2: 1.6667}
-    # every photo counted by its weight: each class contributes the same total
-    assert {round(n * weights[i]) for i, n in enumerate([100, 20, 30])} == {50}
-    assert class_balance.weights([10, 0]) is None and class_balance.weights([7]) is None
-
-    report = class_balance.report(["a", "b", "c"], [100, 20, 30], [125, 25, 38], enabled=True)
-    assert report["class_weights"] == {"a": 0.5, "b": 2.5, "c": 1.6667} and report["largest_to_smallest"] == 5.0
-    assert report["warnings"] == ["b: 25 photos, fewer than the 30 recommended; add photos of this class"]
-    off = class_balance.report(["a", "b", "c"], [100, 20, 30], [125, 25, 38], enabled=False)
-    assert off["class_weights"] is None and "class_weights=false" in off["status"]
-
-
-def test_per_class_f1_and_most_confused_pairs():
-    labels = ["daisy", "roses", "tulips"]
-    true = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-    predicted = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 0])
-    metrics = evaluation.classification_metrics(true, predicted, labels)
-    roses = metrics["per_class"]["roses"]
-    assert roses["precision"] == 0.5 and roses["recall"] == 1 / 3 and roses["support"] == 3
-    assert abs(roses["f1"] - 0.4) < 1e-9
-    assert metrics["confused_pairs"] == [{"true": "roses", "predicted": "tulips", "count": 2},
-                                         {"true": "daisy", "predicted": "roses", "count": 1},
-                                         {"true": "tulips", "predicted": "daisy", "count": 1}]
-    empty = evaluation.classification_metrics(np.array([], int), np.array([], int), labels)
-    assert empty["confused_pairs"] == [] and empty["per_class"]["daisy"]["f1"] == 0.0
-    text = evaluation.per_class_text(metrics)
-    assert "| roses | 0.500 | 0.333 | 0.400 | 3 |" in text and "roses → tulips (2)" in text
-
-
-def test_a_run_reports_mislabelled_photos_and_weights_imbalanced_classes(tmp_path, capsys):
-    """tiny_cnn on colour patches: two red photos filed under green are flagged with red suggested; blue has a
-    third of the photos, so the classes are weighted and every class under the minimum is warned about."""
-    data = make_folder_dataset(tmp_path / "data", per_class=24, colours={"red": (220, 40, 40), "green": (40, 200, 60)})
-    make_folder_dataset(tmp_path / "data", per_class=8, colours={"blue": (40, 60, 220)})
-    for i in (0, 1):
-        shutil.move(data / "red" / f"red_{i}.png", data / "green" / f"red_{i}.png")
-    job = Job(tmp_path / "job", data).hyperparameters(**dict(TINY, weights="none"))
-    assert run_in_process(job, train.main) == 0
-    report = json.loads((job.output / "data" / "validation.json").read_text())
-    issues = report["label_issues"]
-    assert issues["photos"] == 56 and issues["count"] >= 2
-    top = {i["file"]: i for i in issues["issues"][:2]}
-    assert set(top) == {"green/red_0.png", "green/red_1.png"}
-    assert all(i["given"] == "green" and i["suggested"] == "red" for i in top.values())
-    assert (data / "green" / "red_0.png").exists()  # suggestions only: nothing moved
-
-    balance = report["class_balance"]
-    assert balance["class_weights"] and balance["class_weights"]["blue"] > 1 > balance["class_weights"]["green"]
-    assert len(balance["warnings"]) == 3
-    meta = job.metadata()
-    assert meta["hyperparameters"]["class_weights"] is True
-    assert "label_issues" in meta["training"]["seconds"]
-    assert "f1" in meta["metrics"]["test"]["per_class"]["red"] and "confused_pairs" in meta["metrics"]["test"]
-    assert "phase=label_issues flagged=" in capsys.readouterr().out
-    tags = event_tags(job.output / "data" / "tensorboard")
-    assert {"test/f1/red", "test/f1/blue", "test/per_class"} <= tags

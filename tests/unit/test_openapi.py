@@ -1,10 +1,9 @@
-"""The API's OpenAPI document: every route, method and status the code answers is in it, and it
-is what GET /openapi.json serves. (tests/test_fuzz_api.py checks real responses against it.)"""
+"""The API's OpenAPI document: every route, method and status the code answers is in it. (GET /openapi.json
+serves it: tests/integration/test_openapi_served.py; tests/e2e/test_fuzz_api.py checks real responses against it.)"""
 from __future__ import annotations
 
 import re
 
-from chalice.test import Client
 
 import app as chalice_app
 from chalicelib.api import handlers, openapi, predict_request
@@ -36,14 +35,3 @@ def test_the_statuses_the_predict_handler_maps_are_documented():
     assert {str(s) for s in answered} <= set(responses)
     body = openapi.PATHS["/predict"]["post"]["requestBody"]["content"]
     assert {k for k in body} == {t for t in predict_request.ACCEPTED_TYPES if t not in ("image/jpg", "image/x-ms-bmp")}
-
-
-def test_get_openapi_json_serves_the_document_with_its_base_path(monkeypatch, tmp_path):
-    monkeypatch.setenv("FLOWERS_MODE", "local")
-    monkeypatch.setenv("FLOWERS_HOME", str(tmp_path))
-    with Client(chalice_app.app) as client:
-        response = client.http.get("/openapi.json")
-    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
-    served = response.json_body
-    assert served["openapi"] == "3.1.0" and served["paths"].keys() == openapi.PATHS.keys()
-    assert served["servers"] == [{"url": "/"}]

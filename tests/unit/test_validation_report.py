@@ -1,9 +1,11 @@
-"""GET /status and `flowers status` show the last run's likely mislabelled photos and class balance, as the
-training code reports them (training/label_issues.py, training/class_balance.py), within the OpenAPI document."""
+"""chalicelib/pipeline/validation_report.py: what GET /status and `flowers status` show of the last run's report: likely
+mislabelled photos and class balance, as the training code reports them (training/label_issues.py,
+training/class_balance.py), within the OpenAPI document; every skipped file, capped; the report read from the
+job's output archive, once."""
 from __future__ import annotations
 
 import io
-import json
+import tarfile
 
 import jsonschema
 import numpy as np
@@ -12,7 +14,7 @@ from chalicelib.api import openapi
 
 from chalicelib.pipeline import validation_report
 from flowers_cli.output import format_status
-from pipeline_fixtures import aws, training_state_event  # noqa: F401  (fixture)
+from pipeline_fixtures import output_archive
 from training import class_balance, label_issues
 
 
@@ -78,35 +80,42 @@ def test_old_or_malformed_reports_never_break_status():
     assert "labels        not checked: every class needs at least 2 photos" in format_status({"validation": skipped})
 
 
-def test_thumbnails_of_listed_photos_only(aws, tmp_path):  # noqa: F811
-    """GET /status/label-issues/thumbnail serves a small JPEG of a photo the last run lists, read from the data set;
-    any other file (listed nowhere, or gone) is a 404 in the API's error shape."""
-    from chalice.test import Client
-    from PIL import Image
+def test_summary_caps_the_list_and_counts_the_rest():
+    skipped = [{"path": f"x/{i:04d}.jpg", "reason": "corrupt" if i % 2 else "no_label", "detail": "d" * 1000}
+               for i in range(250)]
+    summary = validation_report.summary({"skipped": skipped, "usable_images": 9, "ignored_files": ["a.txt"]}, "job")
+    assert summary["skipped_count"] == 250 and len(summary["skipped"]) == 200 and summary["skipped_not_listed"] == 50
+    assert summary["skipped_by_reason"] == {"corrupt": 125, "no_label": 125}
+    assert summary["skipped"][0] == {"file": "x/0000.jpg", "reason": "no_label", "detail": "d" * validation_report.MAX_DETAIL}
+    assert summary["ignored_count"] == 1 and summary["ignored_not_listed"] == 0
+    text = format_status({"validation": summary})
+    assert "250 skipped (corrupt 125, no_label 125)" in text and "... and 200 more" in text  # 50 printed of 250
 
-    import app as chalice_app
-    from data_fixtures import PHOTOS, require_photos
-    from test_pipeline_aws import World
-    from test_status_validation import put_job_output
 
-    require_photos()
-    photo = sorted((PHOTOS / "roses").glob("*.jpg"))[0].read_bytes()
-    with Client(chalice_app.app) as client:
-        world = World(aws, client)
-        world.upload(["tulips/mislabelled.jpg", "roses/b.jpg"], content=photo)
-        world.now += 601
-        first = world.tick()
-        report = {"usable_images": 2, "label_issues": {"count": 2, "photos": 2, "issues": [
-            {"file": "tulips/mislabelled.jpg", "given": "tulips", "suggested": "roses", "confidence": 0.9},
-            {"file": "roses/gone.jpg", "given": "roses", "suggested": "tulips", "confidence": 0.8}]}}
-        put_job_output(world, first["job"], report)
-        world.sagemaker_event(training_state_event(first["job"], "Completed"))
-        assert world.status()["validation"]["label_issues"]["count"] == 2
+def test_archive_without_report_or_unreadable_is_no_report():
+    assert validation_report.from_archive(b"not a tar") is None
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("other.txt")
+        archive.addfile(info, io.BytesIO(b""))
+    assert validation_report.from_archive(buffer.getvalue()) is None
+    assert validation_report.from_archive(output_archive({"skipped": []})) == {"skipped": []}
 
-        answer = client.http.get("/status/label-issues/thumbnail?file=tulips%2Fmislabelled.jpg", headers={"Accept": "image/jpeg"})
-        assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/jpeg", answer.body[:300]
-        with Image.open(io.BytesIO(answer.body)) as thumbnail:
-            assert thumbnail.format == "JPEG" and thumbnail.size == (128, 128)
-        for file in ("roses/b.jpg", "roses/gone.jpg", "", "../../etc/passwd"):
-            missing = client.http.get(f"/status/label-issues/thumbnail?file={file}", headers={"Accept": "image/jpeg"})
-            assert missing.status_code == 404 and json.loads(missing.body)["error"]["code"] == "not_found", file
+    def missing(uri):
+        raise FileNotFoundError(uri)
+
+    assert validation_report.read_archive(missing, "s3://b/k") is None
+
+
+def test_a_found_report_is_read_once_a_missing_one_again():
+    calls = []
+    cache = validation_report.ReportCache()
+
+    def read(answer):
+        calls.append(answer)
+        return answer
+
+    assert cache.get("job", lambda: read(None)) is None
+    assert cache.get("job", lambda: read({"skipped": []})) == {"skipped": []}
+    assert cache.get("job", lambda: read({"other": 1})) == {"skipped": []}
+    assert calls == [None, {"skipped": []}]
