@@ -10,7 +10,7 @@ SEEDS ?= 1337,7,11
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test demo bench bench-classify bench-label-noise bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-not-flowers bench-gpu-input bench-idle-watch bench-retrain weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
+.PHONY: venv test test-unit demo bench bench-classify bench-label-noise bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-not-flowers bench-gpu-input bench-idle-watch bench-retrain weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
 
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt training/requirements-nodeps.txt pyproject.toml infra/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt traini
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-# MediaPipe Tasks in its own venv, as an app developer has it (tests/test_mobile_contract.py).
+# MediaPipe Tasks in its own venv, as an app developer has it (tests/e2e/test_mobile_contract.py).
 MP_VENV := .venv-mediapipe
 MP_STAMP := $(MP_VENV)/.installed
 
@@ -40,6 +40,10 @@ weights:
 # -rs: the reason of every skipped test is printed (under CI=true a core test fails instead of skipping).
 test: $(STAMP) $(MP_STAMP) weights check-infra typecheck
 	$(PY) -m pytest -n 2 -q -rs
+
+# The unit level alone (tests/unit/: pure, no AWS fake, no SQLite, no process, no TensorFlow): seconds.
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
 
 # `flowers demo`: up + push the photos + wait for the first approved model + predictions (Ctrl-C stops).
 demo: $(STAMP) weights

@@ -1,10 +1,14 @@
-"""Test data: paths to ../shared (FLOWERS_SHARED overrides), small data sets made in the test, and
-training job folders with their SM_* environment. Imported by the tests; conftest.py holds the fixtures."""
+"""Test data: paths to ../shared (FLOWERS_SHARED overrides), small data sets made in the test, image bytes
+and backbone-like features made in memory, and training job folders with their SM_* environment. Imported
+by the tests; conftest.py holds the fixtures."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,3 +175,59 @@ def write_bad_uploads(root: Path) -> dict[str, str]:
     for name in ("bad_empty", "bad_text", "bad_truncated"):
         (root / f"{name}.txt").write_text("daisy\n")
     return dict(BAD_UPLOADS)
+
+
+# Image bytes of every kind, made in memory (unit/test_bounded_decoding.py, integration/test_oversized_images.py).
+def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    if fmt == "PNG":
+        kwargs.setdefault("compress_level", 0)  # stored: these tests make many megapixels of PNG
+    out = io.BytesIO()
+    img.save(out, format=fmt, **kwargs)
+    return out.getvalue()
+
+
+def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
+    """Smooth colour regions, edges and grain: a stand-in for a photo, with an asymmetric layout."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((width, height), Image.Resampling.BICUBIC)
+    pixels = np.asarray(coarse, np.float64) + rng.normal(0, 10, (height, width, 3))
+    pixels[: height // 3, : width // 4] = (250, 20, 20)  # a red block top left: orientation shows
+    pixels[height // 2:, width // 2: width // 2 + width // 20] = (10, 10, 200)  # a blue bar
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+
+
+def sixteen_bit_png(width: int, height: int) -> bytes:
+    """A 16-bit grayscale PNG (a ramp), written row by row: little memory to make, ~1 MB at 9000 x 9000."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" + np.linspace(1000, 60000, width).astype(">u2").tobytes()
+    compressor = zlib.compressobj(6)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims width x height: decoding it would fail as corrupt."""
+    data = bytearray(encode(Image.new("RGB", (64, 64), (9, 99, 199)), "PNG"))
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    data = bytearray(encode(Image.new("RGB", (64, 64), (9, 99, 199)), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5: sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+# Features in clusters (unit/test_familiarity.py, integration/test_familiarity_graph.py).
+def clusters(rng: np.random.Generator, n: int, dims: int = 48, classes: int = 3, spread: float = 0.3):
+    """Photos' features around `classes` directions (what a backbone's pooled features look like)."""
+    centres = np.abs(rng.normal(size=(classes, dims))) * 2
+    labels = np.arange(n) % classes
+    features = np.abs(centres[labels] + spread * rng.normal(size=(n, dims)))
+    return features, labels, centres

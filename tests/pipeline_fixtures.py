@@ -3,18 +3,20 @@
 `aws` gives a moto account with the buckets, the state table and the settings a deployed
 stack would have. The event builders produce the documented shapes: S3 event notifications
 inside SQS records, and SageMaker job state changes from EventBridge, from local mode's own
-builders with this account's region and id.
+builders with this account's region and id; `output_archive` is a training job's output.tar.gz.
 `tiny_model` trains and converts a real tiny model once per test session (shared between
 xdist workers through a lock), with `python -m training.train` and `training.convert`.
 """
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,3 +219,14 @@ def tiny_model(tmp_path_factory) -> Path:
         if not done.exists():
             build_tiny_model(shared)
     return shared / "converted"
+
+
+def output_archive(report: dict) -> bytes:
+    """SageMaker's output.tar.gz: $SM_OUTPUT_DATA_DIR's files at the archive's root."""
+    payload = json.dumps(report).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("validation.json")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()

@@ -8,7 +8,7 @@ kernels per step), and the pixels are transformed a batch at a time in the train
 device (`apply`): the mirror image, one ImageProjectiveTransformV3 warp for the whole batch,
 brightness and contrast. The seeds are those the CPU path gives the same photos, and the draws and
 the float arithmetic are `augment_photo`'s: on the CPU the photos come out the same bit for bit
-(tests/test_device_augment.py); a GPU's kernels may round differently.
+(tests/integration/test_device_augment.py); a GPU's kernels may round differently.
 
 `wrap(model)` is the model fit() trains: (uint8 photos, parameters) -> model(augmented photos). It
 shares the model's weights and adds none, so callbacks that save or restore its weights act on the

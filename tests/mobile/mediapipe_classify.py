@@ -1,4 +1,4 @@
-"""Run by .venv-mediapipe's python (tests/test_mobile_contract.py): what an app does with a model.tflite.
+"""Run by .venv-mediapipe's python (tests/e2e/test_mobile_contract.py): what an app does with a model.tflite.
 
 stdin: {"models": {"name": "path/model.tflite", ...}, "photos": ["path.jpg", ...]}
 stdout: {"name": [[{"name", "index", "score"} for each category MediaPipe returns] for each photo], ...}

@@ -1,0 +1,224 @@
+"""The CLI against the deployed stack: the API key on every call, operator commands SigV4-signed
+with the user's AWS credentials, `--stack NAME` read from CloudFormation and API Gateway (moto).
+
+The "cloud" is a real HTTP server standing in for API Gateway in front of the Chalice app (local
+mode, in this process): it refuses a key route without the right `x-api-key` (403, as API
+Gateway does) and an operator route without a valid SigV4 signature (recomputed here with the
+test credentials' secret), and forwards the rest to the app's own routes under /api/.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+import pytest
+
+from flowers_cli import main as cli
+from flowers_cli.client import is_operator_route
+
+KEY = "k3y-0123456789abcdefghijklmnop"
+ACCESS_KEY, SECRET = "AKIDEXAMPLEFLOWERS", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+REGION = "eu-west-1"
+PUBLIC = {"/", "/openapi.json"}
+_AUTH = re.compile(r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([a-z0-9-]+)/execute-api/aws4_request, "
+                   r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$")
+
+
+def signature_problem(method: str, url: str, headers: dict[str, str], body: bytes, secrets: dict[str, str] | None = None) -> str:
+    """'' when the request carries a valid SigV4 signature for execute-api made with a known secret, else why not."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    match = _AUTH.match(headers.get("authorization", ""))
+    if not match:
+        return "Missing Authentication Token"
+    access_key, _, region, signed, signature = match.groups()
+    secret = (secrets or {ACCESS_KEY: SECRET}).get(access_key)
+    if secret is None:
+        return "unknown access key"
+    names = signed.split(";")
+    request = AWSRequest(method=method, url=url, data=body, headers={k: v for k, v in headers.items() if k.lower() in names})
+    request.context["timestamp"] = headers.get("x-amz-date", "")
+    signer = SigV4Auth(Credentials(access_key, secret, headers.get("x-amz-security-token")), "execute-api", region)
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    return "" if hmac.compare_digest(expected, signature) else "The request signature we calculated does not match"
+
+
+class Gateway:
+    """API Gateway's checks in front of the Chalice app; `seen` keeps each request's path and headers."""
+
+    def __init__(self) -> None:
+        from chalice.test import Client
+
+        import app as chalice_app
+
+        self.client = Client(chalice_app.app)
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.secrets = {ACCESS_KEY: SECRET}  # the IAM users the stand-in knows
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}  # HTTP header names are case-insensitive
+                gateway.seen.append((method, self.path, headers))
+                if not self.path.startswith("/api/"):
+                    return self._send(404, {"message": "Not Found"})
+                route = self.path[len("/api"):]
+                path = route.split("?", 1)[0]
+                if is_operator_route(method, route):
+                    problem = signature_problem(method, f"http://{headers['host']}{self.path}", headers, body,
+                                                gateway.secrets)
+                    if problem:
+                        return self._send(403, {"message": problem})
+                elif path not in PUBLIC and headers.get("x-api-key") != KEY:
+                    return self._send(403, {"message": "Forbidden"})
+                response = gateway.client.http.request(method, route, headers={k: v for k, v in headers.items()
+                                                                                if k.lower() == "content-type"}, body=body)
+                self.send_response(response.status_code)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(response.body or b"")
+
+            def _send(self, status: int, document: dict[str, str]) -> None:
+                raw = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self) -> None:
+                self._answer("GET")
+
+            def do_POST(self) -> None:
+                self._answer("POST")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def gateway(monkeypatch, tmp_path) -> Iterator[Gateway]:
+    from chalicelib import services
+
+    from chalicelib.settings import SCHEMA
+
+    # Only what this test sets: another test in this process (the CDK synthesis) may have left the app's variables.
+    for name in ("FLOWERS_URL", "FLOWERS_API_KEY", "FLOWERS_STACK", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                 *(variable.name for variable in SCHEMA.values())):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FLOWERS_MODE", "local")
+    monkeypatch.setenv("FLOWERS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    services.reset()
+    world = Gateway()
+    yield world
+    world.close()
+    services.reset()
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_without_the_key_the_gateway_refuses_and_the_cli_says_so(gateway, capsys):
+    code, _, err = run(capsys, "status", "--url", gateway.url)
+    assert code == 1 and "HTTP 403: Forbidden (no or a wrong API key: --api-key, FLOWERS_API_KEY or --stack NAME)" in err
+
+
+def test_the_key_from_the_option_or_the_environment_reaches_every_route(gateway, capsys, monkeypatch):
+    code, out, _ = run(capsys, "status", "--json", "--url", gateway.url, "--api-key", KEY)
+    assert code == 0 and json.loads(out)["pending_uploads"] == 0
+    monkeypatch.setenv("FLOWERS_API_KEY", KEY)
+    code, out, _ = run(capsys, "models", "--json", "--url", gateway.url)
+    assert code == 0 and json.loads(out) == []
+    assert [h.get("x-api-key") for _, _, h in gateway.seen] == [KEY, KEY]
+    assert not any("authorization" in h for _, _, h in gateway.seen)  # reads are not signed
+
+
+def test_operator_commands_are_sigv4_signed_and_reach_the_app(gateway, capsys):
+    # The gateway recomputes the signature: these reach the app, which answers as it does for an empty home.
+    code, _, err = run(capsys, "approve", "0123456789abcdef", "--reason", "looks fine", "--url", gateway.url, "--api-key", KEY)
+    assert code == 1 and "not_found" in err
+    code, _, err = run(capsys, "rollback", "--url", gateway.url, "--api-key", KEY)
+    assert code == 1 and "conflict" in err and "no earlier approved model" in err
+    code, _, err = run(capsys, "retrain", "--url", gateway.url, "--api-key", KEY)
+    assert code == 1 and "data set is empty" in err
+    signed = [(path, h["authorization"]) for method, path, h in gateway.seen]
+    assert [p for p, _ in signed] == ["/api/models/0123456789abcdef/approve", "/api/models/rollback", "/api/runs"]
+    assert all(f"Credential={ACCESS_KEY}/" in a and f"/{REGION}/execute-api/aws4_request" in a for _, a in signed)
+
+
+def test_a_signature_of_another_account_is_refused_and_the_cli_says_what_is_needed(gateway, capsys):
+    gateway.secrets = {"AKIDSOMEONEELSE": "x"}  # the user's access key is unknown to this API
+    code, _, err = run(capsys, "approve", "0123456789abcdef", "--url", gateway.url, "--api-key", KEY)
+    assert code == 1 and "HTTP 403: unknown access key (operator commands need AWS credentials allowed execute-api:Invoke" in err
+
+
+def test_a_tampered_signature_is_refused_by_the_stand_in(gateway):
+    """The stand-in's check can fail: a body changed after signing does not pass."""
+    from flowers_cli.client import SigV4Signer
+
+    url = gateway.url + "models/rollback"
+    headers = {k.lower(): v for k, v in SigV4Signer(REGION).headers("POST", url, b"{}", {"Content-Type": "application/json"}).items()}
+    assert signature_problem("POST", url, headers, b"{}") == ""
+    assert "does not match" in signature_problem("POST", url, headers, b'{"reason": "x"}')
+    assert signature_problem("POST", url, {}, b"{}") == "Missing Authentication Token"
+
+
+def test_operator_commands_without_aws_credentials_say_what_to_do(gateway, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    code, _, err = run(capsys, "rollback", "--url", gateway.url, "--api-key", KEY)
+    assert code == 2 and "no AWS credentials" in err and "aws configure" in err
+    assert gateway.seen == []  # nothing unsigned was sent
+
+
+def test_stack_outputs_give_the_url_and_the_key(gateway, capsys, monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():  # moto swaps in its own fake credentials: the user's
+        gateway.secrets = {os.environ["AWS_ACCESS_KEY_ID"]: os.environ["AWS_SECRET_ACCESS_KEY"]}
+        apigateway = boto3.client("apigateway", region_name=REGION)
+        key_id = apigateway.create_api_key(name="flowers-clients", enabled=True, value=KEY)["id"]
+        template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+                    "Outputs": {"ApiUrl": {"Value": gateway.url}, "ApiKeyId": {"Value": key_id}}}
+        boto3.client("cloudformation", region_name=REGION).create_stack(StackName="flowers-dev", TemplateBody=json.dumps(template))
+        code, out, _ = run(capsys, "status", "--json", "--stack", "flowers-dev")
+        assert code == 0 and "pending_uploads" in json.loads(out)
+        code, _, err = run(capsys, "rollback", "--stack", "flowers-dev")
+        assert code == 1 and "no earlier approved model" in err  # signed, so it reached the app
+        monkeypatch.setenv("FLOWERS_STACK", "flowers-dev")
+        code, out, _ = run(capsys, "models", "--json")
+        assert code == 0 and json.loads(out) == []
+        code, _, err = run(capsys, "status", "--stack", "no-such-stack")
+        assert code == 2 and "cannot read stack 'no-such-stack'" in err
+        boto3.client("cloudformation", region_name=REGION).create_stack(
+            StackName="other", TemplateBody=json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}))
+        code, _, err = run(capsys, "status", "--stack", "other")
+        assert code == 2 and "no ApiUrl / ApiKeyId output" in err
+    assert [h.get("x-api-key") for m, _, h in gateway.seen if m == "GET"] == [KEY, KEY]

@@ -1,0 +1,10 @@
+"""chalicelib/contract/training_job.py: what the Lambdas and the training job agree on."""
+from __future__ import annotations
+
+from chalicelib.contract.training_job import PRESET_NAMES
+
+
+def test_preset_names_match_training():
+    from training.presets import PRESETS
+
+    assert set(PRESET_NAMES) == set(PRESETS)
