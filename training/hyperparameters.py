@@ -73,24 +73,13 @@ if _FIELDS != [(h.name, h.type_name) for h in table.TABLE]:
     raise TypeError(f"Hyperparameters' fields {_FIELDS} are not the table's (chalicelib/contract/hyperparameters.py)")
 
 
-def _preset_problems(values: Mapping[str, Any]) -> list[str]:
-    """The rules that need training's presets (the Lambda has their names only)."""
-    preset = PRESETS[values.get("preset", Hyperparameters.preset)]
-    problems = []
-    if preset.image_size_fixed and values.get("image_size", 0) not in (0, preset.image_size):
-        problems.append(f"image_size: preset {preset.name} only takes {preset.image_size}")
-    if str(values.get("weights", "")).lower() == "imagenet" and not preset.has_imagenet_weights:
-        problems.append(f"weights: preset {preset.name} has no ImageNet weights; use none or a file")
-    return problems
-
-
 def parse(raw: Mapping[str, Any]) -> Hyperparameters:
     """Build Hyperparameters from a mapping of (possibly string) values; raise HyperparameterProblem (the table's) on any problem."""
     own = {name: value for name, value in raw.items() if not str(name).startswith(table.PLATFORM_PREFIXES)}
     good, problems = table.checked(own)
     values = {name: table.typed(name, text) for name, text in good.items()}
     if "preset" in values or "preset" not in own:  # a bad preset is a problem already
-        problems += _preset_problems(values)
+        problems += table.combined_problems(good)
     if problems:
         raise table.problem(SOURCE, problems)
     return Hyperparameters(**values)

@@ -25,7 +25,6 @@ class Preset:
     has_imagenet_weights: bool
     _backbone: Callable
     _preprocess: Callable
-    image_size_fixed: bool = False
 
     def backbone(self, weights: str | None, image_size: int) -> keras.Model:
         """The feature extractor without its classifier; weights: 'imagenet', None or a file path."""

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from chalicelib.contract.training_job import PRESET_NAMES
+from chalicelib.contract.training_job import IMAGENET_WEIGHTS, PRESET_NAMES
 
 FILE_NAME = "training.json"
 MAX_RUNTIME = 28 * 24 * 3600  # SageMaker's longest MaxRuntimeInSeconds
@@ -255,6 +255,24 @@ def checked(values: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
         except (TypeError, ValueError) as exc:
             problems.append(f"{name}: {exc}")
     return good, problems
+
+
+def combined_problems(values: Mapping[str, str]) -> list[str]:
+    """The rules across hyperparameters, on checked values (`checked`'s strings; the preset's default where none is
+    given): the Lambda applies them to a run's layers together (`combined`), training to what its job got."""
+    preset = values.get("preset", BY_NAME["preset"].default)
+    if values.get("weights", "").strip().lower() == "imagenet" and not IMAGENET_WEIGHTS.get(preset, True):
+        return [f"weights: preset {preset} has no ImageNet weights; use none or a file"]
+    return []
+
+
+def combined(values: Mapping[str, str], source: str) -> dict[str, str]:
+    """`values` (checked layer by layer) once the layers are put together; raises HyperparameterProblem when a rule
+    across them fails."""
+    problems = combined_problems(values)
+    if problems:
+        raise problem(source, problems)
+    return dict(values)
 
 
 def problem(source: str, problems: list[str]) -> HyperparameterProblem:

@@ -43,9 +43,11 @@ def parse_metric_line(line: str) -> dict[str, float]:
             found[definition["Name"]] = float(match.group(1))
     return found
 
-# For the Lambdas: names only, so the Lambdas can validate PRESET without
-# importing training/ (which is not in the Lambda zip). A test keeps it equal to training.presets.
-PRESET_NAMES = ("mobilenet_v2", "resnet_v1_50", "tiny_cnn")
+# For the Lambdas: each preset's name and whether it has ImageNet weights (the one preset fact a hyperparameter
+# rule needs), so the Lambdas check PRESET and the hyperparameters as training does without importing training/
+# (which is not in the Lambda zip). A test keeps it equal to training.presets.
+IMAGENET_WEIGHTS = {"mobilenet_v2": True, "resnet_v1_50": True, "tiny_cnn": False}
+PRESET_NAMES = tuple(IMAGENET_WEIGHTS)
 # The run's manifest (chalicelib/pipeline/manifest.py), handed to the training job in its environment:
 # training writes both into metadata.json ("manifest"), and the conversion keeps them.
 MANIFEST_URI_ENV = "FLOWERS_MANIFEST_URI"

@@ -27,6 +27,10 @@ from chalicelib.settings import Settings
 CONVERSION_MAX_RUNTIME = 3600
 
 
+# Names the layers in a problem only their combination has (the preset from one, the weights from another).
+COMBINED_SOURCE = f"this run's settings, defaults and {hp.FILE_NAME} together"
+
+
 class JobSpecs:
     """Builds the specs from the settings and what the stores hold (the run's manifest, the production model)."""
 
@@ -43,7 +47,7 @@ class JobSpecs:
         uri = self.objects.join(self.settings.dataset_uri, hp.FILE_NAME)
         from_file = hp.parse_file(self.objects.read(uri)) if self.objects.exists(uri) else {}
         run = hp.for_run(self.settings.preset, self.settings.max_training_time, self.settings.hyperparameters, from_file)
-        return {**run, **self.settings.extra_hyperparameters}
+        return hp.combined({**run, **self.settings.extra_hyperparameters}, COMBINED_SOURCE)
 
     def manifest_of(self, version: str) -> Manifest | None:
         """The version's manifest; None for a run launched before manifests were written."""

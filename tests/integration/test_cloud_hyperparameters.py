@@ -66,3 +66,17 @@ def test_training_json_is_not_a_photo_and_starts_no_run(world):
     _training_json(world, {"epochs": 3})
     world.now += 601
     assert world.tick()["action"] != "started" and len(world.training_jobs()) == 1
+
+
+def test_a_rule_across_layers_fails_the_run_as_training_would(world, monkeypatch):
+    """The preset from the settings, ImageNet weights from training.json: each passes alone, training would refuse
+    the two together, so the run fails before any job is paid for."""
+    monkeypatch.setenv("PRESET", "tiny_cnn")
+    services.reset()
+    _training_json(world, {"weights": "imagenet"})
+    world.upload(["daisy/a.jpg", "roses/b.jpg"])
+    world.now += 601
+    result = world.tick()
+    assert result["action"] == "failed" and world.training_jobs() == []
+    reason = world.status()["last_outcome"]["reason"]
+    assert "weights: preset tiny_cnn has no ImageNet weights" in reason and "training.json together" in reason

@@ -138,11 +138,17 @@ def test_unknown_keys_fail_on_both_sides_but_sagemakers_own_only_in_the_lambda()
         check(platform, "training.json")  # a user's training.json does not set them
 
 
-def test_training_adds_only_the_preset_rules():
-    """Checked by training alone: a preset without ImageNet weights asked for them (the Lambda knows preset names only)."""
-    assert lambda_verdict({"preset": "tiny_cnn", "weights": "imagenet"}) is not None
+def test_the_rule_across_hyperparameters_is_one_for_both_sides():
+    """A preset without ImageNet weights asked for them: each layer alone passes, the run as a whole does not, for the
+    Lambda (`combined`, on the layers put together) as for training."""
+    run = {"preset": "tiny_cnn", "weights": "imagenet"}
+    assert lambda_verdict(run) is not None  # each layer is checked alone first: nothing wrong with either value
     with pytest.raises(HyperparameterProblem, match="weights: preset tiny_cnn has no ImageNet weights"):
-        parse({"preset": "tiny_cnn", "weights": "imagenet"})
+        table.combined(check(run, "x"), "this run")
+    with pytest.raises(HyperparameterProblem, match="weights: preset tiny_cnn has no ImageNet weights"):
+        parse(run)
+    assert table.combined(check({"preset": "mobilenet_v2", "weights": "imagenet"}, "x"), "x")["weights"] == "imagenet"
+    assert table.combined_problems({"weights": "imagenet"}) == []  # the default preset has them
     with pytest.raises(HyperparameterProblem) as caught:  # a bad preset is one problem, not two
         parse({"preset": "vgg", "weights": "imagenet"})
     assert str(caught.value) == ("bad hyperparameters in hyperparameters.json: preset: expected one of mobilenet_v2, "
