@@ -15,7 +15,7 @@ from typing import Any, Callable
 from chalice import Chalice, IAMAuthorizer, Rate, Response
 from chalice.app import CloudWatchEvent, Request, SQSEvent
 
-from chalicelib.api import handlers, openapi, operator_request, web
+from chalicelib.api import handlers, openapi, operator_request, request_schema, web
 
 from chalicelib import observability
 from chalicelib.api.errors import ApiError
@@ -46,9 +46,18 @@ def _body() -> bytes | None:
     return raw.encode() if isinstance(raw, str) else raw
 
 
+def _parameters() -> dict[str, Any]:
+    """The route's parameters, by name, read and checked with the schemas its operation in the OpenAPI document
+    declares (request.path is the route's template, the document's key): 400 bad_<name> for a bad one."""
+    request = _request()
+    return request_schema.parameters(request.path, request.method, request.uri_params, request.query_params)
+
+
 def _operator_body() -> dict[str, Any]:
-    """The JSON body of an operator route, refused when another site's page could have sent it."""
-    return operator_request.parse(_request().headers, _body())
+    """The JSON body of an operator route, refused when another site's page could have sent it, then checked
+    with the schema its operation in the OpenAPI document declares."""
+    request = _request()
+    return request_schema.json_body(request.path, request.method, operator_request.parse(request.headers, _body()))
 
 
 # JSON answers are live state (a browser or proxy must not replay an old /status); the page and the
@@ -99,7 +108,7 @@ def predict() -> Response:
 
 @app.route("/models", methods=["GET"])
 def list_models() -> Response:
-    return _respond(lambda: handlers.models(_request().query_params))
+    return _respond(lambda: handlers.models(**_parameters()))
 
 
 @app.route("/models/current", methods=["GET"])
@@ -110,7 +119,7 @@ def current_model() -> Response:
 @app.route("/models/{version}/photos", methods=["GET"])
 def model_photos(version: str) -> Response:
     """The files a model was trained on: its run's manifest, a page at a time."""
-    return _respond(lambda: handlers.photos(version, _request().query_params))
+    return _respond(lambda: handlers.photos(**_parameters()))
 
 
 @app.route("/status", methods=["GET"])
@@ -120,13 +129,13 @@ def status() -> Response:
 
 @app.route("/models/{version}/confusion-matrix", methods=["GET"])
 def confusion_matrix(version: str) -> Response:
-    return _respond(lambda: web.confusion_png(version), content_type="image/png")
+    return _respond(lambda: web.confusion_png(**_parameters()), content_type="image/png")
 
 
 @app.route("/status/label-issues/thumbnail", methods=["GET"])
 def label_issue_thumbnail() -> Response:
     """A photo the last run lists as likely mislabelled, small (the web page's thumbnails)."""
-    return _respond(lambda: web.label_issue_thumbnail(_request().query_params), content_type="image/jpeg")
+    return _respond(lambda: web.label_issue_thumbnail(**_parameters()), content_type="image/jpeg")
 
 
 @app.route("/", methods=["GET"])
@@ -142,14 +151,15 @@ def openapi_document() -> Response:
     return _respond(lambda: openapi.document(path[: -len("openapi.json")] or "/"))
 
 
+# The body first: a request another site's page could have sent is refused before anything else is said about it.
 @app.route("/models/{version}/approve", methods=["POST"], authorizer=operators, content_types=["*/*"])
 def approve_model(version: str) -> Response:
-    return _respond(lambda: handlers.set_model_status(version, "approve", _operator_body()))
+    return _respond(lambda: handlers.set_model_status(action="approve", body=_operator_body(), **_parameters()))
 
 
 @app.route("/models/{version}/reject", methods=["POST"], authorizer=operators, content_types=["*/*"])
 def reject_model(version: str) -> Response:
-    return _respond(lambda: handlers.set_model_status(version, "reject", _operator_body()))
+    return _respond(lambda: handlers.set_model_status(action="reject", body=_operator_body(), **_parameters()))
 
 
 @app.route("/runs", methods=["POST"], authorizer=operators, content_types=["*/*"])

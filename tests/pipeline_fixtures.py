@@ -209,7 +209,7 @@ def tiny_model(tmp_path_factory) -> Path:
     import hashlib
 
     # Shared by xdist workers; keyed by the training code so a change to it rebuilds the model.
-    sources = sorted((ROOT / "training").glob("*.py")) + [ROOT / "chalicelib" / "imaging.py", Path(__file__)]
+    sources = sorted((ROOT / "training").glob("*.py")) + [ROOT / "chalicelib" / "contract" / "imaging.py", Path(__file__)]
     key = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     shared = tmp_path_factory.getbasetemp().parent / f"flowers-tiny-model-{key}"
     shared.mkdir(parents=True, exist_ok=True)

@@ -5,18 +5,17 @@ dicts or raise ApiError; app.py turns both into responses.
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Mapping
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEvent
 
-from chalicelib.pipeline import batch_classify, job_names, manifest
+from chalicelib.pipeline import batch_classify, job_names
 
 from chalicelib.api import predict_request
 
 from chalicelib import services
-from chalicelib.api.errors import ApiError, bad_request, conflict, not_found, unavailable
+from chalicelib.api.errors import ApiError, conflict, not_found, unavailable
 from chalicelib.contract.imaging import ImageError
 from chalicelib.contract.vocabulary import SageMakerDetailType
 from chalicelib.observability import Unit, logger, metrics
@@ -150,36 +149,17 @@ def _count_error(error: ApiError) -> None:
     logger.info("prediction refused", extra={"status": error.status, "code": error.code})
 
 
-def models(query: Mapping[str, str] | None) -> dict[str, Any]:
-    return {"models": services.get().read_model.models(_query_int(query, "limit", 50, 1, 500))}
+def models(limit: int) -> dict[str, Any]:
+    return {"models": services.get().read_model.models(limit)}
 
 
-def _query_int(query: Mapping[str, str] | None, name: str, default: int, low: int, high: int) -> int:
-    raw = (query or {}).get(name, str(default))
-    try:
-        value = int(raw)
-        if not low <= value <= high:
-            raise ValueError
-    except ValueError:
-        raise bad_request(f"bad_{name}", f"{name} must be an integer between {low} and {high}") from None
-    return value
+def _reason(body: Mapping[str, Any], default: str) -> str:
+    """An operator action's reason, as the registry and the run history keep it (its schema caps its length)."""
+    return str(body.get("reason") or default)
 
 
-def _check_version(version: str) -> None:
-    if not job_names.VERSION.match(version or ""):
-        raise bad_request("bad_version", "a model version is 16 hexadecimal characters")
-
-
-def _reason(body: Mapping[str, Any] | None, default: str) -> str:
-    """An operator action's reason, as the registry and the run history keep it (500 characters at most)."""
-    return str((body or {}).get("reason") or default)[:500]
-
-
-def photos(version: str, query: Mapping[str, str] | None) -> dict[str, Any]:
+def photos(version: str, offset: int, limit: int) -> dict[str, Any]:
     """Which files made a model: its run's manifest (chalicelib/pipeline/manifest.py), `limit` from `offset`."""
-    _check_version(version)
-    offset = _query_int(query, "offset", 0, 0, 10**9)
-    limit = _query_int(query, "limit", manifest.PAGE, 1, manifest.MAX_PAGE)
     try:
         return services.get().read_model.photos(version, offset, limit)
     except NotFound as exc:
@@ -198,8 +178,8 @@ def status() -> dict[str, Any]:
     return services.get().read_model.status()
 
 
-def set_model_status(version: str, action: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
-    _check_version(version)
+# The parameters and bodies below were checked against their operation's schemas (app.py, request_schema.py).
+def set_model_status(version: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
     reason = _reason(body, f"{action}d by hand")
     orchestrator = services.get().orchestrator
     try:
@@ -209,7 +189,7 @@ def set_model_status(version: str, action: str, body: Mapping[str, Any] | None) 
     return {"version": entry.version, "status": entry.status, "reason": entry.reason}
 
 
-def rollback(body: Mapping[str, Any] | None) -> dict[str, Any]:
+def rollback(body: Mapping[str, Any]) -> dict[str, Any]:
     reason = _reason(body, "rolled back by hand")
     try:
         old, new = services.get().orchestrator.rollback(reason)
@@ -218,19 +198,10 @@ def rollback(body: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"rejected": old.version, "current": new.version}
 
 
-def _full(body: Mapping[str, Any] | None) -> bool:
-    """POST /runs' `full`: a JSON boolean, absent meaning false. Anything else is refused, not guessed at:
-    "false" or 0 read as true (or a typo read as false) would start the wrong, costly run."""
-    full = (body or {}).get("full", False)
-    if not isinstance(full, bool):
-        raise bad_request("bad_full", f"full must be true or false (a JSON boolean), not {json.dumps(full)[:100]}")
-    return full
-
-
-def retrain(body: Mapping[str, Any] | None) -> dict[str, Any]:
-    reason = _reason(body, "run forced by hand")
-    full = _full(body)
+def retrain(body: Mapping[str, Any]) -> dict[str, Any]:
+    """POST /runs. `full` is a JSON boolean (its schema refuses anything else: "false" or 0 read as true, or a
+    typo read as false, would start the wrong, costly run)."""
     try:
-        return services.get().orchestrator.retrain(reason, full=full)
+        return services.get().orchestrator.retrain(_reason(body, "run forced by hand"), full=bool(body["full"]))
     except Conflict as exc:
         raise conflict(str(exc)) from None

@@ -1,24 +1,33 @@
 """The HTTP API's contract: an OpenAPI 3.1 document, served at GET /openapi.json.
 
+Its schemas are also what the handlers check requests with: every parameter and JSON body is
+read by chalicelib/api/request_schema.py against the operation declared here (with the small
+validator in validator.py), so what the API accepts and what it publishes cannot differ.
+
 Why a hand-kept document and not models that generate it (pydantic): the Lambdas stay small
 and quick to start (no pydantic-core in the zip, nothing to build at import), and the code
-already returns plain dicts. The document is kept honest by checks instead: a test fails when
+already returns plain dicts. The answers are kept honest by checks instead: a test fails when
 a Chalice route, or a status code the handlers can answer, is not in it; and schemathesis
-fuzzes a real local server against it in `make test`, failing on any 5xx or on a response
-whose status, headers or body the document does not describe.
+fuzzes a real local server against it in `make test` with all its checks, failing on any 5xx,
+on a response whose status, headers or body the document does not describe, on a request
+that breaks a schema and is accepted, or on an undeclared method not answered 405.
 """
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from chalicelib.pipeline import manifest, validation_report
-from chalicelib.api.predict_request import DEFAULT_TOP_K, MAX_IMAGE_BYTES, MAX_TOP_K
+from chalicelib.pipeline import job_names, manifest, validation_report
 from chalicelib.contract.vocabulary import ModelStatus, RunOutcome, Stage, StartKind, values
 
 Schema = dict[str, Any]
 
-_VERSION = {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "a model version: 16 hexadecimal characters"}
+# POST /predict's limits: why 4 MiB is in chalicelib/api/predict_request.py, which enforces them.
+MAX_IMAGE_BYTES = 4 * 1024 * 1024
+MAX_TOP_K = 1000
+DEFAULT_TOP_K = 5
+
+_VERSION = {"type": "string", "pattern": job_names.VERSION.pattern, "description": "a model version: 16 hexadecimal characters"}
 _TIME = {"type": "string", "description": "ISO 8601, UTC; empty when unknown"}
 _NULLABLE_TIME = {"type": ["string", "null"], "description": "ISO 8601, UTC"}
 _NUMBER_OR_NULL = {"type": ["number", "null"]}

@@ -1,5 +1,5 @@
-"""Validation of the operator routes (approve, reject, rollback): a pure function from headers and
-body to the JSON document, refusing what a web page of another site could forge.
+"""Validation of the operator routes (approve, reject, rollback, runs): a pure function from headers
+and body to the JSON document, refusing what a web page of another site could forge.
 
 Local mode has no authentication, so any page a user visits could POST to 127.0.0.1:8000.
 A browser sends such a cross-site form or `fetch` without a preflight only with a "simple"
@@ -38,8 +38,9 @@ def cross_site(headers: Mapping[str, str]) -> str:
     return ""
 
 
-def parse(headers: Mapping[str, str], raw: bytes | None) -> dict[str, Any]:
-    """The request's JSON object ({} for an empty body); ApiError for a forged or malformed request."""
+def parse(headers: Mapping[str, str], raw: bytes | None) -> Any:
+    """The request's JSON ({} for an empty body), for its operation's schema to check
+    (request_schema.json_body); ApiError for a forged request or a body that is not JSON."""
     reason = cross_site(headers)
     if reason:
         raise ApiError("cross_site_request", f"model actions are refused from other sites: {reason}", 403)
@@ -50,9 +51,6 @@ def parse(headers: Mapping[str, str], raw: bytes | None) -> dict[str, Any]:
     if len(raw) > MAX_JSON_BYTES:
         raise too_large("the JSON body is too large")
     try:
-        value = json.loads(raw)
+        return json.loads(raw)
     except ValueError:
         raise bad_request("bad_json", "the body is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise bad_request("bad_json", "expected a JSON object")
-    return value

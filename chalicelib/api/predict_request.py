@@ -5,7 +5,8 @@ invocation takes at most 6 MB of event, and binary bodies travel base64-encoded 
 larger). So the largest photo that can reach the function is about 4.4 MiB; we accept up to
 MAX_IMAGE_BYTES (4 MiB) of image bytes, raw or inside JSON base64, and answer 413 above it.
 Bodies between ~4.4 MiB and 10 MB are refused by Lambda before this code runs (API Gateway
-then answers 413/502 itself); local mode enforces the same 4 MiB.
+then answers 413/502 itself); local mode enforces the same 4 MiB. The limits are published with
+the operation in chalicelib/api/openapi.py, whose schemas check `top_k` and the JSON body here.
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ import json
 from dataclasses import dataclass
 from typing import Mapping
 
+from chalicelib.api import request_schema
 from chalicelib.api.errors import bad_request, too_large, unsupported
+from chalicelib.api.openapi import MAX_IMAGE_BYTES
 
-MAX_IMAGE_BYTES = 4 * 1024 * 1024
-MAX_TOP_K = 1000
-DEFAULT_TOP_K = 5
+PATH = "/predict"  # the operation in the OpenAPI document
 IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png", "image/webp", "image/bmp", "image/x-ms-bmp", "application/octet-stream")
 JSON_TYPE = "application/json"
 ACCEPTED_TYPES = IMAGE_TYPES + (JSON_TYPE,)
@@ -35,21 +36,8 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def parse_top_k(query: Mapping[str, str] | None) -> int:
-    raw = (query or {}).get("top_k")
-    if raw is None:
-        return DEFAULT_TOP_K
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise bad_request("bad_top_k", f"top_k must be an integer between 1 and {MAX_TOP_K}, got {str(raw)[:20]!r}") from None
-    if not 1 <= value <= MAX_TOP_K:
-        raise bad_request("bad_top_k", f"top_k must be between 1 and {MAX_TOP_K}, got {value}")
-    return value
-
-
 def parse(content_type: str | None, body: bytes | None, query: Mapping[str, str] | None) -> PredictRequest:
-    top_k = parse_top_k(query)
+    top_k = int(request_schema.parameters(PATH, "post", query=query)["top_k"])
     kind = media_type(content_type)
     body = body or b""
     if kind not in ACCEPTED_TYPES:
@@ -74,9 +62,7 @@ def _from_json(body: bytes) -> bytes:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise bad_request("bad_json", "the body is not valid JSON") from None
-    if not isinstance(document, dict) or not isinstance(document.get("image"), str):
-        raise bad_request("bad_json", 'expected a JSON object {"image": "<base64>"}')
-    text = document["image"].strip()
+    text = str(request_schema.json_body(PATH, "post", document)["image"]).strip()
     if text.startswith("data:") and "," in text:  # tolerate a data: URL from a browser
         text = text.split(",", 1)[1]
     try:

@@ -7,9 +7,12 @@ instead), and a body limit checked before the body is read. One lock serialises 
 invocations, as one Lambda container runs one request at a time.
 
 Unknown routes and methods answer in the API's error shape (404 `not_found`, 405
-`method_not_allowed` with `Allow`), not Chalice's emulation of API Gateway: its 403 "Missing
-Authentication Token" for a route that does not exist misleads on a server that has no
-authentication, and its 405 body is `{"Code", "Message"}`.
+`method_not_allowed` with `Allow`), from the OpenAPI document's paths and methods, before the
+gateway: Chalice's emulation of API Gateway answers 403 "Missing Authentication Token" for a
+route that does not exist (misleading on a server that has no authentication), a 405 body of
+`{"Code", "Message"}`, and a CORS preflight's 200 to OPTIONS (the API has no CORS). Every
+method is answered so, whatever its name: the standard library's server would answer a 501
+HTML page for one it has no do_<METHOD> for (TRACE, PROPFIND, QUERY, ...).
 """
 from __future__ import annotations
 
@@ -19,16 +22,19 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
-from chalice.local import ForbiddenError, LocalGateway, LocalGatewayException
+from chalice.local import LocalGateway, LocalGatewayException, RouteMatcher
+
+from chalicelib.api import openapi
 
 from chalicelib.contract.bucket_layout import MODELS_PREFIX
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # refuse bigger bodies before reading them (the API's own limit is 4 MiB)
 PUBLIC_FILES = re.compile(rf"^/files/({re.escape(MODELS_PREFIX)}[0-9a-f]{{16}}/(?:model\.tflite|labels\.txt|metadata\.json))$")
 _FILE_TYPES = {".json": "application/json", ".txt": "text/plain"}
+_ROUTES = RouteMatcher(list(openapi.PATHS))  # the document's paths are the app's routes (tests/test_openapi.py)
 
 Headers = Mapping[str, "str | list[str]"]
 
@@ -62,6 +68,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the console shows the pipeline
         pass
 
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        """do_<METHOD> for every method a client may send (BaseHTTPRequestHandler looks it up by name)."""
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
     def _handle(self) -> None:
         path = urlsplit(self.path).path
         if self.command == "GET" and path.startswith("/files/"):
@@ -72,25 +84,25 @@ class _Handler(BaseHTTPRequestHandler):
         if int(length) > MAX_BODY_BYTES:
             return self._send_json(413, "too_large", f"the body has {length} bytes; images are limited to 4 MiB", close=True)
         body = self.rfile.read(int(length)) if int(length) else None
+        try:  # the route, as Chalice's gateway matches it, among the operations of the document
+            route = _ROUTES.match_route(self.path).route
+        except ValueError:
+            return self._send_json(404, "not_found", f"no route {path} (the API's routes: GET /openapi.json)")
+        allowed = [method.upper() for method in openapi.PATHS[route]]
+        if self.command not in allowed:
+            return self._send_json(405, "method_not_allowed", f"{path} answers {', '.join(allowed)}, not {self.command}",
+                                   extra={"Allow": ", ".join(allowed)})
         try:
             with self.server.invoke_lock:
                 response = self.server.gateway.handle_request(method=self.command, path=self.path,
                                                               headers=dict(self.headers), body=body)
-        except ForbiddenError:  # the only ForbiddenError without custom authorizers: no route matches the path
-            return self._send_json(404, "not_found", f"no route {path} (the API's routes: GET /openapi.json)")
         except LocalGatewayException as error:
             return self._send(error.CODE, dict(error.headers), error.body or b"")
         headers = {**response["headers"], **response["multiValueHeaders"]}
-        if response["statusCode"] == 405:  # Chalice's own answer, before any route runs
-            allowed = str(headers.get("Allow", ""))
-            return self._send_json(405, "method_not_allowed", f"{path} answers {allowed or 'other methods'}, not {self.command}",
-                                   extra={"Allow": allowed})
         payload = response["body"]
         if response.get("isBase64Encoded"):
             payload = base64.b64decode(payload)
         self._send(response["statusCode"], headers, payload or b"")
-
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _handle
 
     def _send_file(self, path: str) -> None:
         match = PUBLIC_FILES.match(path)

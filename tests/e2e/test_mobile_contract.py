@@ -79,7 +79,7 @@ def build_mobile_models(work: Path) -> None:
 def mobile_models(tmp_path_factory) -> dict[str, Path]:
     """{name: converted folder} for fp32, fp16, dynamic, int8 and fp32-threshold; built once, shared by xdist workers."""
     require_photos()
-    sources = sorted((ROOT / "training").glob("*.py")) + [ROOT / "chalicelib" / "imaging.py", Path(__file__)]
+    sources = sorted((ROOT / "training").glob("*.py")) + [ROOT / "chalicelib" / "contract" / "imaging.py", Path(__file__)]
     key = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     shared = tmp_path_factory.getbasetemp().parent / f"flowers-mobile-models-{key}"
     shared.mkdir(parents=True, exist_ok=True)

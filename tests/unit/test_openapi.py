@@ -27,6 +27,8 @@ def test_every_operation_documents_its_errors_in_one_shape():
                     assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, (path, status)
             for name in re.findall(r"{(\w+)}", path):
                 assert any(p["name"] == name and p["in"] == "path" for p in operation.get("parameters", [])), (path, name)
+            # What chalicelib/api/request_schema.py reads a request's parameters from.
+            assert {p["in"] for p in operation.get("parameters", [])} <= {"path", "query"}, (path, method)
 
 
 def test_the_statuses_the_predict_handler_maps_are_documented():
