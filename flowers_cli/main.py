@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from chalicelib.contract.vocabulary import Quantization, StartKind
+from chalicelib.contract.vocabulary import Action, Quantization, StartKind
 from chalicelib.settings import QUANTIZE_MODES
 from flowers_cli import demo
 from flowers_cli.client import Answer, Api, CloudError, region_of, running_url
@@ -178,7 +178,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if answer.status != 200:
         return _fail(answer)
     document = answer.json()
-    if document.get("action") != "started":
+    if document.get("action") != Action.STARTED:
         print(f"error: the run for {document.get('version')} did not start: {document.get('reason')}", file=sys.stderr)
         return 1
     print(f"training run for data set version {document['version']} started (job {document['job']})")

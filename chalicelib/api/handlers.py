@@ -17,10 +17,11 @@ from chalicelib.api import predict_request
 from chalicelib import services
 from chalicelib.api.errors import ApiError, conflict, not_found, unavailable
 from chalicelib.contract.imaging import ImageError
-from chalicelib.contract.vocabulary import SageMakerDetailType
+from chalicelib.contract.vocabulary import Action, SageMakerDetailType
 from chalicelib.observability import Unit, logger, metrics
 from chalicelib.pipeline.refusals import Conflict, NotFound
 from chalicelib.pipeline.records import JobStatus
+from chalicelib.pipeline.run_result import RunResult
 from chalicelib.pipeline.s3_events import parse_bodies
 from chalicelib.timestamps import iso
 
@@ -63,8 +64,9 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
                                extra={"message_id": message_id, "error": f"{type(exc).__name__}: {exc}"})
                 failed.append(message_id)
     # Photos under classify/: classified by the served model, one output per delivery (chalicelib/pipeline/batch_classify.py).
-    classified = batch_classify.on_messages([(r.message_id, r.body) for r in event.records], svc.objects, bucket, lambda: svc.predictor)
-    failed += [message_id for message_id in classified["failed"] if message_id not in failed]
+    classified, returned = batch_classify.on_messages([(r.message_id, r.body) for r in event.records], svc.objects, bucket,
+                                                      lambda: svc.predictor)
+    failed += [message_id for message_id in returned if message_id not in failed]
     metrics.add_metric(name="UploadEvents", unit=Unit.Count, value=len(changes))
     metrics.add_metric(name="NewUploads", unit=Unit.Count, value=new)
     metrics.add_metric(name="MalformedUploadMessages", unit=Unit.Count, value=malformed)
@@ -73,15 +75,16 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed],
             "changes": len(changes), "new": new, "test_events": sum(p.test_events for _, p in messages),
             "ignored": sum(p.ignored for _, p in messages), "malformed": malformed,
-            "classified": {k: v for k, v in classified.items() if k != "failed"}}
+            "classified": classified.as_dict()}
 
 
 def on_tick() -> dict[str, Any]:
     result = services.get().orchestrator.tick()
-    if result.get("action") == "started":
+    if result.action is Action.STARTED:
         metrics.add_metric(name="TrainingRunsStarted", unit=Unit.Count, value=1)
-    logger.info("tick", extra={"result": result})
-    return result
+    answer = result.as_dict()
+    logger.info("tick", extra={"result": answer})
+    return answer
 
 
 def job_status(raw_event: Mapping[str, Any]) -> tuple[str, JobStatus] | None:
@@ -106,14 +109,15 @@ def job_status(raw_event: Mapping[str, Any]) -> tuple[str, JobStatus] | None:
 def on_sagemaker_event(raw_event: Mapping[str, Any]) -> dict[str, Any]:
     found = job_status(raw_event)
     if found is None or not job_names.version_from_job(found[1].name):
-        return {"action": "ignored", "reason": "not one of our jobs"}  # other SageMaker work in the account
+        return RunResult(Action.IGNORED, "not one of our jobs").as_dict()  # other SageMaker work in the account
     kind, status = found
     orchestrator = services.get().orchestrator
     result = orchestrator.on_training_state(status) if kind == "training" else orchestrator.on_conversion_state(status)
-    if result.get("action") in ("failed", "registered"):
-        metrics.add_metric(name="RunsFailed" if result["action"] == "failed" else "ModelsRegistered", unit=Unit.Count, value=1)
-    logger.info("sagemaker event", extra={"kind": kind, "job": status.name, "status": status.status, "result": result})
-    return result
+    if result.action in (Action.FAILED, Action.REGISTERED):
+        metrics.add_metric(name="RunsFailed" if result.action is Action.FAILED else "ModelsRegistered", unit=Unit.Count, value=1)
+    answer = result.as_dict()
+    logger.info("sagemaker event", extra={"kind": kind, "job": status.name, "status": status.status, "result": answer})
+    return answer
 
 
 # HTTP -------------------------------------------------------------------------------------
@@ -202,6 +206,6 @@ def retrain(body: Mapping[str, Any]) -> dict[str, Any]:
     """POST /runs. `full` is a JSON boolean (its schema refuses anything else: "false" or 0 read as true, or a
     typo read as false, would start the wrong, costly run)."""
     try:
-        return services.get().orchestrator.retrain(_reason(body, "run forced by hand"), full=bool(body["full"]))
+        return services.get().orchestrator.retrain(_reason(body, "run forced by hand"), full=bool(body["full"])).as_dict()
     except Conflict as exc:
         raise conflict(str(exc)) from None

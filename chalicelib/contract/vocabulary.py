@@ -45,6 +45,34 @@ class RunOutcome(StrEnum):
     SKIPPED = "skipped"
 
 
+class Action(StrEnum):
+    """What a step of the pipeline did or decided: the `action` of the tick's, the SageMaker events' and POST /runs'
+    answers (chalicelib/pipeline/run_result.py), of GET /status's next_run, and of a batch classification's answer.
+    The CLI and the web page read these words."""
+
+    # The debounce's decision (chalicelib/pipeline/debounce.py): GET /status's next_run, the tick's answer when no
+    # run starts.
+    START = "start"
+    WAIT = "wait"
+    IDLE = "idle"
+    BUSY = "busy"  # a run holds the data set (or another tick took the step)
+    # The run state machine's steps (chalicelib/pipeline/orchestrator.py).
+    HEALED = "healed"  # uploads whose notification was lost found by listing: a run follows
+    STARTED = "started"  # a training job started
+    CONVERTING = Stage.CONVERTING.value  # the conversion job started: the run is converting
+    RETRYING = "retrying"  # a job failed for a transient reason: the run tries again later
+    NOTED = "noted"  # an event that moves nothing (a job still in progress, a failure already waited on)
+    IGNORED = "ignored"  # an event for a job that does not hold the data set, or not one of ours
+    # A run ended: its outcome is the action.
+    REGISTERED = RunOutcome.REGISTERED.value
+    FAILED = RunOutcome.FAILED.value  # also: a batch classification failed, the batch goes back to the queue
+    SKIPPED = RunOutcome.SKIPPED.value
+    # A batch classification (chalicelib/pipeline/batch_classify.py).
+    NONE = "none"  # no photo under classify/ in the delivery
+    DONE_BEFORE = "done_before"  # a redelivered batch: its output is there already
+    CLASSIFIED = "classified"
+
+
 class ModelStatus(StrEnum):
     """A model version's status as the API shows it; the registry's ModelApprovalStatus maps onto it."""
 

@@ -28,6 +28,7 @@ from chalice.local import CustomLocalChalice, LambdaContext, LocalChalice, Local
 
 from chalicelib import services
 from chalicelib.adapters.local import events
+from chalicelib.contract.vocabulary import Action
 from chalicelib.local_stack.http import GatewayServer
 from chalicelib.local_stack.watcher import BucketWatcher, Watch
 
@@ -121,22 +122,23 @@ class LocalStack:
     def _on_job_event(self, function: str, event: events.Event) -> None:
         result = self.invoke(function, event)
         self._report(result)
-        if isinstance(result, dict) and result.get("action") == "registered":
+        if isinstance(result, dict) and result.get("action") == Action.REGISTERED:
             self._refresh_model()
 
     def _report(self, result: Any) -> None:
+        """`result`: a function's answer as the Lambda returns it (RunResult.as_dict())."""
         if not isinstance(result, dict):
             return
         action = result.get("action")
-        if action == "started":
+        if action == Action.STARTED:
             self.say(f"training run for data set version {result['version']} (job {result['job']})")
-        elif action == "converting":
+        elif action == Action.CONVERTING:
             self.say(f"training done; converting to TFLite (job {result['job']})")
-        elif action == "registered":
+        elif action == Action.REGISTERED:
             self.say(f"model {result['version']} registered: {result.get('model_status') or 'pending'} ({result.get('reason')})")
-        elif action == "failed":
+        elif action == Action.FAILED:
             self.say(f"run for {result.get('version')} failed: {result.get('reason')}; still serving {self.served_version or 'no model'}")
-        elif action == "skipped":
+        elif action == Action.SKIPPED:
             self.say(f"no run: {result.get('reason')}")
         if isinstance(result.get("next"), dict):
             self._report(result["next"])
@@ -220,7 +222,7 @@ class LocalStack:
     def _deliver_uploads(self, event: events.Event) -> Any:
         result = self.invoke("on_upload", event)  # its batchItemFailures go back to the "queue": the next scan
         classified = result.get("classified") if isinstance(result, dict) else None
-        if isinstance(classified, dict) and classified.get("action") == "classified":
+        if isinstance(classified, dict) and classified.get("action") == Action.CLASSIFIED:
             self.say(f"classified {classified['photos']} photo(s) under classify/ with the served model: {classified['output']}"
                      + (f" ({classified['errors']} could not be)" if classified.get("errors") else ""))
         return result

@@ -9,7 +9,7 @@ redelivered batch finds its output and writes nothing (idempotent); a batch spli
 redelivery writes another file, and lines name key and ETag so a reader can drop repeats.
 `classify/` and `predictions/` are never training data (chalicelib/dataset_version.is_relevant).
 
-The handler (chalicelib/handlers.on_upload_messages) parses, calls `run`, and answers SQS: a batch
+The handler (chalicelib/api/handlers.on_upload_messages) parses, calls `on_messages`, and answers SQS: a batch
 that failed for a reason worth retrying (the store could not be read or written) goes back to the queue.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from urllib.parse import unquote_plus
 
 from chalicelib.contract.bucket_layout import CLASSIFY_PREFIX, PREDICTIONS_PREFIX
 from chalicelib.contract.imaging import ImageError, has_image_extension
+from chalicelib.contract.vocabulary import Action
 from chalicelib.observability import logger
 from chalicelib.ports import ObjectStore
 
@@ -32,6 +33,24 @@ TOP_K = 5
 class Photo:
     key: str  # from the bucket's root: classify/...
     etag: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What became of one batch: the `classified` of the upload Lambda's answer (as_dict()). None: left out."""
+
+    action: Action  # NONE | DONE_BEFORE | CLASSIFIED | FAILED
+    photos: int
+    output: str | None = None  # the batch's predictions file (DONE_BEFORE, CLASSIFIED)
+    errors: int | None = None  # CLASSIFIED: the photos that could not be classified (their lines say why)
+
+    def as_dict(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"action": self.action.value, "photos": self.photos}
+        if self.output is not None:
+            answer["output"] = self.output
+        if self.errors is not None:
+            answer["errors"] = self.errors
+        return answer
 
 
 class Classifier(Protocol):
@@ -109,13 +128,13 @@ def classify(photos: list[Photo], read: Callable[[str], bytes | None], classifie
     return lines
 
 
-def run(photos: list[Photo], objects: ObjectStore, bucket: str, classifier: Classifier, top_k: int = TOP_K) -> dict[str, Any]:
+def run(photos: list[Photo], objects: ObjectStore, bucket: str, classifier: Classifier, top_k: int = TOP_K) -> BatchResult:
     """Classify one batch and write its output once. Raises (the store failed): the caller sends the batch back."""
     if not photos:
-        return {"action": "none", "photos": 0}
+        return BatchResult(Action.NONE, 0)
     uri = output_uri(objects, bucket, photos)
     if objects.exists(uri):  # a redelivery of a batch already written
-        return {"action": "done_before", "photos": len(photos), "output": uri}
+        return BatchResult(Action.DONE_BEFORE, len(photos), uri)
 
     def read(key: str) -> bytes | None:
         source = objects.join(f"s3://{bucket}/", key)
@@ -125,23 +144,22 @@ def run(photos: list[Photo], objects: ObjectStore, bucket: str, classifier: Clas
 
     lines = classify(photos, read, classifier, top_k)
     objects.write(uri, "".join(json.dumps(item, sort_keys=True) + "\n" for item in lines).encode())
-    return {"action": "classified", "photos": len(photos), "output": uri,
-            "errors": sum(1 for item in lines if "error" in item)}
+    return BatchResult(Action.CLASSIFIED, len(photos), uri, errors=sum(1 for item in lines if "error" in item))
 
 
 def on_messages(messages: list[tuple[str, str]], objects: ObjectStore, bucket: str, classifier: Callable[[], Classifier],
-                top_k: int = TOP_K) -> dict[str, Any]:
-    """One delivery of upload notifications (message id, body): its classify/ photos are one batch. Answers
-    {"failed": message ids to send back, ...}; `classifier` is built only when the delivery has photos."""
+                top_k: int = TOP_K) -> tuple[BatchResult, list[str]]:
+    """One delivery of upload notifications (message id, body): its classify/ photos are one batch. Answers the
+    batch's result and the ids of the messages to send back; `classifier` is built only when the delivery has photos."""
     by_message = [(message_id, photos_in([body], bucket)) for message_id, body in messages]
     photos = sorted({p for _, found in by_message for p in found}, key=lambda p: (p.key, p.etag))
     if not photos:
-        return {"action": "none", "photos": 0, "failed": []}
+        return BatchResult(Action.NONE, 0), []
     try:
         result = run(photos, objects, bucket, classifier(), top_k)
     except Exception as exc:  # reading or writing the store failed: the batch comes back (SQS retries it)
         logger.warning("batch classification failed: returned to the queue", extra={"photos": len(photos),
                                                                                    "error": f"{type(exc).__name__}: {exc}"})
-        return {"action": "failed", "photos": len(photos), "failed": [m for m, found in by_message if found]}
-    logger.info("batch classified", extra=result)
-    return dict(result, failed=[])
+        return BatchResult(Action.FAILED, len(photos)), [m for m, found in by_message if found]
+    logger.info("batch classified", extra=result.as_dict())
+    return result, []

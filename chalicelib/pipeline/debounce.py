@@ -9,31 +9,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chalicelib.contract.vocabulary import Action
 from chalicelib.pipeline.records import DatasetState
-
-START = "start"
-WAIT = "wait"
-IDLE = "idle"
-BUSY = "busy"
 
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # start | wait | idle | busy
+    action: Action  # START | WAIT | IDLE | BUSY
     reason: str
     wait_seconds: float = 0.0
 
     @property
     def start(self) -> bool:
-        return self.action == START
+        return self.action is Action.START
 
 
 def decide(state: DatasetState, now: float, quiet_period: int, min_new_images: int) -> Decision:
     if state.running is not None:
-        return Decision(BUSY, f"run {state.running.job_name} is {state.running.stage}")
+        return Decision(Action.BUSY, f"run {state.running.job_name} is {state.running.stage}")
     if state.pending_changes < max(1, min_new_images):
-        return Decision(IDLE, f"{state.pending_changes} changed object(s), need {max(1, min_new_images)}")
+        return Decision(Action.IDLE, f"{state.pending_changes} changed object(s), need {max(1, min_new_images)}")
     quiet_for = now - state.last_change_at
     if quiet_for < quiet_period:
-        return Decision(WAIT, f"last upload {quiet_for:.0f}s ago, quiet period {quiet_period}s", quiet_period - quiet_for)
-    return Decision(START, f"{state.pending_changes} changed object(s), quiet for {quiet_for:.0f}s")
+        return Decision(Action.WAIT, f"last upload {quiet_for:.0f}s ago, quiet period {quiet_period}s", quiet_period - quiet_for)
+    return Decision(Action.START, f"{state.pending_changes} changed object(s), quiet for {quiet_for:.0f}s")

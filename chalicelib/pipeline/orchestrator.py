@@ -17,6 +17,8 @@ from typing import Any, Callable
 from chalicelib.contract import bucket_layout as layout
 from chalicelib.contract import hyperparameters as hp
 from chalicelib.contract import training_job as contract
+from chalicelib.contract.vocabulary import Action
+from chalicelib.contract.warm_start import StartFrom
 from chalicelib.observability import Unit, logger, metrics
 from chalicelib.pipeline import debounce, job_names, manifest, promotion, retry
 from chalicelib.pipeline import domain_events as domain
@@ -49,6 +51,7 @@ from chalicelib.pipeline.records import (
 )
 from chalicelib.pipeline.read_model import model_summary
 from chalicelib.pipeline.refusals import Conflict, NotFound
+from chalicelib.pipeline.run_result import RunResult
 from chalicelib.settings import Settings
 
 RELAUNCH_AFTER = 120  # s a run may sit in `launching` (crash between claim and CreateTrainingJob)
@@ -102,7 +105,7 @@ class Orchestrator:
         return new
 
     # the scheduled tick ---------------------------------------------------------------------
-    def tick(self) -> dict[str, Any]:
+    def tick(self) -> RunResult:
         now = self.clock()
         state = self.dataset_state()
         if state.running is not None:
@@ -110,13 +113,13 @@ class Orchestrator:
         decision = debounce.decide(state, now, self.settings.quiet_period, self.settings.min_new_images)
         if decision.start:
             return self._launch(state.pending_changes, now)
-        if decision.action == debounce.IDLE:
+        if decision.action is Action.IDLE:
             healed = self._heal_lost_uploads(state, now)
             if healed is not None:
                 return healed
-        return {"action": decision.action, "reason": decision.reason}
+        return RunResult(decision.action, decision.reason)
 
-    def _heal_lost_uploads(self, state: DatasetState, now: float) -> dict[str, Any] | None:
+    def _heal_lost_uploads(self, state: DatasetState, now: float) -> RunResult | None:
         """An upload whose S3 notification never came (or came before the notification was set up)
         would never be trained on. At most every `listing_check_seconds`, when nothing is pending,
         list the data set: a version no run has had becomes one pending change, and a run follows
@@ -134,31 +137,31 @@ class Orchestrator:
         reason = (f"the data set (version {version}) differs from the last run's ({state.dataset_version or 'none'}) "
                   "with no upload event pending: an upload's notification was lost; a run follows")
         logger.warning("lost upload events healed", extra={"version": version, "last_run": state.dataset_version})
-        return {"action": "healed", "reason": reason, "version": version}
+        return RunResult(Action.HEALED, reason, version=version)
 
     def _listing(self) -> list[ObjectInfo]:
         return listing(self.objects, self.settings.dataset_uri)
 
-    def _launch(self, pending: int, now: float) -> dict[str, Any]:
+    def _launch(self, pending: int, now: float) -> RunResult:
         objects = self._listing()
         version = version_of(objects, "")
         job = job_names.training_job(self.settings.model_package_group, version)
         if not objects:
             self.state.skip_pending(self.dataset, pending, Outcome(version, "", SKIPPED, "the data set is empty", now))
-            return {"action": "skipped", "reason": "the data set is empty"}
+            return RunResult(Action.SKIPPED, "the data set is empty")
         # Before the claim: a run that holds the data set always has its manifest (a relaunch reads it).
         self._write_manifest(version, objects)
         claim = self.state.claim_run(self.dataset, Running(version, job, LAUNCHING, now, now), pending)
         if claim == BUSY:
-            return {"action": "busy", "reason": "another run holds the data set"}
+            return RunResult(Action.BUSY, "another run holds the data set")
         if claim != CLAIMED:
             reason = f"data set version {version} already had run {job}"
             self.state.skip_pending(self.dataset, pending, Outcome(version, job, SKIPPED, reason, now))
             logger.info("run skipped", extra={"version": version, "reason": reason})
-            return {"action": "skipped", "reason": reason, "version": version}
+            return RunResult(Action.SKIPPED, reason, version=version)
         return self._start_training(version, job, now)
 
-    def _start_training(self, version: str, job: str, now: float, tell_start: bool = False) -> dict[str, Any]:
+    def _start_training(self, version: str, job: str, now: float, tell_start: bool = False) -> RunResult:
         """Start (or start again: a relaunch, a retry) the run's training job. `tell_start`: the answer says where
         the run starts from (POST /runs shows it; the tick's answers stay as they were)."""
         held = self.dataset_state().running
@@ -177,14 +180,13 @@ class Orchestrator:
         self.state.advance(self.dataset, job, (LAUNCHING,), stage=TRAINING, stage_at=now)
         logger.info("training started", extra={"job": job, "version": version, "replayed": not started})
         self._publish(domain.run_started(self.dataset, version, job, job_names.attempt_of(job), now))
-        result: dict[str, Any] = {"action": "started", "job": job, "version": version}
-        if tell_start:
-            decision = json.loads(spec.start_from)
-            result["start_from"] = {"kind": decision["kind"], "reason": decision["reason"]}
-        return result
+        if not tell_start:
+            return RunResult(Action.STARTED, job=job, version=version)
+        decision = json.loads(spec.start_from)
+        return RunResult(Action.STARTED, job=job, version=version, start_from=StartFrom(decision["kind"], decision["reason"]))
 
     # failures and retries -------------------------------------------------------------------
-    def _failed(self, running: Running, stage: str, reason: str) -> dict[str, Any]:
+    def _failed(self, running: Running, stage: str, reason: str) -> RunResult:
         """A job of the run failed: wait and try again when the reason is transient and attempts
         remain (retry.py), else the run fails with the reason."""
         attempt = 1 + sum(1 for f in running.failures if f.startswith(stage + ": "))
@@ -196,10 +198,10 @@ class Orchestrator:
                                      stage_at=now, retry_at=now + decision.wait_seconds, retry_stage=stage,
                                      failures=[*running.failures, f"{stage}: {reason}"])
         logger.warning("job failed, retrying", extra={"job": running.job_name, "reason": reason, "decision": decision.why})
-        return {"action": "retrying" if waiting else "noted", "reason": f"{reason}; {decision.why}", "version": running.version,
-                "in_seconds": round(decision.wait_seconds)}
+        return RunResult(Action.RETRYING if waiting else Action.NOTED, f"{reason}; {decision.why}", version=running.version,
+                         in_seconds=round(decision.wait_seconds))
 
-    def _retry(self, running: Running, now: float) -> dict[str, Any]:
+    def _retry(self, running: Running, now: float) -> RunResult:
         """Start the next attempt of the stage that failed, with new job names (SageMaker keeps every name)."""
         attempt = running.attempt + 1
         group = self.settings.model_package_group
@@ -207,22 +209,22 @@ class Orchestrator:
             production = self.registry.production()
             spec = self.specs.conversion(running, "", production, attempt)
             if not self.state.advance(self.dataset, running.job_name, (WAITING,), attempt=attempt):
-                return {"action": "busy", "reason": "another tick took the retry"}
+                return RunResult(Action.BUSY, "another tick took the retry")
             return self._start_conversion(replace(running, attempt=attempt), spec, production, (WAITING,))
         job = job_names.training_job(group, running.version, attempt)
         if not self.state.advance(self.dataset, running.job_name, (WAITING,), stage=LAUNCHING, stage_at=now,
                                   attempt=attempt, job_name=job, conversion_job=""):
-            return {"action": "busy", "reason": "another tick took the retry"}
+            return RunResult(Action.BUSY, "another tick took the retry")
         return self._start_training(running.version, job, now)
 
-    def _reconcile(self, running: Running, now: float) -> dict[str, Any]:
+    def _reconcile(self, running: Running, now: float) -> RunResult:
         """Heal a lost event or a crash mid-launch, start a due retry; otherwise nothing to do while a
         run holds the data set."""
         age = now - running.stage_at
         if running.stage == WAITING:
             if now >= running.retry_at:
                 return self._retry(running, now)
-            return {"action": "busy", "reason": f"run {running.job_name} retries in {running.retry_at - now:.0f} s"}
+            return RunResult(Action.BUSY, f"run {running.job_name} retries in {running.retry_at - now:.0f} s")
         if running.stage == LAUNCHING and (age >= RELAUNCH_AFTER or self.policy.relaunch_unrecorded
                                            and self.jobs.training_status(running.job_name) is None):
             return self._start_training(running.version, running.job_name, now)
@@ -235,7 +237,7 @@ class Orchestrator:
                 status = self.jobs.conversion_status(running.conversion_job)
                 if status and status.status in JOB_TERMINAL:
                     return self.on_conversion_state(status)
-        return {"action": "busy", "reason": f"run {running.job_name} is {running.stage}"}
+        return RunResult(Action.BUSY, f"run {running.job_name} is {running.stage}")
 
     # the run's manifest (chalicelib/pipeline/manifest.py) --------------------------------------------
     def _write_manifest(self, version: str, objects: list[ObjectInfo]) -> None:
@@ -252,11 +254,11 @@ class Orchestrator:
         logger.info("manifest written", extra={"version": version, "uri": uri, "files": len(objects), "sha256": manifest.sha256(raw)})
 
     # SageMaker state changes ----------------------------------------------------------------
-    def on_training_state(self, status: JobStatus) -> dict[str, Any]:
+    def on_training_state(self, status: JobStatus) -> RunResult:
         running = self.dataset_state().running
         if running is None or running.job_name != status.name:
             logger.info("training event ignored", extra={"job": status.name, "status": status.status})
-            return {"action": "ignored", "reason": "the job does not hold the data set"}
+            return RunResult(Action.IGNORED, "the job does not hold the data set")
         now = self.clock()
         if status.status == JOB_COMPLETED and running.stage in (LAUNCHING, TRAINING, CONVERTING):
             production = self.registry.production()
@@ -266,10 +268,10 @@ class Orchestrator:
             return self._failed(running, TRAINING, f"training {status.status.lower()}: {status.reason or 'no reason given'}")
         if running.stage == LAUNCHING:
             self.state.advance(self.dataset, running.job_name, (LAUNCHING,), stage=TRAINING, stage_at=now)
-        return {"action": "noted", "status": status.status}
+        return RunResult(Action.NOTED, job_status=status.status)
 
     def _start_conversion(self, running: Running, spec: ConversionSpec, baseline: ModelEntry | None,
-                          from_stages: tuple[str, ...]) -> dict[str, Any]:
+                          from_stages: tuple[str, ...]) -> RunResult:
         try:
             self.jobs.start_conversion(spec)  # a replayed event finds the job already there
         except JobRejected as exc:
@@ -277,20 +279,20 @@ class Orchestrator:
         self.state.advance(self.dataset, running.job_name, from_stages, stage=CONVERTING, stage_at=self.clock(),
                            conversion_job=spec.job_name, baseline_version=baseline.version if baseline else "")
         logger.info("conversion started", extra={"job": spec.job_name, "baseline": baseline.version if baseline else None})
-        return {"action": "converting", "job": spec.job_name}
+        return RunResult(Action.CONVERTING, job=spec.job_name)
 
-    def on_conversion_state(self, status: JobStatus) -> dict[str, Any]:
+    def on_conversion_state(self, status: JobStatus) -> RunResult:
         running = self.dataset_state().running
         if running is None or running.stage != CONVERTING or running.conversion_job != status.name:
             logger.info("conversion event ignored", extra={"job": status.name, "status": status.status})
-            return {"action": "ignored", "reason": "the job does not hold the data set"}
+            return RunResult(Action.IGNORED, "the job does not hold the data set")
         if status.status == JOB_COMPLETED:
             return self._register(running)
         if status.status in JOB_UNSUCCESSFUL:
             return self._failed(running, CONVERTING, f"conversion {status.status.lower()}: {status.reason or 'no reason given'}")
-        return {"action": "noted", "status": status.status}
+        return RunResult(Action.NOTED, job_status=status.status)
 
-    def _register(self, running: Running) -> dict[str, Any]:
+    def _register(self, running: Running) -> RunResult:
         prefix = layout.model_folder(self.settings.artifact_bucket, running.version)
         uris = {name: prefix + name for name in (contract.MODEL_FILE, contract.LABELS_FILE, contract.METADATA_FILE)}
         try:
@@ -338,7 +340,7 @@ class Orchestrator:
                                   min_test_images=s.min_test_images, max_class_drop=s.max_class_drop)
         return self.registry.set_status(running.version, APPROVED if result.approve else PENDING, result.reason)
 
-    def _finish(self, running: Running, status: str, reason: str, model_status: str = "", model: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _finish(self, running: Running, status: str, reason: str, model_status: str = "", model: dict[str, Any] | None = None) -> RunResult:
         if running.failures:  # the run history keeps what each attempt ran into
             reason = f"{reason} (after {len(running.failures)} failed attempt(s): {'; '.join(running.failures)})"[:2000]
         outcome = Outcome(running.version, running.job_name, status, reason, self.clock(), model_status)
@@ -346,10 +348,10 @@ class Orchestrator:
         logger.info("run finished", extra={"outcome": outcome.as_dict(), "first_time": finished})
         if finished:
             self._publish(*self._finish_events(running, outcome, model))
-        result: dict[str, Any] = {"action": status, "reason": reason, "version": running.version, "model_status": model_status}
-        if finished:
-            result["next"] = self.tick()  # uploads that came in during the run start the next one (after the quiet period)
-        return result
+        # A run that ended here (not a replay) lets the uploads that came in during it start the next one (after the
+        # quiet period).
+        return RunResult(Action(status), reason, version=running.version, model_status=model_status,
+                         next=self.tick() if finished else None)
 
     def _finish_events(self, running: Running, outcome: Outcome, model: dict[str, Any] | None) -> list[domain.DomainEvent]:
         if outcome.status == FAILED:
@@ -398,7 +400,7 @@ class Orchestrator:
         self._publish(domain.model_rolled_back(self.dataset, current.version, previous.version, reason, self.clock()))
         return current, previous
 
-    def retrain(self, reason: str = "run forced by hand", full: bool = False) -> dict[str, Any]:
+    def retrain(self, reason: str = "run forced by hand", full: bool = False) -> RunResult:
         """Start a run for the data set as it is now, even when its version ran before (and failed,
         or was skipped): the earlier run record is replaced, the jobs get names not used yet. A
         version that made a model already is refused: the registry holds one model per version.
@@ -421,7 +423,7 @@ class Orchestrator:
         if self.state.claim_run(self.dataset, running, state.pending_changes, replace=True) != CLAIMED:
             raise Conflict("another run took the data set first")
         logger.info("run forced", extra={"version": version, "job": job, "reason": reason, "full": full})
-        return dict(self._start_training(version, job, now, tell_start=True), reason=reason)
+        return replace(self._start_training(version, job, now, tell_start=True), reason=reason)
 
     def _unused_attempt(self, version: str) -> int:
         """The first attempt number whose job names the job service has never seen (it keeps every name)."""

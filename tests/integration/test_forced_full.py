@@ -12,6 +12,7 @@ from chalice.test import Client
 import app as chalice_app
 from chalicelib import services, settings
 from chalicelib.adapters.local.wiring import LocalAdapters
+from chalicelib.contract.vocabulary import Action
 from chalicelib.pipeline.orchestrator import Orchestrator
 from chalicelib.ports import CLAIMED
 from chalicelib.pipeline.records import ModelEntry, Running
@@ -205,8 +206,8 @@ def test_local_jobs_get_no_production_channel_on_a_full_run(tmp_path, how):
         (local.bucket_folder / "training.json").write_text('{"warm_start": "none"}')
     orchestrator = _local_orchestrator(local, 1000.0)
     started = orchestrator.retrain(full=True) if how == "retrain --full" else orchestrator._launch(0, 1000.0)
-    assert started["action"] == "started", started
-    env = _local_job_environment(local, started["job"])
+    assert started.action is Action.STARTED, started
+    env = _local_job_environment(local, started.job)
     start = json.loads(env[START_FROM_ENV])
     if how == "warm":  # the control: the same home warm-starts from production's weights
         assert env["SM_CHANNEL_PRODUCTION"].endswith("/training/prod-job/attempt-1/output/model") and start["kind"] == "production"
@@ -262,8 +263,8 @@ def test_flowers_up_h_is_a_layer_of_the_spec_and_the_local_job_runs_exactly_the_
     (local.bucket_folder / "training.json").write_text('{"epochs": 5, "dropout": 0.3}')
     orchestrator = _local_orchestrator(local, 1000.0)
     started = orchestrator._launch(0, 1000.0)
-    assert started["action"] == "started", started
-    spec, job_file = _local_job_hyperparameters(local, started["job"])
+    assert started.action is Action.STARTED, started
+    spec, job_file = _local_job_hyperparameters(local, started.job)
     assert spec == {"preset": local.settings.preset, "max_training_time": str(local.settings.max_training_time),
                     "epochs": "1", "dropout": "0.3", "batch_size": "8"}
     assert job_file == spec
@@ -276,10 +277,10 @@ def test_a_run_forced_full_stops_a_warm_start_folder_that_flowers_up_h_names(tmp
     local = _local_production(tmp_path / "home", {"FLOWERS_HYPERPARAMETERS": '{"warm_start": "/opt/ml/weights"}'})
     orchestrator = _local_orchestrator(local, 1000.0)
     started = orchestrator.retrain(full=True)
-    assert started["action"] == "started" and started["start_from"]["kind"] == "imagenet", started
-    spec, job_file = _local_job_hyperparameters(local, started["job"])
+    assert started.action is Action.STARTED and started.start_from.kind == "imagenet", started
+    spec, job_file = _local_job_hyperparameters(local, started.job)
     assert spec["warm_start"] == "none" and job_file == spec
-    assert _local_job_environment(local, started["job"])["SM_CHANNEL_PRODUCTION"] == ""
+    assert _local_job_environment(local, started.job)["SM_CHANNEL_PRODUCTION"] == ""
 
 
 def test_flowers_up_h_is_checked_with_the_settings():

@@ -15,7 +15,9 @@ from chalicelib.adapters.local.wiring import LocalAdapters
 from chalicelib.adapters.local.jobs import INTERRUPTED, MAX_ATTEMPTS
 from chalicelib.local_stack.stack import AlreadyRunning, HomeLock, holds_lock
 from chalicelib.local_stack.watcher import BucketWatcher
+from chalicelib.contract.vocabulary import Action
 from chalicelib.pipeline.orchestrator import Orchestrator
+from chalicelib.pipeline.run_result import RunResult
 from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
 from chalicelib.pipeline.records import Change, ModelEntry, Outcome, Running
 from chalicelib.pipeline.s3_events import parse_bodies
@@ -231,7 +233,7 @@ def test_the_job_snapshot_follows_the_runs_manifest_not_a_fresh_listing(local):
         (bucket / key).write_bytes(body)
     orchestrator = _local_orchestrator(local, 1000.0)
     launched = orchestrator._launch(0, 1000.0)  # jobs are recorded, not run (the runner is not started)
-    version, job = launched["version"], launched["job"]
+    version, job = launched.version, launched.job
     record_uri = bucket_layout.manifest_record("artifacts", version)
     raw = local.objects.read(record_uri)
     assert [f["key"] for f in manifest.parse(raw)["files"]] == ["daisy/a.jpg", "daisy/b.jpg", "roses/c.jpg", "roses/c.txt"]
@@ -261,7 +263,7 @@ def test_the_job_snapshot_follows_the_runs_manifest_not_a_fresh_listing(local):
     (bucket / "daisy" / "b.jpg").write_bytes(b"b")
     (bucket / "daisy" / "late.jpg").unlink()
     before = (local.artifact_folder / "manifests" / f"{version}.json").stat().st_mtime_ns
-    assert orchestrator._launch(0, 2000.0)["action"] == "busy"
+    assert orchestrator._launch(0, 2000.0).action is Action.BUSY
     assert (local.artifact_folder / "manifests" / f"{version}.json").stat().st_mtime_ns == before
 
 
@@ -278,11 +280,11 @@ def test_local_mode_never_heals_by_listing_the_watcher_does(local):
     orchestrator = _local_orchestrator(local, 1e9)
     (local.bucket_folder / "roses").mkdir(parents=True)
     (local.bucket_folder / "roses" / "a.jpg").write_bytes(b"photo")
-    assert orchestrator.tick()["action"] == "idle"
+    assert orchestrator.tick().action is Action.IDLE
     assert orchestrator.dataset_state().pending_changes == 0 and orchestrator.dataset_state().listing_checked_at == 0
     # The cloud's policy, on the same home, lists the data set and heals.
     cloud = Orchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1e9)
-    assert cloud.tick()["action"] == "healed"
+    assert cloud.tick().action is Action.HEALED
 
 
 def test_local_mode_relaunches_a_launch_cut_short_at_the_next_tick(local):
@@ -293,9 +295,9 @@ def test_local_mode_relaunches_a_launch_cut_short_at_the_next_tick(local):
     job = "flowers-00000000000000a1"
     assert local.state.claim_run(local.settings.dataset_id, Running("00000000000000a1", job, "launching", 1000.0, 1000.0), 0) == CLAIMED
     cloud = Orchestrator(local.settings, local.state, local.objects, local.jobs, local.registry, clock=lambda: 1001.0)
-    assert cloud.tick() == {"action": "busy", "reason": f"run {job} is launching"}
+    assert cloud.tick() == RunResult(Action.BUSY, f"run {job} is launching")
     assert local.jobs.training_status(job) is None
-    assert _local_orchestrator(local, 1001.0).tick() == {"action": "started", "job": job, "version": "00000000000000a1"}
+    assert _local_orchestrator(local, 1001.0).tick() == RunResult(Action.STARTED, job=job, version="00000000000000a1")
     assert local.jobs.training_status(job) is not None  # recorded now: the runner starts it
 
 
@@ -317,7 +319,7 @@ def test_the_job_runner_expires_old_feature_cache_entries_before_a_training_job(
         age_days = 2 if name == "new" else feature_cache.EXPIRE_DAYS + 1
         os.utime(path, (now - age_days * 86_400, now - age_days * 86_400))
     orchestrator = _local_orchestrator(local, now)
-    job = orchestrator._launch(0, now)["job"]
+    job = orchestrator._launch(0, now).job
     local.jobs._clock = lambda: now
     spec = dict(local.jobs._spec(local.db.one("SELECT * FROM jobs WHERE name = ?", (job,))))
     job_dir = local.jobs._job_dir("training", job)

@@ -1,10 +1,12 @@
-"""chalicelib/pipeline/batch_classify.py: which photos of a delivery are classified, and the name of their batch."""
+"""chalicelib/pipeline/batch_classify.py: which photos of a delivery are classified, the name of their batch, and the
+answer the upload Lambda gives of it."""
 from __future__ import annotations
 
 import json
 
+from chalicelib.contract.vocabulary import Action
 from chalicelib.pipeline import batch_classify
-from chalicelib.pipeline.batch_classify import Photo, photos_in
+from chalicelib.pipeline.batch_classify import BatchResult, Photo, photos_in
 from pipeline_fixtures import s3_body, s3_record
 
 
@@ -29,3 +31,20 @@ def test_a_batch_is_named_by_its_photos_whatever_their_order():
     a, b = Photo("classify/a.jpg", "1"), Photo("classify/b.jpg", "2")
     assert batch_classify.batch_name([a, b]) == batch_classify.batch_name([b, a]) != batch_classify.batch_name([a])
     assert batch_classify.batch_name([Photo("classify/a.jpg", "changed")]) != batch_classify.batch_name([a])
+
+
+def test_the_batch_answer_has_the_keys_each_outcome_has_in_order():
+    uri = "s3://flowers-data/predictions/0123.jsonl"
+    assert list(BatchResult(Action.NONE, 0).as_dict().items()) == [("action", "none"), ("photos", 0)]
+    assert list(BatchResult(Action.DONE_BEFORE, 2, uri).as_dict().items()) == [("action", "done_before"), ("photos", 2), ("output", uri)]
+    assert list(BatchResult(Action.CLASSIFIED, 2, uri, errors=0).as_dict().items()) == [
+        ("action", "classified"), ("photos", 2), ("output", uri), ("errors", 0)]
+    assert list(BatchResult(Action.FAILED, 3).as_dict().items()) == [("action", "failed"), ("photos", 3)]
+
+
+def test_a_delivery_without_photos_builds_no_classifier_and_sends_nothing_back():
+    def classifier() -> batch_classify.Classifier:
+        raise AssertionError("built for a delivery without photos")
+
+    bodies = [("m1", s3_body(s3_record(BUCKET, "roses/a.jpg", 1.0))), ("m2", "not json")]
+    assert batch_classify.on_messages(bodies, None, BUCKET, classifier) == (BatchResult(Action.NONE, 0), [])  # type: ignore[arg-type]

@@ -3,22 +3,23 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.contract.vocabulary import Action
 from chalicelib.pipeline import debounce
 from chalicelib.pipeline.records import DatasetState, Running
 
 
 def test_debounce_waits_for_quiet_then_starts():
     state = DatasetState(pending_changes=3, last_change_at=1000.0)
-    assert debounce.decide(state, 1000.0 + 599, 600, 1).action == debounce.WAIT
+    assert debounce.decide(state, 1000.0 + 599, 600, 1).action == Action.WAIT
     assert debounce.decide(state, 1000.0 + 599, 600, 1).wait_seconds == pytest.approx(1)
     assert debounce.decide(state, 1000.0 + 600, 600, 1).start
 
 
 def test_debounce_needs_enough_changes_and_no_run():
-    assert debounce.decide(DatasetState(), 10_000, 600, 1).action == debounce.IDLE
-    assert debounce.decide(DatasetState(pending_changes=4, last_change_at=0), 10_000, 600, 5).action == debounce.IDLE
+    assert debounce.decide(DatasetState(), 10_000, 600, 1).action == Action.IDLE
+    assert debounce.decide(DatasetState(pending_changes=4, last_change_at=0), 10_000, 600, 5).action == Action.IDLE
     running = Running("v", "flowers-v", "training", 0, 0)
-    assert debounce.decide(DatasetState(pending_changes=9, last_change_at=0, running=running), 10_000, 600, 1).action == debounce.BUSY
+    assert debounce.decide(DatasetState(pending_changes=9, last_change_at=0, running=running), 10_000, 600, 1).action == Action.BUSY
 
 
 def test_debounce_burst_gives_one_start():

@@ -17,7 +17,7 @@ from chalicelib.api import openapi
 from chalicelib.api.web import PAGE
 from chalicelib.contract import vocabulary as v
 from chalicelib.contract import warm_start
-from chalicelib.pipeline import domain_events, records
+from chalicelib.pipeline import debounce, domain_events, records
 
 ENUMS = [value for value in vars(v).values() if isinstance(value, type) and issubclass(value, StrEnum) and value is not StrEnum]
 
@@ -157,3 +157,13 @@ def test_the_web_pages_words_are_the_vocabularys(words, enum):
     (found,) = re.findall(words, PAGE.read_text(), re.S)
     keys = re.findall(r'(?:^|[{,]\s*)"?([a-z]+)"?(?=\s*[:,]|\s*$)', found.strip())
     assert set(keys) == set(enum), found
+
+
+def test_the_web_pages_next_run_words_are_the_debounces_decisions():
+    running = records.Running("v", "flowers-v", v.Stage.TRAINING, 0, 0)
+    states = [records.DatasetState(), records.DatasetState(pending_changes=1, last_change_at=1000.0),
+              records.DatasetState(pending_changes=1), records.DatasetState(pending_changes=1, running=running)]
+    decided = {debounce.decide(state, 1000.0, 600, 1).action for state in states}
+    assert decided == {v.Action.IDLE, v.Action.WAIT, v.Action.START, v.Action.BUSY}
+    (found,) = re.findall(r"function nextRun\(s\) \{.*?return \{(.*?)\}\[n\.action\]", PAGE.read_text(), re.S)
+    assert set(re.findall(r"(?:^|,)\s*([a-z]+):", found)) == decided, found
