@@ -27,19 +27,32 @@ def batches(x, y, batch_size: int, *, seed: int, shuffle: bool = False, augment:
     """
     if augment_on not in ("cpu", "device"):
         raise ValueError(f"augment_on: expected cpu or device, got {augment_on!r}")
-    d = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        d = d.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        d = d.repeat()
-    if augment:
-        # One seed per photo, drawn in the pipeline's order; new ones every epoch.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        d = tf.data.Dataset.zip((d, seeds)).map(_device_parameters if augment_on == "device" else
-                                               lambda pair, s: (augment_photo(pair[0], s), pair[1]),
-                                               num_parallel_calls=tf.data.AUTOTUNE)
-    elif augment_on == "device":
-        d = d.map(_no_parameters)
+    photos = tf.data.Dataset.from_tensor_slices((x, y))
+
+    def photo_stream(_=None) -> tf.data.Dataset:
+        d = photos
+        if shuffle:
+            d = d.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            d = d.repeat()
+        if augment:
+            # One seed per photo, drawn in the pipeline's order; new ones every epoch.
+            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+            d = tf.data.Dataset.zip((d, seeds)).map(_device_parameters if augment_on == "device" else
+                                                   lambda pair, s: (augment_photo(pair[0], s), pair[1]),
+                                                   num_parallel_calls=tf.data.AUTOTUNE)
+        elif augment_on == "device":
+            d = d.map(_no_parameters)
+        return d
+
+    # Endless, the stream is built anew for each iterator, with its own seed generators. Shuffle's and
+    # random's are otherwise shared by every iterator of the dataset, and shuffle's draws at each
+    # repetition: an iterator dropped after one batch (fit() under a tf.distribute strategy builds the
+    # model from one, then starts over) reads ahead into its next epochs, as far as the machine's load
+    # lets it, and takes seeds the training iterator would have had. Each iterator starts with the
+    # seeds of the first (on one device, the one iterator: the same photos). Not when each epoch is a
+    # new iterator: those must draw new seeds, and draw them as they start (no repetition, no read-ahead).
+    d = tf.data.Dataset.range(1).flat_map(photo_stream) if repeat else photo_stream()
     d = d.batch(batch_size)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -99,3 +99,18 @@ def test_endless_batches_are_all_full_and_images_stay_uint8():
     assert sorted(labels[:10]) == list(range(10)) and sorted(labels[10:]) == list(range(10))
     finite = list(ip.batches(x, y, 4, seed=0).as_numpy_iterator())
     assert [len(labels) for _, labels in finite] == [4, 4, 2]
+
+
+@pytest.mark.parametrize("augment_on", ["cpu", "device"])
+def test_an_endless_pipeline_starts_the_same_whatever_an_earlier_iterator_read(augment_on):
+    """fit() under a tf.distribute strategy builds the model from one batch of an iterator it then drops,
+    whose threads read ahead as far as the machine's load lets them, into later epochs: each iterator of
+    an endless pipeline gives the same photos and seeds, as a single iterator would, however far another
+    one got (here: three epochs, as a loaded machine's read-ahead might)."""
+    x = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 3), np.uint8)
+    y = np.arange(10, dtype=np.int32)
+    d = ip.batches(x, y, 5, seed=3, shuffle=True, augment=True, repeat=True, augment_on=augment_on)
+    first = [tf.nest.flatten(b) for b in d.take(6).as_numpy_iterator()]
+    again = [tf.nest.flatten(b) for b in d.take(6).as_numpy_iterator()]
+    assert all(np.array_equal(a, b) for one, other in zip(first, again) for a, b in zip(one, other))
+    assert not np.array_equal(first[0][-1], first[2][-1])  # yet each epoch in one iterator is shuffled anew
