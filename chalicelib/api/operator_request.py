@@ -10,11 +10,11 @@ CLI, curl) send neither header. The cloud checks the same, behind its IAM author
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from chalicelib.api.errors import ApiError, bad_request, too_large, unsupported
+from chalicelib.api import request_schema
+from chalicelib.api.errors import ApiError, too_large, unsupported
 from chalicelib.api.predict_request import JSON_TYPE, media_type
 
 MAX_JSON_BYTES = 64 * 1024
@@ -50,7 +50,4 @@ def parse(headers: Mapping[str, str], raw: bytes | None) -> Any:
         return {}
     if len(raw) > MAX_JSON_BYTES:
         raise too_large("the JSON body is too large")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise bad_request("bad_json", "the body is not valid JSON") from None
+    return request_schema.load_json(raw)

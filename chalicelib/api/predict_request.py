@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -58,11 +57,7 @@ def _from_json(body: bytes) -> bytes:
     # Base64 of MAX_IMAGE_BYTES plus room for the JSON around it.
     if len(body) > MAX_IMAGE_BYTES * 4 // 3 + 4096:
         raise too_large(f"the JSON body has {len(body)} bytes; images are limited to {MAX_IMAGE_BYTES} bytes")
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("bad_json", "the body is not valid JSON") from None
-    text = str(request_schema.json_body(PATH, "post", document)["image"]).strip()
+    text = str(request_schema.json_body(PATH, "post", request_schema.load_json(body))["image"]).strip()
     if text.startswith("data:") and "," in text:  # tolerate a data: URL from a browser
         text = text.split(",", 1)[1]
     try:

@@ -21,6 +21,9 @@ FIELD_CODES = {"full": "bad_full"}
 # A parameter's refusal in the words its users know (the CLI prints them), where the schema's would be a regex.
 PARAMETER_WORDS = {"version": "a model version is 16 hexadecimal characters"}
 _SHOWN = frozenset({"type", "enum", "pattern", "minimum", "maximum", "oneOf"})
+# The deepest JSON body accepted: every body the document declares is one flat object, so this is room to
+# spare; deeper is 400 bad_json before the parser or the validator recurses (a RecursionError would be a 500).
+MAX_JSON_DEPTH = 32
 
 
 def operation(path: str, method: str) -> openapi.Schema:
@@ -49,6 +52,30 @@ def parameters(path: str, method: str, path_values: Mapping[str, str] | None = N
             raise bad_request(f"bad_{name}", PARAMETER_WORDS.get(name) or f"{name} {problem.message}")
         found[name] = value
     return found
+
+
+def load_json(raw: bytes) -> Any:
+    """A request body's JSON document; 400 bad_json when it is not JSON or nests deeper than MAX_JSON_DEPTH.
+    Every JSON body the API takes is parsed here."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # the parser recurses: deep nesting exhausts the stack
+        raise bad_request("bad_json", "the body is not valid JSON") from None
+    if _depth_over(document, MAX_JSON_DEPTH):
+        raise bad_request("bad_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+def _depth_over(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit` (walked without recursion)."""
+    pending: list[tuple[Any, int]] = [(document, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (dict, list)):
+            if depth + 1 > limit:
+                return True
+            pending.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 def json_body(path: str, method: str, document: Any) -> dict[str, Any]:
