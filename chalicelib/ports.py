@@ -38,6 +38,9 @@ class ObjectStore(Protocol):
 
     def read(self, uri: str) -> bytes: ...
 
+    def read_start(self, uri: str, size: int) -> bytes:
+        """The object's first `size` bytes (>= 1), or all of it when it is smaller: a read bounded whatever was stored."""
+
     def write(self, uri: str, data: bytes) -> None:
         """Create or replace the object at `uri` whole (a reader never sees part of it)."""
 

@@ -18,12 +18,13 @@ import copy
 from typing import Any
 
 from chalicelib.pipeline import job_names, manifest, validation_report
+from chalicelib.contract.imaging import MAX_IMAGE_BYTES
 from chalicelib.contract.vocabulary import ModelStatus, RunOutcome, Stage, StartKind, values
 
 Schema = dict[str, Any]
 
-# POST /predict's limits: why 4 MiB is in chalicelib/api/predict_request.py, which enforces them.
-MAX_IMAGE_BYTES = 4 * 1024 * 1024
+# POST /predict's limits: why 4 MiB (MAX_IMAGE_BYTES, chalicelib/contract/imaging.py) is in
+# chalicelib/api/predict_request.py, which enforces them.
 MAX_TOP_K = 1000
 DEFAULT_TOP_K = 5
 

@@ -17,7 +17,7 @@ from typing import Mapping
 
 from chalicelib.api import request_schema
 from chalicelib.api.errors import bad_request, too_large, unsupported
-from chalicelib.api.openapi import MAX_IMAGE_BYTES
+from chalicelib.contract.imaging import MAX_IMAGE_BYTES
 
 PATH = "/predict"  # the operation in the OpenAPI document
 IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png", "image/webp", "image/bmp", "image/x-ms-bmp", "application/octet-stream")

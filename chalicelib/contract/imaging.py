@@ -34,6 +34,9 @@ FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
 MIN_SIDE = 32
 # Checked from the header, before decoding: 8000 x 6000 (a 48 MP phone camera) passes.
 MAX_PIXELS = 50_000_000
+# The most bytes of one photo classified, by POST /predict (why 4 MiB: chalicelib/api/predict_request.py, which
+# publishes it in the OpenAPI document) and by batch classification (chalicelib/pipeline/batch_classify.py).
+MAX_IMAGE_BYTES = 4 * 1024 * 1024
 # An image over FULL_SIZE_PIXELS (after JPEG's draft) is box-reduced by whole factors to at least
 # REDUCING_GAP times the target size per side, then resized with RESIZE_FILTER as before (what
 # Pillow's `reducing_gap` does). Up to FULL_SIZE_PIXELS the old full-size steps cost < 50 MB.

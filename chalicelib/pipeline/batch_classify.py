@@ -4,7 +4,8 @@ notifications, and the answers written as JSON Lines to `predictions/<batch>.jso
 
 Each line: {"key", "etag", "label" (null: not recognised, or not classified), "predictions" (top-k
 label/score), "model_version", "error" (only when the photo could not be classified: unreadable,
-gone, no approved model yet)}. The batch's name is a hash of its photos' keys and ETags, so a
+gone, over MAX_IMAGE_BYTES, no approved model yet)}. A photo is read no further than one byte past
+the limit, so one huge object costs its own line, not the batch (which SQS would retry into its dead-letter queue). The batch's name is a hash of its photos' keys and ETags, so a
 redelivered batch finds its output and writes nothing (idempotent); a batch split differently on
 redelivery writes another file, and lines name key and ETag so a reader can drop repeats.
 `classify/` and `predictions/` are never training data (chalicelib/dataset_version.is_relevant).
@@ -21,7 +22,7 @@ from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import unquote_plus
 
 from chalicelib.contract.bucket_layout import CLASSIFY_PREFIX, PREDICTIONS_PREFIX
-from chalicelib.contract.imaging import ImageError, has_image_extension
+from chalicelib.contract.imaging import MAX_IMAGE_BYTES, ImageError, has_image_extension
 from chalicelib.contract.vocabulary import Action
 from chalicelib.observability import logger
 from chalicelib.ports import ObjectStore
@@ -108,12 +109,15 @@ def line(photo: Photo, model_version: str | None, predictions: list[dict[str, An
 
 
 def classify(photos: list[Photo], read: Callable[[str], bytes | None], classifier: Classifier, top_k: int = TOP_K) -> list[dict[str, Any]]:
-    """One line per photo. `read(key)` gives its bytes, or None when it is gone."""
+    """One line per photo. `read(key)` gives its bytes (at most MAX_IMAGE_BYTES + 1 of them), or None when it is gone."""
     lines = []
     for photo in photos:
         data = read(photo.key)
         if data is None:
             lines.append(line(photo, None, [], None, "not_found: removed before it was classified"))
+            continue
+        if len(data) > MAX_IMAGE_BYTES:
+            lines.append(line(photo, None, [], None, f"too_large: the photo has more than {MAX_IMAGE_BYTES} bytes, the limit"))
             continue
         try:
             answer = classifier.predict(data, top_k)
@@ -140,7 +144,7 @@ def run(photos: list[Photo], objects: ObjectStore, bucket: str, classifier: Clas
         source = objects.join(f"s3://{bucket}/", key)
         if not objects.exists(source):
             return None
-        return objects.read(source)
+        return objects.read_start(source, MAX_IMAGE_BYTES + 1)  # one byte past the limit tells an object over it
 
     lines = classify(photos, read, classifier, top_k)
     objects.write(uri, "".join(json.dumps(item, sort_keys=True) + "\n" for item in lines).encode())

@@ -118,3 +118,34 @@ def test_flowers_classify_bucket_uploads_under_classify_then_waits_for_the_pipel
     # A photo the pipeline never classifies: the wait ends at its timeout and says how many are missing.
     uploaded.photos["classify/today/never.jpg"] = "0" * 32
     assert wait_for_lines(uploaded, 0.5, io.StringIO(), aws.s3, poll=0.2, show_progress=False) == 1
+
+
+def test_a_photo_over_the_size_limit_gets_its_own_error_line_and_the_rest_are_classified(aws, cloud, tiny_model):  # noqa: F811
+    from chalicelib.contract.imaging import MAX_IMAGE_BYTES
+
+    register(aws, tiny_model)
+    huge = sample_photos(1)[0].read_bytes()
+    huge += b"\0" * (MAX_IMAGE_BYTES + 1 - len(huge))  # a JPEG with trailing bytes: one byte over the limit
+    photos = [("classify/" + p.name, p.read_bytes()) for p in sample_photos(2)] + [("classify/huge.jpg", huge)]
+    _, answer = _deliver(aws, cloud, photos)
+    assert answer["batchItemFailures"] == [] and answer["classified"]["action"] == "classified"
+    assert answer["classified"]["errors"] == 1
+    (raw,) = _outputs(aws).values()
+    lines = {line["key"]: line for line in map(json.loads, raw.decode().splitlines())}
+    assert lines["classify/huge.jpg"]["error"].startswith("too_large:") and lines["classify/huge.jpg"]["label"] is None
+    assert all("error" not in lines["classify/" + p.name] for p in sample_photos(2))
+
+
+@pytest.mark.parametrize("where", ["s3", "local"])
+def test_both_object_stores_read_no_more_than_asked(aws, tmp_path, where):  # noqa: F811
+    """The bounded read batch classification uses (ObjectStore.read_start): S3's ranged GET and the folder's read agree."""
+    from chalicelib.adapters.aws.s3_objects import S3ObjectStore
+    from chalicelib.adapters.local.objects import LocalObjectStore
+
+    objects = S3ObjectStore(aws.s3) if where == "s3" else LocalObjectStore({aws.dataset_bucket: tmp_path})
+    base = f"s3://{aws.dataset_bucket}/"
+    for name, body in (("ten", b"0123456789"), ("empty", b"")):
+        objects.write(objects.join(base, name), body)
+    assert objects.read_start(objects.join(base, "ten"), 4) == b"0123"
+    assert objects.read_start(objects.join(base, "ten"), 11) == b"0123456789"  # smaller than asked: all of it
+    assert objects.read_start(objects.join(base, "empty"), 1) == b""

@@ -38,6 +38,15 @@ class S3ObjectStore:
         bucket, key = split(uri)
         return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
+    def read_start(self, uri: str, size: int) -> bytes:
+        bucket, key = split(uri)
+        try:
+            return self._s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"].read(size)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "InvalidRange":  # an empty object has no byte 0
+                return b""
+            raise
+
     def write(self, uri: str, data: bytes) -> None:
         bucket, key = split(uri)
         content_type = "application/json" if key.endswith(".json") else "application/octet-stream"

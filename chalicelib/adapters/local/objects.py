@@ -62,6 +62,10 @@ class LocalObjectStore:
     def read(self, uri: str) -> bytes:
         return self.path(uri).read_bytes()
 
+    def read_start(self, uri: str, size: int) -> bytes:
+        with self.path(uri).open("rb") as file:
+            return file.read(size)
+
     def write(self, uri: str, data: bytes) -> None:
         """Whole or not at all: written beside the target under a dot-name (never data), then renamed."""
         target = self.path(uri)
