@@ -20,6 +20,7 @@ from chalicelib.observability import logger
 from chalicelib.pipeline import job_names, manifest
 from chalicelib.pipeline.dataset_version import listing
 from chalicelib.pipeline.manifest import Manifest
+from chalicelib.pipeline.preparation import step
 from chalicelib.pipeline.records import JOB_COMPLETED, ConversionSpec, ModelEntry, Running, TrainingSpec
 from chalicelib.ports import JobRunner, ModelRegistry, ObjectStore
 from chalicelib.settings import Settings
@@ -43,26 +44,34 @@ class JobSpecs:
     def run_hyperparameters(self) -> dict[str, str]:
         """The settings', then the deployment's defaults, then training.json's beside the data set
         (chalicelib/contract/hyperparameters.py), then `flowers up -H`'s (none in the cloud; checked with the
-        settings). Raises HyperparameterProblem."""
+        settings). Raises HyperparameterProblem, or PreparationFailed when training.json cannot be read."""
         uri = self.objects.join(self.settings.dataset_uri, hp.FILE_NAME)
-        from_file = hp.parse_file(self.objects.read(uri)) if self.objects.exists(uri) else {}
+        with step(f"reading {uri}"):
+            raw = self.objects.read(uri) if self.objects.exists(uri) else None
+        from_file = hp.parse_file(raw) if raw is not None else {}
         run = hp.for_run(self.settings.preset, self.settings.max_training_time, self.settings.hyperparameters, from_file)
         return hp.combined({**run, **self.settings.extra_hyperparameters}, COMBINED_SOURCE)
 
     def manifest_of(self, version: str) -> Manifest | None:
-        """The version's manifest; None for a run launched before manifests were written."""
+        """The version's manifest; None for a run launched before manifests were written. Raises PreparationFailed."""
         bucket = self.settings.artifact_bucket
         uri = layout.manifest_record(bucket, version)
-        if not self.objects.exists(uri):
+        with step(f"reading {uri}"):
+            raw = self.objects.read(uri) if self.objects.exists(uri) else None
+        if raw is None:
             return None
-        return Manifest(uri, manifest.sha256(self.objects.read(uri)), layout.manifest_channel(bucket, version))
+        return Manifest(uri, manifest.sha256(raw), layout.manifest_channel(bucket, version))
 
     def training(self, version: str, job: str, hyperparameters: dict[str, str], full: bool = False) -> TrainingSpec:
-        """`hyperparameters`: run_hyperparameters(); `full`: the run was forced full by hand (Running.full)."""
+        """`hyperparameters`: run_hyperparameters(); `full`: the run was forced full by hand (Running.full). Raises
+        PreparationFailed when what the spec is made of cannot be read."""
         s = self.settings
         bucket = s.artifact_bucket
         lineage = self.manifest_of(version)
         start = self.start_from(version, lineage, hyperparameters.get("warm_start", ""), forced_full=full)
+        marker = layout.uri(bucket, features.MARKER)
+        with step(f"reading {marker}"):
+            feature_cache_ready = self.objects.exists(marker)
         hyperparameters = warm.training_hyperparameters(hyperparameters, full)
         return TrainingSpec(
             job_name=job,
@@ -84,33 +93,43 @@ class JobSpecs:
             warm_start_uri=start.model_uri,
             start_from=start.as_json(),
             feature_cache_uri=layout.features(bucket),
-            feature_cache_ready=self.objects.exists(layout.uri(bucket, features.MARKER)),
+            feature_cache_ready=feature_cache_ready,
         )
 
     def start_from(self, version: str, lineage: Manifest | None = None, warm_start_hyperparameter: str = "",
                    forced_full: bool = False) -> warm.StartFrom:
         """Production's weights or ImageNet's for this run (chalicelib/contract/warm_start.py decides; this gathers the facts)."""
         if lineage is not None:
-            keys = [str(entry["key"]) for entry in manifest.parse(self.objects.read(lineage.uri))["files"]]
+            with step(f"reading {lineage.uri}"):
+                raw = self.objects.read(lineage.uri)
+            keys = [str(entry["key"]) for entry in manifest.parse(raw)["files"]]
         else:
-            keys = [o.key for o in listing(self.objects, self.settings.dataset_uri)]
-        production = self.registry.production()
+            with step(f"listing {self.settings.dataset_uri}"):
+                keys = [o.key for o in listing(self.objects, self.settings.dataset_uri)]
+        with step("reading the model registry's production model"):
+            production = self.registry.production()
         metadata: dict[str, Any] | None = None
         model_uri = ""
         if production is not None and self.settings.full_retrain_every > 1 and not forced_full:  # else the weights are not needed
             document: object = None
-            if production.metadata_uri and self.objects.exists(production.metadata_uri):
+            with step(f"reading {production.metadata_uri}"):
+                raw_metadata = self.objects.read(production.metadata_uri) if production.metadata_uri and self.objects.exists(
+                    production.metadata_uri) else None
+            if raw_metadata is not None:
                 try:
-                    document = json.loads(self.objects.read(production.metadata_uri))
+                    document = json.loads(raw_metadata)
                 except ValueError:
                     document = None
             metadata = document if isinstance(document, dict) else None
             source_job = str(metadata.get("source_job") or "") if metadata else ""
-            status = self.jobs.training_status(source_job) if source_job else None
+            with step(f"asking for training job {source_job}'s status"):
+                status = self.jobs.training_status(source_job) if source_job else None
             model_uri = status.model_artifacts if status is not None and status.status == JOB_COMPLETED else ""
             # still there (the artifacts bucket's lifecycle expires job outputs): a folder by its model.keras
-            if model_uri and not self.objects.exists(self.objects.join(model_uri, contract.KERAS_FILE) if model_uri.endswith("/") else model_uri):
-                model_uri = ""
+            weights = self.objects.join(model_uri, contract.KERAS_FILE) if model_uri.endswith("/") else model_uri
+            with step(f"reading {weights}"):
+                if model_uri and not self.objects.exists(weights):
+                    model_uri = ""
         decision = warm.choose(warm.dataset_classes(keys), production.version if production else "", metadata, model_uri,
                                self.settings.full_retrain_every, warm_start_hyperparameter, forced_full=forced_full)
         logger.info("run starts from", extra={"version": version, "kind": decision.kind, "reason": decision.reason})

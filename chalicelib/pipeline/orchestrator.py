@@ -20,7 +20,7 @@ from chalicelib.contract import training_job as contract
 from chalicelib.contract.vocabulary import Action
 from chalicelib.contract.warm_start import StartFrom
 from chalicelib.observability import Unit, logger, metrics
-from chalicelib.pipeline import debounce, job_names, manifest, promotion, retry
+from chalicelib.pipeline import debounce, job_names, manifest, preparation, promotion, retry
 from chalicelib.pipeline import domain_events as domain
 from chalicelib.pipeline.dataset_version import listing, version_of
 from chalicelib.pipeline.job_specs import JobSpecs
@@ -149,9 +149,11 @@ class Orchestrator:
         if not objects:
             self.state.skip_pending(self.dataset, pending, Outcome(version, "", SKIPPED, "the data set is empty", now))
             return RunResult(Action.SKIPPED, "the data set is empty")
-        # Before the claim: a run that holds the data set always has its manifest (a relaunch reads it).
-        self._write_manifest(version, objects)
-        claim = self.state.claim_run(self.dataset, Running(version, job, LAUNCHING, now, now), pending)
+        # Before the claim: a run that holds the data set always has its manifest (a relaunch reads it). One that
+        # could not be written fails the run once it is claimed (its reason recorded, the data set let go).
+        problem = self._write_manifest(version, objects)
+        running = Running(version, job, LAUNCHING, now, now)
+        claim = self.state.claim_run(self.dataset, running, pending)
         if claim == BUSY:
             return RunResult(Action.BUSY, "another run holds the data set")
         if claim != CLAIMED:
@@ -159,6 +161,8 @@ class Orchestrator:
             self.state.skip_pending(self.dataset, pending, Outcome(version, job, SKIPPED, reason, now))
             logger.info("run skipped", extra={"version": version, "reason": reason})
             return RunResult(Action.SKIPPED, reason, version=version)
+        if problem:
+            return self._finish(running, FAILED, problem)
         return self._start_training(version, job, now)
 
     def _start_training(self, version: str, job: str, now: float, tell_start: bool = False) -> RunResult:
@@ -166,13 +170,18 @@ class Orchestrator:
         the run starts from (POST /runs shows it; the tick's answers stay as they were)."""
         held = self.dataset_state().running
         running = held if held is not None and held.job_name == job else Running(version, job, LAUNCHING, now, now)
+        # Before any job, so no instance is paid for; the reason is in GET /status. A failure to read what the spec is
+        # made of fails the run too: relaunched, it would fail the same way every RELAUNCH_AFTER and hold the data set.
         try:
             hyperparameters = self.specs.run_hyperparameters()
-        except hp.HyperparameterProblem as exc:  # before any job: no instance is paid for; the reason is in GET /status
+            # A run forced full by hand says so in its state (Running.full): every spec built for it, a relaunch's
+            # and a retry's too, starts from ImageNet.
+            spec = self.specs.training(version, job, hyperparameters, full=running.full)
+        except hp.HyperparameterProblem as exc:
             return self._finish(running, FAILED, str(exc))
-        # A run forced full by hand says so in its state (Running.full): every spec built for it, a relaunch's
-        # and a retry's too, starts from ImageNet.
-        spec = self.specs.training(version, job, hyperparameters, full=running.full)
+        except preparation.PreparationFailed as exc:
+            logger.error("preparing the run failed", extra={"job": job, "version": version, "error": str(exc)})
+            return self._finish(running, FAILED, preparation.reason(exc))
         try:
             started = self.jobs.start_training(spec)
         except JobRejected as exc:  # the run lets go of the data set all the same (or retries)
@@ -240,18 +249,28 @@ class Orchestrator:
         return RunResult(Action.BUSY, f"run {running.job_name} is {running.stage}")
 
     # the run's manifest (chalicelib/pipeline/manifest.py) --------------------------------------------
-    def _write_manifest(self, version: str, objects: list[ObjectInfo]) -> None:
+    def _write_manifest(self, version: str, objects: list[ObjectInfo]) -> str:
         """Once per version: a replay, a relaunch or a forced run of the version keeps the first record
         (the same keys and ETags; only version ids could differ). The channel file first, so a record
-        that exists always has its channel file."""
+        that exists always has its channel file. Returns "" when written (or there already), else the reason the
+        run fails with (chalicelib/pipeline/preparation.py)."""
         s = self.settings
         uri = layout.manifest_record(s.artifact_bucket, version)
-        if self.objects.exists(uri):
-            return
-        self.objects.write(layout.manifest_channel(s.artifact_bucket, version), manifest.channel(s.dataset_uri, objects))
-        raw = manifest.record(s.dataset_uri, version, objects)
-        self.objects.write(uri, raw)
+        channel = layout.manifest_channel(s.artifact_bucket, version)
+        try:
+            with preparation.step(f"reading {uri}"):
+                if self.objects.exists(uri):
+                    return ""
+            raw = manifest.record(s.dataset_uri, version, objects)
+            with preparation.step(f"writing {channel}"):
+                self.objects.write(channel, manifest.channel(s.dataset_uri, objects))
+            with preparation.step(f"writing {uri}"):
+                self.objects.write(uri, raw)
+        except preparation.PreparationFailed as exc:
+            logger.error("manifest not written", extra={"version": version, "error": str(exc)})
+            return preparation.reason(exc)
         logger.info("manifest written", extra={"version": version, "uri": uri, "files": len(objects), "sha256": manifest.sha256(raw)})
+        return ""
 
     # SageMaker state changes ----------------------------------------------------------------
     def on_training_state(self, status: JobStatus) -> RunResult:
@@ -418,11 +437,13 @@ class Orchestrator:
             raise Conflict(f"data set version {version} made model {version} already: change the data set to train another")
         attempt = self._unused_attempt(version)
         job = job_names.training_job(self.settings.model_package_group, version, attempt)
-        self._write_manifest(version, objects)
+        problem = self._write_manifest(version, objects)
         running = Running(version, job, LAUNCHING, now, now, attempt=attempt, full=full)
         if self.state.claim_run(self.dataset, running, state.pending_changes, replace=True) != CLAIMED:
             raise Conflict("another run took the data set first")
         logger.info("run forced", extra={"version": version, "job": job, "reason": reason, "full": full})
+        if problem:
+            return replace(self._finish(running, FAILED, problem), reason=reason)
         return replace(self._start_training(version, job, now, tell_start=True), reason=reason)
 
     def _unused_attempt(self, version: str) -> int:

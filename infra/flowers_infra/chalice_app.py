@@ -48,6 +48,7 @@ from chalicelib.contract.bucket_layout import (
     training_job_key,
 )
 from chalicelib.contract.feature_cache import MARKER as FEATURE_CACHE_MARKER
+from chalicelib.contract.hyperparameters import FILE_NAME as HYPERPARAMETERS_FILE
 from chalicelib.contract.vocabulary import EventSource
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
@@ -218,6 +219,10 @@ class ChaliceApp(Construct):
                                     resources=[props.dataset_bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [
                                         props.config.dataset_prefix, f"{props.config.dataset_prefix}*"]}}),
+                # Cloud hyperparameters: training.json beside the data set (chalicelib/pipeline/job_specs.py), read with
+                # HeadObject then GetObject (both need s3:GetObject). That one key only: the Lambdas never read the photos.
+                iam.PolicyStatement(sid="ReadHyperparameters", actions=["s3:GetObject"], resources=[
+                    f"{props.dataset_bucket_arn}/{props.config.dataset_prefix}{HYPERPARAMETERS_FILE}"]),
                 # The launch writes the run's manifest once (chalicelib/pipeline/manifest.py): the only S3 write of a Lambda.
                 iam.PolicyStatement(sid="WriteManifests", actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
                 find_manifests,

@@ -617,3 +617,18 @@ def test_the_api_reads_only_training_jobs_validation_reports(raw):
     for statement in statements(raw, api_role):
         if "/training/" in text(statement.get("Resource")) or "training/" in text(statement.get("Condition")):
             assert statement in (read, find), statement
+
+
+def test_the_pipeline_may_read_training_json_and_no_other_dataset_object(raw):
+    """Cloud hyperparameters (chalicelib/pipeline/job_specs.py): without s3:GetObject on training.json the HeadObject gets
+    a 403 and every run fails. That key only: the pipeline Lambdas list the photos but never read them."""
+    from chalicelib.contract.hyperparameters import FILE_NAME
+    from flowers_infra.config import FlowersConfig
+
+    role = functions(raw)["Tick"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    on_dataset_objects = [s for s in statements(raw, role) if "datasets" in text(s["Resource"])
+                          and s["Effect"] == "Allow" and as_list(s["Action"]) != ["s3:ListBucket", "s3:ListBucketVersions"]]
+    assert len(on_dataset_objects) == 1, on_dataset_objects
+    grant = on_dataset_objects[0]
+    assert as_list(grant["Action"]) == ["s3:GetObject"] and not isinstance(grant["Resource"], list)
+    assert text(grant["Resource"]).endswith(f'/{FlowersConfig().dataset_prefix}{FILE_NAME}"]]}}'), grant["Resource"]

@@ -327,3 +327,26 @@ def test_the_job_runner_expires_old_feature_cache_entries_before_a_training_job(
     assert env[feature_cache.FOLDER_ENV] == str(folder)
     assert [name for name, path in entries.items() if path.exists()] == ["new"]
     assert feature_cache.expire(folder / "missing", 30, now) == 0  # no cache yet: nothing to do
+
+
+def test_a_run_whose_manifest_cannot_be_written_fails_once_locally(local):
+    """Local mode relaunches a run left in `launching` at every tick: one whose preparation fails on the disk (here
+    `manifests` is a file, so no manifest can be written beneath it) fails once, with the OSError in its reason,
+    and the next tick after the cause is gone trains (chalicelib/pipeline/preparation.py)."""
+    (local.bucket_folder / "roses").mkdir(parents=True)
+    (local.bucket_folder / "roses" / "a.jpg").write_bytes(b"photo")
+    local.artifact_folder.mkdir(parents=True, exist_ok=True)
+    (local.artifact_folder / "manifests").write_bytes(b"in the way")
+    orchestrator = _local_orchestrator(local, 1000.0)
+    orchestrator.record_uploads([Change("id1", "roses/a.jpg", "created", 0.0)])
+    failed = orchestrator.tick()
+    assert failed.action is Action.FAILED and failed.reason is not None
+    assert failed.reason.startswith("preparing the run failed: writing ") and "manifests/" in failed.reason
+    assert "FileExistsError" in failed.reason or "NotADirectoryError" in failed.reason
+    state = orchestrator.dataset_state()
+    assert state.running is None and state.last_outcome is not None and state.last_outcome.reason == failed.reason
+    assert orchestrator.tick().action is Action.IDLE  # not relaunched
+    (local.artifact_folder / "manifests").unlink()
+    (local.bucket_folder / "roses" / "b.jpg").write_bytes(b"photo")
+    orchestrator.record_uploads([Change("id2", "roses/b.jpg", "created", 0.0)])
+    assert orchestrator.tick().action is Action.STARTED
