@@ -443,8 +443,10 @@ class Orchestrator:
             raise Conflict("another run took the data set first")
         logger.info("run forced", extra={"version": version, "job": job, "reason": reason, "full": full})
         if problem:
-            return replace(self._finish(running, FAILED, problem), reason=reason)
-        return replace(self._start_training(version, job, now, tell_start=True), reason=reason)
+            return self._finish(running, FAILED, problem)
+        started = self._start_training(version, job, now, tell_start=True)
+        # A run that started answers with the operator's reason; one that failed at once, with why it failed.
+        return replace(started, reason=reason) if started.action is Action.STARTED else started
 
     def _unused_attempt(self, version: str) -> int:
         """The first attempt number whose job names the job service has never seen (it keeps every name)."""

@@ -80,3 +80,12 @@ def test_a_rule_across_layers_fails_the_run_as_training_would(world, monkeypatch
     assert result["action"] == "failed" and world.training_jobs() == []
     reason = world.status()["last_outcome"]["reason"]
     assert "weights: preset tiny_cnn has no ImageNet weights" in reason and "training.json together" in reason
+
+
+def test_post_runs_that_fails_at_once_answers_why(world):
+    """POST /runs with a bad training.json: the answer is the failure's reason, not the operator's."""
+    world.upload(["daisy/a.jpg", "roses/b.jpg"])
+    _training_json(world, {"epochs": -3})
+    answer = world.client.http.post("/runs", headers={"Content-Type": "application/json"}, body=b"{}")
+    assert answer.status_code == 200 and answer.json_body["action"] == "failed"
+    assert "bad hyperparameters in training.json: epochs" in answer.json_body["reason"] and world.training_jobs() == []
