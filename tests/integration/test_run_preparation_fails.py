@@ -8,43 +8,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from chalice.test import Client
 
-import app as chalice_app
 from chalicelib import services
 from chalicelib.pipeline.orchestrator import RELAUNCH_AFTER
-from pipeline_fixtures import REGION, aws  # noqa: F401  (fixture)
-from test_pipeline_aws import World
-
-BUS = "flowers-events"
+from pipeline_fixtures import aws  # noqa: F401  (fixture)
+from test_domain_events_published import world  # noqa: F401  (fixture: the pipeline with the stack's bus)
 
 
-@pytest.fixture
-def world(aws, monkeypatch):  # noqa: F811
-    import boto3
-
-    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
-    services.reset()
-    events = boto3.client("events", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
-    events.create_event_bus(Name=BUS)
-    queue = sqs.create_queue(QueueName="flowers-events-seen")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="everything", EventBusName=BUS, EventPattern=json.dumps({"source": ["flowers"]}))
-    events.put_targets(Rule="everything", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": arn}])
-    with Client(chalice_app.app) as client:
-        w = World(aws, client)
-
-        def seen() -> list[dict]:
-            found = []
-            while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
-                for message in messages:
-                    found.append(json.loads(message["Body"])["detail"])
-                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-            return found
-
-        w.seen = seen
-        yield w
+def details(world) -> list[dict]:
+    """The domain events the bus delivered since last asked: their detail."""
+    return [event["detail"] for event in world.seen()]
 
 
 def deny(world, operations: tuple[str, ...], key_ends: str):
@@ -88,13 +61,13 @@ def test_a_training_json_the_role_cannot_read_fails_the_run_once_and_the_next_ru
     status = world.status()
     assert status["last_outcome"]["status"] == "failed" and status["last_outcome"]["reason"] == result["reason"]
     assert status["running_job"] is None
-    assert [(e["type"], e["reason"]) for e in world.seen()] == [("Run Failed", result["reason"])]
+    assert [(e["type"], e["reason"]) for e in details(world)] == [("Run Failed", result["reason"])]
 
     # No relaunch loop: later ticks find nothing to run, fail nothing and publish nothing.
     for _ in range(3):
         world.now += RELAUNCH_AFTER + 1
         assert world.tick()["action"] not in ("started", "failed")
-    assert world.training_jobs() == [] and world.seen() == [] and world.status()["last_outcome"]["reason"] == result["reason"]
+    assert world.training_jobs() == [] and details(world) == [] and world.status()["last_outcome"]["reason"] == result["reason"]
 
     undo()
     if recover == "upload":
@@ -128,4 +101,4 @@ def test_a_manifest_that_cannot_be_written_fails_the_run(world):
     assert result["reason"].startswith(f"preparing the run failed: writing s3://{world.aws.artifacts}/manifests/")
     assert "AccessDenied (PutObject)" in result["reason"] and world.status()["running_job"] is None
     world.now += RELAUNCH_AFTER + 1
-    assert world.tick()["action"] not in ("started", "failed") and [e["type"] for e in world.seen()] == ["Run Failed"]
+    assert world.tick()["action"] not in ("started", "failed") and [e["type"] for e in details(world)] == ["Run Failed"]
