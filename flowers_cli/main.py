@@ -209,25 +209,32 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
         print("error: TensorBoard is not installed here (pip install tensorboard)", file=sys.stderr)
         return 2
     print(f"TensorBoard on every local training run: {logdir}", flush=True)
-    child = subprocess.Popen([program, "--logdir", str(logdir), "--port", str(args.port),
-                              "--bind_all" if args.bind_all else "--host=127.0.0.1"])
+    child: subprocess.Popen[bytes] | None = None
+    came: list[int] = []  # the SIGTERM, once one comes
 
-    def stop(signum: int, frame: FrameType | None) -> NoReturn:  # SIGTERM (kill, systemd, CI) stops TensorBoard too
-        child.terminate()
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-        raise SystemExit(128 + signum)
+    # SIGTERM (kill, systemd, CI) stops TensorBoard too. The handler is in place before TensorBoard starts, so a
+    # signal at any moment is seen: while it starts, it is noted and acted on once the child is known.
+    def stop(signum: int, frame: FrameType | None) -> None:
+        came.append(signum)
+        if child is not None:
+            raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
+        child = subprocess.Popen([program, "--logdir", str(logdir), "--port", str(args.port),
+                                  "--bind_all" if args.bind_all else "--host=127.0.0.1"])
+        if came:
+            raise SystemExit(128 + came[0])
         return child.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if child.poll() is None:  # Ctrl-C reaches the child too; wait for it rather than leave it behind
+        if child is not None and child.poll() is None:  # a signal, or Ctrl-C (which reaches the child too)
             child.terminate()
-            child.wait()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
 
 
 # classify -------------------------------------------------------------------------------------
