@@ -42,12 +42,9 @@ def parse(content_type: str | None, body: bytes | None, query: Mapping[str, str]
     if kind not in ACCEPTED_TYPES:
         raise unsupported(f"Content-Type {kind or '(none)'!r} is not supported; send {', '.join(IMAGE_TYPES[:4])}, "
                           "application/octet-stream or application/json {\"image\": \"<base64>\"}")
-    if kind == JSON_TYPE:
-        image = _from_json(body)
-    else:
-        image = body
-        if len(image) > MAX_IMAGE_BYTES:
-            raise too_large(f"the image has {len(image)} bytes; the limit is {MAX_IMAGE_BYTES} bytes")
+    image = _from_json(body) if kind == JSON_TYPE else body
+    if len(image) > MAX_IMAGE_BYTES:  # raw, or decoded from base64
+        raise too_large(f"the image has {len(image)} bytes; the limit is {MAX_IMAGE_BYTES} bytes")
     if not image:
         raise bad_request("empty_body", "the request has no image bytes")
     return PredictRequest(image, top_k)
@@ -67,6 +64,4 @@ def _from_json(body: bytes) -> bytes:
             image = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
         except (binascii.Error, ValueError):
             raise bad_request("bad_base64", "the image field is not valid base64") from None
-    if len(image) > MAX_IMAGE_BYTES:
-        raise too_large(f"the image has {len(image)} bytes; the limit is {MAX_IMAGE_BYTES} bytes")
     return image
