@@ -9,6 +9,7 @@ xdist workers through a lock), with `python -m training.train` and `training.con
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import json
@@ -101,26 +102,36 @@ def _one_backup_per_transaction(monkeypatch) -> None:
 @pytest.fixture
 def aws(monkeypatch):
     """A moto account laid out like the deployed stack; chalicelib's caches are reset around it."""
+    with aws_account(monkeypatch) as world:
+        yield world
+
+
+@contextlib.contextmanager
+def aws_account(monkeypatch, env: dict | None = None):
+    """The `aws` fixture's account, for a test that needs several in turn (`env`: settings over ENV)."""
     import boto3
     from moto import mock_aws
 
     from chalicelib import services
     from chalicelib.adapters.aws.dynamodb_state import create_table
 
-    for key, value in ENV.items():
+    env = {**ENV, **(env or {})}
+    for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     _one_backup_per_transaction(monkeypatch)
     services.reset()
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=ENV["DATASET_BUCKET"])
-        s3.create_bucket(Bucket=ENV["ARTIFACT_BUCKET"])
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_table(dynamodb, ENV["STATE_TABLE"])
-        sagemaker = boto3.client("sagemaker", region_name=REGION)
-        yield AwsWorld(s3, sagemaker, dynamodb, dict(ENV))
-    services.reset()
+    try:
+        with mock_aws():
+            s3 = boto3.client("s3", region_name=REGION)
+            s3.create_bucket(Bucket=env["DATASET_BUCKET"])
+            s3.create_bucket(Bucket=env["ARTIFACT_BUCKET"])
+            dynamodb = boto3.client("dynamodb", region_name=REGION)
+            create_table(dynamodb, env["STATE_TABLE"])
+            sagemaker = boto3.client("sagemaker", region_name=REGION)
+            yield AwsWorld(s3, sagemaker, dynamodb, env)
+    finally:
+        services.reset()
 
 
 # events: the builders local mode uses (chalicelib/adapters/local/events.py), from this test account ---------

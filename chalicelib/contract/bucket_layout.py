@@ -34,6 +34,12 @@ MODEL_ARCHIVE = "model.tar.gz"  # the training job's model (SageMaker packs /opt
 OUTPUT_ARCHIVE = "output.tar.gz"  # the training job's $SM_OUTPUT_DATA_DIR
 
 
+def is_inside(relative: str) -> bool:
+    """`relative` names an object inside a prefix when joined to it: no empty, `.` or `..` segment, no leading `/`,
+    no backslash. S3 keeps `a/../b` as it is, a folder resolves it: checked before either reads it."""
+    return bool(relative) and "\\" not in relative and all(part not in ("", ".", "..") for part in relative.split("/"))
+
+
 def uri(bucket: str, key: str) -> str:
     """The object `key` of `bucket` (s3://; local mode's object store maps the bucket to a folder)."""
     return f"s3://{bucket}/{key}"

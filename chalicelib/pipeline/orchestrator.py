@@ -315,9 +315,11 @@ class Orchestrator:
         prefix = layout.model_folder(self.settings.artifact_bucket, running.version)
         uris = {name: prefix + name for name in (contract.MODEL_FILE, contract.LABELS_FILE, contract.METADATA_FILE)}
         try:
+            # Looked for before reading: a missing key read is a 403 to a role that may list only some prefixes.
+            missing = [uris[name] for name in (contract.METADATA_FILE, contract.MODEL_FILE) if not self.objects.exists(uris[name])]
+            if missing:
+                return self._finish(running, FAILED, f"conversion output missing: {', '.join(missing)}")
             metadata = json.loads(self.objects.read(uris[contract.METADATA_FILE]))
-            if not self.objects.exists(uris[contract.MODEL_FILE]):
-                raise FileNotFoundError(uris[contract.MODEL_FILE])
         except (OSError, ValueError) as exc:
             return self._finish(running, FAILED, f"conversion output unusable: {type(exc).__name__}: {exc}")
         except Exception as exc:  # botocore's NoSuchKey and friends

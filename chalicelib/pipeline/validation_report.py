@@ -88,7 +88,16 @@ class ArchivedReports:
 
     def validation_report(self, training_job: str) -> dict[str, Any] | None:
         uri = bucket_layout.output_archive(self._bucket, training_job)
-        return self._cache.get(training_job, lambda: read_archive(self._objects.read, uri))
+        return self._cache.get(training_job, lambda: read_archive(self._objects.read, uri) if self._found(uri) else None)
+
+    def _found(self, uri: str) -> bool:
+        """Is the archive there yet (a job still training has none)? Asked by listing, which the API's role may do
+        for these keys: a GetObject of a missing key is a 403, not a 404, to a role that may not list the bucket."""
+        try:
+            return self._objects.exists(uri)
+        except Exception as exc:  # GET /status answers without the report; the refusal is logged, never hidden
+            logger.warning("validation report unreadable", extra={"uri": uri, "error": f"{type(exc).__name__}: {exc}"})
+            return False
 
 
 def summary(report: dict[str, Any], training_job: str, limit: int = MAX_LISTED) -> dict[str, Any]:
@@ -164,10 +173,9 @@ def read_archive(read: Callable[[str], bytes], uri: str) -> dict[str, Any] | Non
     except Exception as exc:  # botocore's NoSuchKey / ClientError, a local FileNotFoundError, or worse: logged
         response = getattr(exc, "response", None)
         code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-        # A job that never started, or stopped before SageMaker's upload, has no archive. (S3 answers 403, not
-        # 404, for a missing key to a caller that may not list the bucket: the stack lets the API list it.)
-        if not (isinstance(exc, FileNotFoundError) or type(exc).__name__ == "NoSuchKey"
-                or code in ("NoSuchKey", "404", "AccessDenied", "403")):
+        # A job that never started, or stopped before SageMaker's upload, has no archive (ArchivedReports lists it
+        # first; gone since: NoSuchKey). A refusal (AccessDenied) is logged: it is the role's, not the job's.
+        if not (isinstance(exc, FileNotFoundError) or type(exc).__name__ == "NoSuchKey" or code in ("NoSuchKey", "404")):
             logger.warning("validation report unreadable", extra={"uri": uri, "error": f"{type(exc).__name__}: {exc}"})
         return None
     report = from_archive(data)

@@ -40,14 +40,12 @@ from chalicelib.contract.bucket_layout import (
     CLASSIFY_PREFIX,
     FEATURES_PREFIX,
     MANIFESTS_PREFIX,
-    MODEL_ARCHIVE,
     MODELS_PREFIX,
     OUTPUT_ARCHIVE,
     PREDICTIONS_PREFIX,
     TRAINING_PREFIX,
     training_job_key,
 )
-from chalicelib.contract.feature_cache import MARKER as FEATURE_CACHE_MARKER
 from chalicelib.contract.hyperparameters import FILE_NAME as HYPERPARAMETERS_FILE
 from chalicelib.contract.vocabulary import EventSource
 from flowers_infra.checks import skip_checkov
@@ -164,8 +162,6 @@ class ChaliceApp(Construct):
         read_registry = [
             iam.PolicyStatement(sid="ReadRegistry", actions=["sagemaker:DescribeModelPackage"],
                                 resources=[props.model_packages_arn]),
-            iam.PolicyStatement(sid="ReadRegistryGroup", actions=["sagemaker:DescribeModelPackageGroup"],
-                                resources=[props.model_group_arn]),
             # ListModelPackages supports no resource-level permission: it can only be granted on "*".
             iam.PolicyStatement(sid="ListRegistry", actions=["sagemaker:ListModelPackages"], resources=["*"]),
         ]
@@ -174,22 +170,58 @@ class ChaliceApp(Construct):
         # Domain events (runs started / failed, models registered / promoted / rolled back): the stack's bus, source flowers.
         publish = iam.PolicyStatement(sid="PublishDomainEvents", actions=["events:PutEvents"], resources=[props.event_bus_arn],
                                       conditions={"StringEquals": {"events:source": EventSource.FLOWERS.value}})
+        # Starting a run: the tick, and POST /runs by hand (the API function runs the same launch, chalicelib/pipeline/
+        # orchestrator.py): claim it in the state table, list the data set, read training.json, write the run's manifest,
+        # check what a warm start and the feature cache need, start the training job with the SageMaker role.
+        launch = [
+            iam.PolicyStatement(sid="RunState", resources=[table], actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
+            # ListObjectVersions: the current objects with their version ids, for the run's manifest.
+            iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                                resources=[props.dataset_bucket_arn],
+                                conditions={"StringLike": {"s3:prefix": [
+                                    props.config.dataset_prefix, f"{props.config.dataset_prefix}*"]}}),
+            # Cloud hyperparameters: training.json beside the data set (chalicelib/pipeline/job_specs.py), found by
+            # listing its key (ListDataset) and read. That one key only: the pipeline never reads the photos.
+            iam.PolicyStatement(sid="ReadHyperparameters", actions=["s3:GetObject"], resources=[
+                f"{props.dataset_bucket_arn}/{props.config.dataset_prefix}{HYPERPARAMETERS_FILE}"]),
+            # The launch writes the run's manifest once (chalicelib/pipeline/manifest.py).
+            iam.PolicyStatement(sid="WriteManifests", actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
+            find_manifests,
+            # Incremental runs (chalicelib/contract/warm_start.py, chalicelib/contract/feature_cache.py): is the production
+            # model's training output still there, does the feature cache hold entries yet (both found by listing the key).
+            iam.PolicyStatement(sid="FindWarmStartAndFeatures", actions=["s3:ListBucket"],
+                                resources=[props.artifact_bucket.bucket_arn],
+                                conditions={"StringLike": {"s3:prefix": [f"{TRAINING_PREFIX}*", f"{FEATURES_PREFIX}*"]}}),
+            iam.PolicyStatement(sid="StartTraining", actions=["sagemaker:CreateTrainingJob"],
+                                resources=[props.training_jobs_arn],
+                                conditions={"ForAllValues:StringEquals": {
+                                    "sagemaker:InstanceTypes": [props.config.training_instance_type]}}),
+            iam.PolicyStatement(sid="WatchJobs", actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeProcessingJob"],
+                                resources=jobs),
+            iam.PolicyStatement(sid="TagOurJobs", actions=["sagemaker:AddTags"], resources=jobs),
+            iam.PolicyStatement(sid="PassSageMakerRole", actions=["iam:PassRole"],
+                                resources=[props.sagemaker_role.role_arn],
+                                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+        ]
         documents = {
             # HTTP: predictions (registry + model files, presigned download links), status, models,
             # approve / reject / rollback by hand.
+            # POST /runs: a run started by hand (launch, above).
             "api": [
-                iam.PolicyStatement(sid="ReadState", actions=["dynamodb:GetItem", "dynamodb:Query"], resources=[table]),
+                *[statement for statement in launch if statement.sid != "ReadHyperparameters"],  # ReadListedPhotos has it
+                # GET /status, /models: the runs' history.
+                iam.PolicyStatement(sid="ReadRunHistory", actions=["dynamodb:Query"], resources=[table]),
                 iam.PolicyStatement(sid="ReadModels", actions=["s3:GetObject"], resources=[models]),
                 # GET /status: each training job's validation report, in the output.tar.gz SageMaker writes from
-                # $SM_OUTPUT_DATA_DIR; listing the prefix makes a job without one yet a 404, not a 403.
+                # $SM_OUTPUT_DATA_DIR; found (a job without one yet) by listing its key (launch's FindWarmStartAndFeatures).
                 iam.PolicyStatement(sid="ReadValidationReports", actions=["s3:GetObject"],
                                     resources=[props.artifact_bucket.arn_for_objects(VALIDATION_ARCHIVES)]),
-                iam.PolicyStatement(sid="FindValidationReports", actions=["s3:ListBucket"],
-                                    resources=[props.artifact_bucket.bucket_arn],
-                                    conditions={"StringLike": {"s3:prefix": [VALIDATION_ARCHIVES]}}),
-                # GET /models/{version}/photos: the run's manifest.
-                iam.PolicyStatement(sid="ReadManifests", actions=["s3:GetObject"], resources=[manifests]),
-                find_manifests,
+                # GET /models/{version}/photos reads the run's manifest (launch's WriteManifests, FindManifests).
+                # GET /status/label-issues/thumbnail: a photo the last run lists as likely mislabelled (chalicelib/api/web),
+                # read from the data set (training.json too); listing its key (ListDataset) tells a photo gone since the
+                # run (404) from a refusal.
+                iam.PolicyStatement(sid="ReadListedPhotos", actions=["s3:GetObject"],
+                                    resources=[f"{props.dataset_bucket_arn}/{props.config.dataset_prefix}*"]),
                 *read_registry, set_status, publish,
             ],
             # Upload events: conditional writes of seen-upload markers and the pending count. And batch classification
@@ -197,66 +229,35 @@ class ChaliceApp(Construct):
             "upload": [
                 iam.PolicyStatement(sid="ReadPhotosToClassify", actions=["s3:GetObject"],
                                     resources=[f"{props.dataset_bucket_arn}/{CLASSIFY_PREFIX}*"]),
-                iam.PolicyStatement(sid="WritePredictions", actions=["s3:GetObject", "s3:PutObject"],
+                iam.PolicyStatement(sid="WritePredictions", actions=["s3:PutObject"],
                                     resources=[f"{props.dataset_bucket_arn}/{PREDICTIONS_PREFIX}*"]),
                 # Listing makes a missing photo or batch output a 404 (HeadObject), not a 403.
                 iam.PolicyStatement(sid="FindClassifyObjects", actions=["s3:ListBucket"], resources=[props.dataset_bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [f"{CLASSIFY_PREFIX}*", f"{PREDICTIONS_PREFIX}*"]}}),
                 iam.PolicyStatement(sid="ReadServedModel", actions=["s3:GetObject"], resources=[models]),
                 *read_registry,
-                iam.PolicyStatement(sid="RecordUploads", resources=[table], actions=[
-                    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]),
+                iam.PolicyStatement(sid="RecordUploads", resources=[table], actions=["dynamodb:PutItem", "dynamodb:UpdateItem"]),
                 iam.PolicyStatement(sid="ConsumeUploadQueue", resources=[props.uploads.queue_arn], actions=[
                     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]),
             ],
             # The tick and the SageMaker events: run the pipeline (launch, convert, register, promote).
             "pipeline": [
-                iam.PolicyStatement(sid="PipelineState", resources=[table], actions=[
-                    "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                    "dynamodb:ConditionCheckItem"]),
-                # ListObjectVersions: the current objects with their version ids, for the run's manifest.
-                iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket", "s3:ListBucketVersions"],
-                                    resources=[props.dataset_bucket_arn],
-                                    conditions={"StringLike": {"s3:prefix": [
-                                        props.config.dataset_prefix, f"{props.config.dataset_prefix}*"]}}),
-                # Cloud hyperparameters: training.json beside the data set (chalicelib/pipeline/job_specs.py), read with
-                # HeadObject then GetObject (both need s3:GetObject). That one key only: the Lambdas never read the photos.
-                iam.PolicyStatement(sid="ReadHyperparameters", actions=["s3:GetObject"], resources=[
-                    f"{props.dataset_bucket_arn}/{props.config.dataset_prefix}{HYPERPARAMETERS_FILE}"]),
-                # The launch writes the run's manifest once (chalicelib/pipeline/manifest.py): the only S3 write of a Lambda.
-                iam.PolicyStatement(sid="WriteManifests", actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
-                find_manifests,
+                *launch,
                 iam.PolicyStatement(sid="ReadConvertedModels", actions=["s3:GetObject"], resources=[models]),
-                # Incremental runs (chalicelib/contract/warm_start.py, chalicelib/contract/feature_cache.py): is the production model's
-                # training output still there (HeadObject), does the feature cache hold entries yet; listing makes
-                # a missing one a 404, not a 403.
-                iam.PolicyStatement(sid="CheckWarmStartAndFeatures", actions=["s3:GetObject"], resources=[
-                    props.artifact_bucket.arn_for_objects(training_job_key("*", MODEL_ARCHIVE)),
-                    props.artifact_bucket.arn_for_objects(FEATURE_CACHE_MARKER)]),
-                iam.PolicyStatement(sid="FindWarmStartAndFeatures", actions=["s3:ListBucket"],
-                                    resources=[props.artifact_bucket.bucket_arn],
-                                    conditions={"StringLike": {"s3:prefix": [f"{TRAINING_PREFIX}*", f"{FEATURES_PREFIX}*"]}}),
                 iam.PolicyStatement(sid="CheckConvertedModels", actions=["s3:ListBucket"],
                                     resources=[props.artifact_bucket.bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [f"{MODELS_PREFIX}*"]}}),
-                iam.PolicyStatement(sid="StartTraining", actions=["sagemaker:CreateTrainingJob"],
-                                    resources=[props.training_jobs_arn],
-                                    conditions={"ForAllValues:StringEquals": {
-                                        "sagemaker:InstanceTypes": [props.config.training_instance_type]}}),
                 iam.PolicyStatement(sid="StartConversion", actions=["sagemaker:CreateProcessingJob"],
                                     resources=[props.processing_jobs_arn],
                                     conditions={"ForAllValues:StringEquals": {
                                         "sagemaker:InstanceTypes": [props.config.conversion_instance_type]}}),
-                iam.PolicyStatement(sid="WatchJobs", actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeProcessingJob"],
-                                    resources=jobs),
                 iam.PolicyStatement(sid="Register", actions=["sagemaker:CreateModelPackage"],
                                     resources=[props.model_packages_arn, props.model_group_arn]),
-                iam.PolicyStatement(sid="TagOurResources", actions=["sagemaker:AddTags"], resources=[
-                    *jobs, props.model_packages_arn]),
+                # Registering checks the group is there first (CloudFormation made it; chalicelib/adapters/aws/sagemaker_registry.py).
+                iam.PolicyStatement(sid="ReadRegistryGroup", actions=["sagemaker:DescribeModelPackageGroup"],
+                                    resources=[props.model_group_arn]),
+                iam.PolicyStatement(sid="TagOurPackages", actions=["sagemaker:AddTags"], resources=[props.model_packages_arn]),
                 *read_registry, set_status, publish,
-                iam.PolicyStatement(sid="PassSageMakerRole", actions=["iam:PassRole"],
-                                    resources=[props.sagemaker_role.role_arn],
-                                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
                 iam.PolicyStatement(sid="FailedInvocations", actions=["sqs:SendMessage"],
                                     resources=[self.events_dlq.queue_arn]),
             ],

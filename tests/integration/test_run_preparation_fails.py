@@ -51,13 +51,13 @@ def _training_json(world, document) -> None:
 @pytest.mark.parametrize("recover", ["upload", "post_runs"])
 def test_a_training_json_the_role_cannot_read_fails_the_run_once_and_the_next_run_trains(world, recover):
     _training_json(world, {"epochs": 3})
-    undo = deny(world, ("HeadObject", "GetObject"), "/training.json")
+    undo = deny(world, ("GetObject",), "/training.json")
     world.upload(["daisy/a.jpg", "roses/b.jpg"])
     world.now += 601
     result = world.tick()
     uri = f"s3://{world.aws.dataset_bucket}/{world.aws.prefix}training.json"
     assert result["action"] == "failed" and world.training_jobs() == []
-    assert result["reason"] == f"preparing the run failed: reading {uri}: 403 (HeadObject): Forbidden"
+    assert result["reason"] == f"preparing the run failed: reading {uri}: AccessDenied (GetObject): Access Denied"
     status = world.status()
     assert status["last_outcome"]["status"] == "failed" and status["last_outcome"]["reason"] == result["reason"]
     assert status["running_job"] is None
@@ -82,14 +82,15 @@ def test_a_training_json_the_role_cannot_read_fails_the_run_once_and_the_next_ru
     assert world.aws.sagemaker.describe_training_job(TrainingJobName=started["job"])["HyperParameters"]["epochs"] == "3"
 
 
-def test_a_get_refused_after_head_passed_names_the_code(world):
-    """A GetObject refused (AccessDenied) where the HeadObject passed: the reason names S3's code."""
+def test_a_refused_listing_names_the_code(world):
+    """The existence check (a listing of the key, chalicelib/adapters/aws/s3_objects.py) refused: the reason names
+    S3's code and the operation."""
     _training_json(world, {"epochs": 3})
-    deny(world, ("GetObject",), "/training.json")
+    deny(world, ("ListObjectsV2",), "")
     world.upload(["daisy/a.jpg", "roses/b.jpg"])
     world.now += 601
     reason = world.tick()["reason"]
-    assert reason.endswith("training.json: AccessDenied (GetObject): Access Denied") and world.training_jobs() == []
+    assert reason.endswith("training.json: AccessDenied (ListObjectsV2): Access Denied") and world.training_jobs() == []
 
 
 def test_a_manifest_that_cannot_be_written_fails_the_run(world):

@@ -53,14 +53,12 @@ class S3ObjectStore:
         self._s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 
     def exists(self, uri: str) -> bool:
+        """Listed, not HeadObject'ed: S3 answers a HEAD of a missing key 404 only to a caller that may list the
+        whole bucket, else 403, and our roles may list only the prefixes they read (s3:prefix conditions, which a
+        HEAD does not carry). A listing of the key as prefix needs exactly that grant; the key itself sorts first."""
         bucket, key = split(uri)
-        try:
-            self._s3.head_object(Bucket=bucket, Key=key)
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        found = self._s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+        return bool(found) and found[0].get("Key") == key
 
     def join(self, uri: str, *parts: str) -> str:
         return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])

@@ -14,6 +14,7 @@ from typing import Any
 
 from PIL import Image
 
+from chalicelib.contract import bucket_layout as layout
 from chalicelib.contract import imaging
 
 from chalicelib import services
@@ -46,13 +47,15 @@ def label_issue_thumbnail(file: str) -> bytes:
     listed = {str(issue.get("file")) for issue in (validation.get("label_issues") or {}).get("issues") or []}
     if not file or file not in listed:
         raise not_found("not a photo the last run lists as likely mislabelled")
+    if not layout.is_inside(file):  # a report names what a data set held: its names are the uploaders'
+        raise not_found("not a photo inside the data set")
+    uri = svc.objects.join(svc.settings.dataset_uri, file)
+    if not svc.objects.exists(uri):  # gone since the run; any other error (a refused read) is a 500, logged
+        raise not_found("the photo is no longer in the data set")
     try:
-        data = svc.objects.read(svc.objects.join(svc.settings.dataset_uri, file))
-        pixels = imaging.load_pixels(data, THUMBNAIL).pixels
+        pixels = imaging.load_pixels(svc.objects.read(uri), THUMBNAIL).pixels
     except imaging.ImageError as exc:
         raise not_found(f"the photo cannot be shown: {exc}") from None
-    except Exception:  # gone since the run (S3's NoSuchKey, a local FileNotFoundError)
-        raise not_found("the photo is no longer in the data set") from None
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, "JPEG", quality=85)
     return out.getvalue()
