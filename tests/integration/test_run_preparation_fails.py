@@ -90,7 +90,8 @@ def test_a_refused_listing_names_the_code(world):
     world.upload(["daisy/a.jpg", "roses/b.jpg"])
     world.now += 601
     reason = world.tick()["reason"]
-    assert reason.endswith("training.json: AccessDenied (ListObjectsV2): Access Denied") and world.training_jobs() == []
+    assert reason.startswith("preparing the run failed: reading s3://") and world.training_jobs() == []
+    assert reason.endswith(": AccessDenied (ListObjectsV2): Access Denied"), reason
 
 
 def test_a_manifest_that_cannot_be_written_fails_the_run(world):
