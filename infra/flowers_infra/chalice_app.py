@@ -1,7 +1,7 @@
 """The Chalice app (app.py + chalicelib/) inside the stack, through Chalice's CDK construct.
 
 `chalice package` runs at synth (it imports app.py and downloads the Lambda wheels of
-requirements.txt from PyPI, cached in .chalice/deployments/). Its SAM template is included
+requirements.txt, the hash-locked Lambda set, from PyPI; cached in .chalice/deployments/). Its SAM template is included
 as is; what Chalice cannot express is added here, on the included resources:
 
 - one IAM role per kind of handler, each with only the calls its code makes;
@@ -414,20 +414,45 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: dict(o)))
 
 
+# How `chalice package` fetches the Lambda wheels. Its first pass is `pip download -r requirements.txt`
+# (the Lambda lock, with hashes); its later passes fetch, by bare name and without hashes, any package
+# whose first wheel does not fit Lambda. These settings, read by every pip it starts, make the first
+# pass check every hash and fetch only wheels for Lambda's python3.11 (glibc 2.26, as chalice's
+# packager checks) on whatever machine synthesizes, so no later pass runs; were one to run, pip would
+# refuse its unhashed names and the synth would fail instead of shipping an unchecked wheel.
+LAMBDA_PYTHON = "3.11"
+LAMBDA_GLIBC = (2, 26)
+LAMBDA_PIP_ENVIRONMENT = {
+    "PIP_REQUIRE_HASHES": "1",
+    "PIP_ONLY_BINARY": ":all:",
+    "PIP_PLATFORM": " ".join([f"manylinux_2_{minor}_x86_64" for minor in range(17, LAMBDA_GLIBC[1] + 1)]
+                             + ["manylinux2014_x86_64"]),
+    "PIP_IMPLEMENTATION": "cp",
+    "PIP_PYTHON_VERSION": LAMBDA_PYTHON,
+    "PIP_ABI": "cp" + LAMBDA_PYTHON.replace(".", ""),
+}
+
+
 @contextlib.contextmanager
 def _packaging() -> Iterator[None]:
     """`chalice package` writes chalice.out/ into the working directory and needs a region name
-    (it only renders ${AWS::Region} in the template). Give it a scratch directory, then tidy up:
-    the construct has staged the zip into the cloud assembly by then."""
+    (it only renders ${AWS::Region} in the template); its pip downloads the locked Lambda wheels
+    (LAMBDA_PIP_ENVIRONMENT). Give it a scratch directory, then tidy up: the construct has staged
+    the zip into the cloud assembly by then."""
     scratch = tempfile.mkdtemp(prefix="flowers-chalice-")
     previous_dir = os.getcwd()
-    previous_region = os.environ.get("AWS_DEFAULT_REGION")
-    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION") or "us-east-1")
+    overridden = {**LAMBDA_PIP_ENVIRONMENT, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION")
+                  or os.environ.get("AWS_REGION") or "us-east-1"}
+    previous = {name: os.environ.get(name) for name in overridden}
+    os.environ.update(overridden)
     os.chdir(scratch)
     try:
         yield
     finally:
         os.chdir(previous_dir)
-        if previous_region is None:
-            os.environ.pop("AWS_DEFAULT_REGION", None)
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         shutil.rmtree(scratch, ignore_errors=True)

@@ -427,8 +427,8 @@ def _retention(days: int) -> logs.RetentionDays:
 
 
 def _docker_context_excludes() -> list[str]:
-    """The training image COPYs chalicelib/ and training/ only; everything else stays out of the context."""
-    keep = {"chalicelib", "training"}
+    """The training image COPYs chalicelib/, training/ and the pip lock only; everything else stays out of the context."""
+    keep = {"chalicelib", "training", "requirements-pip.txt"}
     return sorted(f"{p.name}" for p in REPO_ROOT.iterdir() if p.name not in keep) + [
         "**/__pycache__", "**/*.pyc"]
 

@@ -212,7 +212,7 @@ def test_training_image_asset_is_built_from_the_repo_with_only_what_the_dockerfi
     source = images[0]["source"]
     assert source["dockerFile"] == "training/Dockerfile" and source["platform"] == "linux/amd64"
     context = cdk_out / source["directory"]
-    assert sorted(p.name for p in context.iterdir()) == ["chalicelib", "training"]
+    assert sorted(p.name for p in context.iterdir()) == ["chalicelib", "requirements-pip.txt", "training"]
     assert (context / "training" / "Dockerfile").is_file()
     assert not list(context.rglob("__pycache__"))
 
