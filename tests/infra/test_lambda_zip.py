@@ -62,3 +62,15 @@ def test_every_wheel_in_the_zip_loads_on_lambdas_python_3_11(lambda_zip):
             assert (python, abi) == ("cp311", "cp311"), f"{dist_info}: {tag}"
             glibc = re.fullmatch(r"manylinux_2_(\d+)_x86_64|manylinux(2014)_x86_64", platform)
             assert glibc and (glibc.group(2) or int(glibc.group(1)) <= 26), f"{dist_info}: {tag}"
+
+
+def test_chalices_pip_fetches_hash_checked_wheels_for_the_platforms_its_packager_accepts():
+    """Were the first pass to fetch a wheel chalice finds unfit (a manylinux_2_28 one, say, as pip picks
+    on a newer machine), chalice would fetch another by bare name, without hashes."""
+    from chalice.deploy.packager import DependencyBuilder
+    from chalice.utils import OSUtils
+    from flowers_infra.chalice_app import LAMBDA_PIP_ENVIRONMENT
+
+    assert LAMBDA_PIP_ENVIRONMENT["PIP_PLATFORM"].split() == DependencyBuilder(OSUtils())._get_pip_platforms("cp311")
+    assert LAMBDA_PIP_ENVIRONMENT["PIP_REQUIRE_HASHES"] == "1" and LAMBDA_PIP_ENVIRONMENT["PIP_ONLY_BINARY"] == ":all:"
+    assert (LAMBDA_PIP_ENVIRONMENT["PIP_PYTHON_VERSION"], LAMBDA_PIP_ENVIRONMENT["PIP_ABI"]) == ("3.11", "cp311")
