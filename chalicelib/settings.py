@@ -158,6 +158,9 @@ class Settings:
     min_test_images: int = _setting("MIN_TEST_IMAGES", _int(0, 10_000_000), 50)
     # promotion gate: largest fall of any class's recall below production's
     max_class_drop: float = _setting("MAX_CLASS_DROP", _accuracy, 0.10)
+    # promotion gate: largest share of the photos shared with production's data set that may change label
+    # (chalicelib/pipeline/relabel.py); more, or other classes, and a person decides
+    max_relabel_share: float = _setting("MAX_RELABEL_SHARE", _accuracy, 0.05)
     # jobs that fail for a transient reason: attempts in all, per stage
     max_attempts: int = _setting("MAX_ATTEMPTS", _int(1, 10), 3)
     # seconds before the second attempt; each later one waits twice as long
