@@ -56,7 +56,7 @@ class Relabelled:
 
     def __str__(self) -> str:
         where = self.after_key if self.before_key == self.after_key else f"{self.before_key} -> {self.after_key}"
-        return f"{where}: {'+'.join(self.before)} -> {'+'.join(self.after)}"
+        return f"{where}: {'+'.join(self.before)} -> {'+'.join(self.after)}"[:300]  # keys may be long; reasons are capped
 
 
 @dataclass(frozen=True)
