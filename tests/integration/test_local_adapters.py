@@ -325,6 +325,8 @@ def test_the_job_runner_expires_old_feature_cache_entries_before_a_training_job(
     job_dir = local.jobs._job_dir("training", job)
     _, env = local.jobs._training_command(job, spec, job_dir, job_dir / "attempt-1")
     assert env[feature_cache.FOLDER_ENV] == str(folder)
+    # new entries go into the job's model folder, as in the cloud (its conversion hands them on to the folder)
+    assert env[feature_cache.NEW_ENV] == str(job_dir / "attempt-1" / "output" / "model" / "features")
     assert [name for name, path in entries.items() if path.exists()] == ["new"]
     assert feature_cache.expire(folder / "missing", 30, now) == 0  # no cache yet: nothing to do
 
