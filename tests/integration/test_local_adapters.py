@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -299,6 +300,15 @@ def test_local_mode_relaunches_a_launch_cut_short_at_the_next_tick(local):
     assert local.jobs.training_status(job) is None
     assert _local_orchestrator(local, 1001.0).tick() == RunResult(Action.STARTED, job=job, version="00000000000000a1")
     assert local.jobs.training_status(job) is not None  # recorded now: the runner starts it
+
+
+def test_jobs_run_this_checkout_s_training_code():
+    """The job runner starts `python -m training.train` / `training.convert` in the project's root (cwd and
+    PYTHONPATH): that folder must hold them, or an installed copy elsewhere would run instead."""
+    from chalicelib.adapters.local import jobs
+
+    assert (jobs.ROOT / "training" / "train.py").is_file() and (jobs.ROOT / "training" / "convert.py").is_file()
+    assert (jobs.ROOT / "chalicelib" / "adapters" / "local" / "jobs.py").resolve() == Path(jobs.__file__).resolve()
 
 
 def test_the_job_runner_expires_old_feature_cache_entries_before_a_training_job(local):

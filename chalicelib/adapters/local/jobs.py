@@ -48,7 +48,7 @@ from chalicelib.contract.warm_start import START_FROM_ENV
 
 MAX_ATTEMPTS = 3  # interrupted by a stop of `flowers up`: run again, at most this many times in all
 INTERRUPTED = "interrupted: flowers up stopped while it ran (kill, crash or Ctrl-C)"
-ROOT = Path(__file__).resolve().parents[2]  # the project (training/ and chalicelib/ live here)
+ROOT = Path(__file__).resolve().parents[3]  # the project (training/ and chalicelib/ live here): chalicelib/adapters/local/jobs.py
 
 Emit = Callable[[str, events.Event], None]  # (function name, event) -> runs the handler; raises on failure
 Say = Callable[[str], None]
