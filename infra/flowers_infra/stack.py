@@ -288,8 +288,8 @@ class FlowersStack(Stack):
         # Conversion writes one version's model files: the Processing job's output URI is models/<version>/ (the
         # pipeline sets it), but a static role cannot name this run's version, so it may put those three file names
         # under any version, and never delete. What keeps an earlier version's files from being replaced is that
-        # URI (the container cannot make calls of its own) plus models/ being write-once (Object Lock). It also hands the feature cache's
-        # new entries on: well-formed entry names under features/ and the marker, nothing else there.
+        # URI (the container cannot make calls of its own) plus models/ being write-once (Object Lock). It also
+        # hands the feature cache's new entries on: entry names under features/ and the marker, nothing else there.
         self.conversion_role = job_role(
             "ConversionJobRole", "flowers conversion jobs: read a training job's model and the data set; write "
             "models/<version>/ and the feature cache's new entries", processing_logs, [
