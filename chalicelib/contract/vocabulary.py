@@ -188,6 +188,7 @@ class ContainerPath(StrEnum):
     PROCESSING_OUTPUT_DIR = f"{_ML}/processing/output"
     PROCESSING_DATA_DIR = f"{_ML}/processing/data"
     PROCESSING_BASELINE_DIR = f"{_ML}/processing/baseline"
+    PROCESSING_FEATURES_DIR = f"{_ML}/processing/features"  # the feature cache's new entries, uploaded to features/
 
 
 def values(*members: StrEnum) -> list[str]:
