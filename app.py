@@ -86,12 +86,12 @@ def _respond(call: Callable[[], Any], status: int = 200, content_type: str = "ap
 # (infra/flowers_infra/chalice_app.py): this name is the default stack's, and local mode's.
 @app.on_sqs_message(queue="flowers-uploads", batch_size=100, maximum_batching_window_in_seconds=30)
 def on_upload(event: SQSEvent) -> dict[str, Any]:
-    return handlers.on_upload_messages(event.to_dict())
+    return handlers.on_upload_messages(event.to_dict(), event.context)  # the context: the Lambda's remaining time
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def tick(event: CloudWatchEvent) -> dict[str, Any]:
-    return handlers.on_tick()
+    return handlers.on_tick(event.context)
 
 
 @app.on_cw_event({"source": [EventSource.SAGEMAKER.value], "detail-type": values(*SageMakerDetailType)})

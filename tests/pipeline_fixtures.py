@@ -36,6 +36,7 @@ ENV = {
     "MODEL_PACKAGE_GROUP": "flowers",
     "TRAINING_IMAGE_URI": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/flowers-training:latest",
     "SAGEMAKER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/flowers-sagemaker",
+    "CONVERSION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/flowers-conversion",
     "QUIET_PERIOD": "600",
     "MIN_NEW_IMAGES": "1",
     "MODEL_REFRESH_SECONDS": "60",

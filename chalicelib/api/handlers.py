@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEvent
 
-from chalicelib.pipeline import batch_classify, job_names
+from chalicelib.pipeline import batch_classify, deadline, job_names
 
 from chalicelib.api import predict_request
 
@@ -30,15 +30,17 @@ _IMAGE_ERRORS = {"decompression_bomb": 413, "image_too_large": 413, "unsupported
 
 
 # events -----------------------------------------------------------------------------------
-def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
+def on_upload_messages(raw_event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
     """Record a batch of upload notifications; answer SQS's partial batch response.
 
     The batch is recorded at once; when that fails, message by message, and only the messages
     whose changes could not be recorded go back to the queue (`batchItemFailures`; the event
     source mapping has ReportBatchItemFailures): recording is idempotent, so what the first try
     wrote counts once. A malformed body is dropped (retrying cannot help) and counted in the
-    MalformedUploadMessages metric, which has an alarm."""
+    MalformedUploadMessages metric, which has an alarm. Once the Lambda's time runs short (`context`,
+    chalicelib/pipeline/deadline.py) no further message or photo is started: those left go back too."""
     svc = services.get()
+    time_left = deadline.of(context)
     event = SQSEvent(dict(raw_event))
     bucket, prefix = svc.settings.dataset_bucket, svc.settings.dataset_prefix
     messages = [(record.message_id, parse_bodies([record.body], bucket, prefix)) for record in event.records]
@@ -57,6 +59,9 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
         for message_id, parsed in messages:
             if not parsed.changes:
                 continue
+            if time_left.passed():
+                failed.append(message_id)
+                continue
             try:
                 new += svc.orchestrator.record_uploads(parsed.changes)
             except Exception as exc:
@@ -65,7 +70,7 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
                 failed.append(message_id)
     # Photos under classify/: classified by the served model, one output per delivery (chalicelib/pipeline/batch_classify.py).
     classified, returned = batch_classify.on_messages([(r.message_id, r.body) for r in event.records], svc.objects, bucket,
-                                                      lambda: svc.predictor)
+                                                      lambda: svc.predictor, time_left=time_left)
     failed += [message_id for message_id in returned if message_id not in failed]
     metrics.add_metric(name="UploadEvents", unit=Unit.Count, value=len(changes))
     metrics.add_metric(name="NewUploads", unit=Unit.Count, value=new)
@@ -78,8 +83,8 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
             "classified": classified.as_dict()}
 
 
-def on_tick() -> dict[str, Any]:
-    result = services.get().orchestrator.tick()
+def on_tick(context: object = None) -> dict[str, Any]:
+    result = services.get().orchestrator.tick(deadline.of(context))
     if result.action is Action.STARTED:
         metrics.add_metric(name="TrainingRunsStarted", unit=Unit.Count, value=1)
     answer = result.as_dict()

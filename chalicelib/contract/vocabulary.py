@@ -62,6 +62,7 @@ class Action(StrEnum):
     CONVERTING = Stage.CONVERTING.value  # the conversion job started: the run is converting
     RETRYING = "retrying"  # a job failed for a transient reason: the run tries again later
     NOTED = "noted"  # an event that moves nothing (a job still in progress, a failure already waited on)
+    DEFERRED = "deferred"  # the Lambda's time ran short before the step (chalicelib/pipeline/deadline.py): done next time
     IGNORED = "ignored"  # an event for a job that does not hold the data set, or not one of ours
     # A run ended: its outcome is the action.
     REGISTERED = RunOutcome.REGISTERED.value
@@ -187,6 +188,7 @@ class ContainerPath(StrEnum):
     PROCESSING_OUTPUT_DIR = f"{_ML}/processing/output"
     PROCESSING_DATA_DIR = f"{_ML}/processing/data"
     PROCESSING_BASELINE_DIR = f"{_ML}/processing/baseline"
+    PROCESSING_FEATURES_DIR = f"{_ML}/processing/features"  # the feature cache's new entries, uploaded to features/
 
 
 def values(*members: StrEnum) -> list[str]:

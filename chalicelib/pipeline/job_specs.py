@@ -143,7 +143,7 @@ class JobSpecs:
         return ConversionSpec(
             job_name=job_names.conversion_job(s.model_package_group, running.version, attempt or running.attempt),
             image_uri=s.training_image_uri,
-            role_arn=s.sagemaker_role_arn,
+            role_arn=s.conversion_role_arn,  # not the training jobs' role: it writes models/ and nothing they read
             model_archive_uri=model_archive or layout.model_archive(s.artifact_bucket, running.job_name),
             dataset_uri=s.dataset_uri,
             output_uri=layout.model_folder(s.artifact_bucket, running.version),
@@ -153,4 +153,5 @@ class JobSpecs:
             tags={"dataset_version": running.version, "app": "flowers"},
             manifest_uri=lineage.uri if lineage else "",
             channel_manifest_uri=lineage.channel_uri if lineage else "",
+            feature_cache_uri=layout.features(s.artifact_bucket),
         )

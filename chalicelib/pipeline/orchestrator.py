@@ -20,9 +20,10 @@ from chalicelib.contract import training_job as contract
 from chalicelib.contract.vocabulary import Action
 from chalicelib.contract.warm_start import StartFrom
 from chalicelib.observability import Unit, logger, metrics
-from chalicelib.pipeline import debounce, job_names, manifest, preparation, promotion, retry
+from chalicelib.pipeline import debounce, job_names, manifest, preparation, promotion, relabel, retry
 from chalicelib.pipeline import domain_events as domain
 from chalicelib.pipeline.dataset_version import listing, version_of
+from chalicelib.pipeline.deadline import NONE as NO_DEADLINE, Deadline
 from chalicelib.pipeline.job_specs import JobSpecs
 from chalicelib.pipeline.promotion import as_mapping as _mapping
 from chalicelib.ports import BUSY, CLAIMED, EventPublisher, JobRejected, JobRunner, ModelRegistry, NoEvents, ObjectStore, StateStore
@@ -105,14 +106,15 @@ class Orchestrator:
         return new
 
     # the scheduled tick ---------------------------------------------------------------------
-    def tick(self) -> RunResult:
+    def tick(self, time_left: Deadline = NO_DEADLINE) -> RunResult:
+        """`time_left`: the Lambda's (chalicelib/pipeline/deadline.py): a run it leaves no time to start waits for the next tick."""
         now = self.clock()
         state = self.dataset_state()
         if state.running is not None:
             return self._reconcile(state.running, now)
         decision = debounce.decide(state, now, self.settings.quiet_period, self.settings.min_new_images)
         if decision.start:
-            return self._launch(state.pending_changes, now)
+            return self._launch(state.pending_changes, now, time_left)
         if decision.action is Action.IDLE:
             healed = self._heal_lost_uploads(state, now)
             if healed is not None:
@@ -142,8 +144,11 @@ class Orchestrator:
     def _listing(self) -> list[ObjectInfo]:
         return listing(self.objects, self.settings.dataset_uri)
 
-    def _launch(self, pending: int, now: float) -> RunResult:
+    def _launch(self, pending: int, now: float, time_left: Deadline = NO_DEADLINE) -> RunResult:
         objects = self._listing()
+        if time_left.passed():  # the listing took the function's time; nothing is claimed yet: the next tick starts the run
+            logger.warning("run deferred: the tick's time ran short after listing", extra={"files": len(objects)})
+            return RunResult(Action.DEFERRED, f"listing the data set ({len(objects)} files) took the tick's time: the next tick starts the run")
         version = version_of(objects, "")
         job = job_names.training_job(self.settings.model_package_group, version)
         if not objects:
@@ -357,6 +362,10 @@ class Orchestrator:
         s = self.settings
         result = promotion.decide(gated, s.min_accuracy, production.version if production else None,
                                   min_test_images=s.min_test_images, max_class_drop=s.max_class_drop)
+        if production:  # a relabel, or other classes, must not win approval by itself (chalicelib/pipeline/relabel.py)
+            result = relabel.gate(result, relabel.read_comparison(
+                self.objects, s.artifact_bucket, production, manifest_uri or layout.manifest_record(s.artifact_bucket, running.version),
+                metadata, s.max_relabel_share))
         return self.registry.set_status(running.version, APPROVED if result.approve else PENDING, result.reason)
 
     def _finish(self, running: Running, status: str, reason: str, model_status: str = "", model: dict[str, Any] | None = None) -> RunResult:

@@ -199,3 +199,6 @@ class ConversionSpec:
     tags: dict[str, str]
     manifest_uri: str = ""  # as TrainingSpec: the data input reads the run's manifest, not the live prefix
     channel_manifest_uri: str = ""
+    # The feature cache's prefix (chalicelib/contract/feature_cache.py): the new entries the training job left in its
+    # model folder are handed on there ("": not at all).
+    feature_cache_uri: str = ""

@@ -95,7 +95,8 @@ class ChaliceAppProps:
     table: dynamodb.ITable
     uploads: sqs.IQueue  # the dataset bucket's events: the upload function reads this queue
     training_image_uri: str
-    sagemaker_role: iam.IRole
+    training_role: iam.IRole  # the training jobs' execution role (infra/flowers_infra/stack.py)
+    conversion_role: iam.IRole  # the conversion (Processing) jobs'
     model_group_arn: str
     model_packages_arn: str
     training_jobs_arn: str  # our jobs only
@@ -130,7 +131,8 @@ class ChaliceApp(Construct):
             "artifact_bucket": props.artifact_bucket.bucket_name,
             "state_table": props.table.table_name,
             "training_image_uri": props.training_image_uri,
-            "sagemaker_role_arn": props.sagemaker_role.role_arn,
+            "sagemaker_role_arn": props.training_role.role_arn,
+            "conversion_role_arn": props.conversion_role.role_arn,
             "event_bus_name": props.event_bus_name,
         }))
         self.environment = environment
@@ -239,14 +241,17 @@ class ChaliceApp(Construct):
                 iam.PolicyStatement(sid="CheckConvertedModels", actions=["s3:ListBucket"],
                                     resources=[props.artifact_bucket.bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [f"{MODELS_PREFIX}*"]}}),
+                # Only network-isolated jobs (chalicelib/adapters/aws/sagemaker_jobs.py): they decode uploaded photos.
                 iam.PolicyStatement(sid="StartTraining", actions=["sagemaker:CreateTrainingJob"],
                                     resources=[props.training_jobs_arn],
                                     conditions={"ForAllValues:StringEquals": {
-                                        "sagemaker:InstanceTypes": [props.config.training_instance_type]}}),
+                                        "sagemaker:InstanceTypes": [props.config.training_instance_type]},
+                                        "Bool": {"sagemaker:NetworkIsolation": "true"}}),
                 iam.PolicyStatement(sid="StartConversion", actions=["sagemaker:CreateProcessingJob"],
                                     resources=[props.processing_jobs_arn],
                                     conditions={"ForAllValues:StringEquals": {
-                                        "sagemaker:InstanceTypes": [props.config.conversion_instance_type]}}),
+                                        "sagemaker:InstanceTypes": [props.config.conversion_instance_type]},
+                                        "Bool": {"sagemaker:NetworkIsolation": "true"}}),
                 iam.PolicyStatement(sid="WatchJobs", actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeProcessingJob"],
                                     resources=jobs),
                 iam.PolicyStatement(sid="Register", actions=["sagemaker:CreateModelPackage"],
@@ -254,8 +259,9 @@ class ChaliceApp(Construct):
                 iam.PolicyStatement(sid="TagOurResources", actions=["sagemaker:AddTags"], resources=[
                     *jobs, props.model_packages_arn]),
                 *read_registry, set_status, publish,
+                # Each job gets its own role: the training jobs' and the conversion jobs' (to SageMaker only).
                 iam.PolicyStatement(sid="PassSageMakerRole", actions=["iam:PassRole"],
-                                    resources=[props.sagemaker_role.role_arn],
+                                    resources=[props.training_role.role_arn, props.conversion_role.role_arn],
                                     conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
                 iam.PolicyStatement(sid="FailedInvocations", actions=["sqs:SendMessage"],
                                     resources=[self.events_dlq.queue_arn]),

@@ -34,6 +34,7 @@ class FlowersConfig:
     min_accuracy: float = _PIPELINE.min_accuracy
     min_test_images: int = _PIPELINE.min_test_images
     max_class_drop: float = _PIPELINE.max_class_drop
+    max_relabel_share: float = _PIPELINE.max_relabel_share
     max_attempts: int = _PIPELINE.max_attempts
     retry_backoff: int = _PIPELINE.retry_backoff
     listing_check_seconds: int = _PIPELINE.listing_check_seconds

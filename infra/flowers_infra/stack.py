@@ -1,4 +1,4 @@
-"""FlowersStack: storage, upload events, the training image, SageMaker's role, the Chalice app, alarms.
+"""FlowersStack: storage, upload events, the training image, the jobs' roles, the Chalice app, alarms.
 
 Every fixed physical name (queues, functions, log groups, the dataset bucket, the API and its key,
 the model package group by default) starts with the stack name, so several stacks fit one account
@@ -46,9 +46,14 @@ from chalicelib.contract.bucket_layout import (
     MANIFESTS_PREFIX,
     MODELS_PREFIX,
     TENSORBOARD_PREFIX,
+    MODEL_ARCHIVE,
     TRAINING_PREFIX,
+    training_job_key,
 )
+from chalicelib.contract.feature_cache import ENTRY_SUFFIX as FEATURE_ENTRY_SUFFIX
 from chalicelib.contract.feature_cache import EXPIRE_DAYS as FEATURE_CACHE_DAYS
+from chalicelib.contract.feature_cache import MARKER as FEATURE_CACHE_MARKER
+from chalicelib.contract.training_job import LABELS_FILE, METADATA_FILE, MODEL_FILE
 from chalicelib.contract.vocabulary import DomainEventType, EventSource, JobState, SageMakerDetailType, values
 from flowers_infra.chalice_app import FUNCTIONS, ChaliceApp, ChaliceAppProps
 from flowers_infra.checks import skip_checkov
@@ -82,7 +87,8 @@ class FlowersStack(Stack):
             config=config, log_retention=self.log_retention,
             dataset_bucket=self.dataset_bucket, dataset_bucket_arn=self.dataset_bucket_arn,
             artifact_bucket=self.artifact_bucket, table=self.table, uploads=self.uploads,
-            training_image_uri=self.training_image.image_uri, sagemaker_role=self.sagemaker_role,
+            training_image_uri=self.training_image.image_uri, training_role=self.training_role,
+            conversion_role=self.conversion_role,
             model_group_arn=self.model_group_arn, model_packages_arn=self.model_packages_arn,
             training_jobs_arn=self.job_arn("training-job"), processing_jobs_arn=self.job_arn("processing-job"),
             event_bus_name=self.event_bus.event_bus_name, event_bus_arn=self.event_bus.event_bus_arn))
@@ -213,7 +219,7 @@ class FlowersStack(Stack):
         """Our jobs only: names are <group>-<version>[-convert] (chalicelib/pipeline/job_names.py)."""
         return self.format_arn(service="sagemaker", resource=kind, resource_name=f"{self.config.model_package_group}-*")
 
-    # training image and SageMaker's role ---------------------------------------------------------
+    # training image and the jobs' roles -----------------------------------------------------------
     def _training(self) -> None:
         # Built and pushed at deploy (needs Docker there); at synth only the context is staged.
         self.training_image = ecr_assets.DockerImageAsset(
@@ -230,42 +236,73 @@ class FlowersStack(Stack):
         for name in SAGEMAKER_LOG_GROUPS:
             logs.LogRetention(self, f"SageMaker{name.rsplit('/', 1)[1]}LogRetention", log_group_name=name,
                               retention=self.log_retention, role=retention_role)
-        sagemaker_logs = [self.format_arn(service="logs", resource="log-group", resource_name=f"{name}:*",
-                                          arn_format=ArnFormat.COLON_RESOURCE_NAME) for name in SAGEMAKER_LOG_GROUPS]
+        logs_of = {name: self.format_arn(service="logs", resource="log-group", resource_name=f"{name}:*",
+                                         arn_format=ArnFormat.COLON_RESOURCE_NAME) for name in SAGEMAKER_LOG_GROUPS}
+        training_logs, processing_logs = SAGEMAKER_LOG_GROUPS
         dataset_prefix = self.config.dataset_prefix
-        role = iam.Role(self, "SageMakerExecutionRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                        description="flowers training and conversion jobs: read the data set, write artifacts")
-        self.sagemaker_role = role
-        statements = [
-            iam.PolicyStatement(sid="ReadDataset", actions=["s3:GetObject"],
-                                resources=[f"{self.dataset_bucket_arn}/{dataset_prefix}*"]),
-            iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket"], resources=[self.dataset_bucket_arn],
-                                conditions={"StringLike": {"s3:prefix": [dataset_prefix, f"{dataset_prefix}*"]}}),
-            # Conversion reads the training job's model.tar.gz and the baseline model; a restarted
-            # spot job reads its checkpoints; both jobs read their run's manifest (the files to fetch).
-            iam.PolicyStatement(sid="ReadArtifacts", actions=["s3:GetObject"], resources=[
-                self.artifact_bucket.arn_for_objects(f"{p}*")
-                for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, MODELS_PREFIX, MANIFESTS_PREFIX, FEATURES_PREFIX)]),
-            iam.PolicyStatement(sid="WriteArtifacts", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
-                self.artifact_bucket.arn_for_objects(f"{p}*")
-                for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX, MODELS_PREFIX, FEATURES_PREFIX)]),
-            # Checkpoint sync mirrors the local folder, deleting the checkpoints Keras rotated out.
-            iam.PolicyStatement(sid="RotateCheckpoints", actions=["s3:DeleteObject"],
-                                resources=[self.artifact_bucket.arn_for_objects(f"{CHECKPOINT_PREFIX}*")]),
-            iam.PolicyStatement(sid="ListArtifacts", actions=["s3:ListBucket"], resources=[self.artifact_bucket.bucket_arn],
-                                conditions={"StringLike": {"s3:prefix": [
-                                    f"{p}*" for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX, MODELS_PREFIX)]}}),
-            iam.PolicyStatement(sid="JobLogs", actions=[
-                "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=sagemaker_logs),
-            # The metric definitions' values (loss=..., val_accuracy=...) become CloudWatch metrics.
-            # PutMetricData has no resource type; the namespace condition scopes it.
-            iam.PolicyStatement(sid="JobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
-                                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
-        ]
-        for statement in statements:
-            role.add_to_policy(statement)
-        self.training_image.repository.grant_pull(role)  # ecr:GetAuthorizationToken is account-wide by design
+        artifacts = self.artifact_bucket.arn_for_objects
+        model_archives = artifacts(training_job_key("*", MODEL_ARCHIVE))
+
+        def job_role(construct_id: str, description: str, log_group: str, statements: list[iam.PolicyStatement]) -> iam.Role:
+            role = iam.Role(self, construct_id, assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                            description=description)
+            for statement in [
+                iam.PolicyStatement(sid="ReadDataset", actions=["s3:GetObject"],
+                                    resources=[f"{self.dataset_bucket_arn}/{dataset_prefix}*"]),
+                iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket"], resources=[self.dataset_bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [dataset_prefix, f"{dataset_prefix}*"]}}),
+                *statements,
+                iam.PolicyStatement(sid="JobLogs", actions=[
+                    "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    resources=[logs_of[log_group]]),
+                # The training metric definitions' values (loss=..., val_accuracy=...) and the instances' metrics
+                # become CloudWatch metrics. PutMetricData has no resource type; the namespace condition scopes it.
+                iam.PolicyStatement(sid="JobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
+                                    conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
+            ]:
+                role.add_to_policy(statement)
+            self.training_image.repository.grant_pull(role)  # ecr:GetAuthorizationToken is account-wide by design
+            return role
+
+        # Two roles, so that neither job can write what the other one's output is trusted for. Both jobs run
+        # network-isolated (chalicelib/adapters/aws/sagemaker_jobs.py): the container has no credentials and no
+        # network, so these are what SageMaker itself may fetch and upload for the job, as its request names.
+        # The training role's construct id predates the split: kept, so a deployed stack updates it in place.
+        self.training_role = job_role(
+            "SageMakerExecutionRole", "flowers training jobs: read the data set, the feature cache and a warm start; "
+            "write training outputs, checkpoints, TensorBoard logs", training_logs, [
+                # Its run's manifest (the files to fetch), the warm start's model.tar.gz (the production channel),
+                # its own checkpoints after a spot restart, the feature cache (the `features` channel).
+                iam.PolicyStatement(sid="ReadArtifacts", actions=["s3:GetObject"], resources=[
+                    model_archives, *(artifacts(f"{p}*") for p in (CHECKPOINT_PREFIX, MANIFESTS_PREFIX, FEATURES_PREFIX))]),
+                # Never models/ (conversion's) nor features/ (new entries leave in model.tar.gz; conversion hands them on).
+                iam.PolicyStatement(sid="WriteArtifacts", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
+                    artifacts(f"{p}*") for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX)]),
+                # Checkpoint sync mirrors the local folder, deleting the checkpoints Keras rotated out.
+                iam.PolicyStatement(sid="RotateCheckpoints", actions=["s3:DeleteObject"],
+                                    resources=[artifacts(f"{CHECKPOINT_PREFIX}*")]),
+                iam.PolicyStatement(sid="ListArtifacts", actions=["s3:ListBucket"], resources=[self.artifact_bucket.bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [
+                                        f"{p}*" for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX, FEATURES_PREFIX)]}}),
+            ])
+        # Conversion writes one version's model files: the Processing job's output URI is models/<version>/ (the
+        # pipeline sets it), but a static role cannot name this run's version, so it may put those three file names
+        # under any version, and never delete. What keeps an earlier version's files from being replaced is that
+        # URI (the container cannot make calls of its own) plus models/ being write-once (Object Lock). It also
+        # hands the feature cache's new entries on: entry names under features/ and the marker, nothing else there.
+        self.conversion_role = job_role(
+            "ConversionJobRole", "flowers conversion jobs: read a training job's model and the data set; write "
+            "models/<version>/ and the feature cache's new entries", processing_logs, [
+                # The training job's model.tar.gz, the production model's folder (the baseline), the run's manifest.
+                iam.PolicyStatement(sid="ReadArtifacts", actions=["s3:GetObject"], resources=[
+                    model_archives, artifacts(f"{MODELS_PREFIX}*"), artifacts(f"{MANIFESTS_PREFIX}*")]),
+                iam.PolicyStatement(sid="ListArtifacts", actions=["s3:ListBucket"], resources=[self.artifact_bucket.bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [f"{TRAINING_PREFIX}*", f"{MODELS_PREFIX}*"]}}),
+                iam.PolicyStatement(sid="WriteModel", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
+                    artifacts(f"{MODELS_PREFIX}*/{name}") for name in (MODEL_FILE, LABELS_FILE, METADATA_FILE)]),
+                iam.PolicyStatement(sid="WriteFeatureCache", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
+                    artifacts(f"{FEATURES_PREFIX}*{FEATURE_ENTRY_SUFFIX}"), artifacts(FEATURE_CACHE_MARKER)]),
+            ])
 
     def _log_retention_role(self) -> iam.Role:  # noqa: D401
         """For CDK's LogRetention helper: its default policy allows retention changes on every log group."""
@@ -402,7 +439,8 @@ class FlowersStack(Stack):
             "StateTableName": (self.table.table_name, "pipeline state"),
             "ModelPackageGroupName": (self.model_group.model_package_group_name, "the model registry"),
             "TrainingImageUri": (self.training_image.image_uri, "the training and conversion image"),
-            "SageMakerRoleArn": (self.sagemaker_role.role_arn, "the jobs' execution role"),
+            "SageMakerRoleArn": (self.training_role.role_arn, "the training jobs' execution role"),
+            "ConversionRoleArn": (self.conversion_role.role_arn, "the conversion jobs' execution role"),
             "AlarmTopicArn": (self.alarm_topic.topic_arn, "subscribe to alarms here"),
             "EventBusName": (self.event_bus.event_bus_name, "the pipeline's domain events (README, \"Domain events\"): add rules here"),
         }

@@ -221,29 +221,114 @@ def _role_id(raw: dict, prefix: str) -> str:
     return one(raw, "AWS::IAM::Role", prefix)[0]
 
 
-def test_sagemaker_role_reads_the_dataset_prefix_and_writes_artifacts_only(raw):
-    role_id = _role_id(raw, "SageMakerExecutionRole")
+def _rendered(value) -> str:
+    """A policy's Resource as the ARN it becomes, for matching keys against it: the buckets' logical ids stand for
+    their names, the pseudo parameters for one account and region."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_rendered(p) for p in parts)
+    if "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn" and "Bucket" in value["Fn::GetAtt"][0]:
+        return f"arn:aws:s3:::{value['Fn::GetAtt'][0]}"
+    if "Ref" in value:
+        return {"AWS::Partition": "aws", "AWS::AccountId": "123456789012", "AWS::Region": "us-east-1",
+                "AWS::URLSuffix": "amazonaws.com"}.get(value["Ref"], value["Ref"])
+    raise AssertionError(f"cannot render {value}")
+
+
+def _allows(found: list[dict], action: str, arn: str) -> bool:
+    """Whether an Allow statement without conditions grants `action` on `arn` (IAM's * and ? wildcards)."""
+    import fnmatch
+
+    return any(s["Effect"] == "Allow" and action in as_list(s["Action"]) and "Condition" not in s
+               and any(fnmatch.fnmatchcase(arn, _rendered(r)) for r in as_list(s["Resource"])) for s in found)
+
+
+def _artifact(raw: dict, key: str) -> str:
+    return f"arn:aws:s3:::{one(raw, 'AWS::S3::Bucket', 'ArtifactBucket')[0]}/{key}"
+
+
+KEY = "0123456789abcdef" * 4  # a feature cache entry's key (64 hex digits)
+JOB, VERSION = "flowers-0123456789abcdef", "0123456789abcdef"
+MODEL_FILES = [f"models/{VERSION}/{name}" for name in ("model.tflite", "labels.txt", "metadata.json")]
+FEATURE_FILES = [f"features/01/{KEY}.f32", "features/README.txt"]
+TRAINING_OUTPUTS = [f"training/{JOB}/output/model.tar.gz", f"training/{JOB}/output/output.tar.gz",
+                    f"checkpoints/{JOB}/ckpt-1.weights.h5", f"tensorboard/{JOB}/events.out.tfevents.1"]
+
+
+def _job_role(raw: dict, prefix: str, log_group: str) -> list[dict]:
+    """The statements of a job's role, and what both roles share: trusted by SageMaker only, the data set's prefix
+    read, the image pulled, its own log group, metrics in SageMaker's namespaces; nothing written to the data set."""
+    role_id = _role_id(raw, prefix)
     trust = raw["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "sagemaker.amazonaws.com"}]
     found = statements(raw, role_id)
+    by_sid = {s.get("Sid"): s for s in found}
+    assert text(by_sid["ReadDataset"]["Resource"]).endswith('/datasets/flowers/*"]]}')
+    assert by_sid["JobMetrics"]["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
+    assert f"{log_group}:*" in text(by_sid["JobLogs"]["Resource"])
+    for statement in found:
+        if statement["Resource"] == "*":
+            assert as_list(statement["Action"]) in (["ecr:GetAuthorizationToken"], ["cloudwatch:PutMetricData"])
+        for resource in as_list(statement["Resource"]):
+            if "s3:PutObject" in as_list(statement["Action"]):
+                assert "ArtifactBucket" in text(resource), statement  # never the data set
+    return found
+
+
+def test_the_training_role_reads_its_inputs_and_writes_training_outputs_only(raw):
+    found = _job_role(raw, "SageMakerExecutionRole", "/aws/sagemaker/TrainingJobs")
     assert actions_of(found) == {
         "s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject",
         "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
         "cloudwatch:PutMetricData",
         "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
     }
-    by_sid = {s.get("Sid"): s for s in found}
-    assert text(by_sid["ReadDataset"]["Resource"]).endswith('/datasets/flowers/*"]]}')
-    writes = text(by_sid["WriteArtifacts"]["Resource"])
-    assert "datasets" not in writes and "ArtifactBucket" in writes
-    assert text(by_sid["RotateCheckpoints"]["Resource"]).count("/checkpoints/*") == 1
-    assert by_sid["JobMetrics"]["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
-    for statement in found:
-        if statement["Resource"] == "*":
-            assert as_list(statement["Action"]) in (["ecr:GetAuthorizationToken"], ["cloudwatch:PutMetricData"])
-        else:
-            assert "/aws/sagemaker/" in text(statement["Resource"]) or "s3" in text(statement["Resource"]) \
-                or "ecr" in text(statement["Resource"]) or "Bucket" in text(statement["Resource"])
+    for key in TRAINING_OUTPUTS:
+        assert _allows(found, "s3:PutObject", _artifact(raw, key)), key
+    # its inputs: a warm start's model.tar.gz, the manifest, the feature cache, its checkpoints after a restart
+    for key in (f"training/{JOB}/output/model.tar.gz", f"manifests/{VERSION}.manifest", f"features/01/{KEY}.f32",
+                f"checkpoints/{JOB}/ckpt-1.weights.h5"):
+        assert _allows(found, "s3:GetObject", _artifact(raw, key)), key
+    # never models/ (conversion's), features/ (its new entries leave in model.tar.gz) nor manifests/ (the pipeline's)
+    for key in [*MODEL_FILES, *FEATURE_FILES, f"manifests/{VERSION}.json"]:
+        assert not _allows(found, "s3:PutObject", _artifact(raw, key)), key
+    assert not _allows(found, "s3:GetObject", _artifact(raw, MODEL_FILES[0]))  # nor reads the served models
+    deletes = [s for s in found if "s3:DeleteObject" in as_list(s["Action"])]
+    assert [text(s["Resource"]).count("/checkpoints/*") for s in deletes] == [1]  # the checkpoint sync's rotation only
+
+
+def test_the_conversion_role_writes_model_files_and_feature_cache_entries_only(raw):
+    """It may write its version's model files (the job's output URI names the version; a static role cannot, so
+    any version's, which models/ being write-once covers) and feature cache entries, never training outputs,
+    manifests or other files, and deletes nothing."""
+    found = _job_role(raw, "ConversionJobRole", "/aws/sagemaker/ProcessingJobs")
+    assert actions_of(found) == {
+        "s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload",
+        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
+        "cloudwatch:PutMetricData",
+        "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
+    }
+    for key in [*MODEL_FILES, *FEATURE_FILES]:
+        assert _allows(found, "s3:PutObject", _artifact(raw, key)), key
+    for key in [*TRAINING_OUTPUTS, f"manifests/{VERSION}.json", f"manifests/{VERSION}.manifest",
+                f"models/{VERSION}/anything-else.bin", f"models/{VERSION}", "features/01/evil.sh", "features/other.txt"]:
+        assert not _allows(found, "s3:PutObject", _artifact(raw, key)), key
+    # its inputs: the training job's model.tar.gz, the baseline's folder, the run's manifest; not the cache
+    for key in (f"training/{JOB}/output/model.tar.gz", MODEL_FILES[0], f"manifests/{VERSION}.manifest"):
+        assert _allows(found, "s3:GetObject", _artifact(raw, key)), key
+    for key in (f"features/01/{KEY}.f32", f"checkpoints/{JOB}/ckpt-1.weights.h5", f"training/{JOB}/output/output.tar.gz"):
+        assert not _allows(found, "s3:GetObject", _artifact(raw, key)), key
+
+
+def test_the_pipeline_starts_only_network_isolated_jobs(raw):
+    """chalicelib/adapters/aws/sagemaker_jobs.py asks for isolation; IAM refuses a request that does not."""
+    pipeline = next(f for name, f in functions(raw).items() if name == "Tick")["Properties"]["Role"]["Fn::GetAtt"][0]
+    by_sid = {s.get("Sid"): s for s in statements(raw, pipeline)}
+    for sid, action in (("StartTraining", "sagemaker:CreateTrainingJob"), ("StartConversion", "sagemaker:CreateProcessingJob")):
+        assert as_list(by_sid[sid]["Action"]) == [action]
+        assert by_sid[sid]["Condition"]["Bool"] == {"sagemaker:NetworkIsolation": "true"}, sid
 
 
 # IAM everywhere ---------------------------------------------------------------------------------------
@@ -271,12 +356,12 @@ def test_no_statement_allows_every_action_and_no_allow_uses_a_service_wildcard_o
             assert not any(a.endswith(":*") for a in actions), (logical_id, actions)
 
 
-def test_pass_role_only_for_the_sagemaker_role_to_sagemaker(raw):
-    sagemaker_role = _role_id(raw, "SageMakerExecutionRole")
+def test_pass_role_only_for_the_two_job_roles_to_sagemaker(raw):
+    roles = [{"Fn::GetAtt": [_role_id(raw, prefix), "Arn"]} for prefix in ("SageMakerExecutionRole", "ConversionJobRole")]
     passes = [(lid, s) for lid, s in _all_statements(raw) if "iam:PassRole" in as_list(s.get("Action", []))]
     assert passes
     for _lid, statement in passes:
-        assert statement["Resource"] == {"Fn::GetAtt": [sagemaker_role, "Arn"]}
+        assert sorted(as_list(statement["Resource"]), key=text) == sorted(roles, key=text)
         assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
 
 
@@ -322,6 +407,7 @@ def test_every_function_gets_every_setting_the_app_reads(raw):
         assert variables["ARTIFACT_BUCKET"]["Ref"].startswith("ArtifactBucket")
         assert variables["STATE_TABLE"]["Ref"].startswith("StateTable")
         assert variables["SAGEMAKER_ROLE_ARN"]["Fn::GetAtt"][0].startswith("SageMakerExecutionRole")
+        assert variables["CONVERSION_ROLE_ARN"]["Fn::GetAtt"][0].startswith("ConversionJobRole")
         assert "container-assets" in text(variables["TRAINING_IMAGE_URI"])
 
 
@@ -330,7 +416,8 @@ def test_the_settings_the_stack_sets_are_valid_for_the_app():
     env = dict(FlowersConfig().lambda_environment(), DATASET_BUCKET="flowers-datasets-123456789012-us-east-1",
                ARTIFACT_BUCKET="flowers-artifactbucket-abc", STATE_TABLE="flowers-StateTable-X",
                TRAINING_IMAGE_URI="123456789012.dkr.ecr.us-east-1.amazonaws.com/repo:tag",
-               SAGEMAKER_ROLE_ARN="arn:aws:iam::123456789012:role/flowers-SageMakerExecutionRole")
+               SAGEMAKER_ROLE_ARN="arn:aws:iam::123456789012:role/flowers-SageMakerExecutionRole",
+               CONVERSION_ROLE_ARN="arn:aws:iam::123456789012:role/flowers-ConversionJobRole")
     settings = app_settings.from_environ(env)
     assert settings.mode == "aws" and settings.dataset_prefix == "datasets/flowers/"
     assert settings.training_instance_type == "ml.g5.xlarge" and settings.preset == "resnet_v1_50"
@@ -520,7 +607,8 @@ def test_every_checkov_suppression_has_a_reason(raw):
 
 def test_outputs_tell_how_to_use_the_stack(raw):
     assert {"ApiUrl", "ApiKeyId", "DatasetUri", "DatasetBucketName", "TensorBoardUri", "ArtifactBucketName",
-            "StateTableName", "ModelPackageGroupName", "TrainingImageUri", "AlarmTopicArn"} <= set(raw["Outputs"])
+            "StateTableName", "ModelPackageGroupName", "TrainingImageUri", "AlarmTopicArn",
+            "SageMakerRoleArn", "ConversionRoleArn"} <= set(raw["Outputs"])
 
 
 def test_context_values_are_parsed():
