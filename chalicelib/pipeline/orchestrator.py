@@ -417,8 +417,16 @@ class Orchestrator:
 
     def _note(self, entry: ModelEntry, action: OperatorAction) -> None:
         """Keep an action on a model with the run that made it (its record's key: records.model_version). A model with
-        no run record (registered by an older release, or from another table) keeps it in its registry reason only."""
-        if not self.state.note_action(self.dataset, entry.dataset_version or entry.version, entry.run_id, action):
+        no run record (registered by an older release, or from another table) keeps it in its registry reason only.
+        After the registry's change, as the events: a store that fails never undoes it nor fails the request (the
+        registry's reason names the caller all the same); logged and counted instead."""
+        try:
+            noted = self.state.note_action(self.dataset, entry.dataset_version or entry.version, entry.run_id, action)
+        except Exception as exc:
+            logger.error("operator action not recorded", extra={"action": action.as_dict(), "error": f"{type(exc).__name__}: {exc}"})
+            metrics.add_metric(name="OperatorActionsNotRecorded", unit=Unit.Count, value=1)
+            return
+        if not noted:
             logger.warning("no run record for the model's action", extra={"version": entry.version, "action": action.as_dict()})
 
     def rollback(self, reason: str, by: Actor) -> tuple[ModelEntry, ModelEntry]:
