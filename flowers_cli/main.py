@@ -182,6 +182,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         print(f"error: the run for {document.get('version')} did not start: {document.get('reason')}", file=sys.stderr)
         return 1
     print(f"training run for data set version {document['version']} started (job {document['job']})")
+    if document.get("model_version") and document["model_version"] != document["version"]:  # the version ran before
+        print(f"  a new run of a version that ran before: its model will be version {document['model_version']}")
     start = document.get("start_from")
     if isinstance(start, dict):  # an API from before start_from existed answers without it
         where = "the production model (a warm start)" if start.get("kind") == StartKind.PRODUCTION else "ImageNet (a full run)"
@@ -342,8 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     _url(rollback)
     rollback.set_defaults(run=cmd_rollback)
 
-    retrain = commands.add_parser("retrain", help="train the data set as it is now, even if its version ran before (e.g. after a failure)")
-    retrain.add_argument("--reason", help="why, kept in the run's history")
+    retrain = commands.add_parser("retrain", help="train the data set as it is now, even if its version ran before (after a failure, "
+                                                  "a rejected model, or to try again): a new run with a record and a model version of its own")
+    retrain.add_argument("--reason", help="why, kept in the run's record with who asked")
     retrain.add_argument("--full", action="store_true",
                          help="this run starts from ImageNet, not warm from the production model (once: the next run decides "
                               "afresh; for every run: training.json's {\"warm_start\": \"none\"})")

@@ -5,6 +5,8 @@ dicts or raise ApiError; app.py turns both into responses.
 """
 from __future__ import annotations
 
+import getpass
+import os
 import time
 from typing import Any, Mapping
 
@@ -12,13 +14,14 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEv
 
 from chalicelib.pipeline import batch_classify, deadline, job_names
 
-from chalicelib.api import predict_request
+from chalicelib.api import operator_request, predict_request
 
 from chalicelib import services
 from chalicelib.api.errors import ApiError, conflict, not_found, unavailable
 from chalicelib.contract.imaging import ImageError
-from chalicelib.contract.vocabulary import Action, SageMakerDetailType
+from chalicelib.contract.vocabulary import Action, Mode, SageMakerDetailType
 from chalicelib.observability import Unit, logger, metrics
+from chalicelib.pipeline.actors import Actor
 from chalicelib.pipeline.refusals import Conflict, NotFound
 from chalicelib.pipeline.records import JobStatus
 from chalicelib.pipeline.run_result import RunResult
@@ -187,30 +190,46 @@ def status() -> dict[str, Any]:
     return services.get().read_model.status()
 
 
-# The parameters and bodies below were checked against their operation's schemas (app.py, request_schema.py).
-def set_model_status(version: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
+def caller(identity: Mapping[str, Any] | None, headers: Mapping[str, str]) -> Actor:
+    """The operator request's caller (operator_request.caller): the IAM principal in the cloud, the local user in
+    local mode (the server's, or the CLI's when it answers in its own process)."""
+    local = services.get().settings.mode == Mode.LOCAL
+    return operator_request.caller(identity, headers, local_user() if local else None)
+
+
+def local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a container's): the uid itself
+        return f"uid {os.getuid()}"
+
+
+# The parameters and bodies below were checked against their operation's schemas (app.py, request_schema.py); `by`
+# is the caller (above).
+def set_model_status(version: str, action: str, body: Mapping[str, Any], by: Actor) -> dict[str, Any]:
     reason = _reason(body, f"{action}d by hand")
     orchestrator = services.get().orchestrator
     try:
-        entry = orchestrator.approve(version, reason) if action == "approve" else orchestrator.reject(version, reason)
+        entry = orchestrator.approve(version, reason, by) if action == "approve" else orchestrator.reject(version, reason, by)
     except NotFound as exc:
         raise not_found(str(exc)) from None
-    return {"version": entry.version, "status": entry.status, "reason": entry.reason}
+    return {"version": entry.version, "status": entry.status, "reason": entry.reason, "by": by.as_dict()}
 
 
-def rollback(body: Mapping[str, Any]) -> dict[str, Any]:
+def rollback(body: Mapping[str, Any], by: Actor) -> dict[str, Any]:
     reason = _reason(body, "rolled back by hand")
     try:
-        old, new = services.get().orchestrator.rollback(reason)
+        old, new = services.get().orchestrator.rollback(reason, by)
     except Conflict as exc:
         raise conflict(str(exc)) from None
-    return {"rejected": old.version, "current": new.version}
+    return {"rejected": old.version, "current": new.version, "by": by.as_dict()}
 
 
-def retrain(body: Mapping[str, Any]) -> dict[str, Any]:
+def retrain(body: Mapping[str, Any], by: Actor) -> dict[str, Any]:
     """POST /runs. `full` is a JSON boolean (its schema refuses anything else: "false" or 0 read as true, or a
     typo read as false, would start the wrong, costly run)."""
     try:
-        return services.get().orchestrator.retrain(_reason(body, "run forced by hand"), full=bool(body["full"])).as_dict()
+        result = services.get().orchestrator.retrain(_reason(body, "run forced by hand"), by, full=bool(body["full"]))
     except Conflict as exc:
         raise conflict(str(exc)) from None
+    return dict(result.as_dict(), by=by.as_dict())

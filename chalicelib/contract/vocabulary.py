@@ -82,6 +82,33 @@ class ModelStatus(StrEnum):
     REJECTED = "rejected"
 
 
+class Command(StrEnum):
+    """An operator's action (chalicelib/pipeline/actors.py records who did it): the operator routes and the
+    `flowers` commands of the same names."""
+
+    RUN = "run"  # POST /runs, flowers retrain: a run started by hand
+    APPROVE = "approve"
+    REJECT = "reject"
+    ROLLBACK = "rollback"
+
+
+class ActorKind(StrEnum):
+    """Whose word an operator action's caller is (chalicelib/pipeline/actors.py)."""
+
+    IAM = "iam"  # the cloud: the IAM principal that signed the request (API Gateway's IAM authorizer checked it)
+    LOCAL = "local"  # local mode, which has no login: the user the server (or the CLI answering in-process) runs as
+
+
+class Via(StrEnum):
+    """How an operator action came in."""
+
+    CLI = "cli"  # a `flowers` command (its User-Agent says so: CLI_USER_AGENT)
+    HTTP = "http"  # anything else: curl, a script, the web page
+
+
+CLI_USER_AGENT = "flowers-cli"  # the User-Agent the `flowers` CLI sends (flowers_cli/client.py)
+
+
 class StartKind(StrEnum):
     """Where a run's weights come from (chalicelib/contract/warm_start.py)."""
 

@@ -181,6 +181,9 @@ class ChaliceApp(Construct):
             # approve / reject / rollback by hand.
             "api": [
                 iam.PolicyStatement(sid="ReadState", actions=["dynamodb:GetItem", "dynamodb:Query"], resources=[table]),
+                # Approve / reject / rollback keep who did it on the model's run record (StateStore.note_action: an
+                # UpdateItem appending to its `actions`, on condition the record exists).
+                iam.PolicyStatement(sid="RecordOperatorActions", actions=["dynamodb:UpdateItem"], resources=[table]),
                 iam.PolicyStatement(sid="ReadModels", actions=["s3:GetObject"], resources=[models]),
                 # GET /status: each training job's validation report, in the output.tar.gz SageMaker writes from
                 # $SM_OUTPUT_DATA_DIR; listing the prefix makes a job without one yet a 404, not a 403.

@@ -439,7 +439,8 @@ def test_each_function_has_its_own_least_privilege_role(raw):
                       "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"}
     assert api == {"dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "s3:ListBucket", "sagemaker:DescribeModelPackage",
                    "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages", "sagemaker:UpdateModelPackage",
-                   "events:PutEvents", "logs:CreateLogStream", "logs:PutLogEvents"}  # PutEvents: approve / reject / rollback's events
+                   "events:PutEvents", "logs:CreateLogStream", "logs:PutLogEvents",  # PutEvents: approve / reject / rollback's events
+                   "dynamodb:UpdateItem"}  # and who did them, on the model's run record
     assert {"sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob", "sagemaker:CreateModelPackage",
             "sagemaker:AddTags", "iam:PassRole", "s3:ListBucket"} <= pipeline
     assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in api) and not any(a.startswith("s3:Delete") for a in upload)
