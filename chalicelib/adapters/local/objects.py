@@ -86,7 +86,13 @@ class LocalObjectStore:
         partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
         try:
             partial.write_bytes(data)
-            os.link(partial, target)
+            try:
+                os.link(partial, target)
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links (some network ones): an exclusive create instead
+                with open(target, "xb") as handle:
+                    handle.write(data)
         except FileExistsError:
             return False
         finally:
