@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chalicelib import settings
 from chalicelib.adapters.local.objects import LocalObjectStore
 from chalicelib.pipeline import manifest
 from chalicelib.pipeline.dataset_version import listing
@@ -27,7 +28,9 @@ def _home(tmp_path: Path) -> tuple[Path, LocalObjectStore]:
 
 
 def _restore(home: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWERS_")}
+    # None of the pipeline's settings from this process (an in-process synth leaves the Lambdas' in os.environ).
+    named = {variable.name for variable in settings.SCHEMA.values()}
+    env = {k: v for k, v in os.environ.items() if k not in named and not k.startswith("FLOWERS_")}
     return subprocess.run([sys.executable, "-m", "flowers_cli.main", "restore", VERSION, "--home", str(home)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
