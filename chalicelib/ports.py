@@ -45,6 +45,20 @@ class ObjectStore(Protocol):
     def write(self, uri: str, data: bytes) -> None:
         """Create or replace the object at `uri` whole (a reader never sees part of it)."""
 
+    def write_once(self, uri: str, data: bytes, lock_days: int = 0) -> bool:
+        """Create the object at `uri` whole unless one is there already: False when it was (left as it is: a replay).
+        S3 refuses the overwrite itself (a conditional PutObject, If-None-Match: *), so two writers racing cannot both
+        win. `lock_days` > 0: the new object is locked that long (S3 Object Lock, governance mode)."""
+
+    def lock(self, uri: str, days: int) -> int:
+        """Lock the current version of every object under the prefix `uri` for `days` from now (S3 Object Lock,
+        governance mode: no version deleted or its lock shortened without s3:BypassGovernanceRetention); how many.
+        A store that keeps no versions (local mode) locks nothing."""
+
+    def restore_version(self, uri: str, version_id: str) -> None:
+        """Make version `version_id` of the object the current one again (a copy of it: the versions after it stay).
+        Raises OSError where the store keeps no earlier versions (local mode)."""
+
     def exists(self, uri: str) -> bool: ...
 
     def join(self, uri: str, *parts: str) -> str: ...

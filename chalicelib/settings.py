@@ -182,6 +182,9 @@ class Settings:
     hyperparameters: dict[str, str] = _setting("HYPERPARAMETERS", _checked_hyperparameters("HYPERPARAMETERS"), {})
     # the EventBridge bus of the domain events (chalicelib/pipeline/domain_events.py); "": none sent
     event_bus_name: str = _setting("EVENT_BUS_NAME", _text, "")
+    # Days a run's manifest and a registered model's files stay locked (S3 Object Lock, governance mode) in the
+    # artifact bucket (chalicelib/pipeline/lineage.py); 0: none locked (local mode, a stack that keeps no data).
+    lineage_lock_days: int = _setting("LINEAGE_LOCK_DAYS", _int(0, 36500), 0)
     # local mode only (local_only: the Lambdas never get these variables)
     # bucket/, artifacts/, the SQLite state; default ~/.flowers
     home: str = _setting("FLOWERS_HOME", _text, "", local_only=True)

@@ -11,6 +11,7 @@
   flowers tensorboard         TensorBoard on every local training run
   flowers events [--follow]   runs started / failed, models registered / promoted / rolled back
   flowers classify DIR        every photo's labels as JSON lines (--bucket s3://B/classify/: in the cloud)
+  flowers restore VERSION     put back the photos run VERSION trained on, from its manifest (--stack: in the cloud)
 
 HOME is --home, else $FLOWERS_HOME, else ~/.flowers.
 """
@@ -255,6 +256,13 @@ def cmd_events(args: argparse.Namespace) -> int:
     return show(configure(args) / FILE_NAME, follow=args.follow, as_json=args.json)
 
 
+# restore --------------------------------------------------------------------------------------
+def cmd_restore(args: argparse.Namespace) -> int:
+    from flowers_cli import restore
+
+    return restore.main(args)
+
+
 # demo -----------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(args)
@@ -375,6 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--follow", "-f", action="store_true", help="wait for more events (Ctrl-C stops)")
     events.add_argument("--json", action="store_true", help="one JSON object a line, as HOME/events.jsonl holds them")
     events.set_defaults(run=cmd_events)
+
+    restore = commands.add_parser("restore", help="put back the photos a run trained on that were deleted or replaced since, "
+                                  "from the bucket's versions (its manifest names them)")
+    restore.add_argument("version", help="the run's data set version (16 hexadecimal characters, from `flowers models`)")
+    restore.add_argument("--dry-run", action="store_true", help="say what would be restored, change nothing")
+    _home(restore)
+    restore.add_argument("--stack", default=os.environ.get("FLOWERS_STACK") or None,
+                         help="a deployed stack's name: its artifact bucket from its outputs, with your AWS credentials "
+                              "(default $FLOWERS_STACK)")
+    restore.add_argument("--artifact-bucket", help="the cloud's artifact bucket by name (output ArtifactBucketName), instead of --stack")
+    restore.set_defaults(run=cmd_restore)
 
     tensorboard = commands.add_parser("tensorboard", help="TensorBoard over the local training runs")
     _home(tensorboard)

@@ -261,8 +261,9 @@ class Orchestrator:
     def _write_manifest(self, version: str, objects: list[ObjectInfo]) -> str:
         """Once per version: a replay, a relaunch or a forced run of the version keeps the first record
         (the same keys and ETags; only version ids could differ). The channel file first, so a record
-        that exists always has its channel file. Returns "" when written (or there already), else the reason the
-        run fails with (chalicelib/pipeline/preparation.py)."""
+        that exists always has its channel file. Both are written once and locked (chalicelib/pipeline/lineage.py):
+        a writer that finds one there already (a redelivered event racing this one) leaves it and goes on. Returns ""
+        when written (or there already), else the reason the run fails with (chalicelib/pipeline/preparation.py)."""
         s = self.settings
         uri = layout.manifest_record(s.artifact_bucket, version)
         channel = layout.manifest_channel(s.artifact_bucket, version)
@@ -272,9 +273,9 @@ class Orchestrator:
                     return ""
             raw = manifest.record(s.dataset_uri, version, objects)
             with preparation.step(f"writing {channel}"):
-                self.objects.write(channel, manifest.channel(s.dataset_uri, objects))
+                self.objects.write_once(channel, manifest.channel(s.dataset_uri, objects), s.lineage_lock_days)
             with preparation.step(f"writing {uri}"):
-                self.objects.write(uri, raw)
+                self.objects.write_once(uri, raw, s.lineage_lock_days)
         except preparation.PreparationFailed as exc:
             logger.error("manifest not written", extra={"version": version, "error": str(exc)})
             return preparation.reason(exc)
@@ -333,6 +334,15 @@ class Orchestrator:
             if type(exc).__name__ not in ("NoSuchKey", "ClientError"):
                 raise
             return self._finish(running, FAILED, f"conversion output missing: {exc}")
+        # Locked before the registry points at them (chalicelib/pipeline/lineage.py); a replay extends the lock. A store
+        # that refuses fails the run with why (a retrain tries again), never a model whose files stay unprotected.
+        if self.settings.lineage_lock_days:
+            try:
+                self.objects.lock(prefix, self.settings.lineage_lock_days)
+            except Exception as exc:
+                if not preparation.is_environment_error(exc):
+                    raise
+                return self._finish(running, FAILED, f"locking the model's files failed: {preparation.describe(exc)}")
         # Whatever shape metadata.json has, the run ends: a run that raised here would hold the data
         # set for ever (the tick would call this again and again) and no later upload would train.
         try:

@@ -103,6 +103,8 @@ class ChaliceAppProps:
     processing_jobs_arn: str
     event_bus_name: str  # the domain events' bus (chalicelib/pipeline/domain_events.py)
     event_bus_arn: str
+    # The API's access logs: who called what (issue 27, item 7), kept at least a year (config.access_log_retention_days).
+    access_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
 
 
 class ChaliceApp(Construct):
@@ -230,6 +232,9 @@ class ChaliceApp(Construct):
                     f"{props.dataset_bucket_arn}/{props.config.dataset_prefix}{HYPERPARAMETERS_FILE}"]),
                 # The launch writes the run's manifest once (chalicelib/pipeline/manifest.py): the only S3 write of a Lambda.
                 iam.PolicyStatement(sid="WriteManifests", actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
+                # Lineage (chalicelib/pipeline/lineage.py): a manifest is locked as it is written (PutObject with Object Lock
+                # headers needs this too), a model's files when it is registered (PutObjectRetention), governance mode.
+                iam.PolicyStatement(sid="LockLineage", actions=["s3:PutObjectRetention"], resources=[manifests, models]),
                 find_manifests,
                 iam.PolicyStatement(sid="ReadConvertedModels", actions=["s3:GetObject"], resources=[models]),
                 # Incremental runs (chalicelib/contract/warm_start.py, chalicelib/contract/feature_cache.py): is the production model's
@@ -332,8 +337,9 @@ class ChaliceApp(Construct):
 
     # API -------------------------------------------------------------------------------------------
     def _api(self, config: FlowersConfig) -> None:
+        # Retained when the stack is deleted, whatever retain_data says: the trace of operator calls outlives the stack.
         self.access_logs = logs.LogGroup(self, "ApiAccessLogs", log_group_name=f"/aws/apigateway/{self.stack_name}-access",
-                                         retention=self.props.log_retention, removal_policy=RemovalPolicy.DESTROY)
+                                         retention=self.props.access_log_retention, removal_policy=RemovalPolicy.RETAIN)
         for group in (self.access_logs, *self.log_groups.values()):
             skip_checkov(group, {"CKV_AWS_158": LOG_KMS_REASON})
         api = self.chalice.get_resource("RestAPI")

@@ -45,6 +45,7 @@ from chalicelib.contract.bucket_layout import (
     FEATURES_PREFIX,
     MANIFESTS_PREFIX,
     MODELS_PREFIX,
+    PREDICTIONS_PREFIX,
     TENSORBOARD_PREFIX,
     MODEL_ARCHIVE,
     TRAINING_PREFIX,
@@ -62,6 +63,9 @@ from flowers_infra.constants import SAGEMAKER_LOG_GROUPS, SQS_SSE_REASON
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UPLOAD_TIMEOUT_SECONDS = FUNCTIONS["OnUpload"].timeout
+# Earlier versions under the scratch prefixes (job outputs, checkpoints, TensorBoard, feature cache, classify/,
+# predictions/): nothing names them by version, so a month is enough to undo a mistake.
+SCRATCH_NONCURRENT_DAYS = 30
 
 
 class FlowersStack(Stack):
@@ -91,7 +95,8 @@ class FlowersStack(Stack):
             conversion_role=self.conversion_role,
             model_group_arn=self.model_group_arn, model_packages_arn=self.model_packages_arn,
             training_jobs_arn=self.job_arn("training-job"), processing_jobs_arn=self.job_arn("processing-job"),
-            event_bus_name=self.event_bus.event_bus_name, event_bus_arn=self.event_bus.event_bus_arn))
+            event_bus_name=self.event_bus.event_bus_name, event_bus_arn=self.event_bus.event_bus_arn,
+            access_log_retention=_retention(config.access_log_retention_days, "access_log_retention_days")))
         self._domain_events()
         self._alarms()
         self._outputs()
@@ -99,7 +104,9 @@ class FlowersStack(Stack):
 
     # storage --------------------------------------------------------------------------------
     def _bucket(self, construct_id: str, *, name: str | None = None, lifecycle: list[s3.LifecycleRule],
-                logs_prefix: str | None = None) -> s3.Bucket:
+                logs_prefix: str | None = None, retain: bool | None = None, object_lock: bool = False) -> s3.Bucket:
+        """`retain`: kept when the stack is deleted whatever retain_data says (None: as retain_data says)."""
+        keep = self.config.retain_data if retain is None else retain
         return s3.Bucket(
             self, construct_id,
             bucket_name=name,
@@ -109,35 +116,75 @@ class FlowersStack(Stack):
             enforce_ssl=True,
             minimum_tls_version=1.2,
             versioned=True,
+            object_lock_enabled=object_lock or None,
             lifecycle_rules=lifecycle,
             server_access_logs_bucket=self.access_logs if logs_prefix else None,
             server_access_logs_prefix=logs_prefix,
-            removal_policy=self.retain,
-            auto_delete_objects=not self.config.retain_data,
+            removal_policy=RemovalPolicy.RETAIN if keep else RemovalPolicy.DESTROY,
+            auto_delete_objects=not keep,
         )
 
     def _storage(self) -> None:
-        cleanup = s3.LifecycleRule(id="cleanup", abort_incomplete_multipart_upload_after=Duration.days(7),
-                                   noncurrent_version_expiration=Duration.days(30))
-        self.access_logs = self._bucket("AccessLogs", lifecycle=[
-            cleanup, s3.LifecycleRule(id="expire-logs", expiration=Duration.days(365))])
+        """Nothing lost (README "Nothing lost", chalicelib/pipeline/lineage.py): the earlier versions of the data set's
+        files, of models/ and of manifests/ are kept lineage_retention_days (at least a year), so every version a
+        manifest names can be read back and a model rebuilt; scratch prefixes keep theirs SCRATCH_NONCURRENT_DAYS.
+        Each prefix has its own rule and none covers the whole bucket: where rules overlap S3 applies the shorter
+        expiration, so a bucket-wide rule would cut the year short. A key under no rule keeps its earlier versions."""
+        lineage = Duration.days(self.config.lineage_retention_days)
+        scratch = Duration.days(SCRATCH_NONCURRENT_DAYS)
+        abort = s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(7))
+
+        def kept(rule_id: str, prefix: str) -> s3.LifecycleRule:
+            return s3.LifecycleRule(id=rule_id, prefix=prefix, noncurrent_version_expiration=lineage)
+
+        def scratch_rule(rule_id: str, prefix: str, days: int | None = None) -> s3.LifecycleRule:
+            return s3.LifecycleRule(id=rule_id, prefix=prefix, noncurrent_version_expiration=scratch,
+                                    expiration=Duration.days(days) if days else None)
+
+        # Access logs are the trace of who did what (issue 27, item 7): a year at least, and they outlive the stack.
+        # Written once by S3's log delivery, so an earlier version is only the one an expiration left behind.
+        self.access_logs = self._bucket("AccessLogs", retain=True, lifecycle=[
+            abort, s3.LifecycleRule(id="expire-logs", expiration=Duration.days(self.config.access_log_retention_days),
+                                    noncurrent_version_expiration=Duration.days(1))])
         skip_checkov(self.access_logs, {
             "CKV_AWS_18": "this is the access-log bucket; logging it into itself would loop",
         })
         # A name known before the bucket exists: the queue policy names the bucket as the only
         # sender, and the bucket's notification needs that policy first (no cycle, no custom resource).
         self.dataset_bucket_name = f"{self.stack_name}-datasets-{Aws.ACCOUNT_ID}-{Aws.REGION}"
-        self.dataset_bucket = self._bucket("DatasetBucket", name=self.dataset_bucket_name, lifecycle=[cleanup],
-                                           logs_prefix="datasets/")
-        self.artifact_bucket = self._bucket("ArtifactBucket", logs_prefix="artifacts/", lifecycle=[
-            cleanup,
-            # models/ stays: the registry points at it. Job outputs are copied or converted already.
-            s3.LifecycleRule(id="training-outputs", prefix=TRAINING_PREFIX, expiration=Duration.days(30)),
-            s3.LifecycleRule(id="checkpoints", prefix=CHECKPOINT_PREFIX, expiration=Duration.days(14)),
-            s3.LifecycleRule(id="tensorboard", prefix=TENSORBOARD_PREFIX, expiration=Duration.days(180)),
-            # Features of backbones no run starts from any more are never read again (chalicelib/contract/feature_cache.py).
-            s3.LifecycleRule(id="feature-cache", prefix=FEATURES_PREFIX, expiration=Duration.days(FEATURE_CACHE_DAYS)),
+        self.dataset_bucket = self._bucket("DatasetBucket", name=self.dataset_bucket_name, logs_prefix="datasets/", lifecycle=[
+            abort,
+            kept("dataset-versions", self.config.dataset_prefix),  # the photos and labels manifests name by version
+            # Scratch: photos to classify and their answers are never training data, and no manifest names them.
+            scratch_rule("classify-versions", CLASSIFY_PREFIX),
+            scratch_rule("predictions-versions", PREDICTIONS_PREFIX),
         ])
+        # Object Lock (governance mode) with no default retention: a default is bucket-wide and would hold checkpoints,
+        # job outputs and the feature cache a year as well. The pipeline locks what lineage needs, object by object:
+        # each manifest as it is written, a model's files when it is registered (chalicelib/pipeline/lineage.py). The
+        # bucket's resource schema (cfn-lint's copy) makes only its name create-only: turning this on for a deployed
+        # stack's bucket is an update, not a new bucket.
+        self.artifact_bucket = self._bucket("ArtifactBucket", logs_prefix="artifacts/", object_lock=True, lifecycle=[
+            abort,
+            # models/ stays: the registry points at it. Its and the manifests' earlier versions are kept as long.
+            kept("models-versions", MODELS_PREFIX),
+            kept("manifests-versions", MANIFESTS_PREFIX),
+            # Scratch, rebuilt or never read again: job outputs (copied or converted already), checkpoints (a restart
+            # resumes from the newest), TensorBoard events, the feature cache.
+            scratch_rule("training-outputs", TRAINING_PREFIX, 30),
+            scratch_rule("checkpoints", CHECKPOINT_PREFIX, 14),
+            scratch_rule("tensorboard", TENSORBOARD_PREFIX, 180),
+            # Features of backbones no run starts from any more are never read again (chalicelib/contract/feature_cache.py).
+            scratch_rule("feature-cache", FEATURES_PREFIX, FEATURE_CACHE_DAYS),
+        ])
+        # Manifests are written once: a PutObject under manifests/ that does not ask S3 to refuse an overwrite
+        # (If-None-Match: *) is denied, whoever sends it. The pipeline's writer asks (S3ObjectStore.write_once) and
+        # takes S3's 412 for "written already". models/ cannot have this rule: SageMaker uploads the conversion's output
+        # itself and sends no such header; its files are locked at registration instead.
+        self.artifact_bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="ManifestsAreWrittenOnce", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()], actions=["s3:PutObject"],
+            resources=[self.artifact_bucket.arn_for_objects(f"{MANIFESTS_PREFIX}*")],
+            conditions={"Null": {"s3:if-none-match": "true"}}))
 
     @property
     def dataset_bucket_arn(self) -> str:
@@ -458,9 +505,9 @@ _RETENTIONS = {
 }
 
 
-def _retention(days: int) -> logs.RetentionDays:
+def _retention(days: int, name: str = "log_retention_days") -> logs.RetentionDays:
     if days not in _RETENTIONS:
-        raise ValueError(f"log_retention_days={days}: CloudWatch Logs offers {sorted(_RETENTIONS)}")
+        raise ValueError(f"{name}={days}: CloudWatch Logs offers {sorted(_RETENTIONS)}")
     return getattr(logs.RetentionDays, _RETENTIONS[days])
 
 

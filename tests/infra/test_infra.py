@@ -44,7 +44,8 @@ def _synthesized(tmp_path_factory, worker_id, stack: str) -> Path:
             try:
                 from flowers_infra.build import build
 
-                app, _stack = build(outdir=str(out), context=None if stack == STACK else {"stack_name": stack})
+                # The second stack is a throwaway one (retain_data=false): what it keeps all the same is asserted too.
+                app, _stack = build(outdir=str(out), context=None if stack == STACK else {"stack_name": stack, "retain_data": "false"})
                 app.synth()
             finally:
                 os.environ.update(saved)
@@ -147,7 +148,8 @@ def test_artifact_lifecycle_expires_job_outputs_but_keeps_models(raw):
         assert rules[prefix]["ExpirationInDays"] > 0 and rules[prefix]["Status"] == "Enabled"
     # the feature cache: entries of backbones no run starts from any more are never read again
     assert rules["features/"]["ExpirationInDays"] == 30 and rules["features/"]["Status"] == "Enabled"
-    assert "models/" not in rules and "manifests/" not in rules
+    # models/ and manifests/ never expire; their earlier versions are kept (tests/infra/test_infra_retention.py)
+    assert not any(rules[prefix].get("ExpirationInDays") for prefix in ("models/", "manifests/"))
     assert not any(r.get("ExpirationInDays") and not r.get("Prefix") for r in rules.values())
 
 
@@ -445,8 +447,9 @@ def test_each_function_has_its_own_least_privilege_role(raw):
             "sagemaker:AddTags", "iam:PassRole", "s3:ListBucket"} <= pipeline
     assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in api) and not any(a.startswith("s3:Delete") for a in upload)
     assert not any(a.startswith("s3:Delete") for a in pipeline)
-    # The one S3 write of a Lambda: the launch writes its run's manifest, and nothing else.
-    writes = [st for st in statements(raw, role_of["Tick"]) if any(a.startswith("s3:Put") for a in as_list(st["Action"]))]
+    # The one S3 write of a Lambda: the launch writes its run's manifest, and nothing else (it also locks manifests and
+    # models: s3:PutObjectRetention, tests/infra/test_infra_retention.py).
+    writes = [st for st in statements(raw, role_of["Tick"]) if "s3:PutObject" in as_list(st["Action"])]
     assert len(writes) == 1 and not isinstance(writes[0]["Resource"], list) and '/manifests/*"' in text(writes[0]["Resource"]), writes
     assert "s3:ListBucketVersions" in pipeline  # the manifest records each photo's version id
     assert not any(a.startswith("iam:") for a in api | upload)
