@@ -456,18 +456,17 @@ def _packaging() -> Iterator[None]:
     the zip into the cloud assembly by then."""
     scratch = tempfile.mkdtemp(prefix="flowers-chalice-")
     previous_dir = os.getcwd()
-    overridden = {**LAMBDA_PIP_ENVIRONMENT, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION")
-                  or os.environ.get("AWS_REGION") or "us-east-1"}
-    previous = {name: os.environ.get(name) for name in overridden}
-    os.environ.update(overridden)
+    # The whole environment is put back afterwards, not just what is set here: chalice's package_app
+    # loads app.py with os.environ itself updated by the stage's variables (the Lambdas' settings),
+    # which then leaked into whatever ran next in the process (a test of the CLI read them).
+    previous = dict(os.environ)
+    os.environ.update({**LAMBDA_PIP_ENVIRONMENT, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION")
+                       or os.environ.get("AWS_REGION") or "us-east-1"})
     os.chdir(scratch)
     try:
         yield
     finally:
         os.chdir(previous_dir)
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        os.environ.clear()
+        os.environ.update(previous)
         shutil.rmtree(scratch, ignore_errors=True)

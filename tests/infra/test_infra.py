@@ -44,9 +44,13 @@ def _synthesized(tmp_path_factory, worker_id, stack: str) -> Path:
             try:
                 from flowers_infra.build import build
 
+                before = dict(os.environ)
                 # The second stack is a throwaway one (retain_data=false): what it keeps all the same is asserted too.
                 app, _stack = build(outdir=str(out), context=None if stack == STACK else {"stack_name": stack, "retain_data": "false"})
                 app.synth()
+                # Synthesis runs in this test process: what it set (the Lambdas' settings, through chalice's
+                # package step) must not reach the tests that run after it in the same worker.
+                assert dict(os.environ) == before, sorted(set(os.environ.items()) ^ set(before.items()))
             finally:
                 os.environ.update(saved)
     return out
