@@ -10,27 +10,63 @@ SEEDS ?= 1337,7,11
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test test-unit demo bench bench-classify bench-label-noise bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-not-flowers bench-gpu-input bench-idle-watch bench-retrain weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy
+.PHONY: venv lock test test-unit demo bench bench-classify bench-label-noise bench-train bench-resnet bench-predict bench-load bench-imaging bench-pipeline bench-budget bench-not-flowers bench-gpu-input bench-idle-watch bench-retrain weights clean synth check-infra typecheck typecheck-infra bootstrap deploy destroy pin-base-image
 
-$(STAMP): requirements.txt requirements-dev.txt training/requirements.txt training/requirements-nodeps.txt pyproject.toml infra/requirements.txt
+# Every venv installs pip from requirements-pip.txt first, then its lock, each with --require-hashes:
+# a package whose file does not match its lock's hash, or any package the lock does not name, fails
+# the install. --only-binary: nothing is built from source (a build's own tools would not be hash-checked).
+PIP_LOCKED := -m pip install -q --require-hashes --only-binary :all:
+
+$(STAMP): requirements-pip.txt requirements-dev.txt training/requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt -r infra/requirements.txt
-	$(PY) -m pip install -q --no-deps -r training/requirements-nodeps.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) $(PIP_LOCKED) -r requirements-pip.txt
+	$(PY) $(PIP_LOCKED) -r requirements-dev.txt
+	$(PY) $(PIP_LOCKED) --no-deps -r training/requirements-nodeps.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # MediaPipe Tasks in its own venv, as an app developer has it (tests/e2e/test_mobile_contract.py).
 MP_VENV := .venv-mediapipe
 MP_STAMP := $(MP_VENV)/.installed
 
-$(MP_STAMP): tests/mobile/requirements.txt
+$(MP_STAMP): requirements-pip.txt tests/mobile/requirements.txt
 	test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
-	$(MP_VENV)/bin/python -m pip install -q --upgrade pip
-	$(MP_VENV)/bin/python -m pip install -q -r tests/mobile/requirements.txt
+	$(MP_VENV)/bin/python $(PIP_LOCKED) -r requirements-pip.txt
+	$(MP_VENV)/bin/python $(PIP_LOCKED) -r tests/mobile/requirements.txt
 	touch $(MP_STAMP)
 
 venv: $(STAMP)
+
+# --- Locks: each *.in is what we ask for (top-level pins), each *.txt beside it the exact set with
+# every file's hash, written by uv (its version pinned, hash-locked, in requirements-uv.txt).
+# After editing a *.in: `make lock`, commit both. `make lock UPGRADE=1` moves every unpinned one to its newest.
+LOCK_VENV := build/lock-venv
+UV := $(LOCK_VENV)/bin/uv
+UV_COMPILE = $(UV) pip compile --quiet --generate-hashes --only-binary :all: --python-version 3.11 \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade,)
+# The Lambda functions: python3.11 on glibc 2.26, so only wheels up to manylinux2014 (glibc 2.17) or
+# pure ones (uv names no platform between 2.17 and 2.28). The rest: Linux x86_64, glibc 2.28 or newer.
+LAMBDA_PLATFORM := --python-platform x86_64-manylinux2014
+LINUX_PLATFORM := --python-platform x86_64-manylinux_2_28
+
+$(UV): requirements-pip.txt requirements-uv.txt
+	test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python $(PIP_LOCKED) -r requirements-pip.txt
+	$(LOCK_VENV)/bin/python $(PIP_LOCKED) -r requirements-uv.txt
+	touch $(UV)
+
+# The order matters: the training image's set agrees with the Lambda's, the dev venv with both.
+lock: $(UV)
+	$(UV_COMPILE) $(LINUX_PLATFORM) requirements-pip.in -o requirements-pip.txt
+	$(UV_COMPILE) $(LINUX_PLATFORM) requirements-uv.in -o requirements-uv.txt
+	$(UV_COMPILE) $(LAMBDA_PLATFORM) requirements.in -o requirements.txt
+	$(UV_COMPILE) $(LINUX_PLATFORM) -c requirements.txt --no-emit-package tensorflow \
+		training/requirements.in training/tensorflow.in -o training/requirements.txt
+	$(UV_COMPILE) $(LINUX_PLATFORM) --no-deps training/requirements-nodeps.in -o training/requirements-nodeps.txt
+	$(UV_COMPILE) $(LINUX_PLATFORM) -c requirements-pip.txt -c requirements.txt -c training/requirements.txt \
+		requirements-dev.in -o requirements-dev.txt
+	$(UV_COMPILE) $(LINUX_PLATFORM) infra/requirements-checks.in -o infra/requirements-checks.txt
+	$(UV_COMPILE) $(LINUX_PLATFORM) tests/mobile/requirements.in -o tests/mobile/requirements.txt
 
 # Seed the Keras cache with the offline ImageNet weights in ../shared when present.
 weights:
@@ -106,10 +142,10 @@ CDK := cd infra && CDK_DISABLE_CLI_TELEMETRY=true npx --no-install cdk --no-noti
 CDK_ARGS ?=
 
 # cfn-lint and checkov live in their own venv: checkov pins a boto3 the Lambdas' code does not use.
-$(INFRA_STAMP): infra/requirements-checks.txt
+$(INFRA_STAMP): requirements-pip.txt infra/requirements-checks.txt
 	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
-	$(INFRA_VENV)/bin/python -m pip install -q --upgrade pip
-	$(INFRA_VENV)/bin/python -m pip install -q -r infra/requirements-checks.txt
+	$(INFRA_VENV)/bin/python $(PIP_LOCKED) -r requirements-pip.txt
+	$(INFRA_VENV)/bin/python $(PIP_LOCKED) -r infra/requirements-checks.txt
 	touch $(INFRA_STAMP)
 
 $(CDK_CLI): infra/package.json infra/package-lock.json
@@ -134,7 +170,19 @@ typecheck-infra: $(STAMP)
 bootstrap: $(STAMP) $(CDK_CLI)
 	$(CDK) bootstrap $(CDK_ARGS)
 
-deploy: $(STAMP) $(CDK_CLI)
+# training/Dockerfile's base by digest: resolves its FROM tag's digest with Docker (the tag's multi-platform
+# index, as the registry serves it now) and writes TAG@sha256:... into the FROM line; commit the change.
+# A no-op once the line carries a digest. deploy runs it first, so the image never builds on a bare tag.
+DOCKERFILE := training/Dockerfile
+pin-base-image:
+	@if grep -Eq '^FROM [^ ]+@sha256:[0-9a-f]{64}$$' $(DOCKERFILE); then echo "$(DOCKERFILE): base pinned by digest"; else \
+	  tag=$$(sed -n 's/^FROM \([^ @]*\)$$/\1/p' $(DOCKERFILE)); \
+	  digest=$$(docker buildx imagetools inspect "$$tag" --format '{{json .Manifest.Digest}}' | tr -d '"'); \
+	  echo "$$digest" | grep -Eq '^sha256:[0-9a-f]{64}$$' || { echo "could not resolve the digest of $$tag" >&2; exit 1; }; \
+	  sed -i -e "s|^FROM $$tag$$|FROM $$tag@$$digest|" -e '/base-digest-pending:/,/no deploy builds on the tag alone/d' $(DOCKERFILE); \
+	  echo "$(DOCKERFILE): FROM $$tag@$$digest (commit it)"; fi
+
+deploy: $(STAMP) $(CDK_CLI) pin-base-image
 	$(CDK) deploy --outputs-file cdk-outputs.json $(CDK_ARGS)
 
 destroy: $(STAMP) $(CDK_CLI)

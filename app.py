@@ -21,6 +21,7 @@ from chalicelib import observability
 from chalicelib.api.errors import ApiError
 from chalicelib.api.predict_request import IMAGE_TYPES
 from chalicelib.contract.vocabulary import EventSource, SageMakerDetailType, values
+from chalicelib.pipeline.actors import Actor
 
 app = Chalice(app_name="flowers")
 app.log.setLevel(logging.WARNING)
@@ -60,6 +61,12 @@ def _operator_body() -> dict[str, Any]:
     return request_schema.json_body(request.path, request.method, operator_request.parse(request.headers, _body()))
 
 
+def _caller() -> Actor:
+    """Who sent the operator request: API Gateway's request context names the IAM principal (the routes' authorizer)."""
+    request = _request()
+    return handlers.caller(request.context.get("identity"), request.headers)
+
+
 # JSON answers are live state (a browser or proxy must not replay an old /status); the page and the
 # pictures may be kept but are checked again, so a new page or a retrained model shows at once.
 NO_STORE = {"Cache-Control": "no-store"}
@@ -86,12 +93,12 @@ def _respond(call: Callable[[], Any], status: int = 200, content_type: str = "ap
 # (infra/flowers_infra/chalice_app.py): this name is the default stack's, and local mode's.
 @app.on_sqs_message(queue="flowers-uploads", batch_size=100, maximum_batching_window_in_seconds=30)
 def on_upload(event: SQSEvent) -> dict[str, Any]:
-    return handlers.on_upload_messages(event.to_dict())
+    return handlers.on_upload_messages(event.to_dict(), event.context)  # the context: the Lambda's remaining time
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def tick(event: CloudWatchEvent) -> dict[str, Any]:
-    return handlers.on_tick()
+    return handlers.on_tick(event.context)
 
 
 @app.on_cw_event({"source": [EventSource.SAGEMAKER.value], "detail-type": values(*SageMakerDetailType)})
@@ -154,19 +161,19 @@ def openapi_document() -> Response:
 # The body first: a request another site's page could have sent is refused before anything else is said about it.
 @app.route("/models/{version}/approve", methods=["POST"], authorizer=operators, content_types=["*/*"])
 def approve_model(version: str) -> Response:
-    return _respond(lambda: handlers.set_model_status(action="approve", body=_operator_body(), **_parameters()))
+    return _respond(lambda: handlers.set_model_status(action="approve", body=_operator_body(), by=_caller(), **_parameters()))
 
 
 @app.route("/models/{version}/reject", methods=["POST"], authorizer=operators, content_types=["*/*"])
 def reject_model(version: str) -> Response:
-    return _respond(lambda: handlers.set_model_status(action="reject", body=_operator_body(), **_parameters()))
+    return _respond(lambda: handlers.set_model_status(action="reject", body=_operator_body(), by=_caller(), **_parameters()))
 
 
 @app.route("/runs", methods=["POST"], authorizer=operators, content_types=["*/*"])
 def start_run() -> Response:
-    return _respond(lambda: handlers.retrain(_operator_body()))
+    return _respond(lambda: handlers.retrain(_operator_body(), _caller()))
 
 
 @app.route("/models/rollback", methods=["POST"], authorizer=operators, content_types=["*/*"])
 def rollback_model() -> Response:
-    return _respond(lambda: handlers.rollback(_operator_body()))
+    return _respond(lambda: handlers.rollback(_operator_body(), _caller()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Iterator, Protocol
 
+from chalicelib.pipeline.actors import OperatorAction
 from chalicelib.pipeline.domain_events import DomainEvent
 from chalicelib.pipeline.records import (
     Change,
@@ -43,6 +44,20 @@ class ObjectStore(Protocol):
 
     def write(self, uri: str, data: bytes) -> None:
         """Create or replace the object at `uri` whole (a reader never sees part of it)."""
+
+    def write_once(self, uri: str, data: bytes, lock_days: int = 0) -> bool:
+        """Create the object at `uri` whole unless one is there already: False when it was (left as it is: a replay).
+        S3 refuses the overwrite itself (a conditional PutObject, If-None-Match: *), so two writers racing cannot both
+        win. `lock_days` > 0: the new object is locked that long (S3 Object Lock, governance mode)."""
+
+    def lock(self, uri: str, days: int) -> int:
+        """Lock the current version of every object under the prefix `uri` for `days` from now (S3 Object Lock,
+        governance mode: no version deleted or its lock shortened without s3:BypassGovernanceRetention); how many.
+        A store that keeps no versions (local mode) locks nothing."""
+
+    def restore_version(self, uri: str, version_id: str) -> None:
+        """Make version `version_id` of the object the current one again (a copy of it: the versions after it stay).
+        Raises OSError where the store keeps no earlier versions (local mode)."""
 
     def exists(self, uri: str) -> bool: ...
 
@@ -91,10 +106,10 @@ class StateStore(Protocol):
 
     def dataset_state(self, dataset: str) -> DatasetState: ...
 
-    def claim_run(self, dataset: str, running: Running, consumed: int, replace: bool = False) -> str:
-        """Atomically: no run in progress and none ever for running.version -> hold the data set,
-        subtract `consumed` pending changes. Returns CLAIMED, BUSY or VERSION_EXISTS. With
-        `replace` (a run forced by hand) an earlier run of the version is replaced, not a refusal."""
+    def claim_run(self, dataset: str, running: Running, consumed: int) -> str:
+        """Atomically: no run in progress and no record yet under the run's key (running.version and running.run_id:
+        records.model_version) -> hold the data set, subtract `consumed` pending changes, create the run's record
+        (with records.run_action for a run by hand). Returns CLAIMED, BUSY or VERSION_EXISTS (the key has a record)."""
 
     def skip_pending(self, dataset: str, consumed: int, outcome: Outcome) -> bool:
         """Forget `consumed` pending changes without a run (their data set version had one)."""
@@ -103,12 +118,18 @@ class StateStore(Protocol):
         """Update the running run's fields (its job_name too, for a retry) if it is `job_name` in one of `from_stages`."""
 
     def finish(self, dataset: str, job_name: str, outcome: Outcome, model: dict[str, Any] | None = None) -> bool:
-        """Let go of the data set if `job_name` holds it; record the outcome on its run record."""
+        """Let go of the data set if `job_name` holds it; record the outcome on its run record (outcome.version and
+        outcome.run_id)."""
+
+    def note_action(self, dataset: str, version: str, run_id: str, action: OperatorAction) -> bool:
+        """Append an operator action to a run record; False when there is no such record (a model registered before
+        run records kept actions is still acted on, its action is in the registry's reason and the event)."""
 
     def note_listing_check(self, dataset: str, at: float) -> None:
         """Remember when the data set was last listed to heal lost upload events (DatasetState.listing_checked_at)."""
 
-    def run(self, dataset: str, version: str) -> RunRecord | None: ...
+    def run(self, dataset: str, version: str) -> RunRecord | None:
+        """The data set version's newest run record (its only one unless it was run again by hand)."""
 
     def runs(self, dataset: str, limit: int = 50) -> builtins.list[RunRecord]:
         """Newest first."""

@@ -26,7 +26,8 @@ from chalicelib.contract.vocabulary import Mode, Quantization, WatchMode, values
 T = TypeVar("T")
 MODES = tuple(values(*Mode))
 # Settings without which the aws mode cannot work (the CDK sets them all on every function).
-AWS_REQUIRED = ("dataset_bucket", "artifact_bucket", "state_table", "training_image_uri", "sagemaker_role_arn")
+AWS_REQUIRED = ("dataset_bucket", "artifact_bucket", "state_table", "training_image_uri", "sagemaker_role_arn",
+                "conversion_role_arn")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/.+$")
@@ -141,7 +142,10 @@ class Settings:
     model_package_group: str = _setting(
         "MODEL_PACKAGE_GROUP", _pattern(_GROUP, "a model package group name (letters, digits, hyphens)"), "flowers")
     training_image_uri: str = _setting("TRAINING_IMAGE_URI", _text, "")
+    # The jobs' execution roles (infra/flowers_infra/stack.py): the training jobs' (reads the data set, writes
+    # training outputs) and the conversion jobs' (reads a training output, writes models/). Local mode has none.
     sagemaker_role_arn: str = _setting("SAGEMAKER_ROLE_ARN", _pattern(_ROLE_ARN, "an IAM role ARN"), "")
+    conversion_role_arn: str = _setting("CONVERSION_ROLE_ARN", _pattern(_ROLE_ARN, "an IAM role ARN"), "")
     training_instance_type: str = _setting(
         "TRAINING_INSTANCE_TYPE", _pattern(_INSTANCE_TYPE, "a SageMaker instance type like ml.g5.xlarge"), "ml.g5.xlarge")
     conversion_instance_type: str = _setting(
@@ -158,6 +162,9 @@ class Settings:
     min_test_images: int = _setting("MIN_TEST_IMAGES", _int(0, 10_000_000), 50)
     # promotion gate: largest fall of any class's recall below production's
     max_class_drop: float = _setting("MAX_CLASS_DROP", _accuracy, 0.10)
+    # promotion gate: largest share of the photos shared with production's data set that may change label
+    # (chalicelib/pipeline/relabel.py); more, or other classes, and a person decides
+    max_relabel_share: float = _setting("MAX_RELABEL_SHARE", _accuracy, 0.05)
     # jobs that fail for a transient reason: attempts in all, per stage
     max_attempts: int = _setting("MAX_ATTEMPTS", _int(1, 10), 3)
     # seconds before the second attempt; each later one waits twice as long
@@ -175,6 +182,9 @@ class Settings:
     hyperparameters: dict[str, str] = _setting("HYPERPARAMETERS", _checked_hyperparameters("HYPERPARAMETERS"), {})
     # the EventBridge bus of the domain events (chalicelib/pipeline/domain_events.py); "": none sent
     event_bus_name: str = _setting("EVENT_BUS_NAME", _text, "")
+    # Days a run's manifest and a registered model's files stay locked (S3 Object Lock, governance mode) in the
+    # artifact bucket (chalicelib/pipeline/lineage.py); 0: none locked (local mode, a stack that keeps no data).
+    lineage_lock_days: int = _setting("LINEAGE_LOCK_DAYS", _int(0, 36500), 0)
     # local mode only (local_only: the Lambdas never get these variables)
     # bucket/, artifacts/, the SQLite state; default ~/.flowers
     home: str = _setting("FLOWERS_HOME", _text, "", local_only=True)

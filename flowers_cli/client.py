@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.contract.vocabulary import CLI_USER_AGENT
+
 if TYPE_CHECKING:
     from botocore.session import Session as BotocoreSession
     from chalice.test import Client
@@ -157,7 +159,8 @@ class Api:
         return self.url or f"{self.home} (no server running: answered in this process)"
 
     def call(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None, timeout: float = 60) -> Answer:
-        headers = {"Content-Type": content_type} if content_type else {}
+        # The User-Agent says the CLI sent it: an operator action records "via cli" beside its caller (operator_request.py).
+        headers = {"User-Agent": CLI_USER_AGENT, **({"Content-Type": content_type} if content_type else {})}
         if self.url:
             url = self.url + path.lstrip("/")
             if self.api_key:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from chalicelib.contract.vocabulary import DomainEventType
+from flowers_cli.output import actor
 
 POLL_SECONDS = 0.5
 
@@ -53,10 +54,12 @@ WHAT: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def describe(event: dict[str, Any]) -> str:
-    """One line for a person: time, type, model version, and what matters for that type."""
+    """One line for a person: time, type, model version, what matters for that type, and who, when a person did it."""
     kind = str(event.get("type", "?"))
     version = event.get("version") or "-"
     what = WHAT[kind](event) if kind in WHAT else ""
+    if isinstance(event.get("by"), dict):
+        what += f" by {actor(event['by'])}"
     return f"{event.get('time', '')} {kind:<17} {version:<16} {what}".rstrip()
 
 

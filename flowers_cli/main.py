@@ -11,6 +11,7 @@
   flowers tensorboard         TensorBoard on every local training run
   flowers events [--follow]   runs started / failed, models registered / promoted / rolled back
   flowers classify DIR        every photo's labels as JSON lines (--bucket s3://B/classify/: in the cloud)
+  flowers restore VERSION     put back the photos run VERSION trained on, from its manifest (--stack: in the cloud)
 
 HOME is --home, else $FLOWERS_HOME, else ~/.flowers.
 """
@@ -182,6 +183,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         print(f"error: the run for {document.get('version')} did not start: {document.get('reason')}", file=sys.stderr)
         return 1
     print(f"training run for data set version {document['version']} started (job {document['job']})")
+    if document.get("model_version") and document["model_version"] != document["version"]:  # the version ran before
+        print(f"  a new run of a version that ran before: its model will be version {document['model_version']}")
     start = document.get("start_from")
     if isinstance(start, dict):  # an API from before start_from existed answers without it
         where = "the production model (a warm start)" if start.get("kind") == StartKind.PRODUCTION else "ImageNet (a full run)"
@@ -251,6 +254,13 @@ def cmd_events(args: argparse.Namespace) -> int:
     from flowers_cli.events import show
 
     return show(configure(args) / FILE_NAME, follow=args.follow, as_json=args.json)
+
+
+# restore --------------------------------------------------------------------------------------
+def cmd_restore(args: argparse.Namespace) -> int:
+    from flowers_cli import restore
+
+    return restore.main(args)
 
 
 # demo -----------------------------------------------------------------------------------------
@@ -342,8 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     _url(rollback)
     rollback.set_defaults(run=cmd_rollback)
 
-    retrain = commands.add_parser("retrain", help="train the data set as it is now, even if its version ran before (e.g. after a failure)")
-    retrain.add_argument("--reason", help="why, kept in the run's history")
+    retrain = commands.add_parser("retrain", help="train the data set as it is now, even if its version ran before (after a failure, "
+                                                  "a rejected model, or to try again): a new run with a record and a model version of its own")
+    retrain.add_argument("--reason", help="why, kept in the run's record with who asked")
     retrain.add_argument("--full", action="store_true",
                          help="this run starts from ImageNet, not warm from the production model (once: the next run decides "
                               "afresh; for every run: training.json's {\"warm_start\": \"none\"})")
@@ -372,6 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--follow", "-f", action="store_true", help="wait for more events (Ctrl-C stops)")
     events.add_argument("--json", action="store_true", help="one JSON object a line, as HOME/events.jsonl holds them")
     events.set_defaults(run=cmd_events)
+
+    restore = commands.add_parser("restore", help="put back the photos a run trained on that were deleted or replaced since, "
+                                  "from the bucket's versions (its manifest names them)")
+    restore.add_argument("version", help="the run's data set version (16 hexadecimal characters, from `flowers models`)")
+    restore.add_argument("--dry-run", action="store_true", help="say what would be restored, change nothing")
+    _home(restore)
+    restore.add_argument("--stack", default=os.environ.get("FLOWERS_STACK") or None,
+                         help="a deployed stack's name: its artifact bucket from its outputs, with your AWS credentials "
+                              "(default $FLOWERS_STACK)")
+    restore.add_argument("--artifact-bucket", help="the cloud's artifact bucket by name (output ArtifactBucketName), instead of --stack")
+    restore.set_defaults(run=cmd_restore)
 
     tensorboard = commands.add_parser("tensorboard", help="TensorBoard over the local training runs")
     _home(tensorboard)

@@ -56,10 +56,35 @@ def format_status(s: dict[str, Any]) -> str:
     outcome = s.get("last_outcome")
     if outcome:
         status = outcome["status"] + (f" ({outcome['model_status']})" if outcome.get("model_status") else "")
-        lines.append(f"last outcome  {status} {outcome['version']} at {outcome.get('at')}: {outcome.get('reason', '')}")
+        version = outcome["version"]
+        if outcome.get("model_version") and outcome["model_version"] != version:  # a rerun: its model has a version of its own
+            version = f"{version} (model {outcome['model_version']})"
+        lines.append(f"last outcome  {status} {version} at {outcome.get('at')}: {outcome.get('reason', '')}")
     lines += _validation_lines(s.get("validation"))
     lines += _data_lines(s.get("validation") or {})
+    lines += _action_lines(s.get("operator_actions") or [])
     return "\n".join(lines)
+
+
+ACTIONS_SHOWN = 10  # operator actions `flowers status` prints; --json has the API's list
+
+
+def actor(by: Any) -> str:
+    """Who did an operator action (GET /status's Actor), in a few words."""
+    if not isinstance(by, dict):
+        return "the pipeline"
+    return f"{by.get('principal', '?')} ({by.get('kind', '?')}, {by.get('via', '?')})"
+
+
+def _action_lines(actions: list[dict[str, Any]], limit: int = ACTIONS_SHOWN) -> list[str]:
+    """Who did what, newest first: runs by hand, approve, reject, rollback."""
+    if not actions:
+        return []
+    lines = ["operator actions (newest first)"]
+    for a in actions[:limit]:
+        what = a.get("model_version", "") if a.get("command") != "run" else f"data set {a.get('dataset_version', '')}"
+        lines.append(f"  {a.get('at', '')} {a.get('command', '?'):<8} {what} by {actor(a.get('by'))}: {a.get('reason', '')}")
+    return lines
 
 
 def _validation_lines(v: dict[str, Any] | None, limit: int = SKIPPED_SHOWN) -> list[str]:

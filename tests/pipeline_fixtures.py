@@ -37,6 +37,7 @@ ENV = {
     "MODEL_PACKAGE_GROUP": "flowers",
     "TRAINING_IMAGE_URI": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/flowers-training:latest",
     "SAGEMAKER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/flowers-sagemaker",
+    "CONVERSION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/flowers-conversion",
     "QUIET_PERIOD": "600",
     "MIN_NEW_IMAGES": "1",
     "MODEL_REFRESH_SECONDS": "60",
@@ -176,6 +177,33 @@ def training_state_event(job: str, status: str, reason: str = "") -> dict:
 
 def processing_state_event(job: str, status: str, reason: str = "") -> dict:
     return events.processing_state(job, status, reason, 1700000000.0, region=REGION, account=ACCOUNT)
+
+
+def principal(name: str) -> str:
+    """An IAM principal's ARN as API Gateway's IAM authorizer puts it in the request context (an assumed role's session)."""
+    return f"arn:aws:sts::{ACCOUNT}:assumed-role/FlowersOperators/{name}"
+
+
+def invoke_api(app, method: str, path: str, headers: dict[str, str], body: bytes = b"", identity: dict | None = None) -> dict:
+    """Call the app as Lambda does behind API Gateway: the event Chalice's own gateway builds, with `identity` laid over
+    its request context's (API Gateway's IAM authorizer adds userArn, caller, accountId for a SigV4-signed request;
+    Chalice's test client cannot, its gateway knows no IAM). The Lambda proxy response."""
+    from chalice.local import LambdaContext, LambdaEventConverter, RouteMatcher
+
+    event = LambdaEventConverter(RouteMatcher(list(app.routes)), app.api.binary_types).create_lambda_event(method, path, headers, body)
+    event["requestContext"]["identity"].update(identity or {})
+    return app(event, LambdaContext("api", 512))
+
+
+def iam_identity(user_arn: str) -> dict:
+    return {"userArn": user_arn, "caller": "AROAEXAMPLE:" + user_arn.rsplit("/", 1)[-1], "accountId": ACCOUNT, "user": "AROAEXAMPLE"}
+
+
+def signed_request(app, method: str, path: str, body: bytes = b"", user_arn: str = "", user_agent: str = "") -> tuple[int, dict]:
+    """An operator request signed by `user_arn` as the Lambda receives it: (status, JSON body)."""
+    headers = {"Content-Type": "application/json", **({"User-Agent": user_agent} if user_agent else {})}
+    response = invoke_api(app, method, path, headers, body, iam_identity(user_arn) if user_arn else None)
+    return response["statusCode"], json.loads(response["body"])
 
 
 # a real tiny model -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The `convert` entrypoint: SavedModel -> verified `.tflite` (+ labels.txt, metadata.json).
 
     python -m training.convert MODEL_DIR OUTPUT_DIR --data DATASET_DIR
-        [--quantize auto|fp32|fp16|dynamic|int8] [--baseline SERVED_MODEL_DIR]
+        [--quantize auto|fp32|fp16|dynamic|int8] [--baseline SERVED_MODEL_DIR] [--features-out FEATURES_DIR]
 
 MODEL_DIR is a training job's model folder, or a folder holding its `model.tar.gz`
 (a SageMaker Processing job gets it that way). Every conversion is checked on the test
@@ -9,6 +9,8 @@ split of DATASET_DIR (the same hash split training used): top-1 of the SavedMode
 the `.tflite`, and how often the two agree. `auto` keeps the smallest model within
 0.5 point of the SavedModel's accuracy. `--baseline` also scores the model now in
 production on the same test photos, so the promotion gate compares like with like.
+`--features-out` hands the feature cache's new entries, which the training job left in its model
+folder, on to the cache (training/feature_cache.py `hand_on`): the training job itself has no network.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.contract.feature_cache import NEW_FOLDER
 from chalicelib.contract.training_job import LABELS_FILE, METADATA_FILE, MODEL_FILE, SAVED_MODEL_DIR
 from chalicelib.contract.vocabulary import ContainerPath, ContainerVariable, Quantization, values
 from training import dataset as ds
@@ -259,13 +262,17 @@ def write_with_metadata(output_dir: Path, blob: bytes, result: dict) -> bytes:
 
 
 def convert(model_dir: Path, output_dir: Path, data_dir: Path, quantize: str = Quantization.AUTO.value,
-            baseline: Path | None = None) -> dict:
-    from training import calibration
+            baseline: Path | None = None, features_out: Path | None = None) -> dict:
+    from training import calibration, feature_cache
     from training.evaluation import classification_metrics
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="flowers-convert-") as tmp:
         source = unpack(Path(model_dir), Path(tmp))
+        if features_out is not None:
+            handed, refused = feature_cache.hand_on(source / NEW_FOLDER, Path(features_out))
+            print(f"feature cache: {handed} new entr(ies) handed on to {features_out}"
+                  + (f", {refused} file(s) that are no entry left behind" if refused else ""), flush=True)
         metadata = json.loads((source / METADATA_FILE).read_text())
         labels = [line for line in (source / LABELS_FILE).read_text().splitlines() if line]
         saved = source / SAVED_MODEL_DIR
@@ -357,9 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the data set the model was trained on (its test split checks the conversion)")
     parser.add_argument("--quantize", choices=values(*Quantization), default=Quantization.AUTO.value)
     parser.add_argument("--baseline", type=Path, help="the served model's folder, scored on the same test photos")
+    parser.add_argument("--features-out", type=Path,
+                        help="where the feature cache's new entries from the model folder go (the cache's upload)")
     args = parser.parse_args(argv)
     try:
-        convert(args.model_dir, args.output_dir, args.data, args.quantize, args.baseline)
+        convert(args.model_dir, args.output_dir, args.data, args.quantize, args.baseline, args.features_out)
     except (ConversionError, ds.DatasetError, OSError, json.JSONDecodeError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         failure = Path(os.environ.get(ContainerVariable.OUTPUT_DIR, ContainerPath.OUTPUT_DIR)) / "failure"

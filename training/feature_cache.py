@@ -8,12 +8,13 @@ weights and fine-tuned weights never share entries, and a stale entry cannot be 
 sha256 of its own bytes: a corrupt or truncated one (a crash mid-write, a bad disk) fails the check and
 is recomputed and written again, never trusted.
 
-Where: FLOWERS_FEATURE_CACHE names the folder (locally HOME/artifacts/features/, set by flowers up's job
-runner; in the cloud the job's `features` input channel, s3://ARTIFACTS/features/ in FastFile mode: an
-entry is fetched when it is looked up, so lookups run many at once). New entries are written there, or to
-FLOWERS_FEATURE_CACHE_NEW when set (the cloud's channel is read-only); in the cloud, when
-FLOWERS_FEATURE_CACHE_URI names the S3 prefix, they are uploaded back at the end of each step
-(`upload_new`). Without the variable nothing is cached, as before.
+Where: FLOWERS_FEATURE_CACHE names the folder (locally HOME/artifacts/features/; in the cloud the job's
+`features` input channel, s3://ARTIFACTS/features/ in FastFile mode: an entry is fetched when it is looked up,
+so lookups run many at once). New entries are written there, or to FLOWERS_FEATURE_CACHE_NEW when set: both job
+runners set it to the model folder's features/ (chalicelib/contract/feature_cache.py), so they leave the job in
+its model.tar.gz, never through the network (the job runs network-isolated and calls no AWS API), and the
+conversion job hands them on to the cache (`hand_on`, training/convert.py --features-out). Without the variable
+nothing is cached, as before.
 
 Two steps use it (training/train.py opens it around each; the log has a line for each): phase 1 reads and
 writes the features of the backbone it starts from (ImageNet's: shared by every full run), and calibration
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,11 +38,10 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-from chalicelib.contract.feature_cache import FOLDER_ENV, MARKER, MARKER_TEXT, NEW_ENV, PREFIX, URI_ENV
+from chalicelib.contract.feature_cache import ENTRY_SUFFIX, FOLDER_ENV, MARKER, MARKER_TEXT, NEW_ENV, PREFIX
 
 FORMAT = b"flowers-features-1\n"
 _DIGEST = 32
-UPLOADS_IN_FLIGHT = 16
 READS_IN_FLIGHT = 16  # a FastFile channel fetches each entry from S3 when it is opened: many at once
 
 
@@ -92,7 +93,7 @@ class FeatureCache:
         return np.stack([row for row in rows if row is not None]).astype(np.float32)
 
     def path(self, key: str, folder: Path | None = None) -> Path:
-        return (folder or self.folder) / key[:2] / f"{key}.f32"
+        return (folder or self.folder) / key[:2] / f"{key}{ENTRY_SUFFIX}"
 
     def _load(self, key: str, dim: int) -> np.ndarray | None:
         """The entry's row (this run's own new entries first); None when there is none or it fails its checks."""
@@ -102,8 +103,7 @@ class FeatureCache:
             except OSError:
                 continue
             body = raw[len(FORMAT) + _DIGEST:]
-            if (not raw.startswith(FORMAT) or hashlib.sha256(body).digest() != raw[len(FORMAT):len(FORMAT) + _DIGEST]
-                    or len(body) != dim * 4):
+            if not valid(raw) or len(body) != dim * 4:
                 with _counting:
                     self.stats.corrupt += 1
                 return None
@@ -135,8 +135,8 @@ def features(extractor: keras.Model, images: np.ndarray, compute: Callable[[np.n
 @contextmanager
 def opened(preset: str, image_size: int, step: str = "", *,
            environ: dict[str, str] | None = None) -> Iterator[FeatureCache | None]:
-    """The steps inside with the cache FLOWERS_FEATURE_CACHE names (none: no cache); uploads new entries back
-    at the end. `step` names them in the log line."""
+    """The steps inside with the cache FLOWERS_FEATURE_CACHE names (none: no cache). `step` names them in the
+    log line."""
     global _current
     env: Mapping[str, str] = os.environ if environ is None else environ
     folder = env.get(FOLDER_ENV, "")
@@ -152,23 +152,40 @@ def opened(preset: str, image_size: int, step: str = "", *,
         print(f"feature cache: {cache.stats.hits} photo(s) from {cache.folder}, {cache.stats.computed} computed"
               + (f", {cache.stats.corrupt} corrupt entr(ies) recomputed" if cache.stats.corrupt else "")
               + (f" ({step})" if step else ""), flush=True)
-        uri = env.get(URI_ENV, "")
-        if uri and cache.stats.written:
-            upload_new(cache, uri)
 
 
-def upload_new(cache: FeatureCache, uri: str) -> None:
-    """The cloud's output back: the entries this run wrote, to s3://ARTIFACTS/features/ (a failure costs the next run time only)."""
-    try:
-        import boto3
+def valid(raw: bytes) -> bool:
+    """An entry's own checks, without knowing its backbone's width: the format, a whole body and its checksum."""
+    body = raw[len(FORMAT) + _DIGEST:]
+    return (raw.startswith(FORMAT) and len(body) > 0 and len(body) % 4 == 0
+            and hashlib.sha256(body).digest() == raw[len(FORMAT):len(FORMAT) + _DIGEST])
 
-        bucket, _, prefix = uri[len("s3://"):].partition("/")
-        s3 = boto3.client("s3")  # thread-safe: small entries, so many PUTs in flight rather than one at a time
-        with ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT) as pool:
-            list(pool.map(lambda path: s3.upload_file(str(path), bucket, prefix + path.relative_to(cache.new_folder).as_posix()),
-                          cache.stats.written))
-        # the marker that makes the next job's `features` channel (chalicelib/contract/feature_cache.py)
-        s3.put_object(Bucket=bucket, Key=prefix + MARKER[len(PREFIX):], Body=MARKER_TEXT)
-        print(f"feature cache: {len(cache.stats.written)} new entr(ies) uploaded to {uri}", flush=True)
-    except Exception as exc:  # noqa: BLE001 - never the run's failure
-        print(f"feature cache: upload to {uri} failed: {exc}", flush=True)
+
+def hand_on(source: Path, target: Path) -> tuple[int, int]:
+    """The conversion job's part: the entries a training job wrote into its model folder (`source`, NEW_FOLDER of
+    the unpacked model) copied to `target`, the conversion's output that becomes the cache (s3://ARTIFACTS/features/;
+    locally HOME/artifacts/features/), with the marker that makes the next job's channel. Only well-formed entries
+    under their own <2 hex>/<64 hex>.f32 name are handed on, so nothing else reaches features/. Returns (handed on,
+    refused)."""
+    handed, refused = 0, 0
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(source.glob("*/*")) if source.is_dir() else ():
+        relative = entry.relative_to(source)
+        try:
+            raw = entry.read_bytes()
+        except OSError:  # a folder or an unreadable file: not an entry
+            refused += 1
+            continue
+        if not (_ENTRY_NAME.fullmatch(relative.as_posix()) and relative.parts[1].startswith(relative.parts[0])
+                and valid(raw)):
+            refused += 1
+            continue
+        (target / relative.parts[0]).mkdir(exist_ok=True)
+        (target / relative).write_bytes(raw)
+        handed += 1
+    # Always written, even with no new entry: the output is never empty, and the channel exists from now on.
+    (target / MARKER[len(PREFIX):]).write_bytes(MARKER_TEXT)
+    return handed, refused
+
+
+_ENTRY_NAME = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}" + re.escape(ENTRY_SUFFIX))

@@ -5,20 +5,23 @@ dicts or raise ApiError; app.py turns both into responses.
 """
 from __future__ import annotations
 
+import getpass
+import os
 import time
 from typing import Any, Mapping
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEvent
 
-from chalicelib.pipeline import batch_classify, job_names
+from chalicelib.pipeline import batch_classify, deadline, job_names
 
-from chalicelib.api import predict_request
+from chalicelib.api import operator_request, predict_request
 
 from chalicelib import services
 from chalicelib.api.errors import ApiError, conflict, not_found, unavailable
 from chalicelib.contract.imaging import ImageError
-from chalicelib.contract.vocabulary import Action, SageMakerDetailType
+from chalicelib.contract.vocabulary import Action, Mode, SageMakerDetailType
 from chalicelib.observability import Unit, logger, metrics
+from chalicelib.pipeline.actors import Actor
 from chalicelib.pipeline.refusals import Conflict, NotFound
 from chalicelib.pipeline.records import JobStatus
 from chalicelib.pipeline.run_result import RunResult
@@ -30,15 +33,17 @@ _IMAGE_ERRORS = {"decompression_bomb": 413, "image_too_large": 413, "unsupported
 
 
 # events -----------------------------------------------------------------------------------
-def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
+def on_upload_messages(raw_event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
     """Record a batch of upload notifications; answer SQS's partial batch response.
 
     The batch is recorded at once; when that fails, message by message, and only the messages
     whose changes could not be recorded go back to the queue (`batchItemFailures`; the event
     source mapping has ReportBatchItemFailures): recording is idempotent, so what the first try
     wrote counts once. A malformed body is dropped (retrying cannot help) and counted in the
-    MalformedUploadMessages metric, which has an alarm."""
+    MalformedUploadMessages metric, which has an alarm. Once the Lambda's time runs short (`context`,
+    chalicelib/pipeline/deadline.py) no further message or photo is started: those left go back too."""
     svc = services.get()
+    time_left = deadline.of(context)
     event = SQSEvent(dict(raw_event))
     bucket, prefix = svc.settings.dataset_bucket, svc.settings.dataset_prefix
     messages = [(record.message_id, parse_bodies([record.body], bucket, prefix)) for record in event.records]
@@ -57,6 +62,9 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
         for message_id, parsed in messages:
             if not parsed.changes:
                 continue
+            if time_left.passed():
+                failed.append(message_id)
+                continue
             try:
                 new += svc.orchestrator.record_uploads(parsed.changes)
             except Exception as exc:
@@ -65,7 +73,7 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
                 failed.append(message_id)
     # Photos under classify/: classified by the served model, one output per delivery (chalicelib/pipeline/batch_classify.py).
     classified, returned = batch_classify.on_messages([(r.message_id, r.body) for r in event.records], svc.objects, bucket,
-                                                      lambda: svc.predictor)
+                                                      lambda: svc.predictor, time_left=time_left)
     failed += [message_id for message_id in returned if message_id not in failed]
     metrics.add_metric(name="UploadEvents", unit=Unit.Count, value=len(changes))
     metrics.add_metric(name="NewUploads", unit=Unit.Count, value=new)
@@ -78,8 +86,8 @@ def on_upload_messages(raw_event: Mapping[str, Any]) -> dict[str, Any]:
             "classified": classified.as_dict()}
 
 
-def on_tick() -> dict[str, Any]:
-    result = services.get().orchestrator.tick()
+def on_tick(context: object = None) -> dict[str, Any]:
+    result = services.get().orchestrator.tick(deadline.of(context))
     if result.action is Action.STARTED:
         metrics.add_metric(name="TrainingRunsStarted", unit=Unit.Count, value=1)
     answer = result.as_dict()
@@ -182,30 +190,46 @@ def status() -> dict[str, Any]:
     return services.get().read_model.status()
 
 
-# The parameters and bodies below were checked against their operation's schemas (app.py, request_schema.py).
-def set_model_status(version: str, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
+def caller(identity: Mapping[str, Any] | None, headers: Mapping[str, str]) -> Actor:
+    """The operator request's caller (operator_request.caller): the IAM principal in the cloud, the local user in
+    local mode (the server's, or the CLI's when it answers in its own process)."""
+    local = services.get().settings.mode == Mode.LOCAL
+    return operator_request.caller(identity, headers, local_user() if local else None)
+
+
+def local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a container's): the uid itself
+        return f"uid {os.getuid()}"
+
+
+# The parameters and bodies below were checked against their operation's schemas (app.py, request_schema.py); `by`
+# is the caller (above).
+def set_model_status(version: str, action: str, body: Mapping[str, Any], by: Actor) -> dict[str, Any]:
     reason = _reason(body, f"{action}d by hand")
     orchestrator = services.get().orchestrator
     try:
-        entry = orchestrator.approve(version, reason) if action == "approve" else orchestrator.reject(version, reason)
+        entry = orchestrator.approve(version, reason, by) if action == "approve" else orchestrator.reject(version, reason, by)
     except NotFound as exc:
         raise not_found(str(exc)) from None
-    return {"version": entry.version, "status": entry.status, "reason": entry.reason}
+    return {"version": entry.version, "status": entry.status, "reason": entry.reason, "by": by.as_dict()}
 
 
-def rollback(body: Mapping[str, Any]) -> dict[str, Any]:
+def rollback(body: Mapping[str, Any], by: Actor) -> dict[str, Any]:
     reason = _reason(body, "rolled back by hand")
     try:
-        old, new = services.get().orchestrator.rollback(reason)
+        old, new = services.get().orchestrator.rollback(reason, by)
     except Conflict as exc:
         raise conflict(str(exc)) from None
-    return {"rejected": old.version, "current": new.version}
+    return {"rejected": old.version, "current": new.version, "by": by.as_dict()}
 
 
-def retrain(body: Mapping[str, Any]) -> dict[str, Any]:
+def retrain(body: Mapping[str, Any], by: Actor) -> dict[str, Any]:
     """POST /runs. `full` is a JSON boolean (its schema refuses anything else: "false" or 0 read as true, or a
     typo read as false, would start the wrong, costly run)."""
     try:
-        return services.get().orchestrator.retrain(_reason(body, "run forced by hand"), full=bool(body["full"])).as_dict()
+        result = services.get().orchestrator.retrain(_reason(body, "run forced by hand"), by, full=bool(body["full"]))
     except Conflict as exc:
         raise conflict(str(exc)) from None
+    return dict(result.as_dict(), by=by.as_dict())

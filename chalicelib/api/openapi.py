@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib.pipeline import job_names, manifest, validation_report
 from chalicelib.contract.imaging import MAX_IMAGE_BYTES
-from chalicelib.contract.vocabulary import ModelStatus, RunOutcome, Stage, StartKind, values
+from chalicelib.contract.vocabulary import ActorKind, Command, ModelStatus, RunOutcome, Stage, StartKind, Via, values
 
 Schema = dict[str, Any]
 
@@ -50,7 +50,20 @@ def _object(required: dict[str, Schema], optional: dict[str, Schema] | None = No
     return {"type": "object", "required": sorted(required), "properties": {**required, **(optional or {})}}
 
 
+_ACTOR_REF = {"$ref": "#/components/schemas/Actor"}
+_NULLABLE_ACTOR = {"oneOf": [{"type": "null", "description": "the pipeline itself"}, _ACTOR_REF]}
+
 SCHEMAS: dict[str, Schema] = {
+    "Actor": {**_object(
+        {"principal": {"type": "string", "description": "iam: the IAM principal's ARN (API Gateway's userArn); local: the "
+                                                      "user the server runs as"},
+         "kind": {"type": "string", "enum": values(*ActorKind)},
+         "via": {"type": "string", "enum": values(*Via), "description": "cli: a flowers command (its User-Agent)"}},
+        {"account": {"type": "string", "description": "iam: the principal's AWS account"}}),
+        "description": "who did an operator action (approve, reject, rollback, a run by hand)"},
+    "OperatorAction": _object(
+        {"command": {"type": "string", "enum": values(*Command)}, "by": _ACTOR_REF, "reason": {"type": "string"},
+         "at": _TIME, "model_version": _VERSION, "dataset_version": {"type": "string"}, "training_job": {"type": "string"}}),
     "Error": _object({"error": _object({"code": {"type": "string", "description": "stable, for programs"},
                                         "message": {"type": "string", "description": "for people"}})}),
     "Prediction": _object({
@@ -87,7 +100,11 @@ SCHEMAS: dict[str, Schema] = {
         {"version": _VERSION, "status": {"type": "string", "enum": _MODEL_STATUSES},
          "created_at": _TIME, "reason": {"type": "string"}, "metrics": {"$ref": "#/components/schemas/Metrics"}},
         {"package_version": {"type": "integer"}, "sha256": {"type": "string"}, "size_bytes": {"type": ["integer", "null"]},
-         "training_job": {"type": "string"}}),
+         "training_job": {"type": "string"},
+         "dataset_version": {"type": "string", "description": "the data set version it was trained on: its version, but "
+                                                              "for a run by hand of a version that ran before"},
+         "requested_by": {"oneOf": [{"type": "null", "description": "the pipeline started its run on uploads"},
+                                    _object({"by": _ACTOR_REF, "reason": {"type": "string"}})]}}),
     "Models": _object({"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}),
     "CurrentModel": _object({
         "version": _VERSION, "created_at": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
@@ -121,12 +138,16 @@ SCHEMAS: dict[str, Schema] = {
              {"progress": {"type": "object", "description": "local mode: the job's attempt, epoch and metrics"},
               "attempt": {"type": "integer", "description": "the current job's attempt (retries and forced runs count up)"},
               "failed_attempts": {"type": "array", "items": {"type": "string"}, "description": "earlier attempts' reasons"},
-              "retry_at": {"type": ["string", "null"], "description": "stage waiting: when the next attempt starts"}})]},
+              "retry_at": {"type": ["string", "null"], "description": "stage waiting: when the next attempt starts"},
+              "model_version": {**_VERSION, "description": "the version its model will have"},
+              "requested_by": _NULLABLE_ACTOR, "request_reason": {"type": ["string", "null"]}})]},
          "last_outcome": {"type": ["object", "null"]},
          "next_run": _object({"action": {"type": "string"}, "reason": {"type": "string"}, "in_seconds": {"type": "integer"}}),
          "validation": {"oneOf": [{"type": "null", "description": "no training job's report yet"},
                                   {"$ref": "#/components/schemas/Validation"}]}},
-        {"local": {"type": "object", "description": "local mode only: the bucket folder, quiet period, preset"}}),
+        {"local": {"type": "object", "description": "local mode only: the bucket folder, quiet period, preset"},
+         "operator_actions": {"type": "array", "items": {"$ref": "#/components/schemas/OperatorAction"},
+                              "description": "who did what: the newest runs' operator actions, newest first"}}),
     "Validation": {**_object(
         {"training_job": {"type": "string", "description": "the job whose validation.json this is: the running job's "
                                                            "once it has one, else the last run's"},
@@ -168,11 +189,13 @@ SCHEMAS: dict[str, Schema] = {
                            "description": "each class's loss weight when the classes were weighted, else null"},
          "min_recommended": {"type": "integer", "description": "photos per class under which a class is warned about"},
          "warnings": {"type": "array", "items": {"type": "string"}}}),
-    "ModelStatus": _object({"version": _VERSION, "status": {"type": "string"}, "reason": {"type": "string"}}),
-    "Rollback": _object({"rejected": _VERSION, "current": _VERSION}),
+    "ModelStatus": _object({"version": _VERSION, "status": {"type": "string"}, "reason": {"type": "string"}}, {"by": _ACTOR_REF}),
+    "Rollback": _object({"rejected": _VERSION, "current": _VERSION}, {"by": _ACTOR_REF}),
     "RunStarted": _object({"action": {"type": "string", "description": "started; failed when the job service refused"},
                            "version": _VERSION, "reason": {"type": "string"}},
-                          {"job": {"type": "string"},
+                          {"job": {"type": "string"}, "by": _ACTOR_REF,
+                           "model_version": {**_VERSION, "description": "its model's version: the data set version's, "
+                                                                        "but for a version that ran before"},
                            "start_from": _object({"kind": {"type": "string", "enum": values(StartKind.PRODUCTION, StartKind.IMAGENET),
                                                            "description": "production: a warm start from the served model's "
                                                                           "weights; imagenet: a full run"},

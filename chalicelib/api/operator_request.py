@@ -1,5 +1,6 @@
 """Validation of the operator routes (approve, reject, rollback, runs): a pure function from headers
-and body to the JSON document, refusing what a web page of another site could forge.
+and body to the JSON document, refusing what a web page of another site could forge; and who the caller is
+(`caller`), which the Orchestrator records with the action.
 
 Local mode has no authentication, so any page a user visits could POST to 127.0.0.1:8000.
 A browser sends such a cross-site form or `fetch` without a preflight only with a "simple"
@@ -12,6 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 from urllib.parse import urlsplit
+
+from chalicelib.contract.vocabulary import CLI_USER_AGENT, ActorKind, Via
+from chalicelib.pipeline.actors import MAX_PRINCIPAL, Actor
 
 from chalicelib.api import request_schema
 from chalicelib.api.errors import ApiError, too_large, unsupported
@@ -51,3 +55,25 @@ def parse(headers: Mapping[str, str], raw: bytes | None) -> Any:
     if len(raw) > MAX_JSON_BYTES:
         raise too_large("the JSON body is too large")
     return request_schema.load_json(raw)
+
+
+UNKNOWN_PRINCIPAL = "unknown"
+
+
+def via(headers: Mapping[str, str]) -> Via:
+    agent = _header(headers, "user-agent")
+    return Via.CLI if agent == CLI_USER_AGENT or agent.startswith(CLI_USER_AGENT + "/") else Via.HTTP
+
+
+def caller(identity: Mapping[str, Any] | None, headers: Mapping[str, str], local_user: str | None) -> Actor:
+    """Who sent an operator request. In the cloud (`local_user` None) API Gateway's request context says it: the
+    routes have the IAM authorizer, so `identity.userArn` is the signed request's principal (else `caller`, then the
+    account, then "unknown": never anything the request itself claims). In local mode, which has no login, it is the
+    local user the server runs as. `via`: the CLI or plain HTTP, from the User-Agent (a label, not a proof)."""
+    how = via(headers)
+    if local_user is not None:
+        return Actor(local_user[:MAX_PRINCIPAL] or UNKNOWN_PRINCIPAL, ActorKind.LOCAL, how)
+    found = identity or {}
+    account = str(found.get("accountId") or "")
+    principal = str(found.get("userArn") or found.get("caller") or (f"account {account}" if account else UNKNOWN_PRINCIPAL))
+    return Actor(principal[:MAX_PRINCIPAL], ActorKind.IAM, how, account)

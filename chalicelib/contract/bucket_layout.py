@@ -9,8 +9,10 @@ The artifact bucket (locally HOME/artifacts/):
   checkpoints/<job>/                    the job's checkpoints (a spot restart, a local rerun resumes)
   tensorboard/<job>/                    its TensorBoard events
   models/<version>/                     the converted model (model.tflite, labels.txt, metadata.json): the registry
-                                        points here, the API links here
-  manifests/<version>.json, .manifest   each run's photos (chalicelib/pipeline/manifest.py)
+                                        points here, the API links here. The model's version: its data set version's, but
+                                        for a rerun of the version (chalicelib/pipeline/records.py model_version)
+  manifests/<version>.json, .manifest   each data set version's photos (chalicelib/pipeline/manifest.py): every run of
+                                        the version reads the same
   features/                             backbone features per photo (chalicelib/contract/feature_cache.py)
   conversion/<job>/                     local mode only: a conversion job's attempts, moved to models/<version>/
 The dataset bucket, beside the data set's prefix (batch classification, chalicelib/pipeline/batch_classify.py;

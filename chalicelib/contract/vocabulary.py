@@ -62,6 +62,7 @@ class Action(StrEnum):
     CONVERTING = Stage.CONVERTING.value  # the conversion job started: the run is converting
     RETRYING = "retrying"  # a job failed for a transient reason: the run tries again later
     NOTED = "noted"  # an event that moves nothing (a job still in progress, a failure already waited on)
+    DEFERRED = "deferred"  # the Lambda's time ran short before the step (chalicelib/pipeline/deadline.py): done next time
     IGNORED = "ignored"  # an event for a job that does not hold the data set, or not one of ours
     # A run ended: its outcome is the action.
     REGISTERED = RunOutcome.REGISTERED.value
@@ -79,6 +80,33 @@ class ModelStatus(StrEnum):
     APPROVED = "approved"
     PENDING = "pending"
     REJECTED = "rejected"
+
+
+class Command(StrEnum):
+    """An operator's action (chalicelib/pipeline/actors.py records who did it): the operator routes and the
+    `flowers` commands of the same names."""
+
+    RUN = "run"  # POST /runs, flowers retrain: a run started by hand
+    APPROVE = "approve"
+    REJECT = "reject"
+    ROLLBACK = "rollback"
+
+
+class ActorKind(StrEnum):
+    """Whose word an operator action's caller is (chalicelib/pipeline/actors.py)."""
+
+    IAM = "iam"  # the cloud: the IAM principal that signed the request (API Gateway's IAM authorizer checked it)
+    LOCAL = "local"  # local mode, which has no login: the user the server (or the CLI answering in-process) runs as
+
+
+class Via(StrEnum):
+    """How an operator action came in."""
+
+    CLI = "cli"  # a `flowers` command (its User-Agent says so: CLI_USER_AGENT)
+    HTTP = "http"  # anything else: curl, a script, the web page
+
+
+CLI_USER_AGENT = "flowers-cli"  # the User-Agent the `flowers` CLI sends (flowers_cli/client.py)
 
 
 class StartKind(StrEnum):
@@ -187,6 +215,7 @@ class ContainerPath(StrEnum):
     PROCESSING_OUTPUT_DIR = f"{_ML}/processing/output"
     PROCESSING_DATA_DIR = f"{_ML}/processing/data"
     PROCESSING_BASELINE_DIR = f"{_ML}/processing/baseline"
+    PROCESSING_FEATURES_DIR = f"{_ML}/processing/features"  # the feature cache's new entries, uploaded to features/
 
 
 def values(*members: StrEnum) -> list[str]:

@@ -109,7 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
         target = self.server.files / match.group(1) if match else None
         if target is None or not target.is_file():
             return self._send_json(404, "not_found", "no such model file")
-        # no-cache: a forced retrain writes a new model under the same version's folder
+        # no-cache: a version's files may be rewritten (a conversion run again for the version; before reruns had model
+        # versions of their own, a forced retrain wrote its model into the same folder)
         self._send(200, {"Content-Type": _FILE_TYPES.get(target.suffix, "application/octet-stream"), "Cache-Control": "no-cache"},
                    target.read_bytes())
 

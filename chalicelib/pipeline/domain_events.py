@@ -1,7 +1,8 @@
 """The pipeline's own events, for other systems to automate on: what happened to runs and models.
 
 Five types, chalicelib/contract/vocabulary.py's DomainEventType (EventBridge's detail-type; `source`
-is EventSource.FLOWERS): a run started or failed; a model registered, promoted or rolled back.
+is EventSource.FLOWERS): a run started or failed; a model registered, promoted or rolled back. Those an
+operator can cause (a run by hand, approve, reject, rollback) say who in `by` (null: the pipeline itself).
 
 They are built here (pure functions, no AWS) and published through the EventPublisher port
 (chalicelib/adapters/aws/eventbridge_events.py: an EventBridge bus; chalicelib/adapters/local/event_log.py:
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from chalicelib.contract.vocabulary import DomainEventType, EventSource
+from chalicelib.pipeline.actors import Actor
 from chalicelib.timestamps import iso
 
 SOURCE = EventSource.FLOWERS
@@ -41,8 +43,17 @@ def _event(kind: DomainEventType, about: tuple[str, ...], at: float, detail: dic
     return DomainEvent(kind, event_id(kind, *about), at, detail)
 
 
-def run_started(dataset: str, version: str, job: str, attempt: int, at: float, reason: str = "") -> DomainEvent:
-    detail: dict[str, Any] = {"dataset": dataset, "version": version, "training_job": job, "attempt": attempt}
+def _by(by: Actor | None) -> dict[str, Any] | None:
+    """`by`: who did it by hand (chalicelib/pipeline/actors.py), null when the pipeline did it on its own."""
+    return by.as_dict() if by is not None else None
+
+
+def run_started(dataset: str, version: str, job: str, attempt: int, at: float, reason: str = "",
+                by: Actor | None = None, model_version: str = "") -> DomainEvent:
+    """`reason`, `by`: a run started by hand (every attempt of it says so); `model_version`: the version its model will
+    have (another than the data set version for a rerun)."""
+    detail: dict[str, Any] = {"dataset": dataset, "version": version, "training_job": job, "attempt": attempt,
+                              "model_version": model_version or version, "by": _by(by)}
     if reason:
         detail["reason"] = reason
     return _event(DomainEventType.RUN_STARTED, (dataset, job), at, detail)
@@ -54,17 +65,18 @@ def run_failed(dataset: str, version: str, job: str, reason: str, at: float, fai
 
 
 def model_registered(dataset: str, version: str, job: str, status: str, reason: str, at: float,
-                     test_accuracy: float | None) -> DomainEvent:
+                     test_accuracy: float | None, dataset_version: str = "") -> DomainEvent:
+    """`version`: the model's; `dataset_version`: the data set version it was trained on (the same but for a rerun)."""
     return _event(DomainEventType.MODEL_REGISTERED, (dataset, version), at, {
-        "dataset": dataset, "version": version, "training_job": job, "status": status, "gate": reason,
-        "test_accuracy": test_accuracy})
+        "dataset": dataset, "version": version, "dataset_version": dataset_version or version, "training_job": job,
+        "status": status, "gate": reason, "test_accuracy": test_accuracy})
 
 
-def model_promoted(dataset: str, version: str, previous: str, reason: str, at: float) -> DomainEvent:
+def model_promoted(dataset: str, version: str, previous: str, reason: str, at: float, by: Actor | None = None) -> DomainEvent:
     return _event(DomainEventType.MODEL_PROMOTED, (dataset, version, previous), at, {
-        "dataset": dataset, "version": version, "previous": previous or None, "reason": reason})
+        "dataset": dataset, "version": version, "previous": previous or None, "reason": reason, "by": _by(by)})
 
 
-def model_rolled_back(dataset: str, rejected: str, current: str, reason: str, at: float) -> DomainEvent:
+def model_rolled_back(dataset: str, rejected: str, current: str, reason: str, at: float, by: Actor | None = None) -> DomainEvent:
     return _event(DomainEventType.MODEL_ROLLED_BACK, (dataset, rejected, current), at, {
-        "dataset": dataset, "rejected": rejected, "version": current or None, "reason": reason})
+        "dataset": dataset, "rejected": rejected, "version": current or None, "reason": reason, "by": _by(by)})

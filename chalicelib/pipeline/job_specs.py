@@ -143,14 +143,15 @@ class JobSpecs:
         return ConversionSpec(
             job_name=job_names.conversion_job(s.model_package_group, running.version, attempt or running.attempt),
             image_uri=s.training_image_uri,
-            role_arn=s.sagemaker_role_arn,
+            role_arn=s.conversion_role_arn,  # not the training jobs' role: it writes models/ and nothing they read
             model_archive_uri=model_archive or layout.model_archive(s.artifact_bucket, running.job_name),
             dataset_uri=s.dataset_uri,
-            output_uri=layout.model_folder(s.artifact_bucket, running.version),
+            output_uri=layout.model_folder(s.artifact_bucket, running.model_version),  # a rerun's model: a folder of its own
             baseline_uri=baseline.model_uri.rsplit("/", 1)[0] + "/" if baseline and baseline.model_uri else "",
             instance_type=s.conversion_instance_type,
             max_runtime_seconds=CONVERSION_MAX_RUNTIME,
-            tags={"dataset_version": running.version, "app": "flowers"},
+            tags={"dataset_version": running.version, "model_version": running.model_version, "app": "flowers"},
             manifest_uri=lineage.uri if lineage else "",
             channel_manifest_uri=lineage.channel_uri if lineage else "",
+            feature_cache_uri=layout.features(s.artifact_bucket),
         )

@@ -17,12 +17,14 @@ from typing import Any, Callable
 from chalicelib.contract import bucket_layout as layout
 from chalicelib.contract import hyperparameters as hp
 from chalicelib.contract import training_job as contract
-from chalicelib.contract.vocabulary import Action
+from chalicelib.contract.vocabulary import Action, Command
 from chalicelib.contract.warm_start import StartFrom
 from chalicelib.observability import Unit, logger, metrics
-from chalicelib.pipeline import debounce, job_names, manifest, preparation, promotion, retry
+from chalicelib.pipeline import actors, debounce, job_names, manifest, preparation, promotion, relabel, retry
+from chalicelib.pipeline.actors import Actor, OperatorAction
 from chalicelib.pipeline import domain_events as domain
 from chalicelib.pipeline.dataset_version import listing, version_of
+from chalicelib.pipeline.deadline import NONE as NO_DEADLINE, Deadline
 from chalicelib.pipeline.job_specs import JobSpecs
 from chalicelib.pipeline.promotion import as_mapping as _mapping
 from chalicelib.ports import BUSY, CLAIMED, EventPublisher, JobRejected, JobRunner, ModelRegistry, NoEvents, ObjectStore, StateStore
@@ -48,6 +50,7 @@ from chalicelib.pipeline.records import (
     ObjectInfo,
     Outcome,
     Running,
+    RunRecord,
 )
 from chalicelib.pipeline.read_model import model_summary
 from chalicelib.pipeline.refusals import Conflict, NotFound
@@ -105,14 +108,15 @@ class Orchestrator:
         return new
 
     # the scheduled tick ---------------------------------------------------------------------
-    def tick(self) -> RunResult:
+    def tick(self, time_left: Deadline = NO_DEADLINE) -> RunResult:
+        """`time_left`: the Lambda's (chalicelib/pipeline/deadline.py): a run it leaves no time to start waits for the next tick."""
         now = self.clock()
         state = self.dataset_state()
         if state.running is not None:
             return self._reconcile(state.running, now)
         decision = debounce.decide(state, now, self.settings.quiet_period, self.settings.min_new_images)
         if decision.start:
-            return self._launch(state.pending_changes, now)
+            return self._launch(state.pending_changes, now, time_left)
         if decision.action is Action.IDLE:
             healed = self._heal_lost_uploads(state, now)
             if healed is not None:
@@ -142,8 +146,11 @@ class Orchestrator:
     def _listing(self) -> list[ObjectInfo]:
         return listing(self.objects, self.settings.dataset_uri)
 
-    def _launch(self, pending: int, now: float) -> RunResult:
+    def _launch(self, pending: int, now: float, time_left: Deadline = NO_DEADLINE) -> RunResult:
         objects = self._listing()
+        if time_left.passed():  # the listing took the function's time; nothing is claimed yet: the next tick starts the run
+            logger.warning("run deferred: the tick's time ran short after listing", extra={"files": len(objects)})
+            return RunResult(Action.DEFERRED, f"listing the data set ({len(objects)} files) took the tick's time: the next tick starts the run")
         version = version_of(objects, "")
         job = job_names.training_job(self.settings.model_package_group, version)
         if not objects:
@@ -188,11 +195,13 @@ class Orchestrator:
             return self._failed(running, TRAINING, f"training job refused: {exc}")
         self.state.advance(self.dataset, job, (LAUNCHING,), stage=TRAINING, stage_at=now)
         logger.info("training started", extra={"job": job, "version": version, "replayed": not started})
-        self._publish(domain.run_started(self.dataset, version, job, job_names.attempt_of(job), now))
+        self._publish(domain.run_started(self.dataset, version, job, job_names.attempt_of(job), now, running.request_reason,
+                                         running.requested_by, running.model_version))
         if not tell_start:
             return RunResult(Action.STARTED, job=job, version=version)
         decision = json.loads(spec.start_from)
-        return RunResult(Action.STARTED, job=job, version=version, start_from=StartFrom(decision["kind"], decision["reason"]))
+        return RunResult(Action.STARTED, job=job, version=version, start_from=StartFrom(decision["kind"], decision["reason"]),
+                         model_version=running.model_version)
 
     # failures and retries -------------------------------------------------------------------
     def _failed(self, running: Running, stage: str, reason: str) -> RunResult:
@@ -252,8 +261,9 @@ class Orchestrator:
     def _write_manifest(self, version: str, objects: list[ObjectInfo]) -> str:
         """Once per version: a replay, a relaunch or a forced run of the version keeps the first record
         (the same keys and ETags; only version ids could differ). The channel file first, so a record
-        that exists always has its channel file. Returns "" when written (or there already), else the reason the
-        run fails with (chalicelib/pipeline/preparation.py)."""
+        that exists always has its channel file. Both are written once and locked (chalicelib/pipeline/lineage.py):
+        a writer that finds one there already (a redelivered event racing this one) leaves it and goes on. Returns ""
+        when written (or there already), else the reason the run fails with (chalicelib/pipeline/preparation.py)."""
         s = self.settings
         uri = layout.manifest_record(s.artifact_bucket, version)
         channel = layout.manifest_channel(s.artifact_bucket, version)
@@ -263,9 +273,9 @@ class Orchestrator:
                     return ""
             raw = manifest.record(s.dataset_uri, version, objects)
             with preparation.step(f"writing {channel}"):
-                self.objects.write(channel, manifest.channel(s.dataset_uri, objects))
+                self.objects.write_once(channel, manifest.channel(s.dataset_uri, objects), s.lineage_lock_days)
             with preparation.step(f"writing {uri}"):
-                self.objects.write(uri, raw)
+                self.objects.write_once(uri, raw, s.lineage_lock_days)
         except preparation.PreparationFailed as exc:
             logger.error("manifest not written", extra={"version": version, "error": str(exc)})
             return preparation.reason(exc)
@@ -312,7 +322,7 @@ class Orchestrator:
         return RunResult(Action.NOTED, job_status=status.status)
 
     def _register(self, running: Running) -> RunResult:
-        prefix = layout.model_folder(self.settings.artifact_bucket, running.version)
+        prefix = layout.model_folder(self.settings.artifact_bucket, running.model_version)
         uris = {name: prefix + name for name in (contract.MODEL_FILE, contract.LABELS_FILE, contract.METADATA_FILE)}
         try:
             # Looked for before reading: a missing key read is a 403 to a role that may list only some prefixes.
@@ -326,6 +336,15 @@ class Orchestrator:
             if type(exc).__name__ not in ("NoSuchKey", "ClientError"):
                 raise
             return self._finish(running, FAILED, f"conversion output missing: {exc}")
+        # Locked before the registry points at them (chalicelib/pipeline/lineage.py); a replay extends the lock. A store
+        # that refuses fails the run with why (a retrain tries again), never a model whose files stay unprotected.
+        if self.settings.lineage_lock_days:
+            try:
+                self.objects.lock(prefix, self.settings.lineage_lock_days)
+            except Exception as exc:
+                if not preparation.is_environment_error(exc):
+                    raise
+                return self._finish(running, FAILED, f"locking the model's files failed: {preparation.describe(exc)}")
         # Whatever shape metadata.json has, the run ends: a run that raised here would hold the data
         # set for ever (the tick would call this again and again) and no later upload would train.
         try:
@@ -341,11 +360,11 @@ class Orchestrator:
         model = metadata["model"]
         manifest_uri, manifest_sha256 = manifest.recorded(metadata)  # what the jobs read (chalicelib/pipeline/manifest.py)
         candidate = ModelEntry(
-            version=running.version, status=PENDING, created_at=self.clock(),
+            version=running.model_version, status=PENDING, created_at=self.clock(),
             model_uri=uris[contract.MODEL_FILE], labels_uri=uris[contract.LABELS_FILE], metadata_uri=uris[contract.METADATA_FILE],
             sha256=str(model.get("sha256", "")), size_bytes=int(model.get("size_bytes", 0)),
             test_accuracy=promotion.candidate_accuracy(metadata), dataset_version=running.version,
-            manifest_uri=manifest_uri, manifest_sha256=manifest_sha256,
+            manifest_uri=manifest_uri, manifest_sha256=manifest_sha256, run_id=running.run_id,
         )
         entry = self.registry.register(candidate, metadata)
         if entry.status != PENDING or entry.reason:  # a replay finds the gate already applied
@@ -359,12 +378,16 @@ class Orchestrator:
         s = self.settings
         result = promotion.decide(gated, s.min_accuracy, production.version if production else None,
                                   min_test_images=s.min_test_images, max_class_drop=s.max_class_drop)
-        return self.registry.set_status(running.version, APPROVED if result.approve else PENDING, result.reason)
+        if production:  # a relabel, or other classes, must not win approval by itself (chalicelib/pipeline/relabel.py)
+            result = relabel.gate(result, relabel.read_comparison(
+                self.objects, s.artifact_bucket, production, manifest_uri or layout.manifest_record(s.artifact_bucket, running.version),
+                metadata, s.max_relabel_share))
+        return self.registry.set_status(running.model_version, APPROVED if result.approve else PENDING, result.reason)
 
     def _finish(self, running: Running, status: str, reason: str, model_status: str = "", model: dict[str, Any] | None = None) -> RunResult:
         if running.failures:  # the run history keeps what each attempt ran into
             reason = f"{reason} (after {len(running.failures)} failed attempt(s): {'; '.join(running.failures)})"[:2000]
-        outcome = Outcome(running.version, running.job_name, status, reason, self.clock(), model_status)
+        outcome = Outcome(running.version, running.job_name, status, reason, self.clock(), model_status, running.run_id)
         finished = self.state.finish(self.dataset, running.job_name, outcome, model)
         logger.info("run finished", extra={"outcome": outcome.as_dict(), "first_time": finished})
         if finished:
@@ -380,53 +403,73 @@ class Orchestrator:
         if outcome.status != REGISTERED:
             return []
         accuracy = _mapping(_mapping(model).get("metrics")).get("test_accuracy")
-        events = [domain.model_registered(self.dataset, running.version, running.job_name, outcome.model_status, outcome.reason,
-                                          outcome.at, accuracy if isinstance(accuracy, (int, float)) else None)]
+        model_version = running.model_version
+        events = [domain.model_registered(self.dataset, model_version, running.job_name, outcome.model_status, outcome.reason,
+                                          outcome.at, accuracy if isinstance(accuracy, (int, float)) else None, running.version)]
         production = self.registry.production() if outcome.model_status == APPROVED else None
-        if production is not None and production.version == running.version:
-            events.append(domain.model_promoted(self.dataset, running.version, running.baseline_version, outcome.reason, outcome.at))
+        if production is not None and production.version == model_version:
+            events.append(domain.model_promoted(self.dataset, model_version, running.baseline_version, outcome.reason, outcome.at))
         return events
 
-    # by hand --------------------------------------------------------------------------------
-    def approve(self, version: str, reason: str = "approved by hand") -> ModelEntry:
-        return self._set(version, APPROVED, reason)
+    # by hand: `by` is the caller, established by the edge that received the request (chalicelib/pipeline/actors.py) ----
+    def approve(self, version: str, reason: str, by: Actor) -> ModelEntry:
+        return self._set(version, APPROVED, reason, by, Command.APPROVE)
 
-    def reject(self, version: str, reason: str = "rejected by hand") -> ModelEntry:
-        return self._set(version, REJECTED, reason)
+    def reject(self, version: str, reason: str, by: Actor) -> ModelEntry:
+        return self._set(version, REJECTED, reason, by, Command.REJECT)
 
-    def _set(self, version: str, status: str, reason: str) -> ModelEntry:
+    def _set(self, version: str, status: str, reason: str, by: Actor, command: Command) -> ModelEntry:
         before = self.registry.production()
         try:
-            entry = self.registry.set_status(version, status, reason)
+            entry = self.registry.set_status(version, status, actors.by_hand(reason, by))
         except KeyError:
             raise NotFound(f"no model version {version!r}") from None
-        logger.info("model status set by hand", extra={"version": version, "status": status})
+        now = self.clock()
+        self._note(entry, OperatorAction(command, by, reason, now, version))
+        logger.info("model status set by hand", extra={"version": version, "status": status, "by": by.as_dict()})
         after = self.registry.production()
         served_before, served_now = before.version if before else "", after.version if after else ""
         if served_now != served_before:
-            now = self.clock()
             if status == APPROVED and served_now == version:
-                self._publish(domain.model_promoted(self.dataset, version, served_before, reason, now))
+                self._publish(domain.model_promoted(self.dataset, version, served_before, reason, now, by))
             elif status == REJECTED and served_before == version:  # the served model rejected: the one before serves again
-                self._publish(domain.model_rolled_back(self.dataset, version, served_now, reason, now))
+                self._publish(domain.model_rolled_back(self.dataset, version, served_now, reason, now, by))
         return entry
 
-    def rollback(self, reason: str = "rolled back by hand") -> tuple[ModelEntry, ModelEntry]:
+    def _note(self, entry: ModelEntry, action: OperatorAction) -> None:
+        """Keep an action on a model with the run that made it (its record's key: records.model_version). A model with
+        no run record (registered by an older release, or from another table) keeps it in its registry reason only.
+        After the registry's change, as the events: a store that fails never undoes it nor fails the request (the
+        registry's reason names the caller all the same); logged and counted instead."""
+        try:
+            noted = self.state.note_action(self.dataset, entry.dataset_version or entry.version, entry.run_id, action)
+        except Exception as exc:
+            logger.error("operator action not recorded", extra={"action": action.as_dict(), "error": f"{type(exc).__name__}: {exc}"})
+            metrics.add_metric(name="OperatorActionsNotRecorded", unit=Unit.Count, value=1)
+            return
+        if not noted:
+            logger.warning("no run record for the model's action", extra={"version": entry.version, "action": action.as_dict()})
+
+    def rollback(self, reason: str, by: Actor) -> tuple[ModelEntry, ModelEntry]:
         """Reject the served model so the previous approved one serves again. Returns (old, new)."""
         approved = self.registry.approved(2)
         if len(approved) < 2:
             raise Conflict("there is no earlier approved model to roll back to")
         current, previous = approved
-        self.registry.set_status(current.version, REJECTED, reason)
-        self._publish(domain.model_rolled_back(self.dataset, current.version, previous.version, reason, self.clock()))
+        rejected = self.registry.set_status(current.version, REJECTED, actors.by_hand(reason, by))
+        now = self.clock()
+        self._note(rejected, OperatorAction(Command.ROLLBACK, by, reason, now, current.version))
+        self._publish(domain.model_rolled_back(self.dataset, current.version, previous.version, reason, now, by))
         return current, previous
 
-    def retrain(self, reason: str = "run forced by hand", full: bool = False) -> RunResult:
-        """Start a run for the data set as it is now, even when its version ran before (and failed,
-        or was skipped): the earlier run record is replaced, the jobs get names not used yet. A
-        version that made a model already is refused: the registry holds one model per version.
-        `full`: this run starts from ImageNet whatever warm_start.choose would say (once: the run
-        remembers it, the next run decides afresh). The answer says where the run starts from."""
+    def retrain(self, reason: str, by: Actor, full: bool = False) -> RunResult:
+        """Start a run for the data set as it is now (POST /runs, flowers retrain), even when its version ran before:
+        after a failure, after its model was rejected, or to try again with the same photos. A version that ran before
+        gets a run of its own (records.model_version): its own record, job names not used yet, and a model version of
+        its own, so nothing of an earlier run is overwritten. Refused (Conflict) while a run holds the data set.
+        `full`: this run starts from ImageNet whatever warm_start.choose would say (once: the run remembers it, the
+        next run decides afresh). The reason and the caller are kept in the run record, the answer says where the run
+        starts from."""
         now = self.clock()
         state = self.dataset_state()
         if state.running is not None:
@@ -435,25 +478,28 @@ class Orchestrator:
         if not objects:
             raise Conflict("the data set is empty: upload photos first")
         version = version_of(objects, "")
-        if self.registry.find(version) is not None:
-            raise Conflict(f"data set version {version} made model {version} already: change the data set to train another")
-        attempt = self._unused_attempt(version)
+        previous = self.state.run(self.dataset, version)
+        attempt = self._unused_attempt(version, previous)
         job = job_names.training_job(self.settings.model_package_group, version, attempt)
         problem = self._write_manifest(version, objects)
-        running = Running(version, job, LAUNCHING, now, now, attempt=attempt, full=full)
-        if self.state.claim_run(self.dataset, running, state.pending_changes, replace=True) != CLAIMED:
-            raise Conflict("another run took the data set first")
-        logger.info("run forced", extra={"version": version, "job": job, "reason": reason, "full": full})
+        running = Running(version, job, LAUNCHING, now, now, attempt=attempt, full=full, run_id=job if previous else "",
+                          requested_by=by, request_reason=reason)
+        claim = self.state.claim_run(self.dataset, running, state.pending_changes)
+        if claim != CLAIMED:
+            raise Conflict("another run took the data set first" if claim == BUSY else f"another run of data set version {version} "
+                           "was recorded first: try again")
+        logger.info("run forced", extra={"version": version, "job": job, "reason": reason, "full": full, "by": by.as_dict(),
+                                          "model_version": running.model_version})
         if problem:
             return self._finish(running, FAILED, problem)
         started = self._start_training(version, job, now, tell_start=True)
         # A run that started answers with the operator's reason; one that failed at once, with why it failed.
         return replace(started, reason=reason) if started.action is Action.STARTED else started
 
-    def _unused_attempt(self, version: str) -> int:
-        """The first attempt number whose job names the job service has never seen (it keeps every name)."""
+    def _unused_attempt(self, version: str, previous: RunRecord | None) -> int:
+        """The first attempt number after the version's newest run's whose job names the job service has never seen
+        (it keeps every name; a retry within a run used some)."""
         group = self.settings.model_package_group
-        previous = self.state.run(self.dataset, version)
         attempt = job_names.attempt_of(previous.job_name) + 1 if previous else 1
         while attempt < 99 and (self.jobs.training_status(job_names.training_job(group, version, attempt)) is not None
                                 or self.jobs.conversion_status(job_names.conversion_job(group, version, attempt)) is not None):

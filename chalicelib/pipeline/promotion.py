@@ -6,7 +6,8 @@ least `min_test_images` photos (on a handful, 1.0 means little), it is not more 
 conversion job scores it: metadata["metrics"]["baseline"]), and no class's recall falls more
 than `max_class_drop` below production's on those photos (a better average must not hide a
 class the new model no longer sees). When the production model has other classes there is
-nothing like-for-like to compare, so the floors alone decide; when the comparison is missing
+nothing like-for-like to compare, so the floors alone decide here (and relabel.py, applied after
+this gate, leaves such a model to a person: its classes changed); when the comparison is missing
 for any other reason a person decides. Metadata of any shape is read without raising: what is
 missing or malformed leaves the model pending with the reason.
 """

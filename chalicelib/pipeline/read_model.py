@@ -15,11 +15,14 @@ from chalicelib.contract import bucket_layout as layout
 from chalicelib.pipeline import debounce, manifest
 from chalicelib.pipeline import validation_report as reports
 from chalicelib.pipeline.promotion import as_mapping as _mapping
-from chalicelib.pipeline.records import ACTIVE_STAGES, CONVERTING, FAILED, WAITING, ModelEntry
+from chalicelib.pipeline.records import ACTIVE_STAGES, CONVERTING, FAILED, WAITING, ModelEntry, RunRecord
 from chalicelib.pipeline.refusals import NotFound
 from chalicelib.ports import ModelRegistry, ObjectStore, RuntimeView, StateStore, ValidationReports
 from chalicelib.settings import Settings
 from chalicelib.timestamps import iso
+
+OPERATOR_ACTIONS_SHOWN = 20  # GET /status's operator_actions: the newest
+OPERATOR_ACTIONS_RUNS = 50  # read from the newest runs' records
 
 
 class ReadModel:
@@ -44,7 +47,10 @@ class ReadModel:
                 "version": running.version, "training_job": running.job_name, "stage": running.stage,
                 "conversion_job": running.conversion_job or None, "started_at": iso(running.started_at),
                 "attempt": running.attempt, "failed_attempts": list(running.failures),
-                "retry_at": iso(running.retry_at) or None if running.stage == WAITING else None}
+                "retry_at": iso(running.retry_at) or None if running.stage == WAITING else None,
+                "model_version": running.model_version,
+                "requested_by": running.requested_by.as_dict() if running.requested_by else None,
+                "request_reason": running.request_reason or None}
             converting = running.stage == CONVERTING and running.conversion_job
             progress = self.runtime.progress(running.conversion_job if converting else running.job_name) if self.runtime else None
             if progress is not None:
@@ -57,14 +63,24 @@ class ReadModel:
             "pending_uploads": state.pending_changes,
             "last_upload_at": iso(state.last_change_at) or None,
             "running_job": running_job,
-            "last_outcome": None if state.last_outcome is None else dict(state.last_outcome.as_dict(), at=iso(state.last_outcome.at)),
+            "last_outcome": None if state.last_outcome is None else dict(
+                state.last_outcome.as_dict(), at=iso(state.last_outcome.at), model_version=state.last_outcome.model_version),
             "next_run": {"action": decision.action, "reason": decision.reason, "in_seconds": round(decision.wait_seconds)},
             "validation": self._validation(running.job_name if running is not None and shows_running else "",
                                            state.last_outcome.job_name if state.last_outcome else ""),
         }
+        status["operator_actions"] = self.operator_actions()
         if self.runtime is not None:
             status["local"] = self.runtime.facts()
         return status
+
+    def operator_actions(self, limit: int = OPERATOR_ACTIONS_SHOWN) -> list[dict[str, Any]]:
+        """Who did what, newest first: the operator actions the newest runs' records keep (runs by hand, approve,
+        reject, rollback), each with its run."""
+        found = [(action, run) for run in self.state.runs(self.dataset, OPERATOR_ACTIONS_RUNS) for action in run.actions]
+        found.sort(key=lambda pair: pair[0].at, reverse=True)
+        return [dict(action.as_dict(), at=iso(action.at), dataset_version=run.version, training_job=run.job_name,
+                     model_version=action.model_version or run.model_version) for action, run in found[:limit]]
 
     def _validation(self, *training_jobs: str) -> dict[str, Any] | None:
         """The validation report of the first of these training jobs that has one, as GET /status shows it."""
@@ -75,7 +91,8 @@ class ReadModel:
         return None
 
     def models(self, limit: int = 50) -> list[dict[str, Any]]:
-        runs = {r.version: r for r in self.state.runs(self.dataset, limit)}
+        # By model version: a data set version run again by hand has more than one run, each with its model's version.
+        runs = {r.model_version: r for r in self.state.runs(self.dataset, limit)}
         listed = []
         for entry in self.registry.list(limit):
             run = runs.pop(entry.version, None)
@@ -84,13 +101,15 @@ class ReadModel:
                 "version": entry.version, "status": entry.status, "created_at": iso(entry.created_at),
                 "package_version": entry.package_version, "reason": entry.reason or detail.get("reason", ""),
                 "metrics": detail.get("metrics", {}), "sha256": detail.get("sha256", ""), "size_bytes": detail.get("size_bytes"),
-                "_t": entry.created_at,
+                "dataset_version": entry.dataset_version or (run.version if run else entry.version),
+                "requested_by": _requested_by(run), "_t": entry.created_at,
             })
         for run in runs.values():  # runs that never became a model
             if run.status in (FAILED, *ACTIVE_STAGES):
-                listed.append({"version": run.version, "status": FAILED if run.status == FAILED else run.status,
+                listed.append({"version": run.model_version, "status": FAILED if run.status == FAILED else run.status,
                                "created_at": iso(run.created_at), "reason": run.reason, "metrics": {},
-                               "training_job": run.job_name, "_t": run.created_at})
+                               "training_job": run.job_name, "dataset_version": run.version,
+                               "requested_by": _requested_by(run), "_t": run.created_at})
         listed.sort(key=lambda m: m["_t"], reverse=True)
         for model in listed:
             del model["_t"]
@@ -124,10 +143,13 @@ class ReadModel:
         """The files a model was trained on (photos and .txt labels), from its run's manifest, a page at a
         time; a run that has no model yet (training, failed) answers too. Raises NotFound."""
         entry = self.registry.find(version)
-        if entry is None and self.state.run(self.dataset, version) is None:
+        # A run with no model (yet): by its model's version, which is its data set version's but for a rerun.
+        run = None if entry else next((r for r in self.state.runs(self.dataset) if r.model_version == version), None)
+        if entry is None and run is None:
             raise NotFound(f"no model version {version!r}")
         recorded_uri = entry.manifest_uri if entry else ""
-        uri = recorded_uri or layout.manifest_record(self.settings.artifact_bucket, version)
+        dataset_version = (entry.dataset_version or version) if entry else run.version if run else version
+        uri = recorded_uri or layout.manifest_record(self.settings.artifact_bucket, dataset_version)
         if not self.objects.exists(uri):
             raise NotFound(f"version {version} has no manifest: it was trained before runs recorded their photos")
         raw = self.objects.read(uri)
@@ -143,6 +165,12 @@ class ReadModel:
             "offset": offset, "limit": limit, "next_offset": end if end < len(files) else None,
             "files": files[offset:end],
         }
+
+
+def _requested_by(run: RunRecord | None) -> dict[str, Any] | None:
+    """Who started the run by hand, and why (None: the pipeline started it on uploads)."""
+    request = run.run_request if run else None
+    return {"by": request.by.as_dict(), "reason": request.reason} if request else None
 
 
 def headline_metrics(metadata: dict[str, Any]) -> dict[str, Any]:

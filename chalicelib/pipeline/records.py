@@ -1,10 +1,12 @@
 """Plain values the pipeline passes between its logic and its ports (no AWS types here)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
-from chalicelib.contract.vocabulary import JobState, ModelStatus, RunOutcome, Stage
+from chalicelib.contract.vocabulary import Command, JobState, ModelStatus, RunOutcome, Stage
+from chalicelib.pipeline.actors import Actor, OperatorAction
 
 # The pipeline's short names for words chalicelib/contract/vocabulary.py defines.
 # Run stages while a run holds the data set (at most one at a time).
@@ -21,6 +23,21 @@ JOB_UNSUCCESSFUL = (JOB_FAILED, JOB_STOPPED)
 
 # Model status as the API shows it.
 APPROVED, PENDING, REJECTED = ModelStatus.APPROVED, ModelStatus.PENDING, ModelStatus.REJECTED
+
+
+# A data set version may run more than once (POST /runs, flowers retrain: after a reject, or to try again with the same
+# photos). Its first run has the run id "": its record is keyed by the version alone (as every record stored before
+# reruns existed), which is what keeps the tick from starting a second run of a version on its own, and its model's
+# version is the data set version. A rerun's id is the name of its first training job (unique: the job service keeps
+# every name), its record has a key of its own and its model a version of its own (model_version), so nothing of an
+# earlier run is overwritten.
+def model_version(dataset_version: str, run_id: str) -> str:
+    """The version of the model a run makes: the data set version for its first run; for a rerun 16 hexadecimal
+    characters of a hash of both (the format every model version has: the API's pattern, models/<version>/, the
+    registry's description), the same on every replay, so registering stays idempotent."""
+    if not run_id:
+        return dataset_version
+    return hashlib.sha256(f"{dataset_version}\n{run_id}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -59,15 +76,24 @@ class Running:
     # Forced full by hand (flowers retrain --full, POST /runs {"full": true}): kept with the run, not passed along,
     # so that every job spec built for it (a relaunch, a retry) starts from ImageNet too, and the next run does not.
     full: bool = False
+    run_id: str = ""  # "" for the version's first run, else a rerun's (model_version above)
+    requested_by: Actor | None = None  # who started it by hand (None: the pipeline, on uploads)
+    request_reason: str = ""  # and why
+
+    @property
+    def model_version(self) -> str:
+        return model_version(self.version, self.run_id)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "failures": list(self.failures)}
+        return {**self.__dict__, "failures": list(self.failures),
+                "requested_by": self.requested_by.as_dict() if self.requested_by else None}
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> Running:
         """From a stored dict: fields it lacks (stored before they existed) take their defaults."""
         known = {f.name: f for f in fields(cls)}
         kept = {k: v for k, v in value.items() if k in known}
+        kept["requested_by"] = Actor.from_dict(kept.get("requested_by"))
         for name in ("started_at", "stage_at", "retry_at"):
             if name in kept:
                 kept[name] = float(kept[name])
@@ -86,6 +112,11 @@ class Outcome:
     reason: str
     at: float
     model_status: str = ""  # approved | pending, for a registered model
+    run_id: str = ""  # which run of the version (model_version above)
+
+    @property
+    def model_version(self) -> str:
+        return model_version(self.version, self.run_id)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -110,15 +141,35 @@ class DatasetState:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One per data set version ever launched: the guard against a second job for it."""
+    """One per run ever launched: the version's first (run_id "") is the guard against the tick starting a second job
+    for it; each rerun by hand has its own (model_version above), so an earlier run's record is never overwritten."""
 
     version: str
-    job_name: str
+    job_name: str  # the run's first training job
     status: str
     created_at: float
     finished_at: float = 0.0
     reason: str = ""
     model: dict[str, Any] = field(default_factory=dict)  # once registered: ModelEntry.as_dict()
+    run_id: str = ""
+    # Operator actions on the run (a run by hand: its first) and on its model (approve, reject, rollback), oldest first.
+    actions: tuple[OperatorAction, ...] = ()
+
+    @property
+    def model_version(self) -> str:
+        return model_version(self.version, self.run_id)
+
+    @property
+    def run_request(self) -> OperatorAction | None:
+        """The action that started the run by hand; None for a run the pipeline started on uploads."""
+        return next((a for a in self.actions if a.command == Command.RUN), None)
+
+
+def run_action(running: Running) -> OperatorAction | None:
+    """What a run by hand records as its first action (None for a run the pipeline started)."""
+    if running.requested_by is None:
+        return None
+    return OperatorAction(Command.RUN, running.requested_by, running.request_reason, running.started_at)
 
 
 @dataclass(frozen=True)
@@ -140,6 +191,7 @@ class ModelEntry:
     reason: str = ""  # why the gate (or a person) chose the status
     manifest_uri: str = ""  # the photos it was trained on (chalicelib/pipeline/manifest.py), as its metadata.json names them
     manifest_sha256: str = ""
+    run_id: str = ""  # the run that made it: with dataset_version, its run record's key ("" for a version's first run)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -199,3 +251,6 @@ class ConversionSpec:
     tags: dict[str, str]
     manifest_uri: str = ""  # as TrainingSpec: the data input reads the run's manifest, not the live prefix
     channel_manifest_uri: str = ""
+    # The feature cache's prefix (chalicelib/contract/feature_cache.py): the new entries the training job left in its
+    # model folder are handed on there ("": not at all).
+    feature_cache_uri: str = ""

@@ -20,6 +20,7 @@ class RunResult:
     reason: str | None = None
     job: str | None = None  # the job that started: training (STARTED) or conversion (CONVERTING)
     version: str | None = None  # the data set version of the run
+    model_version: str | None = None  # a run started by hand (POST /runs): its model's version (records.model_version)
     start_from: StartFrom | None = None  # a forced run (POST /runs): where it starts from, and why
     job_status: str | None = None  # NOTED: the job's status in the event (JobState's words), the answer's "status"
     in_seconds: int | None = None  # RETRYING: the wait before the next attempt
@@ -36,6 +37,8 @@ class RunResult:
             answer["job"] = self.job
         if self.version is not None:
             answer["version"] = self.version
+        if self.model_version is not None:
+            answer["model_version"] = self.model_version
         if self.start_from is not None:
             answer["start_from"] = {"kind": self.start_from.kind, "reason": self.start_from.reason}
         if self.job_status is not None:

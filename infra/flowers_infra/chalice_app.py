@@ -1,7 +1,7 @@
 """The Chalice app (app.py + chalicelib/) inside the stack, through Chalice's CDK construct.
 
 `chalice package` runs at synth (it imports app.py and downloads the Lambda wheels of
-requirements.txt from PyPI, cached in .chalice/deployments/). Its SAM template is included
+requirements.txt, the hash-locked Lambda set, from PyPI; cached in .chalice/deployments/). Its SAM template is included
 as is; what Chalice cannot express is added here, on the included resources:
 
 - one IAM role per kind of handler, each with only the calls its code makes;
@@ -93,13 +93,16 @@ class ChaliceAppProps:
     table: dynamodb.ITable
     uploads: sqs.IQueue  # the dataset bucket's events: the upload function reads this queue
     training_image_uri: str
-    sagemaker_role: iam.IRole
+    training_role: iam.IRole  # the training jobs' execution role (infra/flowers_infra/stack.py)
+    conversion_role: iam.IRole  # the conversion (Processing) jobs'
     model_group_arn: str
     model_packages_arn: str
     training_jobs_arn: str  # our jobs only
     processing_jobs_arn: str
     event_bus_name: str  # the domain events' bus (chalicelib/pipeline/domain_events.py)
     event_bus_arn: str
+    # The API's access logs: who called what (issue 27, item 7), kept at least a year (config.access_log_retention_days).
+    access_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
 
 
 class ChaliceApp(Construct):
@@ -128,7 +131,8 @@ class ChaliceApp(Construct):
             "artifact_bucket": props.artifact_bucket.bucket_name,
             "state_table": props.table.table_name,
             "training_image_uri": props.training_image_uri,
-            "sagemaker_role_arn": props.sagemaker_role.role_arn,
+            "sagemaker_role_arn": props.training_role.role_arn,
+            "conversion_role_arn": props.conversion_role.role_arn,
             "event_bus_name": props.event_bus_name,
         }))
         self.environment = environment
@@ -184,23 +188,29 @@ class ChaliceApp(Construct):
             # listing its key (ListDataset) and read. That one key only: the pipeline never reads the photos.
             iam.PolicyStatement(sid="ReadHyperparameters", actions=["s3:GetObject"], resources=[
                 f"{props.dataset_bucket_arn}/{props.config.dataset_prefix}{HYPERPARAMETERS_FILE}"]),
-            # The launch writes the run's manifest once (chalicelib/pipeline/manifest.py).
+            # The launch writes the run's manifest once (chalicelib/pipeline/manifest.py: PutObject with If-None-Match, which
+            # the artifact bucket's policy requires of manifests/ writes) and locks it as it is written (chalicelib/pipeline/
+            # lineage.py: Object Lock headers on a PutObject need s3:PutObjectRetention too), governance mode.
             iam.PolicyStatement(sid="WriteManifests", actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
+            iam.PolicyStatement(sid="LockManifests", actions=["s3:PutObjectRetention"], resources=[manifests]),
             find_manifests,
             # Incremental runs (chalicelib/contract/warm_start.py, chalicelib/contract/feature_cache.py): is the production
             # model's training output still there, does the feature cache hold entries yet (both found by listing the key).
             iam.PolicyStatement(sid="FindWarmStartAndFeatures", actions=["s3:ListBucket"],
                                 resources=[props.artifact_bucket.bucket_arn],
                                 conditions={"StringLike": {"s3:prefix": [f"{TRAINING_PREFIX}*", f"{FEATURES_PREFIX}*"]}}),
+            # Only network-isolated jobs (chalicelib/adapters/aws/sagemaker_jobs.py): they decode uploaded photos.
             iam.PolicyStatement(sid="StartTraining", actions=["sagemaker:CreateTrainingJob"],
                                 resources=[props.training_jobs_arn],
                                 conditions={"ForAllValues:StringEquals": {
-                                    "sagemaker:InstanceTypes": [props.config.training_instance_type]}}),
+                                    "sagemaker:InstanceTypes": [props.config.training_instance_type]},
+                                    "Bool": {"sagemaker:NetworkIsolation": "true"}}),
             iam.PolicyStatement(sid="WatchJobs", actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeProcessingJob"],
                                 resources=jobs),
             iam.PolicyStatement(sid="TagOurJobs", actions=["sagemaker:AddTags"], resources=jobs),
-            iam.PolicyStatement(sid="PassSageMakerRole", actions=["iam:PassRole"],
-                                resources=[props.sagemaker_role.role_arn],
+            # The training job's own role (to SageMaker only); the conversion's is the pipeline's to pass (PassConversionRole).
+            iam.PolicyStatement(sid="PassTrainingRole", actions=["iam:PassRole"],
+                                resources=[props.training_role.role_arn],
                                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
         ]
         documents = {
@@ -211,6 +221,8 @@ class ChaliceApp(Construct):
                 *[statement for statement in launch if statement.sid != "ReadHyperparameters"],  # ReadListedPhotos has it
                 # GET /status, /models: the runs' history.
                 iam.PolicyStatement(sid="ReadRunHistory", actions=["dynamodb:Query"], resources=[table]),
+                # (Approve / reject / rollback keep who did it on the model's run record, StateStore.note_action: an
+                # UpdateItem appending to its `actions`, on condition the record exists; launch's RunState.)
                 iam.PolicyStatement(sid="ReadModels", actions=["s3:GetObject"], resources=[models]),
                 # GET /status: each training job's validation report, in the output.tar.gz SageMaker writes from
                 # $SM_OUTPUT_DATA_DIR; found (a job without one yet) by listing its key (launch's FindWarmStartAndFeatures).
@@ -243,14 +255,19 @@ class ChaliceApp(Construct):
             # The tick and the SageMaker events: run the pipeline (launch, convert, register, promote).
             "pipeline": [
                 *launch,
+                # Lineage (chalicelib/pipeline/lineage.py): a model's files are locked when it is registered
+                # (PutObjectRetention on each, governance mode); manifests as they are written (launch's LockManifests).
+                iam.PolicyStatement(sid="LockModels", actions=["s3:PutObjectRetention"], resources=[models]),
                 iam.PolicyStatement(sid="ReadConvertedModels", actions=["s3:GetObject"], resources=[models]),
                 iam.PolicyStatement(sid="CheckConvertedModels", actions=["s3:ListBucket"],
                                     resources=[props.artifact_bucket.bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [f"{MODELS_PREFIX}*"]}}),
+                # Only network-isolated jobs, as StartTraining.
                 iam.PolicyStatement(sid="StartConversion", actions=["sagemaker:CreateProcessingJob"],
                                     resources=[props.processing_jobs_arn],
                                     conditions={"ForAllValues:StringEquals": {
-                                        "sagemaker:InstanceTypes": [props.config.conversion_instance_type]}}),
+                                        "sagemaker:InstanceTypes": [props.config.conversion_instance_type]},
+                                        "Bool": {"sagemaker:NetworkIsolation": "true"}}),
                 iam.PolicyStatement(sid="Register", actions=["sagemaker:CreateModelPackage"],
                                     resources=[props.model_packages_arn, props.model_group_arn]),
                 # Registering checks the group is there first (CloudFormation made it; chalicelib/adapters/aws/sagemaker_registry.py).
@@ -258,6 +275,10 @@ class ChaliceApp(Construct):
                                     resources=[props.model_group_arn]),
                 iam.PolicyStatement(sid="TagOurPackages", actions=["sagemaker:AddTags"], resources=[props.model_packages_arn]),
                 *read_registry, set_status, publish,
+                # The conversion job's own role (to SageMaker only); the training job's is launch's PassTrainingRole.
+                iam.PolicyStatement(sid="PassConversionRole", actions=["iam:PassRole"],
+                                    resources=[props.conversion_role.role_arn],
+                                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
                 iam.PolicyStatement(sid="FailedInvocations", actions=["sqs:SendMessage"],
                                     resources=[self.events_dlq.queue_arn]),
             ],
@@ -324,8 +345,9 @@ class ChaliceApp(Construct):
 
     # API -------------------------------------------------------------------------------------------
     def _api(self, config: FlowersConfig) -> None:
+        # Retained when the stack is deleted, whatever retain_data says: the trace of operator calls outlives the stack.
         self.access_logs = logs.LogGroup(self, "ApiAccessLogs", log_group_name=f"/aws/apigateway/{self.stack_name}-access",
-                                         retention=self.props.log_retention, removal_policy=RemovalPolicy.DESTROY)
+                                         retention=self.props.access_log_retention, removal_policy=RemovalPolicy.RETAIN)
         for group in (self.access_logs, *self.log_groups.values()):
             skip_checkov(group, {"CKV_AWS_158": LOG_KMS_REASON})
         api = self.chalice.get_resource("RestAPI")
@@ -415,20 +437,44 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: dict(o)))
 
 
+# How `chalice package` fetches the Lambda wheels. Its first pass is `pip download -r requirements.txt`
+# (the Lambda lock, with hashes); its later passes fetch, by bare name and without hashes, any package
+# whose first wheel does not fit Lambda. These settings, read by every pip it starts, make the first
+# pass check every hash and fetch only wheels for Lambda's python3.11 (glibc 2.26, as chalice's
+# packager checks) on whatever machine synthesizes, so no later pass runs; were one to run, pip would
+# refuse its unhashed names and the synth would fail instead of shipping an unchecked wheel.
+LAMBDA_PYTHON = "3.11"
+LAMBDA_GLIBC = (2, 26)
+LAMBDA_PIP_ENVIRONMENT = {
+    "PIP_REQUIRE_HASHES": "1",
+    "PIP_ONLY_BINARY": ":all:",
+    "PIP_PLATFORM": " ".join([f"manylinux_2_{minor}_x86_64" for minor in range(17, LAMBDA_GLIBC[1] + 1)]
+                             + ["manylinux2014_x86_64"]),
+    "PIP_IMPLEMENTATION": "cp",
+    "PIP_PYTHON_VERSION": LAMBDA_PYTHON,
+    "PIP_ABI": "cp" + LAMBDA_PYTHON.replace(".", ""),
+}
+
+
 @contextlib.contextmanager
 def _packaging() -> Iterator[None]:
     """`chalice package` writes chalice.out/ into the working directory and needs a region name
-    (it only renders ${AWS::Region} in the template). Give it a scratch directory, then tidy up:
-    the construct has staged the zip into the cloud assembly by then."""
+    (it only renders ${AWS::Region} in the template); its pip downloads the locked Lambda wheels
+    (LAMBDA_PIP_ENVIRONMENT). Give it a scratch directory, then tidy up: the construct has staged
+    the zip into the cloud assembly by then."""
     scratch = tempfile.mkdtemp(prefix="flowers-chalice-")
     previous_dir = os.getcwd()
-    previous_region = os.environ.get("AWS_DEFAULT_REGION")
-    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION") or "us-east-1")
+    # The whole environment is put back afterwards, not just what is set here: chalice's package_app
+    # loads app.py with os.environ itself updated by the stage's variables (the Lambdas' settings),
+    # which then leaked into whatever ran next in the process (a test of the CLI read them).
+    previous = dict(os.environ)
+    os.environ.update({**LAMBDA_PIP_ENVIRONMENT, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION")
+                       or os.environ.get("AWS_REGION") or "us-east-1"})
     os.chdir(scratch)
     try:
         yield
     finally:
         os.chdir(previous_dir)
-        if previous_region is None:
-            os.environ.pop("AWS_DEFAULT_REGION", None)
+        os.environ.clear()
+        os.environ.update(previous)
         shutil.rmtree(scratch, ignore_errors=True)

@@ -15,6 +15,9 @@ from chalicelib.settings import Settings
 
 # The pipeline's defaults live in one place, chalicelib/settings.py.
 _PIPELINE = Settings()
+# At least a year (issue 27, "Nothing lost"; "Who did what"): a smaller context value is refused, not rounded up.
+LINEAGE_FLOOR_DAYS = 365
+ACCESS_LOG_FLOOR_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class FlowersConfig:
     min_accuracy: float = _PIPELINE.min_accuracy
     min_test_images: int = _PIPELINE.min_test_images
     max_class_drop: float = _PIPELINE.max_class_drop
+    max_relabel_share: float = _PIPELINE.max_relabel_share
     max_attempts: int = _PIPELINE.max_attempts
     retry_backoff: int = _PIPELINE.retry_backoff
     listing_check_seconds: int = _PIPELINE.listing_check_seconds
@@ -48,11 +52,32 @@ class FlowersConfig:
     api_burst_limit: int = 40
     api_quota_per_day: int = 50_000
     alarm_email: str = ""  # subscribed to the alarm topic when set
-    # Keep buckets, table, model group and log bucket when the stack is deleted (data outlives stacks).
+    # Keep buckets, table and model group when the stack is deleted (data outlives stacks). The access logs are kept
+    # whatever this says (access_log_retention_days).
     retain_data: bool = True
+    # Nothing lost (README "Nothing lost", chalicelib/pipeline/lineage.py): days the earlier versions of the data set's
+    # files, of models/ and of manifests/ are kept, and the days a run's manifest and a registered model stay locked
+    # (Object Lock, governance mode). At least LINEAGE_FLOOR_DAYS: a manifest names the photo versions it trained on, and
+    # a model must be rebuildable from them for a year at least.
+    lineage_retention_days: int = 365
+    # API Gateway's access log group and the S3 server access log bucket: days kept, at least ACCESS_LOG_FLOOR_DAYS, and
+    # one of CloudWatch Logs' retention values (365, 400, 545, 731, 1096, ...). Both outlive the stack (RETAIN).
+    access_log_retention_days: int = 365
     # API Gateway needs an account-level CloudWatch role for access logs. Turn off when the account
     # already has one (Settings of the API Gateway console) that you don't want replaced.
     apigateway_cloudwatch_role: bool = True
+
+    def __post_init__(self) -> None:
+        for name, floor in (("lineage_retention_days", LINEAGE_FLOOR_DAYS), ("access_log_retention_days", ACCESS_LOG_FLOOR_DAYS)):
+            if getattr(self, name) < floor:
+                raise ValueError(f"CDK context value {name}={getattr(self, name)}: at least {floor} (a year: nothing lost, "
+                                 "README \"Nothing lost\")")
+
+    @property
+    def lineage_lock_days(self) -> int:
+        """What the Lambdas lock manifests and models for (LINEAGE_LOCK_DAYS): none in a stack that keeps no data, whose
+        buckets are emptied when it is deleted (a locked version would make that deletion fail)."""
+        return self.lineage_retention_days if self.retain_data else 0
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any], *, stack_name: str | None = None) -> "FlowersConfig":
@@ -75,6 +100,7 @@ class FlowersConfig:
         """Settings the Lambdas read, except the names of resources (the stack adds those), as
         chalicelib/settings.py's schema names and writes them."""
         pipeline = {f.name: getattr(self, f.name) for f in fields(self) if f.name in settings.SCHEMA}  # named as Settings' fields
+        pipeline["lineage_lock_days"] = self.lineage_lock_days
         return {
             **settings.environment({"mode": Mode.AWS, **pipeline, "service_name": _PIPELINE.service_name,
                                     "metrics_namespace": _PIPELINE.metrics_namespace}),

@@ -1,4 +1,4 @@
-"""FlowersStack: storage, upload events, the training image, SageMaker's role, the Chalice app, alarms.
+"""FlowersStack: storage, upload events, the training image, the jobs' roles, the Chalice app, alarms.
 
 Every fixed physical name (queues, functions, log groups, the dataset bucket, the API and its key,
 the model package group by default) starts with the stack name, so several stacks fit one account
@@ -45,10 +45,16 @@ from chalicelib.contract.bucket_layout import (
     FEATURES_PREFIX,
     MANIFESTS_PREFIX,
     MODELS_PREFIX,
+    PREDICTIONS_PREFIX,
     TENSORBOARD_PREFIX,
+    MODEL_ARCHIVE,
     TRAINING_PREFIX,
+    training_job_key,
 )
+from chalicelib.contract.feature_cache import ENTRY_SUFFIX as FEATURE_ENTRY_SUFFIX
 from chalicelib.contract.feature_cache import EXPIRE_DAYS as FEATURE_CACHE_DAYS
+from chalicelib.contract.feature_cache import MARKER as FEATURE_CACHE_MARKER
+from chalicelib.contract.training_job import LABELS_FILE, METADATA_FILE, MODEL_FILE
 from chalicelib.contract.vocabulary import DomainEventType, EventSource, JobState, SageMakerDetailType, values
 from flowers_infra.chalice_app import FUNCTIONS, ChaliceApp, ChaliceAppProps
 from flowers_infra.checks import skip_checkov
@@ -57,6 +63,9 @@ from flowers_infra.constants import SAGEMAKER_LOG_GROUPS, SQS_SSE_REASON
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UPLOAD_TIMEOUT_SECONDS = FUNCTIONS["OnUpload"].timeout
+# Earlier versions under the scratch prefixes (job outputs, checkpoints, TensorBoard, feature cache, classify/,
+# predictions/): nothing names them by version, so a month is enough to undo a mistake.
+SCRATCH_NONCURRENT_DAYS = 30
 
 
 class FlowersStack(Stack):
@@ -82,10 +91,12 @@ class FlowersStack(Stack):
             config=config, log_retention=self.log_retention,
             dataset_bucket=self.dataset_bucket, dataset_bucket_arn=self.dataset_bucket_arn,
             artifact_bucket=self.artifact_bucket, table=self.table, uploads=self.uploads,
-            training_image_uri=self.training_image.image_uri, sagemaker_role=self.sagemaker_role,
+            training_image_uri=self.training_image.image_uri, training_role=self.training_role,
+            conversion_role=self.conversion_role,
             model_group_arn=self.model_group_arn, model_packages_arn=self.model_packages_arn,
             training_jobs_arn=self.job_arn("training-job"), processing_jobs_arn=self.job_arn("processing-job"),
-            event_bus_name=self.event_bus.event_bus_name, event_bus_arn=self.event_bus.event_bus_arn))
+            event_bus_name=self.event_bus.event_bus_name, event_bus_arn=self.event_bus.event_bus_arn,
+            access_log_retention=_retention(config.access_log_retention_days, "access_log_retention_days")))
         self._domain_events()
         self._alarms()
         self._outputs()
@@ -93,7 +104,9 @@ class FlowersStack(Stack):
 
     # storage --------------------------------------------------------------------------------
     def _bucket(self, construct_id: str, *, name: str | None = None, lifecycle: list[s3.LifecycleRule],
-                logs_prefix: str | None = None) -> s3.Bucket:
+                logs_prefix: str | None = None, retain: bool | None = None, object_lock: bool = False) -> s3.Bucket:
+        """`retain`: kept when the stack is deleted whatever retain_data says (None: as retain_data says)."""
+        keep = self.config.retain_data if retain is None else retain
         return s3.Bucket(
             self, construct_id,
             bucket_name=name,
@@ -103,35 +116,75 @@ class FlowersStack(Stack):
             enforce_ssl=True,
             minimum_tls_version=1.2,
             versioned=True,
+            object_lock_enabled=object_lock or None,
             lifecycle_rules=lifecycle,
             server_access_logs_bucket=self.access_logs if logs_prefix else None,
             server_access_logs_prefix=logs_prefix,
-            removal_policy=self.retain,
-            auto_delete_objects=not self.config.retain_data,
+            removal_policy=RemovalPolicy.RETAIN if keep else RemovalPolicy.DESTROY,
+            auto_delete_objects=not keep,
         )
 
     def _storage(self) -> None:
-        cleanup = s3.LifecycleRule(id="cleanup", abort_incomplete_multipart_upload_after=Duration.days(7),
-                                   noncurrent_version_expiration=Duration.days(30))
-        self.access_logs = self._bucket("AccessLogs", lifecycle=[
-            cleanup, s3.LifecycleRule(id="expire-logs", expiration=Duration.days(365))])
+        """Nothing lost (README "Nothing lost", chalicelib/pipeline/lineage.py): the earlier versions of the data set's
+        files, of models/ and of manifests/ are kept lineage_retention_days (at least a year), so every version a
+        manifest names can be read back and a model rebuilt; scratch prefixes keep theirs SCRATCH_NONCURRENT_DAYS.
+        Each prefix has its own rule and none covers the whole bucket: where rules overlap S3 applies the shorter
+        expiration, so a bucket-wide rule would cut the year short. A key under no rule keeps its earlier versions."""
+        lineage = Duration.days(self.config.lineage_retention_days)
+        scratch = Duration.days(SCRATCH_NONCURRENT_DAYS)
+        abort = s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(7))
+
+        def kept(rule_id: str, prefix: str) -> s3.LifecycleRule:
+            return s3.LifecycleRule(id=rule_id, prefix=prefix, noncurrent_version_expiration=lineage)
+
+        def scratch_rule(rule_id: str, prefix: str, days: int | None = None) -> s3.LifecycleRule:
+            return s3.LifecycleRule(id=rule_id, prefix=prefix, noncurrent_version_expiration=scratch,
+                                    expiration=Duration.days(days) if days else None)
+
+        # Access logs are the trace of who did what (issue 27, item 7): a year at least, and they outlive the stack.
+        # Written once by S3's log delivery, so an earlier version is only the one an expiration left behind.
+        self.access_logs = self._bucket("AccessLogs", retain=True, lifecycle=[
+            abort, s3.LifecycleRule(id="expire-logs", expiration=Duration.days(self.config.access_log_retention_days),
+                                    noncurrent_version_expiration=Duration.days(1))])
         skip_checkov(self.access_logs, {
             "CKV_AWS_18": "this is the access-log bucket; logging it into itself would loop",
         })
         # A name known before the bucket exists: the queue policy names the bucket as the only
         # sender, and the bucket's notification needs that policy first (no cycle, no custom resource).
         self.dataset_bucket_name = f"{self.stack_name}-datasets-{Aws.ACCOUNT_ID}-{Aws.REGION}"
-        self.dataset_bucket = self._bucket("DatasetBucket", name=self.dataset_bucket_name, lifecycle=[cleanup],
-                                           logs_prefix="datasets/")
-        self.artifact_bucket = self._bucket("ArtifactBucket", logs_prefix="artifacts/", lifecycle=[
-            cleanup,
-            # models/ stays: the registry points at it. Job outputs are copied or converted already.
-            s3.LifecycleRule(id="training-outputs", prefix=TRAINING_PREFIX, expiration=Duration.days(30)),
-            s3.LifecycleRule(id="checkpoints", prefix=CHECKPOINT_PREFIX, expiration=Duration.days(14)),
-            s3.LifecycleRule(id="tensorboard", prefix=TENSORBOARD_PREFIX, expiration=Duration.days(180)),
-            # Features of backbones no run starts from any more are never read again (chalicelib/contract/feature_cache.py).
-            s3.LifecycleRule(id="feature-cache", prefix=FEATURES_PREFIX, expiration=Duration.days(FEATURE_CACHE_DAYS)),
+        self.dataset_bucket = self._bucket("DatasetBucket", name=self.dataset_bucket_name, logs_prefix="datasets/", lifecycle=[
+            abort,
+            kept("dataset-versions", self.config.dataset_prefix),  # the photos and labels manifests name by version
+            # Scratch: photos to classify and their answers are never training data, and no manifest names them.
+            scratch_rule("classify-versions", CLASSIFY_PREFIX),
+            scratch_rule("predictions-versions", PREDICTIONS_PREFIX),
         ])
+        # Object Lock (governance mode) with no default retention: a default is bucket-wide and would hold checkpoints,
+        # job outputs and the feature cache a year as well. The pipeline locks what lineage needs, object by object:
+        # each manifest as it is written, a model's files when it is registered (chalicelib/pipeline/lineage.py). The
+        # bucket's resource schema (cfn-lint's copy) makes only its name create-only: turning this on for a deployed
+        # stack's bucket is an update, not a new bucket.
+        self.artifact_bucket = self._bucket("ArtifactBucket", logs_prefix="artifacts/", object_lock=True, lifecycle=[
+            abort,
+            # models/ stays: the registry points at it. Its and the manifests' earlier versions are kept as long.
+            kept("models-versions", MODELS_PREFIX),
+            kept("manifests-versions", MANIFESTS_PREFIX),
+            # Scratch, rebuilt or never read again: job outputs (copied or converted already), checkpoints (a restart
+            # resumes from the newest), TensorBoard events, the feature cache.
+            scratch_rule("training-outputs", TRAINING_PREFIX, 30),
+            scratch_rule("checkpoints", CHECKPOINT_PREFIX, 14),
+            scratch_rule("tensorboard", TENSORBOARD_PREFIX, 180),
+            # Features of backbones no run starts from any more are never read again (chalicelib/contract/feature_cache.py).
+            scratch_rule("feature-cache", FEATURES_PREFIX, FEATURE_CACHE_DAYS),
+        ])
+        # Manifests are written once: a PutObject under manifests/ that does not ask S3 to refuse an overwrite
+        # (If-None-Match: *) is denied, whoever sends it. The pipeline's writer asks (S3ObjectStore.write_once) and
+        # takes S3's 412 for "written already". models/ cannot have this rule: SageMaker uploads the conversion's output
+        # itself and sends no such header; its files are locked at registration instead.
+        self.artifact_bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="ManifestsAreWrittenOnce", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()], actions=["s3:PutObject"],
+            resources=[self.artifact_bucket.arn_for_objects(f"{MANIFESTS_PREFIX}*")],
+            conditions={"Null": {"s3:if-none-match": "true"}}))
 
     @property
     def dataset_bucket_arn(self) -> str:
@@ -213,7 +266,7 @@ class FlowersStack(Stack):
         """Our jobs only: names are <group>-<version>[-convert] (chalicelib/pipeline/job_names.py)."""
         return self.format_arn(service="sagemaker", resource=kind, resource_name=f"{self.config.model_package_group}-*")
 
-    # training image and SageMaker's role ---------------------------------------------------------
+    # training image and the jobs' roles -----------------------------------------------------------
     def _training(self) -> None:
         # Built and pushed at deploy (needs Docker there); at synth only the context is staged.
         self.training_image = ecr_assets.DockerImageAsset(
@@ -230,42 +283,73 @@ class FlowersStack(Stack):
         for name in SAGEMAKER_LOG_GROUPS:
             logs.LogRetention(self, f"SageMaker{name.rsplit('/', 1)[1]}LogRetention", log_group_name=name,
                               retention=self.log_retention, role=retention_role)
-        sagemaker_logs = [self.format_arn(service="logs", resource="log-group", resource_name=f"{name}:*",
-                                          arn_format=ArnFormat.COLON_RESOURCE_NAME) for name in SAGEMAKER_LOG_GROUPS]
+        logs_of = {name: self.format_arn(service="logs", resource="log-group", resource_name=f"{name}:*",
+                                         arn_format=ArnFormat.COLON_RESOURCE_NAME) for name in SAGEMAKER_LOG_GROUPS}
+        training_logs, processing_logs = SAGEMAKER_LOG_GROUPS
         dataset_prefix = self.config.dataset_prefix
-        role = iam.Role(self, "SageMakerExecutionRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                        description="flowers training and conversion jobs: read the data set, write artifacts")
-        self.sagemaker_role = role
-        statements = [
-            iam.PolicyStatement(sid="ReadDataset", actions=["s3:GetObject"],
-                                resources=[f"{self.dataset_bucket_arn}/{dataset_prefix}*"]),
-            iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket"], resources=[self.dataset_bucket_arn],
-                                conditions={"StringLike": {"s3:prefix": [dataset_prefix, f"{dataset_prefix}*"]}}),
-            # Conversion reads the training job's model.tar.gz and the baseline model; a restarted
-            # spot job reads its checkpoints; both jobs read their run's manifest (the files to fetch).
-            iam.PolicyStatement(sid="ReadArtifacts", actions=["s3:GetObject"], resources=[
-                self.artifact_bucket.arn_for_objects(f"{p}*")
-                for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, MODELS_PREFIX, MANIFESTS_PREFIX, FEATURES_PREFIX)]),
-            iam.PolicyStatement(sid="WriteArtifacts", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
-                self.artifact_bucket.arn_for_objects(f"{p}*")
-                for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX, MODELS_PREFIX, FEATURES_PREFIX)]),
-            # Checkpoint sync mirrors the local folder, deleting the checkpoints Keras rotated out.
-            iam.PolicyStatement(sid="RotateCheckpoints", actions=["s3:DeleteObject"],
-                                resources=[self.artifact_bucket.arn_for_objects(f"{CHECKPOINT_PREFIX}*")]),
-            iam.PolicyStatement(sid="ListArtifacts", actions=["s3:ListBucket"], resources=[self.artifact_bucket.bucket_arn],
-                                conditions={"StringLike": {"s3:prefix": [
-                                    f"{p}*" for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX, MODELS_PREFIX)]}}),
-            iam.PolicyStatement(sid="JobLogs", actions=[
-                "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=sagemaker_logs),
-            # The metric definitions' values (loss=..., val_accuracy=...) become CloudWatch metrics.
-            # PutMetricData has no resource type; the namespace condition scopes it.
-            iam.PolicyStatement(sid="JobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
-                                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
-        ]
-        for statement in statements:
-            role.add_to_policy(statement)
-        self.training_image.repository.grant_pull(role)  # ecr:GetAuthorizationToken is account-wide by design
+        artifacts = self.artifact_bucket.arn_for_objects
+        model_archives = artifacts(training_job_key("*", MODEL_ARCHIVE))
+
+        def job_role(construct_id: str, description: str, log_group: str, statements: list[iam.PolicyStatement]) -> iam.Role:
+            role = iam.Role(self, construct_id, assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                            description=description)
+            for statement in [
+                iam.PolicyStatement(sid="ReadDataset", actions=["s3:GetObject"],
+                                    resources=[f"{self.dataset_bucket_arn}/{dataset_prefix}*"]),
+                iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket"], resources=[self.dataset_bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [dataset_prefix, f"{dataset_prefix}*"]}}),
+                *statements,
+                iam.PolicyStatement(sid="JobLogs", actions=[
+                    "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    resources=[logs_of[log_group]]),
+                # The training metric definitions' values (loss=..., val_accuracy=...) and the instances' metrics
+                # become CloudWatch metrics. PutMetricData has no resource type; the namespace condition scopes it.
+                iam.PolicyStatement(sid="JobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
+                                    conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
+            ]:
+                role.add_to_policy(statement)
+            self.training_image.repository.grant_pull(role)  # ecr:GetAuthorizationToken is account-wide by design
+            return role
+
+        # Two roles, so that neither job can write what the other one's output is trusted for. Both jobs run
+        # network-isolated (chalicelib/adapters/aws/sagemaker_jobs.py): the container has no credentials and no
+        # network, so these are what SageMaker itself may fetch and upload for the job, as its request names.
+        # The training role's construct id predates the split: kept, so a deployed stack updates it in place.
+        self.training_role = job_role(
+            "SageMakerExecutionRole", "flowers training jobs: read the data set, the feature cache and a warm start; "
+            "write training outputs, checkpoints, TensorBoard logs", training_logs, [
+                # Its run's manifest (the files to fetch), the warm start's model.tar.gz (the production channel),
+                # its own checkpoints after a spot restart, the feature cache (the `features` channel).
+                iam.PolicyStatement(sid="ReadArtifacts", actions=["s3:GetObject"], resources=[
+                    model_archives, *(artifacts(f"{p}*") for p in (CHECKPOINT_PREFIX, MANIFESTS_PREFIX, FEATURES_PREFIX))]),
+                # Never models/ (conversion's) nor features/ (new entries leave in model.tar.gz; conversion hands them on).
+                iam.PolicyStatement(sid="WriteArtifacts", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
+                    artifacts(f"{p}*") for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX)]),
+                # Checkpoint sync mirrors the local folder, deleting the checkpoints Keras rotated out.
+                iam.PolicyStatement(sid="RotateCheckpoints", actions=["s3:DeleteObject"],
+                                    resources=[artifacts(f"{CHECKPOINT_PREFIX}*")]),
+                iam.PolicyStatement(sid="ListArtifacts", actions=["s3:ListBucket"], resources=[self.artifact_bucket.bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [
+                                        f"{p}*" for p in (TRAINING_PREFIX, CHECKPOINT_PREFIX, TENSORBOARD_PREFIX, FEATURES_PREFIX)]}}),
+            ])
+        # Conversion writes one version's model files: the Processing job's output URI is models/<version>/ (the
+        # pipeline sets it), but a static role cannot name this run's version, so it may put those three file names
+        # under any version, and never delete. What keeps an earlier version's files from being replaced is that
+        # URI (the container cannot make calls of its own) plus models/ being write-once (Object Lock). It also
+        # hands the feature cache's new entries on: entry names under features/ and the marker, nothing else there.
+        self.conversion_role = job_role(
+            "ConversionJobRole", "flowers conversion jobs: read a training job's model and the data set; write "
+            "models/<version>/ and the feature cache's new entries", processing_logs, [
+                # The training job's model.tar.gz, the production model's folder (the baseline), the run's manifest.
+                iam.PolicyStatement(sid="ReadArtifacts", actions=["s3:GetObject"], resources=[
+                    model_archives, artifacts(f"{MODELS_PREFIX}*"), artifacts(f"{MANIFESTS_PREFIX}*")]),
+                iam.PolicyStatement(sid="ListArtifacts", actions=["s3:ListBucket"], resources=[self.artifact_bucket.bucket_arn],
+                                    conditions={"StringLike": {"s3:prefix": [f"{TRAINING_PREFIX}*", f"{MODELS_PREFIX}*"]}}),
+                iam.PolicyStatement(sid="WriteModel", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
+                    artifacts(f"{MODELS_PREFIX}*/{name}") for name in (MODEL_FILE, LABELS_FILE, METADATA_FILE)]),
+                iam.PolicyStatement(sid="WriteFeatureCache", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[
+                    artifacts(f"{FEATURES_PREFIX}*{FEATURE_ENTRY_SUFFIX}"), artifacts(FEATURE_CACHE_MARKER)]),
+            ])
 
     def _log_retention_role(self) -> iam.Role:  # noqa: D401
         """For CDK's LogRetention helper: its default policy allows retention changes on every log group."""
@@ -402,7 +486,8 @@ class FlowersStack(Stack):
             "StateTableName": (self.table.table_name, "pipeline state"),
             "ModelPackageGroupName": (self.model_group.model_package_group_name, "the model registry"),
             "TrainingImageUri": (self.training_image.image_uri, "the training and conversion image"),
-            "SageMakerRoleArn": (self.sagemaker_role.role_arn, "the jobs' execution role"),
+            "SageMakerRoleArn": (self.training_role.role_arn, "the training jobs' execution role"),
+            "ConversionRoleArn": (self.conversion_role.role_arn, "the conversion jobs' execution role"),
             "AlarmTopicArn": (self.alarm_topic.topic_arn, "subscribe to alarms here"),
             "EventBusName": (self.event_bus.event_bus_name, "the pipeline's domain events (README, \"Domain events\"): add rules here"),
         }
@@ -420,15 +505,15 @@ _RETENTIONS = {
 }
 
 
-def _retention(days: int) -> logs.RetentionDays:
+def _retention(days: int, name: str = "log_retention_days") -> logs.RetentionDays:
     if days not in _RETENTIONS:
-        raise ValueError(f"log_retention_days={days}: CloudWatch Logs offers {sorted(_RETENTIONS)}")
+        raise ValueError(f"{name}={days}: CloudWatch Logs offers {sorted(_RETENTIONS)}")
     return getattr(logs.RetentionDays, _RETENTIONS[days])
 
 
 def _docker_context_excludes() -> list[str]:
-    """The training image COPYs chalicelib/ and training/ only; everything else stays out of the context."""
-    keep = {"chalicelib", "training"}
+    """The training image COPYs chalicelib/, training/ and the pip lock only; everything else stays out of the context."""
+    keep = {"chalicelib", "training", "requirements-pip.txt"}
     return sorted(f"{p.name}" for p in REPO_ROOT.iterdir() if p.name not in keep) + [
         "**/__pycache__", "**/*.pyc"]
 

@@ -1,6 +1,7 @@
 """Domain events in a real `flowers up`: appended to the local log, followed by `flowers events --follow`."""
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import select
@@ -45,13 +46,25 @@ def test_flowers_up_appends_its_events_and_flowers_events_follows_them(tmp_path)
         assert flowers(home, "reject", version, "--reason", "wrong colours").returncode == 0
         while "Model Rolled Back" not in lines[-1]:
             lines.append(next_line())
-        assert f"{version} rejected, serving none (wrong colours)" in lines[-1]
+        user = getpass.getuser()
+        assert f"{version} rejected, serving none (wrong colours) by {user} (local, cli)" in lines[-1]
+        # The same photos again, on demand (through the running server): a new run of the version that made a model.
+        retrained = flowers(home, "retrain", "--reason", "same photos, another try")
+        assert retrained.returncode == 0 and "its model will be version" in retrained.stdout, retrained.stdout + retrained.stderr
+        while "Run Started" not in lines[-1]:
+            lines.append(next_line())
+        assert f"job flowers-{version}-a2 (attempt 2) by {user} (local, cli)" in lines[-1]
+        status = flowers(home, "status")
+        assert f"reject   {version} by {user} (local, cli): wrong colours" in status.stdout, status.stdout
     finally:
         follow.kill()
         follow.wait()
         up.stop()
     listed = flowers(home, "events", "--json")
     events = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert [e["type"] for e in events] == ["Run Started", "Model Registered", "Model Promoted", "Model Rolled Back"]
-    assert len({e["id"] for e in events}) == 4 and all(e["source"] == "flowers" for e in events)
+    assert [e["type"] for e in events][:5] == ["Run Started", "Model Registered", "Model Promoted", "Model Rolled Back", "Run Started"]
+    assert len({e["id"] for e in events}) == len(events) and all(e["source"] == "flowers" for e in events)
+    assert [e.get("by") for e in events[:3]] == [None, None, None]  # the pipeline's own steps
+    assert events[3]["by"] == events[4]["by"] == {"principal": getpass.getuser(), "kind": "local", "via": "cli"}
+    assert events[4]["reason"] == "same photos, another try" and events[4]["model_version"] != events[4]["version"]
     assert [describe(e) for e in events][2].split()[1:3] == ["Model", "Promoted"]

@@ -1,4 +1,5 @@
-"""The feature cache in a real `flowers up`: the second run reads the first run's features."""
+"""The feature cache in a real `flowers up`: the second run reads the first run's features, which left the first
+training job in its model folder and reached the cache through its conversion job."""
 from __future__ import annotations
 
 import json
@@ -33,6 +34,10 @@ def test_flowers_up_second_run_reads_the_first_run_s_features(tmp_path):
         hits = int(logs[1].split()[2])
         computed = int(logs[1].split(", ")[1].split()[0])
         assert hits > 0 and 0 < computed < hits, logs[1]  # the 6 new photos (and their mirror images) only
+        # They left each training job in its model folder and reached the cache through its conversion (as the
+        # cloud's network-isolated jobs do): the folder holds them and the marker, the job's copy is gone.
         assert list((home / "artifacts" / "features").rglob("*.f32"))
+        assert (home / "artifacts" / "features" / "README.txt").exists()
+        assert not list((home / "artifacts" / "training").glob("*/attempt-*/output/model/features"))
     finally:
         up.stop()

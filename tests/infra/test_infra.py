@@ -44,8 +44,13 @@ def _synthesized(tmp_path_factory, worker_id, stack: str) -> Path:
             try:
                 from flowers_infra.build import build
 
-                app, _stack = build(outdir=str(out), context=None if stack == STACK else {"stack_name": stack})
+                before = dict(os.environ)
+                # The second stack is a throwaway one (retain_data=false): what it keeps all the same is asserted too.
+                app, _stack = build(outdir=str(out), context=None if stack == STACK else {"stack_name": stack, "retain_data": "false"})
                 app.synth()
+                # Synthesis runs in this test process: what it set (the Lambdas' settings, through chalice's
+                # package step) must not reach the tests that run after it in the same worker.
+                assert dict(os.environ) == before, sorted(set(os.environ.items()) ^ set(before.items()))
             finally:
                 os.environ.update(saved)
     return out
@@ -147,7 +152,8 @@ def test_artifact_lifecycle_expires_job_outputs_but_keeps_models(raw):
         assert rules[prefix]["ExpirationInDays"] > 0 and rules[prefix]["Status"] == "Enabled"
     # the feature cache: entries of backbones no run starts from any more are never read again
     assert rules["features/"]["ExpirationInDays"] == 30 and rules["features/"]["Status"] == "Enabled"
-    assert "models/" not in rules and "manifests/" not in rules
+    # models/ and manifests/ never expire; their earlier versions are kept (tests/infra/test_infra_retention.py)
+    assert not any(rules[prefix].get("ExpirationInDays") for prefix in ("models/", "manifests/"))
     assert not any(r.get("ExpirationInDays") and not r.get("Prefix") for r in rules.values())
 
 
@@ -212,7 +218,7 @@ def test_training_image_asset_is_built_from_the_repo_with_only_what_the_dockerfi
     source = images[0]["source"]
     assert source["dockerFile"] == "training/Dockerfile" and source["platform"] == "linux/amd64"
     context = cdk_out / source["directory"]
-    assert sorted(p.name for p in context.iterdir()) == ["chalicelib", "training"]
+    assert sorted(p.name for p in context.iterdir()) == ["chalicelib", "requirements-pip.txt", "training"]
     assert (context / "training" / "Dockerfile").is_file()
     assert not list(context.rglob("__pycache__"))
 
@@ -221,29 +227,114 @@ def _role_id(raw: dict, prefix: str) -> str:
     return one(raw, "AWS::IAM::Role", prefix)[0]
 
 
-def test_sagemaker_role_reads_the_dataset_prefix_and_writes_artifacts_only(raw):
-    role_id = _role_id(raw, "SageMakerExecutionRole")
+def _rendered(value) -> str:
+    """A policy's Resource as the ARN it becomes, for matching keys against it: the buckets' logical ids stand for
+    their names, the pseudo parameters for one account and region."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_rendered(p) for p in parts)
+    if "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn" and "Bucket" in value["Fn::GetAtt"][0]:
+        return f"arn:aws:s3:::{value['Fn::GetAtt'][0]}"
+    if "Ref" in value:
+        return {"AWS::Partition": "aws", "AWS::AccountId": "123456789012", "AWS::Region": "us-east-1",
+                "AWS::URLSuffix": "amazonaws.com"}.get(value["Ref"], value["Ref"])
+    raise AssertionError(f"cannot render {value}")
+
+
+def _allows(found: list[dict], action: str, arn: str) -> bool:
+    """Whether an Allow statement without conditions grants `action` on `arn` (IAM's * and ? wildcards)."""
+    import fnmatch
+
+    return any(s["Effect"] == "Allow" and action in as_list(s["Action"]) and "Condition" not in s
+               and any(fnmatch.fnmatchcase(arn, _rendered(r)) for r in as_list(s["Resource"])) for s in found)
+
+
+def _artifact(raw: dict, key: str) -> str:
+    return f"arn:aws:s3:::{one(raw, 'AWS::S3::Bucket', 'ArtifactBucket')[0]}/{key}"
+
+
+KEY = "0123456789abcdef" * 4  # a feature cache entry's key (64 hex digits)
+JOB, VERSION = "flowers-0123456789abcdef", "0123456789abcdef"
+MODEL_FILES = [f"models/{VERSION}/{name}" for name in ("model.tflite", "labels.txt", "metadata.json")]
+FEATURE_FILES = [f"features/01/{KEY}.f32", "features/README.txt"]
+TRAINING_OUTPUTS = [f"training/{JOB}/output/model.tar.gz", f"training/{JOB}/output/output.tar.gz",
+                    f"checkpoints/{JOB}/ckpt-1.weights.h5", f"tensorboard/{JOB}/events.out.tfevents.1"]
+
+
+def _job_role(raw: dict, prefix: str, log_group: str) -> list[dict]:
+    """The statements of a job's role, and what both roles share: trusted by SageMaker only, the data set's prefix
+    read, the image pulled, its own log group, metrics in SageMaker's namespaces; nothing written to the data set."""
+    role_id = _role_id(raw, prefix)
     trust = raw["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "sagemaker.amazonaws.com"}]
     found = statements(raw, role_id)
+    by_sid = {s.get("Sid"): s for s in found}
+    assert text(by_sid["ReadDataset"]["Resource"]).endswith('/datasets/flowers/*"]]}')
+    assert by_sid["JobMetrics"]["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
+    assert f"{log_group}:*" in text(by_sid["JobLogs"]["Resource"])
+    for statement in found:
+        if statement["Resource"] == "*":
+            assert as_list(statement["Action"]) in (["ecr:GetAuthorizationToken"], ["cloudwatch:PutMetricData"])
+        for resource in as_list(statement["Resource"]):
+            if "s3:PutObject" in as_list(statement["Action"]):
+                assert "ArtifactBucket" in text(resource), statement  # never the data set
+    return found
+
+
+def test_the_training_role_reads_its_inputs_and_writes_training_outputs_only(raw):
+    found = _job_role(raw, "SageMakerExecutionRole", "/aws/sagemaker/TrainingJobs")
     assert actions_of(found) == {
         "s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject",
         "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
         "cloudwatch:PutMetricData",
         "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
     }
-    by_sid = {s.get("Sid"): s for s in found}
-    assert text(by_sid["ReadDataset"]["Resource"]).endswith('/datasets/flowers/*"]]}')
-    writes = text(by_sid["WriteArtifacts"]["Resource"])
-    assert "datasets" not in writes and "ArtifactBucket" in writes
-    assert text(by_sid["RotateCheckpoints"]["Resource"]).count("/checkpoints/*") == 1
-    assert by_sid["JobMetrics"]["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
-    for statement in found:
-        if statement["Resource"] == "*":
-            assert as_list(statement["Action"]) in (["ecr:GetAuthorizationToken"], ["cloudwatch:PutMetricData"])
-        else:
-            assert "/aws/sagemaker/" in text(statement["Resource"]) or "s3" in text(statement["Resource"]) \
-                or "ecr" in text(statement["Resource"]) or "Bucket" in text(statement["Resource"])
+    for key in TRAINING_OUTPUTS:
+        assert _allows(found, "s3:PutObject", _artifact(raw, key)), key
+    # its inputs: a warm start's model.tar.gz, the manifest, the feature cache, its checkpoints after a restart
+    for key in (f"training/{JOB}/output/model.tar.gz", f"manifests/{VERSION}.manifest", f"features/01/{KEY}.f32",
+                f"checkpoints/{JOB}/ckpt-1.weights.h5"):
+        assert _allows(found, "s3:GetObject", _artifact(raw, key)), key
+    # never models/ (conversion's), features/ (its new entries leave in model.tar.gz) nor manifests/ (the pipeline's)
+    for key in [*MODEL_FILES, *FEATURE_FILES, f"manifests/{VERSION}.json"]:
+        assert not _allows(found, "s3:PutObject", _artifact(raw, key)), key
+    assert not _allows(found, "s3:GetObject", _artifact(raw, MODEL_FILES[0]))  # nor reads the served models
+    deletes = [s for s in found if "s3:DeleteObject" in as_list(s["Action"])]
+    assert [text(s["Resource"]).count("/checkpoints/*") for s in deletes] == [1]  # the checkpoint sync's rotation only
+
+
+def test_the_conversion_role_writes_model_files_and_feature_cache_entries_only(raw):
+    """It may write its version's model files (the job's output URI names the version; a static role cannot, so
+    any version's, which models/ being write-once covers) and feature cache entries, never training outputs,
+    manifests or other files, and deletes nothing."""
+    found = _job_role(raw, "ConversionJobRole", "/aws/sagemaker/ProcessingJobs")
+    assert actions_of(found) == {
+        "s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload",
+        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
+        "cloudwatch:PutMetricData",
+        "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
+    }
+    for key in [*MODEL_FILES, *FEATURE_FILES]:
+        assert _allows(found, "s3:PutObject", _artifact(raw, key)), key
+    for key in [*TRAINING_OUTPUTS, f"manifests/{VERSION}.json", f"manifests/{VERSION}.manifest",
+                f"models/{VERSION}/anything-else.bin", f"models/{VERSION}", "features/01/evil.sh", "features/other.txt"]:
+        assert not _allows(found, "s3:PutObject", _artifact(raw, key)), key
+    # its inputs: the training job's model.tar.gz, the baseline's folder, the run's manifest; not the cache
+    for key in (f"training/{JOB}/output/model.tar.gz", MODEL_FILES[0], f"manifests/{VERSION}.manifest"):
+        assert _allows(found, "s3:GetObject", _artifact(raw, key)), key
+    for key in (f"features/01/{KEY}.f32", f"checkpoints/{JOB}/ckpt-1.weights.h5", f"training/{JOB}/output/output.tar.gz"):
+        assert not _allows(found, "s3:GetObject", _artifact(raw, key)), key
+
+
+def test_the_pipeline_starts_only_network_isolated_jobs(raw):
+    """chalicelib/adapters/aws/sagemaker_jobs.py asks for isolation; IAM refuses a request that does not."""
+    pipeline = next(f for name, f in functions(raw).items() if name == "Tick")["Properties"]["Role"]["Fn::GetAtt"][0]
+    by_sid = {s.get("Sid"): s for s in statements(raw, pipeline)}
+    for sid, action in (("StartTraining", "sagemaker:CreateTrainingJob"), ("StartConversion", "sagemaker:CreateProcessingJob")):
+        assert as_list(by_sid[sid]["Action"]) == [action]
+        assert by_sid[sid]["Condition"]["Bool"] == {"sagemaker:NetworkIsolation": "true"}, sid
 
 
 # IAM everywhere ---------------------------------------------------------------------------------------
@@ -271,13 +362,19 @@ def test_no_statement_allows_every_action_and_no_allow_uses_a_service_wildcard_o
             assert not any(a.endswith(":*") for a in actions), (logical_id, actions)
 
 
-def test_pass_role_only_for_the_sagemaker_role_to_sagemaker(raw):
-    sagemaker_role = _role_id(raw, "SageMakerExecutionRole")
+def test_pass_role_only_for_the_two_job_roles_to_sagemaker(raw):
+    """The pipeline passes both job roles (it starts training and conversion), the API only the training role (POST
+    /runs starts a training job); nothing else passes a role, and only to SageMaker."""
+    training, conversion = ({"Fn::GetAtt": [_role_id(raw, prefix), "Arn"]} for prefix in ("SageMakerExecutionRole", "ConversionJobRole"))
     passes = [(lid, s) for lid, s in _all_statements(raw) if "iam:PassRole" in as_list(s.get("Action", []))]
-    assert passes
-    for _lid, statement in passes:
-        assert statement["Resource"] == {"Fn::GetAtt": [sagemaker_role, "Arn"]}
+    passed: dict[str, list] = {}
+    for lid, statement in passes:
         assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+        passed.setdefault(lid, []).extend(as_list(statement["Resource"]))
+    role_of = {name: f["Properties"]["Role"]["Fn::GetAtt"][0] for name, f in functions(raw).items()}
+    assert sorted(passed) == sorted({role_of["Tick"], role_of["APIHandler"]}), sorted(passed)
+    assert sorted(passed[role_of["Tick"]], key=text) == sorted([training, conversion], key=text)
+    assert passed[role_of["APIHandler"]] == [training]
 
 
 # the Chalice app -----------------------------------------------------------------------------------------
@@ -322,6 +419,7 @@ def test_every_function_gets_every_setting_the_app_reads(raw):
         assert variables["ARTIFACT_BUCKET"]["Ref"].startswith("ArtifactBucket")
         assert variables["STATE_TABLE"]["Ref"].startswith("StateTable")
         assert variables["SAGEMAKER_ROLE_ARN"]["Fn::GetAtt"][0].startswith("SageMakerExecutionRole")
+        assert variables["CONVERSION_ROLE_ARN"]["Fn::GetAtt"][0].startswith("ConversionJobRole")
         assert "container-assets" in text(variables["TRAINING_IMAGE_URI"])
 
 
@@ -330,7 +428,8 @@ def test_the_settings_the_stack_sets_are_valid_for_the_app():
     env = dict(FlowersConfig().lambda_environment(), DATASET_BUCKET="flowers-datasets-123456789012-us-east-1",
                ARTIFACT_BUCKET="flowers-artifactbucket-abc", STATE_TABLE="flowers-StateTable-X",
                TRAINING_IMAGE_URI="123456789012.dkr.ecr.us-east-1.amazonaws.com/repo:tag",
-               SAGEMAKER_ROLE_ARN="arn:aws:iam::123456789012:role/flowers-SageMakerExecutionRole")
+               SAGEMAKER_ROLE_ARN="arn:aws:iam::123456789012:role/flowers-SageMakerExecutionRole",
+               CONVERSION_ROLE_ARN="arn:aws:iam::123456789012:role/flowers-ConversionJobRole")
     settings = app_settings.from_environ(env)
     assert settings.mode == "aws" and settings.dataset_prefix == "datasets/flowers/"
     assert settings.training_instance_type == "ml.g5.xlarge" and settings.preset == "resnet_v1_50"
@@ -351,19 +450,21 @@ def test_each_function_has_its_own_least_privilege_role(raw):
                       # batch classification: classify/ read, predictions/ written, the served model read
                       "s3:GetObject", "s3:PutObject", "s3:ListBucket", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"}
     launch = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "s3:ListBucket", "s3:ListBucketVersions",
-              "s3:GetObject", "s3:PutObject", "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
-              "sagemaker:DescribeProcessingJob", "sagemaker:AddTags", "iam:PassRole"}  # a run started (tick, POST /runs)
+              "s3:GetObject", "s3:PutObject", "s3:PutObjectRetention", "sagemaker:CreateTrainingJob",
+              "sagemaker:DescribeTrainingJob", "sagemaker:DescribeProcessingJob", "sagemaker:AddTags",
+              "iam:PassRole"}  # a run started (tick, POST /runs); UpdateItem also records who approved, rejected, rolled back
     assert api == launch | {"dynamodb:Query", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
                             "sagemaker:UpdateModelPackage", "events:PutEvents",  # PutEvents: the operator actions' events
                             "logs:CreateLogStream", "logs:PutLogEvents"}
     assert launch | {"sagemaker:CreateProcessingJob", "sagemaker:CreateModelPackage"} <= pipeline
     assert not any(a.startswith("s3:Delete") for a in api | upload | pipeline)
-    # The one S3 write of the pipeline and of the API: a run's launch writes its manifest, and nothing else.
+    # The one S3 write of the pipeline and of the API: a run's launch writes its manifest, and nothing else (it also locks
+    # manifests, and the pipeline models: s3:PutObjectRetention, tests/infra/test_infra_retention.py).
     for function in ("Tick", "APIHandler"):
-        writes = [st for st in statements(raw, role_of[function]) if any(a.startswith("s3:Put") for a in as_list(st["Action"]))]
+        writes = [st for st in statements(raw, role_of[function]) if "s3:PutObject" in as_list(st["Action"])]
         assert len(writes) == 1 and not isinstance(writes[0]["Resource"], list) and '/manifests/*"' in text(writes[0]["Resource"]), writes
     assert "s3:ListBucketVersions" in pipeline  # the manifest records each photo's version id
-    assert not any(a.startswith("iam:") for a in upload)  # PassRole: test_pass_role_only_for_the_sagemaker_role_to_sagemaker
+    assert not any(a.startswith("iam:") for a in upload)  # PassRole: test_pass_role_only_for_the_two_job_roles_to_sagemaker
     for name, role in role_of.items():
         for statement in statements(raw, role):
             if statement["Resource"] == "*":
@@ -522,7 +623,8 @@ def test_every_checkov_suppression_has_a_reason(raw):
 
 def test_outputs_tell_how_to_use_the_stack(raw):
     assert {"ApiUrl", "ApiKeyId", "DatasetUri", "DatasetBucketName", "TensorBoardUri", "ArtifactBucketName",
-            "StateTableName", "ModelPackageGroupName", "TrainingImageUri", "AlarmTopicArn"} <= set(raw["Outputs"])
+            "StateTableName", "ModelPackageGroupName", "TrainingImageUri", "AlarmTopicArn",
+            "SageMakerRoleArn", "ConversionRoleArn"} <= set(raw["Outputs"])
 
 
 def test_context_values_are_parsed():

@@ -18,10 +18,13 @@ from typing import Iterator
 
 import pytest
 
+import app as chalice_app
 from flowers_cli import main as cli
 from flowers_cli.client import is_operator_route
+from pipeline_fixtures import iam_identity, invoke_api, principal
 
 KEY = "k3y-0123456789abcdefghijklmnop"
+OPERATOR_ARN = principal("cli-operator")
 ACCESS_KEY, SECRET = "AKIDEXAMPLEFLOWERS", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 REGION = "eu-west-1"
 PUBLIC = {"/", "/openapi.json"}
@@ -61,6 +64,7 @@ class Gateway:
         self.client = Client(chalice_app.app)
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.secrets = {ACCESS_KEY: SECRET}  # the IAM users the stand-in knows
+        self.principals = {ACCESS_KEY: OPERATOR_ARN}  # and who they are
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,20 +79,28 @@ class Gateway:
                     return self._send(404, {"message": "Not Found"})
                 route = self.path[len("/api"):]
                 path = route.split("?", 1)[0]
+                forwarded = {k: v for k, v in headers.items() if k in ("content-type", "user-agent")}
                 if is_operator_route(method, route):
                     problem = signature_problem(method, f"http://{headers['host']}{self.path}", headers, body,
                                                 gateway.secrets)
                     if problem:
                         return self._send(403, {"message": problem})
-                elif path not in PUBLIC and headers.get("x-api-key") != KEY:
+                    # As API Gateway's IAM authorizer: the app's request context names the principal who signed.
+                    access_key = _AUTH.match(headers["authorization"]).group(1)  # type: ignore[union-attr]
+                    answer = invoke_api(chalice_app.app, method, route, forwarded, body, iam_identity(gateway.principals.get(access_key) or principal(access_key)))
+                    raw = answer.get("body") or b""
+                    return self._reply(answer["statusCode"], answer.get("headers") or {}, raw.encode() if isinstance(raw, str) else raw)
+                if path not in PUBLIC and headers.get("x-api-key") != KEY:
                     return self._send(403, {"message": "Forbidden"})
-                response = gateway.client.http.request(method, route, headers={k: v for k, v in headers.items()
-                                                                                if k.lower() == "content-type"}, body=body)
-                self.send_response(response.status_code)
-                for name, value in response.headers.items():
+                response = gateway.client.http.request(method, route, headers=forwarded, body=body)
+                self._reply(response.status_code, response.headers, response.body or b"")
+
+            def _reply(self, status: int, headers: dict[str, str], raw: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(response.body or b"")
+                self.wfile.write(raw)
 
             def _send(self, status: int, document: dict[str, str]) -> None:
                 raw = json.dumps(document).encode()

@@ -1,8 +1,10 @@
 """The feature cache (training/feature_cache.py) on real files with a real Keras extractor: a second
 call computes only the photos not seen; other weights (or input size) find nothing; a corrupt or
 truncated entry is recomputed and rewritten, never trusted; the job specifications give the cache to the
-job (moto: the `features` channel once the prefix holds entries, the upload prefix always). A real
-`flowers up` whose second run reads the first run's features: tests/e2e/test_feature_cache_up.py."""
+job (moto: the `features` channel once the prefix holds entries) and the conversion job the cache's prefix as
+its second output; new entries leave a real training job in its model folder (model.tar.gz) and a real
+conversion hands them on, so the next job reads them. A real `flowers up` whose second run reads the first
+run's features: tests/e2e/test_feature_cache_up.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -118,10 +120,12 @@ def test_the_job_gets_the_cache_on_moto(aws, created):  # noqa: F811
         first = world.tick()
         request = created[first["job"]]
         assert request["Environment"]["FLOWERS_FEATURE_CACHE"] == "/opt/ml/input/data/features"
-        assert request["Environment"]["FLOWERS_FEATURE_CACHE_NEW"] == "/tmp/flowers-features-new"  # the channel is read-only
-        assert request["Environment"]["FLOWERS_FEATURE_CACHE_URI"] == "s3://flowers-artifacts/features/"
+        # the channel is read-only and the job has no network: new entries leave in model.tar.gz
+        assert request["Environment"]["FLOWERS_FEATURE_CACHE_NEW"] == "/opt/ml/model/features"
+        assert not any("URI" in name for name in request["Environment"] if name.startswith("FLOWERS_FEATURE"))
+        assert request["EnableNetworkIsolation"] is True
         assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["training"]  # nothing cached yet: no channel
-        # what the first job uploads back (training/feature_cache.upload_new): entries, then the marker
+        # what an earlier run's conversion job uploads (its `features` output): entries, and the marker
         world.aws.s3.put_object(Bucket=world.aws.artifacts, Key="features/ab/abcd.f32", Body=b"entry")
         world.aws.s3.put_object(Bucket=world.aws.artifacts, Key="features/README.txt", Body=b"marker")
         from pipeline_fixtures import training_state_event
@@ -152,11 +156,68 @@ def test_a_read_only_channel_is_read_and_new_entries_go_to_the_new_folder(tmp_pa
     assert len(list(new.rglob("*.f32"))) == 2 and all(path.is_relative_to(new) for path in cache.stats.written)
 
 
-def test_the_upload_back_writes_new_entries_and_the_marker(tmp_path, aws, extractor):  # noqa: F811
-    cache = feature_cache.FeatureCache(tmp_path / "features", "tiny_cnn", 8)
-    cache.features(extractor, photos(3, 0), Counting(extractor))
-    feature_cache.upload_new(cache, "s3://flowers-artifacts/features/")
-    keys = sorted(o["Key"] for o in aws.s3.list_objects_v2(Bucket="flowers-artifacts", Prefix="features/")["Contents"])
-    assert len(keys) == 4 and "features/README.txt" in keys
-    local = sorted("features/" + p.relative_to(tmp_path / "features").as_posix() for p in (tmp_path / "features").rglob("*.f32"))
-    assert sorted(k for k in keys if k.endswith(".f32")) == local
+def entry_files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.f32"))
+
+
+def test_hand_on_copies_well_formed_entries_and_the_marker_only(tmp_path, extractor):
+    """What the conversion job uploads to features/ is what the training job wrote, entry by entry, checked: a
+    corrupt entry, a part file a crash left, or any other file in the model folder's features/ stays behind."""
+    new = tmp_path / "model" / "features"
+    feature_cache.FeatureCache(new, "tiny_cnn", 8).features(extractor, photos(3, 0), Counting(extractor))
+    good = entry_files(new)
+    corrupt = new / good[0][:3] / (good[0][:2] + "0" * 62 + ".f32")
+    corrupt.write_bytes(feature_cache.FORMAT + b"\0" * 32 + b"\0\0\0\0")  # a checksum that does not match
+    (new / good[0][:3] / ".part-left-by-a-crash").write_bytes(b"x")
+    (new / "ab" / "script.sh").parent.mkdir(exist_ok=True)
+    (new / "ab" / "script.sh").write_bytes(b"not an entry")
+    (new / "stray.txt").write_bytes(b"not in a key folder")
+    out = tmp_path / "out"
+    assert feature_cache.hand_on(new, out) == (3, 3)
+    assert entry_files(out) == good and all((out / e).read_bytes() == (new / e).read_bytes() for e in good)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(good + ["README.txt"])
+    assert feature_cache.hand_on(tmp_path / "no-such-folder", tmp_path / "empty") == (0, 0)  # a model without entries
+    assert [p.name for p in (tmp_path / "empty").iterdir()] == ["README.txt"]  # the output is never empty
+
+
+def _phase_one(captured: str) -> tuple[int, int]:
+    """(read from the cache, computed) of the job's phase 1 log line."""
+    line = next(line for line in captured.splitlines() if line.startswith("feature cache:") and line.endswith("(phase 1)"))
+    return int(line.split()[2]), int(line.split(", ")[1].split()[0])
+
+
+def test_new_entries_leave_through_the_model_archive_and_the_conversion_reaches_the_next_job(tmp_path, capsys):
+    """The round trip with no network: a real training job reads an empty channel and writes its new entries
+    into its model folder; SageMaker packs that into model.tar.gz; the real conversion, given the archive,
+    hands them on to its `features` output (uploaded to features/); the next job, reading that as its channel,
+    computes none of phase 1's features again."""
+    import tarfile
+
+    from data_fixtures import Job, make_folder_dataset, run_in_process
+    from training import convert, train
+
+    data = make_folder_dataset(tmp_path / "data", per_class=12)
+    settings = dict(preset="tiny_cnn", image_size=32, epochs=1, head_epochs=2, batch_size=8, augmentation="false")
+    channel = tmp_path / "channel"  # s3://ARTIFACTS/features/ as the `features` channel: none yet
+    first = Job(tmp_path / "first", data).hyperparameters(**settings)
+    assert run_in_process(first, train.main, FLOWERS_FEATURE_CACHE=str(channel),
+                          FLOWERS_FEATURE_CACHE_NEW=str(first.model / "features")) == 0
+    hits, computed = _phase_one(capsys.readouterr().out)
+    assert hits == 0 and computed > 0 and not channel.exists()  # nothing written where the job reads
+    written = entry_files(first.model / "features")
+    assert len(written) >= computed
+
+    archive = tmp_path / "processing" / "model"  # the Processing job's `model` input: the archive as it is
+    archive.mkdir(parents=True)
+    with tarfile.open(archive / "model.tar.gz", "w:gz") as tar:
+        for item in first.model.iterdir():
+            tar.add(item, arcname=item.name)
+    uploaded = tmp_path / "processing" / "features"  # its `features` output, uploaded to s3://ARTIFACTS/features/
+    convert.convert(archive, tmp_path / "processing" / "output", data, quantize="fp32", features_out=uploaded)
+    assert entry_files(uploaded) == written and (uploaded / "README.txt").exists()
+    assert not (tmp_path / "processing" / "output" / "features").exists()  # models/<version>/ holds the model only
+
+    second = Job(tmp_path / "second", data).hyperparameters(**settings)
+    assert run_in_process(second, train.main, FLOWERS_FEATURE_CACHE=str(uploaded),
+                          FLOWERS_FEATURE_CACHE_NEW=str(second.model / "features")) == 0
+    assert _phase_one(capsys.readouterr().out) == (computed, 0)

@@ -12,7 +12,8 @@ from chalice.test import Client
 import app as chalice_app
 from chalicelib import services, settings
 from chalicelib.adapters.local.wiring import LocalAdapters
-from chalicelib.contract.vocabulary import Action
+from chalicelib.contract.vocabulary import Action, ActorKind, Via
+from chalicelib.pipeline.actors import Actor
 from chalicelib.pipeline.orchestrator import Orchestrator
 from chalicelib.ports import CLAIMED
 from chalicelib.pipeline.records import ModelEntry, Running
@@ -23,6 +24,7 @@ from test_pipeline_aws import World
 
 JSON = {"Content-Type": "application/json"}
 CAPACITY = "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance type."
+OPERATOR = Actor("tester", ActorKind.LOCAL, Via.CLI)
 FORCED = {"kind": "imagenet", "reason": FORCED_FULL, "chain": 0, "production_version": ""}
 
 
@@ -205,7 +207,7 @@ def test_local_jobs_get_no_production_channel_on_a_full_run(tmp_path, how):
     if how == "training.json":
         (local.bucket_folder / "training.json").write_text('{"warm_start": "none"}')
     orchestrator = _local_orchestrator(local, 1000.0)
-    started = orchestrator.retrain(full=True) if how == "retrain --full" else orchestrator._launch(0, 1000.0)
+    started = orchestrator.retrain("drifted", OPERATOR, full=True) if how == "retrain --full" else orchestrator._launch(0, 1000.0)
     assert started.action is Action.STARTED, started
     env = _local_job_environment(local, started.job)
     start = json.loads(env[START_FROM_ENV])
@@ -276,7 +278,7 @@ def test_a_run_forced_full_stops_a_warm_start_folder_that_flowers_up_h_names(tmp
 
     local = _local_production(tmp_path / "home", {"FLOWERS_HYPERPARAMETERS": '{"warm_start": "/opt/ml/weights"}'})
     orchestrator = _local_orchestrator(local, 1000.0)
-    started = orchestrator.retrain(full=True)
+    started = orchestrator.retrain("drifted", OPERATOR, full=True)
     assert started.action is Action.STARTED and started.start_from.kind == "imagenet", started
     spec, job_file = _local_job_hyperparameters(local, started.job)
     assert spec["warm_start"] == "none" and job_file == spec

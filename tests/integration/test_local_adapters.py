@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -301,6 +302,15 @@ def test_local_mode_relaunches_a_launch_cut_short_at_the_next_tick(local):
     assert local.jobs.training_status(job) is not None  # recorded now: the runner starts it
 
 
+def test_jobs_run_this_checkout_s_training_code():
+    """The job runner starts `python -m training.train` / `training.convert` in the project's root (cwd and
+    PYTHONPATH): that folder must hold them, or an installed copy elsewhere would run instead."""
+    from chalicelib.adapters.local import jobs
+
+    assert (jobs.ROOT / "training" / "train.py").is_file() and (jobs.ROOT / "training" / "convert.py").is_file()
+    assert (jobs.ROOT / "chalicelib" / "adapters" / "local" / "jobs.py").resolve() == Path(jobs.__file__).resolve()
+
+
 def test_the_job_runner_expires_old_feature_cache_entries_before_a_training_job(local):
     """S3's lifecycle rule on features/, locally: entries written more than EXPIRE_DAYS ago (and part files a
     crash left) go before each training job; newer ones stay, and the job is pointed at the folder."""
@@ -325,6 +335,8 @@ def test_the_job_runner_expires_old_feature_cache_entries_before_a_training_job(
     job_dir = local.jobs._job_dir("training", job)
     _, env = local.jobs._training_command(job, spec, job_dir, job_dir / "attempt-1")
     assert env[feature_cache.FOLDER_ENV] == str(folder)
+    # new entries go into the job's model folder, as in the cloud (its conversion hands them on to the folder)
+    assert env[feature_cache.NEW_ENV] == str(job_dir / "attempt-1" / "output" / "model" / "features")
     assert [name for name, path in entries.items() if path.exists()] == ["new"]
     assert feature_cache.expire(folder / "missing", 30, now) == 0  # no cache yet: nothing to do
 

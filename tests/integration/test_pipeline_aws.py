@@ -193,11 +193,15 @@ def test_full_cycle_conversion_registration_and_gate(world):
     assert world.processing_jobs() == [job + "-convert"]
     conversion = world.aws.sagemaker.describe_processing_job(ProcessingJobName=job + "-convert")
     assert conversion["AppSpecification"]["ContainerEntrypoint"] == [
-        "convert", "/opt/ml/processing/model", "/opt/ml/processing/output", "--data", "/opt/ml/processing/data"]
+        "convert", "/opt/ml/processing/model", "/opt/ml/processing/output", "--data", "/opt/ml/processing/data",
+        "--features-out", "/opt/ml/processing/features"]
+    # Its own role, not the training jobs': it writes models/ (and hands the feature cache's new entries on).
+    assert conversion["RoleArn"] == world.aws.env["CONVERSION_ROLE_ARN"] != world.aws.env["SAGEMAKER_ROLE_ARN"]
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in conversion["ProcessingInputs"]}
     assert inputs == {"model": f"s3://flowers-artifacts/training/{job}/output/model.tar.gz",
                       "data": f"s3://flowers-artifacts/manifests/{first['version']}.manifest"}
-    assert conversion["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] == f"s3://flowers-artifacts/models/{first['version']}/"
+    outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in conversion["ProcessingOutputConfig"]["Outputs"]}
+    assert outputs == {"model": f"s3://flowers-artifacts/models/{first['version']}/", "features": "s3://flowers-artifacts/features/"}
     assert world.status()["running_job"]["stage"] == "converting"
 
     world.write_conversion_output(first["version"], 0.91)
@@ -221,7 +225,8 @@ def test_full_cycle_conversion_registration_and_gate(world):
     second = world.tick()
     world.sagemaker_event(training_state_event(second["job"], "Completed"))
     conversion = world.aws.sagemaker.describe_processing_job(ProcessingJobName=second["job"] + "-convert")
-    assert conversion["AppSpecification"]["ContainerEntrypoint"][-2:] == ["--baseline", "/opt/ml/processing/baseline"]
+    assert conversion["AppSpecification"]["ContainerEntrypoint"][-4:] == [
+        "--baseline", "/opt/ml/processing/baseline", "--features-out", "/opt/ml/processing/features"]
     assert {i["InputName"]: i["S3Input"]["S3Uri"] for i in conversion["ProcessingInputs"]}["baseline"] == \
         f"s3://flowers-artifacts/models/{first['version']}/"
     world.write_conversion_output(second["version"], 0.90, baseline={"accuracy": 0.91})

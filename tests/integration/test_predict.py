@@ -159,12 +159,16 @@ def test_model_routes_and_manual_actions(aws, client, tiny_model):  # noqa: F811
     assert current["sha256"] == hashlib.sha256((tiny_model / "model.tflite").read_bytes()).hexdigest()
     assert current["download_url"].startswith("https://") and "Signature" in current["download_url"]
 
-    assert client.http.post("/models/rollback", headers=JSON).json_body == {"rejected": "00000000000000b2", "current": VERSION}
+    # The caller: Chalice's test gateway has no IAM identity (tests/integration/test_retrain_on_demand.py signs requests).
+    unknown = {"principal": "unknown", "kind": "iam", "via": "http"}
+    assert client.http.post("/models/rollback", headers=JSON).json_body == {"rejected": "00000000000000b2", "current": VERSION,
+                                                                           "by": unknown}
     assert client.http.get("/models/current").json_body["version"] == VERSION
     assert error_of(client.http.post("/models/rollback", headers=JSON)) == (409, "conflict")
     approved = client.http.post("/models/00000000000000b2/approve", headers={"Content-Type": "application/json"},
                                 body=b'{"reason": "checked by hand"}').json_body
-    assert approved == {"version": "00000000000000b2", "status": "approved", "reason": "checked by hand"}
+    assert approved == {"version": "00000000000000b2", "status": "approved", "reason": "checked by hand (by unknown (iam, http))",
+                        "by": unknown}
     assert client.http.post(f"/models/{VERSION}/reject", headers=JSON).json_body["status"] == "rejected"
     assert error_of(client.http.post("/models/ffffffffffffffff/approve", headers=JSON)) == (404, "not_found")
     assert error_of(client.http.post("/models/nope/approve", headers=JSON)) == (400, "bad_version")

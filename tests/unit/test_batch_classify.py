@@ -48,3 +48,25 @@ def test_a_delivery_without_photos_builds_no_classifier_and_sends_nothing_back()
 
     bodies = [("m1", s3_body(s3_record(BUCKET, "roses/a.jpg", 1.0))), ("m2", "not json")]
     assert batch_classify.on_messages(bodies, None, BUCKET, classifier) == (BatchResult(Action.NONE, 0), [])  # type: ignore[arg-type]
+
+
+def test_no_photo_is_started_once_the_deadline_passed():
+    class Counting:
+        def __init__(self):
+            self.calls = 0
+
+        def passed(self):  # the Lambda's time runs short after two photos
+            self.calls += 1
+            return self.calls > 2
+
+    photos = [Photo(f"classify/{i}.jpg", str(i)) for i in range(4)]
+    read = []
+
+    class NoModel:
+        def predict(self, image, top_k):
+            return None
+
+    lines = batch_classify.classify(photos, lambda key: read.append(key) or b"x", NoModel(), time_left=Counting())  # type: ignore[arg-type]
+    assert [line["key"] for line in lines] == read == ["classify/0.jpg", "classify/1.jpg"]
+    assert list(BatchResult(Action.CLASSIFIED, 2, "s3://b/p.jsonl", errors=0, deferred=2).as_dict().items()) == [
+        ("action", "classified"), ("photos", 2), ("output", "s3://b/p.jsonl"), ("errors", 0), ("deferred", 2)]

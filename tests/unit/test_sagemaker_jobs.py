@@ -32,6 +32,38 @@ def test_training_request():
     assert "CheckpointConfig" not in plain and "EnableManagedSpotTraining" not in plain
 
 
+def test_both_jobs_run_network_isolated():
+    """They decode photos anyone who can upload chose: no network inside the container (and so no AWS calls)."""
+    assert training_request(_training_spec(use_spot=True))["EnableNetworkIsolation"] is True
+    assert training_request(_training_spec(use_spot=False))["EnableNetworkIsolation"] is True
+    conversion = ConversionSpec("flowers-0123456789abcdef-convert", "img:1", "arn:aws:iam::123456789012:role/c",
+                                "s3://a/training/j/output/model.tar.gz", "s3://d/p/", "s3://a/models/0123456789abcdef/",
+                                "", "ml.m5.xlarge", 3600, {})
+    assert conversion_request(conversion)["NetworkConfig"] == {"EnableNetworkIsolation": True}
+
+
+def test_the_feature_cache_s_new_entries_leave_through_model_tar_gz_and_the_conversion_s_output():
+    """Training reads the `features` channel and writes new entries into its model folder (no upload: it has no
+    network); the conversion job hands them on through a second output, to features/ and nowhere else."""
+    spec = TrainingSpec(**dict(_training_spec(use_spot=False).__dict__, feature_cache_uri="s3://a/features/",
+                               feature_cache_ready=True))
+    request = training_request(spec)
+    assert request["Environment"] == {"FLOWERS_FEATURE_CACHE": "/opt/ml/input/data/features",
+                                      "FLOWERS_FEATURE_CACHE_NEW": "/opt/ml/model/features"}
+    assert request["InputDataConfig"][-1]["ChannelName"] == "features"
+    conversion = ConversionSpec("flowers-0123456789abcdef-convert", "img:1", "arn:aws:iam::123456789012:role/c",
+                                "s3://a/training/j/output/model.tar.gz", "s3://d/p/", "s3://a/models/0123456789abcdef/",
+                                "", "ml.m5.xlarge", 3600, {}, feature_cache_uri="s3://a/features/")
+    request = conversion_request(conversion)
+    assert request["AppSpecification"]["ContainerEntrypoint"][-2:] == ["--features-out", "/opt/ml/processing/features"]
+    assert [o["S3Output"]["S3Uri"] for o in request["ProcessingOutputConfig"]["Outputs"]] == [
+        "s3://a/models/0123456789abcdef/", "s3://a/features/"]
+    assert request["ProcessingOutputConfig"]["Outputs"][1]["S3Output"]["LocalPath"] == "/opt/ml/processing/features"
+    without = conversion_request(ConversionSpec(**dict(conversion.__dict__, feature_cache_uri="")))
+    assert len(without["ProcessingOutputConfig"]["Outputs"]) == 1
+    assert "--features-out" not in without["AppSpecification"]["ContainerEntrypoint"]
+
+
 def test_conversion_request_with_and_without_baseline():
     spec = ConversionSpec("flowers-0123456789abcdef-convert", "img:1", "arn:aws:iam::123456789012:role/r",
                           "s3://a/training/j/output/model.tar.gz", "s3://d/p/", "s3://a/models/0123456789abcdef/",

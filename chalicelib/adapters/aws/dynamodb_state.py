@@ -2,7 +2,8 @@
 
 Items:
   pk="dataset#<bucket>/<prefix>", sk="pipeline"     the DatasetState: pending_changes, last_change_at, running, last_outcome
-  pk="dataset#<bucket>/<prefix>", sk="run#<version>" one per data set version ever launched
+  pk="dataset#<bucket>/<prefix>", sk="run#<version>" the version's first run (every record before reruns existed)
+  pk=..., sk="run#<version>#<run id>"                 each rerun by hand of the version (records.model_version)
   pk="change#<dataset>#<change id>", sk="change"     seen S3 events (own partitions: a burst of
                                                       3,000 uploads must not hit one hot key)
 Every state change is a conditional write or a transaction, so duplicated, reordered or
@@ -19,7 +20,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
-from chalicelib.pipeline.records import Change, Outcome, DatasetState, Running, RunRecord
+from chalicelib.pipeline.actors import OperatorAction, actions_from
+from chalicelib.pipeline.records import Change, Outcome, DatasetState, Running, RunRecord, run_action
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -96,8 +98,8 @@ class DynamoStateStore:
         return {"pk": {"S": f"dataset#{dataset}"}, "sk": {"S": "pipeline"}}
 
     @staticmethod
-    def _run_key(dataset: str, version: str) -> AttributeMap:
-        return {"pk": {"S": f"dataset#{dataset}"}, "sk": {"S": f"run#{version}"}}
+    def _run_key(dataset: str, version: str, run_id: str = "") -> AttributeMap:
+        return {"pk": {"S": f"dataset#{dataset}"}, "sk": {"S": f"run#{version}" + (f"#{run_id}" if run_id else "")}}
 
     def _backoff(self, attempt: int) -> None:
         self._sleep(min(1.0, 0.02 * 2**attempt) * random.random())
@@ -178,14 +180,15 @@ class DynamoStateStore:
         self._db.update_item(TableName=self._table, Key=self._state_key(dataset), UpdateExpression="SET #c = :c",
                              ExpressionAttributeNames={"#c": "listing_checked_at"}, ExpressionAttributeValues={":c": _ser(at)})
 
-    def claim_run(self, dataset: str, running: Running, consumed: int, replace: bool = False) -> str:
+    def claim_run(self, dataset: str, running: Running, consumed: int) -> str:
+        action = run_action(running)
         record: PutTypeDef = {
             "TableName": self._table,
-            "Item": {**self._run_key(dataset, running.version), "job_name": {"S": running.job_name},
-                     "status": {"S": running.stage}, "created_at": _ser(running.started_at)},
+            "Item": {**self._run_key(dataset, running.version, running.run_id), "job_name": {"S": running.job_name},
+                     "status": {"S": running.stage}, "created_at": _ser(running.started_at), "run_id": {"S": running.run_id},
+                     "actions": _ser([action.as_dict()] if action else [])},
+            "ConditionExpression": "attribute_not_exists(pk)",
         }
-        if not replace:  # a run forced by hand replaces the version's earlier run record
-            record["ConditionExpression"] = "attribute_not_exists(pk)"
         try:
             self._db.transact_write_items(TransactItems=[
                 {"Update": {
@@ -268,7 +271,7 @@ class DynamoStateStore:
                     "ExpressionAttributeValues": {":o": _ser(outcome.as_dict()), ":j": {"S": job_name}},
                 }},
                 {"Update": {
-                    "TableName": self._table, "Key": self._run_key(dataset, outcome.version),
+                    "TableName": self._table, "Key": self._run_key(dataset, outcome.version, outcome.run_id),
                     "UpdateExpression": run_update,
                     "ExpressionAttributeNames": run_names,
                     "ExpressionAttributeValues": run_values,
@@ -280,16 +283,38 @@ class DynamoStateStore:
                 return False
             raise
 
+    def note_action(self, dataset: str, version: str, run_id: str, action: OperatorAction) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table, Key=self._run_key(dataset, version, run_id),
+                UpdateExpression="SET #a = list_append(if_not_exists(#a, :none), :a)",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#a": "actions"},
+                ExpressionAttributeValues={":a": _ser([action.as_dict()]), ":none": {"L": []}},
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
     def run(self, dataset: str, version: str) -> RunRecord | None:
-        raw = self._db.get_item(TableName=self._table, Key=self._run_key(dataset, version), ConsistentRead=True).get("Item")
-        return self._run_record(_item(raw)) if raw else None
+        # The version's records: "run#<version>" and "run#<version>#<run id>" (the prefix also finds a longer version's)
+        found = [r for r in self._records(dataset, f"run#{version}", consistent=True) if r.version == version]
+        return max(found, key=lambda r: r.created_at) if found else None
 
     def runs(self, dataset: str, limit: int = 50) -> list[RunRecord]:
+        records = self._records(dataset, "run#")
+        records.sort(key=lambda r: r.created_at, reverse=True)
+        return records[:limit]
+
+    def _records(self, dataset: str, prefix: str, consistent: bool = False) -> list[RunRecord]:
         records: list[RunRecord] = []
         request: QueryInputTypeDef = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :run)",
-            "ExpressionAttributeValues": {":pk": {"S": f"dataset#{dataset}"}, ":run": {"S": "run#"}},
+            "ExpressionAttributeValues": {":pk": {"S": f"dataset#{dataset}"}, ":run": {"S": prefix}},
+            "ConsistentRead": consistent,
         }
         while True:
             page = self._db.query(**request)
@@ -297,15 +322,16 @@ class DynamoStateStore:
             if "LastEvaluatedKey" not in page:
                 break
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        records.sort(key=lambda r: r.created_at, reverse=True)
-        return records[:limit]
+        return records
 
     @staticmethod
     def _run_record(item: dict[str, Any]) -> RunRecord:
+        _, version, *run_id = item["sk"].split("#", 2)
         return RunRecord(
-            version=item["sk"].split("#", 1)[1], job_name=item.get("job_name", ""), status=item.get("status", ""),
+            version=version, job_name=item.get("job_name", ""), status=item.get("status", ""),
             created_at=float(item.get("created_at", 0)), finished_at=float(item.get("finished_at", 0)),
-            reason=item.get("reason", ""), model=item.get("model") or {},
+            reason=item.get("reason", ""), model=item.get("model") or {}, run_id=run_id[0] if run_id else "",
+            actions=actions_from(item.get("actions")),
         )
 
 

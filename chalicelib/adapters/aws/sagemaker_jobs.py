@@ -4,6 +4,12 @@ Conversion needs TensorFlow, which the zip Lambdas must never ship; a Processing
 the training image's `convert` entrypoint on a CPU instance, reads the training job's
 model.tar.gz and the data set, and writes model.tflite, labels.txt and metadata.json to
 s3://ARTIFACT_BUCKET/models/<version>/. The request builders are pure (unit-tested).
+
+Both jobs decode photos anyone who can upload chose, so both run network-isolated: the container
+makes no network call and gets no credentials; SageMaker itself fetches the inputs and uploads the
+outputs these requests name, under each job's own role (infra/flowers_infra/stack.py). The feature
+cache's new entries therefore leave the training job in its model.tar.gz and reach features/ through
+the conversion job's `features` output (chalicelib/contract/feature_cache.py).
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
         CreateTrainingJobRequestTypeDef,
         MetricDefinitionTypeDef,
         ProcessingInputTypeDef,
+        ProcessingOutputTypeDef,
         StoppingConditionTypeDef,
         TagTypeDef,
     )
@@ -87,6 +94,9 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
         "ResourceConfig": {"InstanceType": _training_instance(spec.instance_type), "InstanceCount": 1, "VolumeSizeInGB": 30},
         "StoppingCondition": stopping,
         "TensorBoardOutputConfig": {"S3OutputPath": spec.tensorboard_uri, "LocalPath": ContainerPath.TENSORBOARD_DIR},
+        # No network inside the container (untrusted photos are decoded there); the pipeline's role may only
+        # start jobs that ask for it (infra/flowers_infra/chalice_app.py, StartTraining).
+        "EnableNetworkIsolation": True,
         "Tags": _tags(spec.tags),
     }
     environment: dict[str, str] = {}
@@ -97,9 +107,11 @@ def training_request(spec: TrainingSpec) -> CreateTrainingJobRequestTypeDef:
     if spec.warm_start_uri:
         # A warm start: the production model's training output (its model.tar.gz), ContainerVariable.CHANNEL_PRODUCTION in the job.
         channels.append(_channel(Channel.PRODUCTION, spec.warm_start_uri))
-    if spec.feature_cache_uri:  # backbone features of photos seen before (chalicelib/contract/feature_cache.py); new ones uploaded back
-        environment.update({features.FOLDER_ENV: ContainerPath.CHANNEL_FEATURES, features.NEW_ENV: features.NEW_PATH,
-                            features.URI_ENV: spec.feature_cache_uri})
+    if spec.feature_cache_uri:
+        # Backbone features of photos seen before (chalicelib/contract/feature_cache.py): read from the channel, new
+        # ones written into the model folder, so they leave in model.tar.gz (conversion hands them on to features/).
+        environment.update({features.FOLDER_ENV: ContainerPath.CHANNEL_FEATURES,
+                            features.NEW_ENV: f"{ContainerPath.MODEL_DIR}/{features.NEW_FOLDER}"})
         if spec.feature_cache_ready:
             # FastFile: an entry is fetched when the job looks it up, so a job downloads its own backbone's
             # entries only, not every entry the prefix holds (File mode would copy them all first).
@@ -128,18 +140,27 @@ def conversion_request(spec: ConversionSpec) -> CreateProcessingJobRequestTypeDe
         entrypoint += ["--baseline", ContainerPath.PROCESSING_BASELINE_DIR]
         inputs.append({"InputName": "baseline", "S3Input": {"S3Uri": spec.baseline_uri, "LocalPath": ContainerPath.PROCESSING_BASELINE_DIR,
                                                             "S3DataType": "S3Prefix", "S3InputMode": "File"}})
+    # Its own version's folder only: the role may write model files under any version (a static role cannot name
+    # this run's), so this URI, set here by the pipeline, is what keeps a conversion to its own models/<version>/.
+    outputs: list[ProcessingOutputTypeDef] = [{
+        "OutputName": "model",
+        "S3Output": {"S3Uri": spec.output_uri, "LocalPath": ContainerPath.PROCESSING_OUTPUT_DIR, "S3UploadMode": "EndOfJob"},
+    }]
+    if spec.feature_cache_uri:
+        # The feature cache's new entries, from the training job's model folder (training/feature_cache.py hand_on).
+        entrypoint += ["--features-out", ContainerPath.PROCESSING_FEATURES_DIR]
+        outputs.append({"OutputName": "features", "S3Output": {
+            "S3Uri": spec.feature_cache_uri, "LocalPath": ContainerPath.PROCESSING_FEATURES_DIR, "S3UploadMode": "EndOfJob"}})
     return {
         "ProcessingJobName": spec.job_name,
         "RoleArn": spec.role_arn,
         "AppSpecification": {"ImageUri": spec.image_uri, "ContainerEntrypoint": entrypoint},
         "ProcessingInputs": inputs,
-        "ProcessingOutputConfig": {"Outputs": [{
-            "OutputName": "model",
-            "S3Output": {"S3Uri": spec.output_uri, "LocalPath": ContainerPath.PROCESSING_OUTPUT_DIR, "S3UploadMode": "EndOfJob"},
-        }]},
+        "ProcessingOutputConfig": {"Outputs": outputs},
         "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": _processing_instance(spec.instance_type),
                                                   "VolumeSizeInGB": 30}},
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
+        "NetworkConfig": {"EnableNetworkIsolation": True},  # as training: no network inside the container
         "Tags": _tags(spec.tags),
     }
 

@@ -63,6 +63,7 @@ def properties(entry: ModelEntry, metadata: dict[str, Any]) -> dict[str, str]:
         "reason": entry.reason,
         "manifest_uri": entry.manifest_uri,  # s3://<bucket>/manifests/<version>.json: well under 256
         "manifest_sha256": entry.manifest_sha256,
+        "run_id": entry.run_id,  # a rerun's (chalicelib/pipeline/records.py model_version); none for a version's first run
         "per_class": per_class_line(metrics),
     }
     return {k: v[:256] for k, v in values.items() if v}
@@ -101,6 +102,7 @@ def _entry(summary: ModelPackageSummaryTypeDef | DescribeModelPackageOutputTypeD
         reason=approval if isinstance(approval, str) and approval else props.get("reason", ""),
         manifest_uri=props.get("manifest_uri", ""),
         manifest_sha256=props.get("manifest_sha256", ""),
+        run_id=props.get("run_id", ""),
     )
 
 

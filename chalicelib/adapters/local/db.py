@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '',
     model TEXT NOT NULL DEFAULT '{}',
-    PRIMARY KEY (dataset, version)
+    run_id TEXT NOT NULL DEFAULT '',  -- '' for a version's first run, else a rerun's (records.model_version)
+    actions TEXT NOT NULL DEFAULT '[]',  -- JSON: operator actions on the run and its model (actors.OperatorAction)
+    PRIMARY KEY (dataset, version, run_id)
 );
 CREATE TABLE IF NOT EXISTS changes (
     dataset TEXT NOT NULL,
@@ -92,6 +94,7 @@ class Database:
         with self.transaction() as db:
             _rename_legacy_tables(db)
             db.executescript_in_tx(SCHEMA)
+            _key_runs_by_run(db)
             _add_new_columns(db)
 
     @contextmanager
@@ -147,7 +150,20 @@ def _rename_legacy_tables(db: Transaction) -> None:
 
 
 # Columns added since a release whose homes may still be around: table -> (column, its definition).
-_ADDED = {"dataset_state": [("listing_checked_at", "REAL NOT NULL DEFAULT 0")]}
+_ADDED = {"dataset_state": [("listing_checked_at", "REAL NOT NULL DEFAULT 0")], "runs": [("actions", "TEXT NOT NULL DEFAULT '[]'")]}
+
+
+def _key_runs_by_run(db: Transaction) -> None:
+    """A home from before reruns kept its runs under (dataset, version); a primary key cannot be altered, so the table
+    is copied into one keyed by (dataset, version, run_id), each old record as its version's first run."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(runs)").fetchall()}
+    if "run_id" in present:
+        return
+    db.execute("ALTER TABLE runs RENAME TO runs_by_version")
+    db.executescript_in_tx(SCHEMA)  # the runs table as it is now (the others exist)
+    db.execute("INSERT INTO runs (dataset, version, job_name, status, created_at, finished_at, reason, model) "
+               "SELECT dataset, version, job_name, status, created_at, finished_at, reason, model FROM runs_by_version")
+    db.execute("DROP TABLE runs_by_version")
 
 
 def _add_new_columns(db: Transaction) -> None:

@@ -10,7 +10,8 @@ Folders (s3://artifacts/ is FLOWERS_HOME/artifacts/; the prefixes are chalicelib
   the files the run's manifest lists, manifests/<version>.json: chalicelib/pipeline/manifest.py; each checked
   against its ETag), attempt-<n>/output/{model,data,failure}, log.txt
   checkpoints/<job>/ (kept across attempts: a rerun resumes), tensorboard/<job>/
-  conversion/<job>/attempt-<n>/output/ -> moved to models/<version>/ on success
+  conversion/<job>/attempt-<n>/output/ -> moved to models/<version>/ on success, and its features/ (the feature
+  cache's new entries the training job left in its model folder) into features/, as SageMaker uploads them
 
 Crash safety: when `flowers up` dies (kill -9 included) its jobs die with it (orphan_guard);
 on the next start `recover()` marks each interrupted attempt failed and runs the job again
@@ -47,7 +48,7 @@ from chalicelib.contract.warm_start import START_FROM_ENV
 
 MAX_ATTEMPTS = 3  # interrupted by a stop of `flowers up`: run again, at most this many times in all
 INTERRUPTED = "interrupted: flowers up stopped while it ran (kill, crash or Ctrl-C)"
-ROOT = Path(__file__).resolve().parents[2]  # the project (training/ and chalicelib/ live here)
+ROOT = Path(__file__).resolve().parents[3]  # the project (training/ and chalicelib/ live here): chalicelib/adapters/local/jobs.py
 
 Emit = Callable[[str, events.Event], None]  # (function name, event) -> runs the handler; raises on failure
 Say = Callable[[str], None]
@@ -333,8 +334,10 @@ class SubprocessJobRunner:
             # training output folder, as SageMaker's production channel; "" for a full run.
             START_FROM_ENV: spec.get("start_from", ""),
             Variable.CHANNEL_PRODUCTION: str(self._objects.path(spec["warm_start_uri"])) if spec.get("warm_start_uri") else "",
-            # backbone features of photos seen before (training/feature_cache.py): HOME/artifacts/features/
+            # backbone features of photos seen before (training/feature_cache.py): HOME/artifacts/features/; new ones
+            # written into the model folder and handed on by the conversion job, as in the cloud
             feature_cache.FOLDER_ENV: str(features) if features is not None else "",
+            feature_cache.NEW_ENV: str(attempt_dir / "output" / "model" / feature_cache.NEW_FOLDER) if features is not None else "",
         })
         return [sys.executable, "-m", "training.train"], env
 
@@ -352,6 +355,8 @@ class SubprocessJobRunner:
                    "--data", str(data), "--quantize", self._settings.quantize]
         if spec.get("baseline_uri"):
             command += ["--baseline", str(self._objects.path(spec["baseline_uri"]))]
+        if spec.get("feature_cache_uri"):
+            command += ["--features-out", str(attempt_dir / "output" / feature_cache.NEW_FOLDER)]
         env = settings_module.child_environment({Variable.OUTPUT_DIR: str(attempt_dir / "output"), "PYTHONUNBUFFERED": "1",
                                                   "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)})
         return command, env
@@ -415,7 +420,9 @@ class SubprocessJobRunner:
         self._deliver(name)
 
     def _publish(self, row: sqlite3.Row) -> None:
-        """models/<version>/ appears whole: moved from the attempt's folder in one rename."""
+        """models/<version>/ appears whole: moved from the attempt's folder in one rename. The feature cache's new
+        entries go into its folder, as SageMaker uploads the conversion's `features` output to features/; the
+        training job's copy of them goes (in the cloud it expires with model.tar.gz)."""
         spec = self._spec(row)
         source = self._attempt_dir(row) / "output" / "model"
         target = self._objects.path(spec["output_uri"])
@@ -423,6 +430,16 @@ class SubprocessJobRunner:
         if target.exists():
             shutil.rmtree(target)
         os.replace(source, target)
+        if spec.get("feature_cache_uri"):
+            folder = self._objects.path(spec["feature_cache_uri"])
+            try:
+                moved = feature_cache.move_into(self._attempt_dir(row) / "output" / feature_cache.NEW_FOLDER, folder)
+            except OSError as exc:  # a cache that cannot be written costs the next run time, never this model
+                self._say(f"feature cache: cannot move the new entries into {folder}: {exc}")
+                return
+            shutil.rmtree(self._objects.path(spec["model_archive_uri"]) / feature_cache.NEW_FOLDER, ignore_errors=True)
+            if moved > 1:  # the marker is always among them
+                self._say(f"feature cache: {moved - 1} new entr(ies) in {folder}")
 
     def _deliver(self, name: str) -> None:
         row = self._db.one("SELECT * FROM jobs WHERE name = ?", (name,))

@@ -7,6 +7,7 @@ so a scan of thousands of photos hashes only what changed.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -76,6 +77,34 @@ class LocalObjectStore:
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
+
+    def write_once(self, uri: str, data: bytes, lock_days: int = 0) -> bool:
+        """Written beside the target, then hard-linked to its name: link() fails when the name exists, so of two
+        writers one wins and neither replaces the other. No locks here (`lock_days` is the cloud's)."""
+        target = self.path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+        try:
+            partial.write_bytes(data)
+            try:
+                os.link(partial, target)
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links (some network ones): an exclusive create instead
+                with open(target, "xb") as handle:
+                    handle.write(data)
+        except FileExistsError:
+            return False
+        finally:
+            partial.unlink(missing_ok=True)
+        return True
+
+    def lock(self, uri: str, days: int) -> int:
+        """Local mode keeps one version of each file and locks none (the folder is the user's own)."""
+        return 0
+
+    def restore_version(self, uri: str, version_id: str) -> None:
+        raise OSError(errno.ENOTSUP, f"local mode keeps no earlier versions of a file (no version {version_id} of {uri})")
 
     def exists(self, uri: str) -> bool:
         try:

@@ -7,7 +7,8 @@ from typing import Any
 
 from chalicelib.adapters.local.db import Database, Transaction, dumps, loads
 from chalicelib.ports import BUSY, CLAIMED, VERSION_EXISTS
-from chalicelib.pipeline.records import Change, Outcome, DatasetState, Running, RunRecord
+from chalicelib.pipeline.actors import OperatorAction, actions_from
+from chalicelib.pipeline.records import Change, Outcome, DatasetState, Running, RunRecord, run_action
 
 
 def _running(value: dict[str, Any] | None) -> Running | None:
@@ -61,19 +62,19 @@ class SqliteStateStore:
             self._ensure(tx, dataset)
             tx.execute("UPDATE dataset_state SET listing_checked_at = ? WHERE dataset = ?", (at, dataset))
 
-    def claim_run(self, dataset: str, running: Running, consumed: int, replace: bool = False) -> str:
+    def claim_run(self, dataset: str, running: Running, consumed: int) -> str:
         with self._db.transaction() as tx:
             row = self._ensure(tx, dataset)
             if row["running"]:
                 return BUSY
-            if tx.one("SELECT 1 FROM runs WHERE dataset = ? AND version = ?", (dataset, running.version)):
-                if not replace:
-                    return VERSION_EXISTS
-                tx.execute("DELETE FROM runs WHERE dataset = ? AND version = ?", (dataset, running.version))
+            if tx.one("SELECT 1 FROM runs WHERE dataset = ? AND version = ? AND run_id = ?", (dataset, running.version, running.run_id)):
+                return VERSION_EXISTS
             tx.execute("UPDATE dataset_state SET running = ?, dataset_version = ?, pending_changes = pending_changes - ? WHERE dataset = ?",
                        (dumps(running.as_dict()), running.version, consumed, dataset))
-            tx.execute("INSERT INTO runs (dataset, version, job_name, status, created_at) VALUES (?, ?, ?, ?, ?)",
-                       (dataset, running.version, running.job_name, running.stage, running.started_at))
+            action = run_action(running)
+            tx.execute("INSERT INTO runs (dataset, version, run_id, job_name, status, created_at, actions) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (dataset, running.version, running.run_id, running.job_name, running.stage, running.started_at,
+                        dumps([action.as_dict()] if action else [])))
         return CLAIMED
 
     def skip_pending(self, dataset: str, consumed: int, outcome: Outcome) -> bool:
@@ -106,11 +107,22 @@ class SqliteStateStore:
             if model:
                 sets += ", model = ?"
                 params.append(dumps(model))
-            tx.execute(f"UPDATE runs SET {sets} WHERE dataset = ? AND version = ?", (*params, dataset, outcome.version))
+            tx.execute(f"UPDATE runs SET {sets} WHERE dataset = ? AND version = ? AND run_id = ?",
+                       (*params, dataset, outcome.version, outcome.run_id))
+        return True
+
+    def note_action(self, dataset: str, version: str, run_id: str, action: OperatorAction) -> bool:
+        with self._db.transaction() as tx:
+            row = tx.one("SELECT actions FROM runs WHERE dataset = ? AND version = ? AND run_id = ?", (dataset, version, run_id))
+            if row is None:
+                return False
+            tx.execute("UPDATE runs SET actions = ? WHERE dataset = ? AND version = ? AND run_id = ?",
+                       (dumps([*loads(row["actions"], []), action.as_dict()]), dataset, version, run_id))
         return True
 
     def run(self, dataset: str, version: str) -> RunRecord | None:
-        row = self._db.one("SELECT * FROM runs WHERE dataset = ? AND version = ?", (dataset, version))
+        row = self._db.one("SELECT * FROM runs WHERE dataset = ? AND version = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                           (dataset, version))
         return _record(row) if row else None
 
     def runs(self, dataset: str, limit: int = 50) -> list[RunRecord]:
@@ -120,4 +132,5 @@ class SqliteStateStore:
 
 def _record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(version=row["version"], job_name=row["job_name"], status=row["status"], created_at=float(row["created_at"]),
-                     finished_at=float(row["finished_at"]), reason=row["reason"], model=loads(row["model"], {}))
+                     finished_at=float(row["finished_at"]), reason=row["reason"], model=loads(row["model"], {}),
+                     run_id=row["run_id"], actions=actions_from(loads(row["actions"], [])))
