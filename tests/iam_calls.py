@@ -53,13 +53,20 @@ def _listing(action: str) -> Callable[[Where, Params], list[Request]]:
     return needs
 
 
+def _date(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def _put_object(where: Where, p: Params) -> list[Request]:
+    """PutObject: the conditional write's If-None-Match / If-Match travel as s3:if-none-match / s3:if-match (a bucket
+    policy may require them: the artifact bucket's manifests/ Deny); Object Lock headers need s3:PutObjectRetention
+    (and a legal hold s3:PutObjectLegalHold) as well."""
     context = {key: str(p[param]) for key, param in (("s3:object-lock-mode", "ObjectLockMode"),
-                                                      ("s3:object-lock-legal-hold", "ObjectLockLegalHoldStatus"))
+                                                      ("s3:object-lock-legal-hold", "ObjectLockLegalHoldStatus"),
+                                                      ("s3:if-none-match", "IfNoneMatch"), ("s3:if-match", "IfMatch"))
                if param in p}
     if "ObjectLockRetainUntilDate" in p:
-        until = p["ObjectLockRetainUntilDate"]
-        context["s3:object-lock-retain-until-date"] = until.isoformat() if hasattr(until, "isoformat") else str(until)
+        context["s3:object-lock-retain-until-date"] = _date(p["ObjectLockRetainUntilDate"])
     found = [Request("s3:PutObject", _object(where, p), context)]
     if "ObjectLockMode" in p or "ObjectLockRetainUntilDate" in p:
         found.append(Request("s3:PutObjectRetention", _object(where, p), context))
@@ -68,6 +75,30 @@ def _put_object(where: Where, p: Params) -> list[Request]:
     if "Tagging" in p:
         found.append(Request("s3:PutObjectTagging", _object(where, p)))
     return found
+
+
+def _put_retention(where: Where, p: Params) -> list[Request]:
+    """PutObjectRetention: of one version, s3:PutObjectRetention all the same (the version is a resource of the object);
+    shortening or lifting a governance lock needs s3:BypassGovernanceRetention too."""
+    retention = p.get("Retention") or {}
+    context = {key: str(retention[field]) for key, field in (("s3:object-lock-mode", "Mode"),) if field in retention}
+    if "RetainUntilDate" in retention:
+        context["s3:object-lock-retain-until-date"] = _date(retention["RetainUntilDate"])
+    found = [Request("s3:PutObjectRetention", _object(where, p), context)]
+    if p.get("BypassGovernanceRetention"):
+        found.append(Request("s3:BypassGovernanceRetention", _object(where, p), context))
+    return found
+
+
+def _copy_object(where: Where, p: Params) -> list[Request]:
+    """CopyObject: a PutObject of the destination (its own conditions) and a read of the source, of its version when
+    CopySource names one (s3:GetObjectVersion)."""
+    source = p["CopySource"]
+    if isinstance(source, str):  # "bucket/key?versionId=..."
+        path, _, query = source.lstrip("/").partition("?versionId=")
+        bucket, _, key = path.partition("/")
+        source = {"Bucket": bucket, "Key": key, **({"VersionId": query} if query else {})}
+    return [*_put_object(where, p), *_versioned("s3:GetObject")(where, source)]
 
 
 # A missing key answers 404 only to a caller that may list the bucket, otherwise 403 (S3's HeadObject and GetObject
@@ -183,6 +214,8 @@ CALLS: dict[tuple[str, str], Callable[[Where, Params], list[Request]]] = {
     ("s3", "GetObject"): _versioned("s3:GetObject"),
     ("s3", "HeadObject"): _versioned("s3:GetObject"),  # HeadObject is authorised as s3:GetObject
     ("s3", "PutObject"): _put_object,
+    ("s3", "PutObjectRetention"): _put_retention,
+    ("s3", "CopyObject"): _copy_object,
     ("s3", "DeleteObject"): _versioned("s3:DeleteObject"),
     ("s3", "ListObjectsV2"): _listing("s3:ListBucket"),
     ("s3", "ListObjects"): _listing("s3:ListBucket"),

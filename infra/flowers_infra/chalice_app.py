@@ -178,7 +178,10 @@ class ChaliceApp(Construct):
         # orchestrator.py): claim it in the state table, list the data set, read training.json, write the run's manifest,
         # check what a warm start and the feature cache need, start the training job with the SageMaker role.
         launch = [
-            iam.PolicyStatement(sid="RunState", resources=[table], actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
+            # Query: a version's run records ("run#<version>", and a rerun's "run#<version>#<run id>": chalicelib/adapters/aws/
+            # dynamodb_state.py StateStore.run), and GET /status and /models' run history.
+            iam.PolicyStatement(sid="RunState", resources=[table], actions=[
+                "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"]),
             # ListObjectVersions: the current objects with their version ids, for the run's manifest.
             iam.PolicyStatement(sid="ListDataset", actions=["s3:ListBucket", "s3:ListBucketVersions"],
                                 resources=[props.dataset_bucket_arn],
@@ -194,6 +197,12 @@ class ChaliceApp(Construct):
             iam.PolicyStatement(sid="WriteManifests", actions=["s3:GetObject", "s3:PutObject"], resources=[manifests]),
             iam.PolicyStatement(sid="LockManifests", actions=["s3:PutObjectRetention"], resources=[manifests]),
             find_manifests,
+            # A warm start reads the production model's metadata.json (chalicelib/pipeline/job_specs.py), found by listing its
+            # key. The same grants let the API serve models (predictions, downloads) and the pipeline read what a conversion
+            # wrote (registration, the relabel gate's comparison with production's labels).
+            iam.PolicyStatement(sid="ReadModels", actions=["s3:GetObject"], resources=[models]),
+            iam.PolicyStatement(sid="FindModels", actions=["s3:ListBucket"], resources=[props.artifact_bucket.bucket_arn],
+                                conditions={"StringLike": {"s3:prefix": [f"{MODELS_PREFIX}*"]}}),
             # Incremental runs (chalicelib/contract/warm_start.py, chalicelib/contract/feature_cache.py): is the production
             # model's training output still there, does the feature cache hold entries yet (both found by listing the key).
             iam.PolicyStatement(sid="FindWarmStartAndFeatures", actions=["s3:ListBucket"],
@@ -219,11 +228,8 @@ class ChaliceApp(Construct):
             # POST /runs: a run started by hand (launch, above).
             "api": [
                 *[statement for statement in launch if statement.sid != "ReadHyperparameters"],  # ReadListedPhotos has it
-                # GET /status, /models: the runs' history.
-                iam.PolicyStatement(sid="ReadRunHistory", actions=["dynamodb:Query"], resources=[table]),
                 # (Approve / reject / rollback keep who did it on the model's run record, StateStore.note_action: an
                 # UpdateItem appending to its `actions`, on condition the record exists; launch's RunState.)
-                iam.PolicyStatement(sid="ReadModels", actions=["s3:GetObject"], resources=[models]),
                 # GET /status: each training job's validation report, in the output.tar.gz SageMaker writes from
                 # $SM_OUTPUT_DATA_DIR; found (a job without one yet) by listing its key (launch's FindWarmStartAndFeatures).
                 iam.PolicyStatement(sid="ReadValidationReports", actions=["s3:GetObject"],
@@ -258,10 +264,6 @@ class ChaliceApp(Construct):
                 # Lineage (chalicelib/pipeline/lineage.py): a model's files are locked when it is registered
                 # (PutObjectRetention on each, governance mode); manifests as they are written (launch's LockManifests).
                 iam.PolicyStatement(sid="LockModels", actions=["s3:PutObjectRetention"], resources=[models]),
-                iam.PolicyStatement(sid="ReadConvertedModels", actions=["s3:GetObject"], resources=[models]),
-                iam.PolicyStatement(sid="CheckConvertedModels", actions=["s3:ListBucket"],
-                                    resources=[props.artifact_bucket.bucket_arn],
-                                    conditions={"StringLike": {"s3:prefix": [f"{MODELS_PREFIX}*"]}}),
                 # Only network-isolated jobs, as StartTraining.
                 iam.PolicyStatement(sid="StartConversion", actions=["sagemaker:CreateProcessingJob"],
                                     resources=[props.processing_jobs_arn],

@@ -449,11 +449,11 @@ def test_each_function_has_its_own_least_privilege_role(raw):
                       "logs:CreateLogStream", "logs:PutLogEvents",
                       # batch classification: classify/ read, predictions/ written, the served model read
                       "s3:GetObject", "s3:PutObject", "s3:ListBucket", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"}
-    launch = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "s3:ListBucket", "s3:ListBucketVersions",
+    launch = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "s3:ListBucket", "s3:ListBucketVersions",
               "s3:GetObject", "s3:PutObject", "s3:PutObjectRetention", "sagemaker:CreateTrainingJob",
               "sagemaker:DescribeTrainingJob", "sagemaker:DescribeProcessingJob", "sagemaker:AddTags",
               "iam:PassRole"}  # a run started (tick, POST /runs); UpdateItem also records who approved, rejected, rolled back
-    assert api == launch | {"dynamodb:Query", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
+    assert api == launch | {"sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
                             "sagemaker:UpdateModelPackage", "events:PutEvents",  # PutEvents: the operator actions' events
                             "logs:CreateLogStream", "logs:PutLogEvents"}
     assert launch | {"sagemaker:CreateProcessingJob", "sagemaker:CreateModelPackage"} <= pipeline

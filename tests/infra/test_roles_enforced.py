@@ -28,7 +28,7 @@ from chalice.test import Client  # noqa: E402
 
 import app as chalice_app  # noqa: E402
 from iam_calls import Where  # noqa: E402
-from iam_harness import Enforcer, Roles  # noqa: E402
+from iam_harness import API_FUNCTION, Enforcer, Roles  # noqa: E402
 from iam_policy import Template  # noqa: E402
 from pipeline_fixtures import (  # noqa: E402
     ACCOUNT,
@@ -36,11 +36,13 @@ from pipeline_fixtures import (  # noqa: E402
     REGION,
     aws_account,
     output_archive,
+    principal,
     processing_state_event,
     s3_body,
     s3_record,
     s3_test_event_body,
     sample_photos,
+    signed_request,
     tiny_model,  # noqa: F401  (fixture)
     training_state_event,
 )
@@ -68,11 +70,18 @@ def _bus_name(raw) -> str:  # noqa: F811
     return bus["Properties"]["Name"]
 
 
+def _lock_days(raw) -> str:  # noqa: F811
+    (days,) = {f["Properties"]["Environment"]["Variables"]["LINEAGE_LOCK_DAYS"] for f in raw["Resources"].values()
+               if f["Type"] == "AWS::Serverless::Function"}
+    return str(days)
+
+
 @pytest.fixture(scope="session")
 def stack_env(raw) -> dict[str, str]:  # noqa: F811
     """The settings a deployed function gets that name the stack's resources, as these tests name them: ENV's, and
-    the domain events' bus under its own (fixed) name."""
-    return {**ENV, "EVENT_BUS_NAME": _bus_name(raw)}
+    the domain events' bus under its own (fixed) name; and the stack's lineage lock (manifests locked as written,
+    models at registration: the calls that need s3:PutObjectRetention)."""
+    return {**ENV, "EVENT_BUS_NAME": _bus_name(raw), "LINEAGE_LOCK_DAYS": _lock_days(raw)}
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +120,15 @@ class Scene(World):
         metadata["metrics"]["test"]["confusion_matrix"] = [[1, 0], [0, 1]]
         self.aws.s3.put_object(Bucket=self.aws.artifacts, Key=key, Body=json.dumps(metadata).encode())
 
+    def operator(self, path: str, body: dict, who: str) -> dict:
+        """An operator's request signed by `who` (an IAM principal), as API Gateway's IAM authorizer hands it to the
+        API function: the caller it records."""
+        with self.enforcer.acting_as(API_FUNCTION):
+            status, answer = signed_request(chalice_app.app, "POST", path, json.dumps(body).encode(), principal(who), "flowers-cli")
+        assert status == 200, (path, status, answer)
+        assert answer["by"]["principal"] == principal(who), answer
+        return answer
+
     def training_output(self, job: str, report: dict) -> None:
         """What SageMaker uploads at a training job's end: model.tar.gz and output.tar.gz (the validation report)."""
         prefix = f"training/{job}/output/"
@@ -127,6 +145,11 @@ def _scene(roles: Roles, stack_env: dict[str, str], monkeypatch, run: Callable[[
     enforcer = Enforcer(roles, Where(ACCOUNT, REGION))
     enforcer.install(monkeypatch)
     with aws_account(monkeypatch, stack_env) as world:
+        # The buckets as the stack makes them: the data set versioned (a manifest names each photo's version), the
+        # artifacts with Object Lock (manifests and models are locked).
+        world.s3.put_bucket_versioning(Bucket=world.dataset_bucket, VersioningConfiguration={"Status": "Enabled"})
+        world.s3.delete_bucket(Bucket=world.artifacts)
+        world.s3.create_bucket(Bucket=world.artifacts, ObjectLockEnabledForBucket=True)
         # What CloudFormation makes beside the buckets and the table: the registry's group and the events' bus.
         world.sagemaker.create_model_package_group(ModelPackageGroupName=stack_env["MODEL_PACKAGE_GROUP"])
         boto3.client("events", region_name=REGION).create_event_bus(Name=stack_env["EVENT_BUS_NAME"])
@@ -137,8 +160,10 @@ def _scene(roles: Roles, stack_env: dict[str, str], monkeypatch, run: Callable[[
 
 # the scenarios: every handler, every route ------------------------------------------------------------------------
 def upload_train_convert_promote_and_operate(s: Scene) -> None:
-    """Uploads (and S3's test event), cloud hyperparameters, a run through training, conversion, registration and
-    promotion, a warm-started second run left pending, every operator action and every read route."""
+    """Uploads (and S3's test event), cloud hyperparameters, a run through training, conversion, registration (its model
+    locked) and promotion, a rerun of its version by hand (POST /runs), a warm-started second run compared with
+    production's manifest and labels (the relabel gate) and left pending, every operator action (its caller recorded)
+    and every read route."""
     s.aws.s3.put_object(Bucket=s.aws.dataset_bucket, Key=s.aws.prefix + "training.json", Body=b'{"epochs": 3}')
     photo = sample_photos(1)[0].read_bytes()
     assert s.upload(["daisy/a.jpg", "roses/b.jpg"], duplicate=True, content=photo)[0]["new"] == 2
@@ -173,6 +198,13 @@ def upload_train_convert_promote_and_operate(s: Scene) -> None:
     # A listed name that leaves the data set's prefix is refused before any read: no call names it.
     assert not [c.describe() for c in s.enforcer.calls if ".." in json.dumps(c.params, default=str)]
 
+    # A rerun of the same version by hand (POST /runs, signed): its own run record, job and model version.
+    rerun = s.operator("/runs", {"reason": "the same photos again"}, "alice")
+    assert (rerun["action"], rerun["version"], rerun["job"]) == ("started", v1, job + "-a2"), rerun
+    assert rerun["model_version"] != v1
+    failed = s.sagemaker_event(training_state_event(rerun["job"], "Failed", reason="AlgorithmError: too few photos"))
+    assert failed["action"] == "failed", failed
+
     # A second run: warm-started from the first (its metadata, its job, its model.tar.gz), left pending by the gate.
     s.upload(["daisy/c.jpg"])
     s.now += 601
@@ -184,10 +216,19 @@ def upload_train_convert_promote_and_operate(s: Scene) -> None:
     done = s.sagemaker_event(processing_state_event(second["job"] + "-convert", "Completed"))
     assert done["model_status"] == "pending", done
     v2 = second["version"]
-    for path, body, code in ((f"/models/{v2}/approve", b"{}", 200), ("/models/rollback", b'{"reason": "bad on phones"}', 200),
-                             (f"/models/{v2}/approve", b"{}", 200), (f"/models/{v2}/reject", b'{"reason": "blurry"}', 200)):
-        answer = s.http("post", path, headers=OPERATOR, body=body)
-        assert answer.status_code == code, (path, answer.status_code, answer.body)
+    # The relabel gate compared it with production's manifest and labels (read by the function registering it).
+    read = {c.params["Key"] for c in s.enforcer.calls if c.function == "OnSagemakerJob" and c.operation == "GetObject"}
+    assert {f"manifests/{v1}.json", f"models/{v1}/metadata.json", f"manifests/{v2}.json"} <= read, read
+    # Its files were locked at registration, as the first model's (PutObjectRetention on each).
+    locked = {c.params["Key"] for c in s.enforcer.calls if c.operation == "PutObjectRetention"}
+    assert {f"models/{v}/{name}" for v in (v1, v2) for name in ("model.tflite", "labels.txt", "metadata.json")} <= locked, locked
+    # Each operator action, signed: who did it is kept on the model's run record (UpdateItem), the registry and the event.
+    for path, body, who in ((f"/models/{v2}/approve", {}, "bob"), ("/models/rollback", {"reason": "bad on phones"}, "carol"),
+                            (f"/models/{v2}/approve", {}, "bob"), (f"/models/{v2}/reject", {"reason": "blurry"}, "carol")):
+        s.operator(path, body, who)
+    actions = [item for item in s.aws.dynamodb.scan(TableName=s.aws.env["STATE_TABLE"])["Items"]
+               if item["sk"]["S"].startswith(f"run#{v2}") and "actions" in item]
+    assert len(actions) == 1 and len(actions[0]["actions"]["L"]) >= 3, actions
     # POST /runs: the data set as it is now, uploads still in their quiet period included.
     s.upload(["roses/d.jpg"])
     answer = s.http("post", "/runs", headers=OPERATOR, body=b'{"full": true}')
@@ -308,3 +349,17 @@ def test_every_granted_action_is_needed_by_some_call(roles, stack_env, tiny_mode
                     stale.append(f"{statement.label}: {action} is needed by a call, yet listed as '{reason}'")
     assert not unused, "granted, and no call needs it (remove it, or give its reason in NOT_MADE_BY_THE_CODE):\n" + "\n".join(unused)
     assert not stale, "\n".join(stale)
+
+
+def test_manifests_are_written_only_as_write_once_requests(roles, stack_env, tiny_model):  # noqa: F811
+    """The launch's manifest writes (the tick's and POST /runs') carry If-None-Match, so the artifact bucket's policy
+    lets them through; the same write without it is refused by that policy, whatever the role allows."""
+    from iam_policy import Request
+
+    writes = [call for call in _all_calls(roles, stack_env, tiny_model)
+              if call.operation == "PutObject" and str(call.params.get("Key", "")).startswith("manifests/")]
+    assert {call.function for call in writes} == {"Tick", API_FUNCTION}, [c.describe() for c in writes]
+    for call in writes:
+        assert call.params.get("IfNoneMatch") == "*" and all(d.allowed for d in call.decisions), call.describe()
+        unconditional = roles.decide(call.role, Request("s3:PutObject", call.requests[0].resource))
+        assert not unconditional.allowed and "ManifestsAreWrittenOnce" in unconditional.explain(), unconditional.explain()

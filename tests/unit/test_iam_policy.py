@@ -141,6 +141,32 @@ def test_s3_calls():
     assert missing_key_needs(WHERE, {"Bucket": "data", "Key": "k"}) == Request("s3:ListBucket", "arn:aws:s3:::data")
 
 
+def test_s3_writes_once_locks_and_copies():
+    """A conditional PutObject carries s3:if-none-match, so a bucket policy that requires it (the artifact bucket's
+    manifests/ Deny: Null s3:if-none-match) refuses the unconditional write only; PutObjectRetention is its own action;
+    CopyObject writes its destination and reads its source's version."""
+    deny = parse_statement({"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:PutObject",
+                            "Resource": "arn:aws:s3:::b/manifests/*", "Condition": {"Null": {"s3:if-none-match": "true"}}},
+                           "bucket policy")
+    grant = allow("s3:PutObject", "arn:aws:s3:::b/manifests/*")
+    (once,) = needs("s3", "PutObject", {"Bucket": "b", "Key": "manifests/v.json", "IfNoneMatch": "*"}, WHERE)
+    (plain,) = needs("s3", "PutObject", {"Bucket": "b", "Key": "manifests/v.json"}, WHERE)
+    assert once.context == {"s3:if-none-match": "*"} and plain.context == {}
+    assert evaluate([grant, deny], once).allowed
+    assert evaluate([grant, deny], plain).denied_by == (deny,)
+    until = datetime.datetime(2027, 1, 1, tzinfo=datetime.timezone.utc)
+    (lock,) = needs("s3", "PutObjectRetention", {"Bucket": "b", "Key": "models/v/m.tflite",
+                                                  "Retention": {"Mode": "GOVERNANCE", "RetainUntilDate": until}}, WHERE)
+    assert lock == Request("s3:PutObjectRetention", "arn:aws:s3:::b/models/v/m.tflite",
+                           {"s3:object-lock-mode": "GOVERNANCE", "s3:object-lock-retain-until-date": until.isoformat()})
+    bypass = needs("s3", "PutObjectRetention", {"Bucket": "b", "Key": "k", "Retention": {}, "BypassGovernanceRetention": True}, WHERE)
+    assert [r.action for r in bypass] == ["s3:PutObjectRetention", "s3:BypassGovernanceRetention"]
+    for source in ({"Bucket": "d", "Key": "x/a.jpg", "VersionId": "v1"}, "d/x/a.jpg?versionId=v1"):
+        copy = needs("s3", "CopyObject", {"Bucket": "d", "Key": "x/a.jpg", "CopySource": source}, WHERE)
+        assert [(r.action, r.resource) for r in copy] == [("s3:PutObject", "arn:aws:s3:::d/x/a.jpg"),
+                                                          ("s3:GetObjectVersion", "arn:aws:s3:::d/x/a.jpg")]
+
+
 def test_a_transaction_needs_each_items_action():
     items = [{"Put": {"TableName": "t"}}, {"Update": {"TableName": "t"}}, {"ConditionCheck": {"TableName": "u"}}]
     assert [(r.action, r.resource) for r in needs("dynamodb", "TransactWriteItems", {"TransactItems": items}, WHERE)] == [
@@ -169,5 +195,5 @@ def test_events_are_checked_entry_by_entry():
 
 
 def test_an_unmapped_call_fails_loudly():
-    with pytest.raises(UnmappedCall, match="s3 CopyObject is not in tests/iam_calls.py CALLS"):
-        needs("s3", "CopyObject", {}, WHERE)
+    with pytest.raises(UnmappedCall, match="s3 DeleteObjects is not in tests/iam_calls.py CALLS"):
+        needs("s3", "DeleteObjects", {}, WHERE)
