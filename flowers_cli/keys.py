@@ -98,7 +98,7 @@ def add_parser(commands: Any, stack_option: Any) -> None:
     """`flowers keys ...` on the CLI's parser (flowers_cli/main.py)."""
     keys = commands.add_parser("keys", help="the deployed API's keys, one per client (script, integration), "
                                             "each with its own usage plan: create, list, revoke")
-    actions = keys.add_subparsers(dest="action", required=True)
+    actions = keys.add_subparsers(dest="action", required=True, help="create, list or revoke")
     made = actions.add_parser("create", help="a new key with its own throttle and daily quota; prints its value once")
     made.add_argument("name", help="the client's name: 1-32 lower-case letters, digits and '-' (e.g. ci-nightly)")
     made.add_argument("--rate", type=float, help="requests per second, steady (default: the stack's client_key_rate_limit)")
