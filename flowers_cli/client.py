@@ -115,6 +115,26 @@ class StackOutputs:
     api_key: str
 
 
+def stack_outputs(name: str, session: Any = None, needed: tuple[str, ...] = ()) -> dict[str, str]:
+    """The stack's outputs (CloudFormation DescribeStacks), each of `needed` present."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    session = session or boto3.session.Session()
+    try:
+        stacks = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        raise CloudError(f"cannot read stack {name!r}: {exc.response.get('Error', {}).get('Message', exc)}") from None
+    except BotoCoreError as exc:  # no credentials, no region, no network
+        raise CloudError(f"cannot read stack {name!r}: {exc}") from None
+    outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs", [])} if stacks else {}
+    missing = [n for n in needed if not outputs.get(n)]
+    if missing:
+        raise CloudError(f"stack {name!r} has no {' / '.join(missing)} output: is it the flowers stack, deployed "
+                         "from this version (make deploy)?")
+    return outputs
+
+
 def read_stack(name: str, session: Any = None) -> StackOutputs:
     """The API URL (output ApiUrl) and the API key's value (output ApiKeyId, then API Gateway's GetApiKey)."""
     import boto3

@@ -12,6 +12,7 @@
   flowers events [--follow]   runs started / failed, models registered / promoted / rolled back
   flowers classify DIR        every photo's labels as JSON lines (--bucket s3://B/classify/: in the cloud)
   flowers restore VERSION     put back the photos run VERSION trained on, from its manifest (--stack: in the cloud)
+  flowers keys create|list|revoke   the deployed API's keys, one per client, each with its own usage plan (--stack)
 
 HOME is --home, else $FLOWERS_HOME, else ~/.flowers.
 """
@@ -31,7 +32,7 @@ from typing import Any, NoReturn
 
 from chalicelib.contract.vocabulary import Action, Quantization, StartKind
 from chalicelib.settings import QUANTIZE_MODES
-from flowers_cli import demo
+from flowers_cli import demo, keys
 from flowers_cli.client import Answer, Api, CloudError, region_of, running_url
 from flowers_cli.errors import RUNTIME, USAGE, UsageError, describe
 from flowers_cli.home import configure, say, start_stack
@@ -394,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default $FLOWERS_STACK)")
     restore.add_argument("--artifact-bucket", help="the cloud's artifact bucket by name (output ArtifactBucketName), instead of --stack")
     restore.set_defaults(run=cmd_restore)
+
+    keys.add_parser(commands, lambda action: action.add_argument(
+        "--stack", help="the deployed stack's name: its API and key limits from its outputs, with your AWS credentials "
+                        "(default $FLOWERS_STACK)"))
 
     tensorboard = commands.add_parser("tensorboard", help="TensorBoard over the local training runs")
     _home(tensorboard)

@@ -9,9 +9,12 @@ as is; what Chalice cannot express is added here, on the included resources:
   before its function;
 - the upload function's SQS event source pointed at the stack's own queue (by ARN);
 - memory, timeouts, a dead-letter queue for the asynchronous handlers;
-- the API: an API key (usage plan with throttling and a quota) on every method except the
-  web page (GET /) and the operator routes, which keep Chalice's IAM (SigV4) authorizer;
-  binary media types for images; JSON access logs; X-Ray tracing; stage throttling.
+- the API: an API key on every method except the web page (GET /) and the operator routes, which
+  keep Chalice's IAM (SigV4) authorizer. The stack makes one key, the web page's (`<stack>-page`, its own
+  usage plan); every other client gets one of its own with `flowers keys create` (chalicelib/api/client_keys.py);
+  binary media types for images; JSON access logs; X-Ray tracing; stage throttling; a WAF web ACL on the
+  stage (flowers_infra/waf.py);
+- the API function's reserved concurrency (config.api_reserved_concurrency).
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ from chalicelib.contract.vocabulary import EventSource
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import LOG_KMS_REASON, SQS_SSE_REASON
+from flowers_infra.waf import ApiFirewall
 
 API_STAGE = "api"
 API_KEY_SCHEME = "api_key"
@@ -72,6 +76,7 @@ class FunctionSpec(NamedTuple):
     asynchronous: bool  # invoked asynchronously: gets the events dead-letter queue
 
 
+API_FUNCTION = "APIHandler"  # the one whose concurrency is reserved (config.api_reserved_concurrency)
 # Chalice's logical ids -> what the stack sets on each function
 FUNCTIONS = {
     "APIHandler": FunctionSpec("api", "api", 2048, 29, False),  # 29 s: API Gateway's integration limit
@@ -319,11 +324,21 @@ class ChaliceApp(Construct):
             function.node.add_dependency(self.log_groups[lid])
             if lid == "OnUpload":
                 self._read_uploads_queue(function)
+            reserved = self.props.config.api_reserved_concurrency if lid == API_FUNCTION else 0
+            if reserved:
+                # A cap and a guarantee: the API (anyone on the internet) can never take more of the account's Lambda
+                # concurrency than this, so the pipeline's functions always find room, and it always has this much.
+                function.add_property_override("ReservedConcurrentExecutions", reserved)
+            unreserved = {} if reserved else {"CKV_AWS_115": (
+                "no reserved concurrency on purpose (api_reserved_concurrency=0: an account too small to reserve any)"
+                if lid == API_FUNCTION else
+                "not capped: a tick a minute, one event per job state change and SQS batches run few at once; the API "
+                "function's reserved concurrency keeps the rest of the account's pool for them, and a reservation here "
+                "would only take from it")}
             skip_checkov(function, {
                 "CKV_AWS_117": "no VPC: the functions call only AWS APIs (S3, DynamoDB, SageMaker) over TLS with IAM",
                 "CKV_AWS_173": "environment variables hold resource names and tuning values, no secrets",
-                "CKV_AWS_115": "no reserved concurrency: predictions must scale with traffic; the pipeline's "
-                               "conditional writes make concurrent ticks and events harmless",
+                **unreserved,
                 **({} if spec.asynchronous else {
                     "CKV_AWS_116": "invoked synchronously (API Gateway) or by SQS, whose queue has its own "
                                    "dead-letter queue; a function DLQ applies to asynchronous invocations only"}),
@@ -394,12 +409,13 @@ class ChaliceApp(Construct):
         if config.apigateway_cloudwatch_role:
             self._cloudwatch_role(api)
 
-        # API key, usage plan (per-key throttling and a daily quota). "RestAPI.Stage" is SAM's
-        # reference to the stage it generates, and makes the plan wait for it.
-        self.api_key = apigw.CfnApiKey(self, "ApiKey", enabled=True, name=f"{self.stack_name}-clients",
-                                       description="x-api-key for the flowers API (web page, mobile app, scripts)")
+        # The web page's API key and its own usage plan (throttling and a daily quota). Scripts and integrations get a
+        # key each (`flowers keys create`, with the ClientKeyLimits output), so revoking one touches no other.
+        # "RestAPI.Stage" is SAM's reference to the stage it generates, and makes the plan wait for it.
+        self.api_key = apigw.CfnApiKey(self, "PageApiKey", enabled=True, name=f"{self.stack_name}-page",
+                                       description="x-api-key of the flowers web page (scripts: flowers keys create NAME)")
         self.usage_plan = apigw.CfnUsagePlan(
-            self, "UsagePlan", usage_plan_name=f"{self.stack_name}-clients",
+            self, "PageUsagePlan", usage_plan_name=f"{self.stack_name}-page",
             api_stages=[apigw.CfnUsagePlan.ApiStageProperty(api_id=api.ref, stage=Fn.ref("RestAPI.Stage"))],
             throttle=apigw.CfnUsagePlan.ThrottleSettingsProperty(rate_limit=config.api_rate_limit,
                                                                  burst_limit=config.api_burst_limit),
@@ -407,9 +423,13 @@ class ChaliceApp(Construct):
         Validations.of(self.usage_plan).acknowledge(Acknowledgment(
             id="CloudFormation-Validate::F1020",
             reason="Ref RestAPI.Stage is SAM's name for the stage it generates; the transform resolves it"))
-        apigw.CfnUsagePlanKey(self, "UsagePlanKey", key_id=self.api_key.ref, key_type="API_KEY",
+        apigw.CfnUsagePlanKey(self, "PageUsagePlanKey", key_id=self.api_key.ref, key_type="API_KEY",
                               usage_plan_id=self.usage_plan.ref)
         self.url = f"https://{api.ref}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}/{API_STAGE}/"
+        stage_arn = Fn.join("", ["arn:", Aws.PARTITION, ":apigateway:", Aws.REGION, "::/restapis/", api.ref, "/stages/",
+                                 Fn.ref("RestAPI.Stage")])
+        self.firewall = ApiFirewall(self, "Firewall", stack_name=self.stack_name, stage_arn=stage_arn,
+                                    rate_per_5min=config.waf_rate_per_5min, log_retention=self.props.log_retention)
 
     def _cloudwatch_role(self, api: CfnResource) -> None:
         """API Gateway writes access logs with an account-wide role (one per account and region)."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
 from chalicelib import settings
+from chalicelib.api.client_keys import KeyPolicy, Limits, limits_problem
 from chalicelib.contract.vocabulary import Mode
 from chalicelib.settings import Settings
 
@@ -18,6 +19,7 @@ _PIPELINE = Settings()
 # At least a year (issue 27, "Nothing lost"; "Who did what"): a smaller context value is refused, not rounded up.
 LINEAGE_FLOOR_DAYS = 365
 ACCESS_LOG_FLOOR_DAYS = 365
+WAF_RATE_FLOOR, WAF_RATE_CEILING = 10, 2_000_000_000  # what a WAF rate-based rule takes
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,22 @@ class FlowersConfig:
     hyperparameters: str = "{}"
     # Operations ---------------------------------------------------------------------------------
     log_retention_days: int = 30
-    api_rate_limit: float = 20.0  # requests per second, steady (usage plan and stage)
+    api_rate_limit: float = 20.0  # requests per second, steady: the stage (every caller together) and the web page's key
     api_burst_limit: int = 40
-    api_quota_per_day: int = 50_000
+    api_quota_per_day: int = 50_000  # the web page's key
+    # A key per client (`flowers keys create NAME`, chalicelib/api/client_keys.py): the limits a key gets when none are
+    # given, at most the stage's. They reach the CLI as the stack's output ClientKeyLimits.
+    client_key_rate_limit: float = 5.0
+    client_key_burst_limit: int = 10
+    client_key_quota_per_day: int = 10_000
+    # WAF (infra/flowers_infra/waf.py): requests one IP address may send in any 5 minutes before it gets 429, whatever
+    # key it uses (WAF's rate-based rule, 10 at least). 1,000 is about 3 a second, kept up for 5 minutes.
+    waf_rate_per_5min: int = 1_000
+    # The API function's reserved concurrency: the most it may run at once, which also keeps the rest of the account's
+    # Lambda concurrency for the pipeline's functions (tick, SageMaker events, uploads). 0: none (an account whose
+    # concurrency limit is too small to reserve any). At least api_burst_limit, so the stage's throttle (429) bites
+    # before Lambda's (a 5xx).
+    api_reserved_concurrency: int = 50
     alarm_email: str = ""  # subscribed to the alarm topic when set
     # Keep buckets, table and model group when the stack is deleted (data outlives stacks). The access logs are kept
     # whatever this says (access_log_retention_days).
@@ -72,6 +87,28 @@ class FlowersConfig:
             if getattr(self, name) < floor:
                 raise ValueError(f"CDK context value {name}={getattr(self, name)}: at least {floor} (a year: nothing lost, "
                                  "README \"Nothing lost\")")
+        problem = limits_problem(self.client_key_limits, self.api_rate_limit, self.api_burst_limit)
+        if problem:  # the same rule `flowers keys create` applies to a key's limits
+            raise ValueError("CDK context values client_key_rate_limit, client_key_burst_limit, client_key_quota_per_day "
+                             f"(a key's default --rate, --burst, --quota): {problem}")
+        if not WAF_RATE_FLOOR <= self.waf_rate_per_5min <= WAF_RATE_CEILING:
+            raise ValueError(f"CDK context value waf_rate_per_5min={self.waf_rate_per_5min}: WAF takes {WAF_RATE_FLOOR} "
+                             f"to {WAF_RATE_CEILING:,}")
+        if self.api_reserved_concurrency < 0:
+            raise ValueError(f"CDK context value api_reserved_concurrency={self.api_reserved_concurrency}: 0 or more")
+        if self.api_reserved_concurrency and self.api_reserved_concurrency < self.api_burst_limit:
+            raise ValueError(f"CDK context value api_reserved_concurrency={self.api_reserved_concurrency}: 0 (none) or at "
+                             f"least api_burst_limit={self.api_burst_limit}, or bursts the stage lets through fail "
+                             "in Lambda (5xx) instead of 429")
+
+    @property
+    def client_key_limits(self) -> Limits:
+        return Limits(self.client_key_rate_limit, self.client_key_burst_limit, self.client_key_quota_per_day)
+
+    @property
+    def client_key_policy(self) -> KeyPolicy:
+        """What `flowers keys create` reads from the stack (output ClientKeyLimits): defaults and the stage's ceilings."""
+        return KeyPolicy(self.client_key_limits, self.api_rate_limit, self.api_burst_limit)
 
     @property
     def lineage_lock_days(self) -> int:

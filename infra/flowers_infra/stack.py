@@ -476,7 +476,10 @@ class FlowersStack(Stack):
     def _outputs(self) -> None:
         outputs = {
             "ApiUrl": (self.app.url, "the API (POST /predict, GET /models, /models/current, /status)"),
-            "ApiKeyId": (self.app.api_key.ref, "aws apigateway get-api-key --include-value --api-key <this>"),
+            "ApiKeyId": (self.app.api_key.ref, "the web page's key: aws apigateway get-api-key --include-value --api-key <this>"),
+            "ApiId": (self.app.rest_api.ref, "the REST API's id: flowers keys puts each client's usage plan on its stage"),
+            "ClientKeyLimits": (self.config.client_key_policy.to_json(),
+                                "flowers keys create: a key's default limits and the stage's ceilings"),
             "DatasetBucketName": (self.dataset_bucket.bucket_name, "upload photos here"),
             "DatasetUri": (f"s3://{self.dataset_bucket.bucket_name}/{self.config.dataset_prefix}",
                            "the watched prefix: one folder per class, or name.jpg + name.txt"),

@@ -27,6 +27,8 @@ from flowers_infra.config import FlowersConfig  # noqa: E402
 
 STACK = "flowers"
 SECOND_STACK = "flowers-dev"
+# Settings the second stack sets, so that a test can see them reach its template (tests/infra/test_infra_clients.py).
+SECOND_STACK_CONTEXT = {"waf_rate_per_5min": "300", "api_reserved_concurrency": "0"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream"}
 FUNCTIONS = {"APIHandler", "OnUpload", "Tick", "OnSagemakerJob"}
 
@@ -46,7 +48,7 @@ def _synthesized(tmp_path_factory, worker_id, stack: str) -> Path:
 
                 before = dict(os.environ)
                 # The second stack is a throwaway one (retain_data=false): what it keeps all the same is asserted too.
-                app, _stack = build(outdir=str(out), context=None if stack == STACK else {"stack_name": stack, "retain_data": "false"})
+                app, _stack = build(outdir=str(out), context=None if stack == STACK else {"stack_name": stack, "retain_data": "false", **SECOND_STACK_CONTEXT})
                 app.synth()
                 # Synthesis runs in this test process: what it set (the Lambdas' settings, through chalice's
                 # package step) must not reach the tests that run after it in the same worker.
@@ -567,13 +569,17 @@ def test_api_binary_types_logging_and_throttling(raw):
     assert api["StageName"] == "api"
 
 
-def test_api_key_usage_plan_with_throttling_and_quota(raw, template):
-    plan_id, plan = one(raw, "AWS::ApiGateway::UsagePlan", "AppUsagePlan")
+def test_the_web_pages_api_key_has_its_own_usage_plan_with_throttling_and_quota(raw, template):
+    """The stack makes one key, the web page's; scripts get one each (`flowers keys create`, tests/integration/test_cli_keys.py)."""
+    assert len(resources(raw, "AWS::ApiGateway::ApiKey")) == 1 and len(resources(raw, "AWS::ApiGateway::UsagePlan")) == 1
+    plan_id, plan = one(raw, "AWS::ApiGateway::UsagePlan", "AppPageUsagePlan")
     props = plan["Properties"]
+    assert props["UsagePlanName"] == f"{STACK}-page"
     assert props["ApiStages"] == [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
     assert props["Throttle"]["RateLimit"] > 0 and props["Throttle"]["BurstLimit"] > 0
     assert props["Quota"]["Limit"] > 0
-    key_id, key = one(raw, "AWS::ApiGateway::ApiKey", "AppApiKey")
+    key_id, key = one(raw, "AWS::ApiGateway::ApiKey", "AppPageApiKey")
+    assert key["Properties"]["Name"] == f"{STACK}-page"
     assert key["Properties"]["Enabled"] is True and "Value" not in key["Properties"]  # generated, never in the template
     template.has_resource_properties("AWS::ApiGateway::UsagePlanKey", {
         "KeyId": {"Ref": key_id}, "KeyType": "API_KEY", "UsagePlanId": {"Ref": plan_id}})
@@ -690,7 +696,8 @@ def test_two_stacks_fit_one_account_and_region(raw, second_raw):
     first, second = physical_names(raw), physical_names(second_raw)
     assert len(first) == len(second) >= 15  # queues, functions and their log groups, bucket, API, key, registry
     assert first.isdisjoint(second), sorted(first & second)
-    assert all(name.startswith((SECOND_STACK, f"/aws/lambda/{SECOND_STACK}-", f"/aws/apigateway/{SECOND_STACK}-"))
+    assert all(name.startswith((SECOND_STACK, f"/aws/lambda/{SECOND_STACK}-", f"/aws/apigateway/{SECOND_STACK}-",
+                                f"aws-waf-logs-{SECOND_STACK}"))
                for _kind, name in second), sorted(second)
     for template, stack in ((raw, STACK), (second_raw, SECOND_STACK)):
         notified, read, queue_name = upload_wiring(template)
