@@ -363,7 +363,7 @@ SECURITY_SCHEMES: dict[str, Schema] = {
                              "credentials, X-Amz-Security-Token): operators' IAM credentials, or for the /app/ routes "
                              "the Cognito identity pool's guest credentials; in AWS only"},
 }
-_SECURITY = {Access.PUBLIC: [], Access.API_KEY: [{"api_key": []}], Access.APP: [{"sigv4": []}],
+_SECURITY: dict[Access, list[dict[str, list[str]]]] = {Access.PUBLIC: [], Access.API_KEY: [{"api_key": []}], Access.APP: [{"sigv4": []}],
              Access.OPERATOR: [{"sigv4": []}]}
 
 
