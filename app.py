@@ -15,7 +15,7 @@ from typing import Any, Callable
 from chalice import Chalice, IAMAuthorizer, Rate, Response
 from chalice.app import CloudWatchEvent, Request, SQSEvent
 
-from chalicelib.api import handlers, openapi, operator_request, request_schema, web
+from chalicelib.api import access, handlers, openapi, operator_request, request_schema, web
 
 from chalicelib import observability
 from chalicelib.api.errors import ApiError
@@ -27,8 +27,10 @@ app = Chalice(app_name="flowers")
 app.log.setLevel(logging.WARNING)
 # Image bodies must reach the function as bytes: API Gateway binary media types.
 app.api.binary_types = sorted(set(app.api.binary_types) | set(IMAGE_TYPES))
-# Manual model actions are for operators (IAM-signed requests), not for the public API.
+# API Gateway's IAM authorizer (SigV4) on the operator routes and the apps' routes (chalicelib/api/access.py decides
+# which route is which; the callers' IAM policies decide who may call what: operators, or the app guest role).
 operators = IAMAuthorizer()
+apps = operators  # one authorizer: what tells a phone from an operator is its role's policy (infra/)
 
 
 @app.middleware("all")
@@ -107,10 +109,21 @@ def on_sagemaker_job(event: CloudWatchEvent) -> dict[str, Any]:
 
 
 # HTTP ---------------------------------------------------------------------------------------
-@app.route("/predict", methods=["POST"], content_types=["*/*"])  # our own 415, in our JSON shape
-def predict() -> Response:
+def _predict() -> Response:
     request = _request()
     return _respond(lambda: handlers.predict(request.headers.get("content-type"), _body(), request.query_params))
+
+
+@app.route("/predict", methods=["POST"], content_types=["*/*"])  # our own 415, in our JSON shape
+def predict() -> Response:
+    return _predict()
+
+
+# The apps' twins (phones, signed with the identity pool's guest credentials): the same handlers as /predict and
+# /models/current. Twins, because API Gateway takes one authorizer per method and scripts keep their API keys.
+@app.route(f"{access.APP_PREFIX}/predict", methods=["POST"], authorizer=apps, content_types=["*/*"])
+def app_predict() -> Response:
+    return _predict()
 
 
 @app.route("/models", methods=["GET"])
@@ -123,15 +136,27 @@ def current_model() -> Response:
     return _respond(handlers.current_model)
 
 
-@app.route("/models/{version}/photos", methods=["GET"])
+@app.route(f"{access.APP_PREFIX}/models/current", methods=["GET"], authorizer=apps)
+def app_current_model() -> Response:
+    return _respond(handlers.current_model)
+
+
+# Operator data (IAM): the files a model was trained on, the status with file paths and job names, the photos.
+@app.route("/models/{version}/photos", methods=["GET"], authorizer=operators)
 def model_photos(version: str) -> Response:
     """The files a model was trained on: its run's manifest, a page at a time."""
     return _respond(lambda: handlers.photos(**_parameters()))
 
 
-@app.route("/status", methods=["GET"])
+@app.route("/status", methods=["GET"], authorizer=operators)
 def status() -> Response:
     return _respond(handlers.status)
+
+
+@app.route("/status/summary", methods=["GET"])
+def status_summary() -> Response:
+    """The status without file paths, job names or principals: what the page shows a visitor with an API key."""
+    return _respond(handlers.status_summary)
 
 
 @app.route("/models/{version}/confusion-matrix", methods=["GET"])
@@ -139,7 +164,7 @@ def confusion_matrix(version: str) -> Response:
     return _respond(lambda: web.confusion_png(**_parameters()), content_type="image/png")
 
 
-@app.route("/status/label-issues/thumbnail", methods=["GET"])
+@app.route("/status/label-issues/thumbnail", methods=["GET"], authorizer=operators)
 def label_issue_thumbnail() -> Response:
     """A photo the last run lists as likely mislabelled, small (the web page's thumbnails)."""
     return _respond(lambda: web.label_issue_thumbnail(**_parameters()), content_type="image/jpeg")

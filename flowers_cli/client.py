@@ -3,10 +3,11 @@
 With no URL and no `flowers up` running on the home, the CLI calls the same Chalice routes
 in-process (Chalice's test gateway over the local adapters): same answers, no server.
 
-Against the cloud (chalicelib's routes behind API Gateway, infra/): every route but the web page
-and the OpenAPI document needs the stack's API key (`x-api-key`); the operator routes (approve,
-reject, rollback, POST /runs) need instead an IAM-signed request (SigV4, service execute-api), signed
-here with botocore's signer from the user's AWS credentials. `--stack NAME` reads the URL and the key
+Against the cloud (chalicelib's routes behind API Gateway, infra/): who may call each route is
+chalicelib/api/access.py's decision. The key routes need the stack's API key (`x-api-key`); the
+operator routes (approve, reject, rollback, POST /runs, and the operator data: GET /status with its
+file paths and job names, a model's photos, thumbnails) need instead an IAM-signed request (SigV4,
+service execute-api), signed here with botocore's signer from the user's AWS credentials. `--stack NAME` reads the URL and the key
 from the stack's outputs (CloudFormation, then API Gateway) once per command.
 """
 from __future__ import annotations
@@ -20,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.contract.vocabulary import CLI_USER_AGENT
+from chalicelib.api import access
+from chalicelib.contract.vocabulary import CLI_USER_AGENT, Access
 
 if TYPE_CHECKING:
     from botocore.session import Session as BotocoreSession
     from chalice.test import Client
 
-# POST routes behind Chalice's IAMAuthorizer (app.py's `operators`): signed with SigV4 in the cloud.
-OPERATOR_ROUTES = (re.compile(r"^models/[^/]+/(approve|reject)$"), re.compile(r"^models/rollback$"), re.compile(r"^runs$"))
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 
@@ -76,8 +76,13 @@ def running_url(home: Path) -> str:
 
 
 def is_operator_route(method: str, path: str) -> bool:
-    route = path.lstrip("/").split("?", 1)[0]
-    return method.upper() == "POST" and any(p.match(route) for p in OPERATOR_ROUTES)
+    """An operator route (chalicelib/api/access.py): the CLI signs it with SigV4 in the cloud."""
+    return access.access_of(method, path) == Access.OPERATOR
+
+
+def is_signed_route(method: str, path: str) -> bool:
+    """Behind API Gateway's IAM authorizer: the operator routes and the apps' (/app/...)."""
+    return access.access_of(method, path) in access.SIGNED
 
 
 def region_of(url: str) -> str:
@@ -102,7 +107,8 @@ class SigV4Signer:
 
         credentials = self._session.get_credentials()
         if credentials is None:
-            raise CloudError("operator commands are IAM-signed (SigV4) and no AWS credentials were found: "
+            raise CloudError("operator commands (status, models --photos, approve, reject, rollback, retrain) are IAM-signed "
+                             "(SigV4) in the cloud and no AWS credentials were found: "
                              "run `aws configure` or `aws sso login`, or set AWS_PROFILE")
         request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
         SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(request)
@@ -185,7 +191,7 @@ class Api:
             url = self.url + path.lstrip("/")
             if self.api_key:
                 headers["x-api-key"] = self.api_key
-            if self.signer is not None and is_operator_route(method, path):
+            if self.signer is not None and is_signed_route(method, path):
                 headers = self.signer.headers(method, url, body, headers)
             request = urllib.request.Request(url, data=body, method=method, headers=headers)
             try:

@@ -26,6 +26,7 @@ from chalicelib.pipeline.refusals import Conflict, NotFound
 from chalicelib.pipeline.records import JobStatus
 from chalicelib.pipeline.run_result import RunResult
 from chalicelib.pipeline.s3_events import parse_bodies
+from chalicelib.pipeline.status_summary import summary as status_summary_of
 from chalicelib.timestamps import iso
 
 # ImageError.reason -> (status, code). Everything else about a bad image is a 400.
@@ -188,6 +189,11 @@ def current_model() -> dict[str, Any]:
 
 def status() -> dict[str, Any]:
     return services.get().read_model.status()
+
+
+def status_summary() -> dict[str, Any]:
+    """GET /status/summary: the status without file paths, job names or principals (for the page and API keys)."""
+    return status_summary_of(services.get().read_model.status())
 
 
 def caller(identity: Mapping[str, Any] | None, headers: Mapping[str, str]) -> Actor:

@@ -19,7 +19,8 @@ from typing import Any
 
 from chalicelib.pipeline import job_names, manifest, validation_report
 from chalicelib.contract.imaging import MAX_IMAGE_BYTES
-from chalicelib.contract.vocabulary import ActorKind, Command, ModelStatus, RunOutcome, Stage, StartKind, Via, values
+from chalicelib.api import access
+from chalicelib.contract.vocabulary import Access, ActorKind, Command, ModelStatus, RunOutcome, Stage, StartKind, Via, values
 
 Schema = dict[str, Any]
 
@@ -148,6 +149,26 @@ SCHEMAS: dict[str, Schema] = {
         {"local": {"type": "object", "description": "local mode only: the bucket folder, quiet period, preset"},
          "operator_actions": {"type": "array", "items": {"$ref": "#/components/schemas/OperatorAction"},
                               "description": "who did what: the newest runs' operator actions, newest first"}}),
+    "StatusSummary": {**_object(
+        {"dataset": _object({"version": {"type": "string"}}),
+         "pending_uploads": {"type": "integer"}, "last_upload_at": _NULLABLE_TIME,
+         "running_job": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+             "version": {"type": "string"}, "stage": {"type": "string"}, "started_at": _TIME,
+             "attempt": {"type": "integer"}, "retry_at": {"type": ["string", "null"]}, "model_version": _VERSION,
+             "progress": {"type": ["object", "null"], "description": "local mode: the job's attempt, phase, epoch and metrics"}}}]},
+         "last_outcome": {"type": ["object", "null"], "description": "version, model_version, status, model_status, at"},
+         "next_run": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+             "action": {"type": "string"}, "in_seconds": {"type": "integer"}}}]},
+         "validation": {"oneOf": [{"type": "null", "description": "no training job's report yet"}, _object(
+             {"usable_images": {"type": "integer"}, "skipped_count": {"type": "integer"},
+              "skipped_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
+              "ignored_count": {"type": "integer"},
+              "label_issues": {"type": ["object", "null"], "description": "count, photos, skipped: no files"},
+              "class_balance": {"type": ["object", "null"], "description": "status, largest_to_smallest, "
+                                                                           "min_recommended, warnings"}},
+             {"dataset_version": {"type": "string"}})]}}),
+        "description": "GET /status without what is for operators: no file of the data set, no job name, no failure "
+                       "reason, no principal (chalicelib/pipeline/status_summary.py)"},
     "Validation": {**_object(
         {"training_job": {"type": "string", "description": "the job whose validation.json this is: the running job's "
                                                            "once it has one, else the last run's"},
@@ -244,8 +265,7 @@ def _operation(summary: str, responses: dict[str, Schema], **more: Any) -> Schem
     return {"summary": summary, "responses": {**responses, "500": _INTERNAL}, **more}
 
 
-PATHS: dict[str, dict[str, Schema]] = {
-    "/predict": {"post": _operation(
+_PREDICT = _operation(
         "Top-k labels of one photo (JPEG, PNG, BMP, WEBP; raw bytes or base64 in JSON)",
         {"200": _json("Prediction", "the labels, best first, and the model that answered"),
          "400": _error("bad_top_k, empty_body, bad_json, bad_base64, not_an_image, corrupt, too_small, empty_file"),
@@ -257,15 +277,26 @@ PATHS: dict[str, dict[str, Schema]] = {
         requestBody={"required": True, "content": {
             **{kind: {"schema": {"type": "string", "format": "binary", "maxLength": MAX_IMAGE_BYTES}}
                for kind in ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream")},
-            "application/json": {"schema": _ref("PredictJson")}}})},
+            "application/json": {"schema": _ref("PredictJson")}}})
+_CURRENT_MODEL = _operation("The served model: labels, input, metrics and download links for phones",
+                            {"200": _json("CurrentModel", "the served model"), "503": _NO_MODEL})
+_APP_NOTE = (" (apps: signed with SigV4 using the Cognito identity pool's guest credentials; the same answers as ")
+
+
+def _app_twin(operation: Schema, of: str) -> Schema:
+    return dict(operation, summary=operation["summary"] + _APP_NOTE + of + ")")
+
+
+PATHS: dict[str, dict[str, Schema]] = {
+    "/predict": {"post": _PREDICT},
+    f"{access.APP_PREFIX}/predict": {"post": _app_twin(_PREDICT, "POST /predict")},
     "/models": {"get": _operation(
         "Model versions, newest first, with their status and metrics (and runs that never became a model)",
         {"200": _json("Models", "the versions"), "400": _error("bad_limit")},
         parameters=[{"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}])},
-    "/models/current": {"get": _operation(
-        "The served model: labels, input, metrics and download links for phones",
-        {"200": _json("CurrentModel", "the served model"), "503": _NO_MODEL})},
+    "/models/current": {"get": _CURRENT_MODEL},
+    f"{access.APP_PREFIX}/models/current": {"get": _app_twin(_CURRENT_MODEL, "GET /models/current")},
     "/models/{version}/photos": {"get": _operation(
         "The files a model was trained on (photos and their .txt labels): its run's manifest, a page at a time",
         {"200": _json("Photos", "keys, ETags and sizes, by key"),
@@ -277,8 +308,12 @@ PATHS: dict[str, dict[str, Schema]] = {
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": manifest.MAX_PAGE, "default": manifest.PAGE}}])},
     "/status": {"get": _operation(
-        "The pipeline: pending uploads, the running job, the next run, the last outcome",
+        "The pipeline: pending uploads, the running job, the next run, the last outcome, skipped and likely "
+        "mislabelled files, who did what (operators)",
         {"200": _json("Status", "where the pipeline stands")})},
+    "/status/summary": {"get": _operation(
+        "The pipeline, as GET /status without file paths, job names, failure reasons or principals",
+        {"200": _json("StatusSummary", "where the pipeline stands")})},
     "/status/label-issues/thumbnail": {"get": _operation(
         "A photo GET /status lists as likely mislabelled, as a small JPEG (squashed to a square, as the model sees it)",
         {"200": {"description": "the thumbnail", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
@@ -319,18 +354,38 @@ PATHS: dict[str, dict[str, Schema]] = {
 }
 
 
+# How each kind of access (chalicelib/api/access.py) is asked for, as OpenAPI security schemes.
+SECURITY_SCHEMES: dict[str, Schema] = {
+    "api_key": {"type": "apiKey", "in": "header", "name": "x-api-key",
+                "description": "a client's API key (scripts, the web page); in AWS only"},
+    "sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",
+              "description": "AWS Signature Version 4, service execute-api (with X-Amz-Date and, for temporary "
+                             "credentials, X-Amz-Security-Token): operators' IAM credentials, or for the /app/ routes "
+                             "the Cognito identity pool's guest credentials; in AWS only"},
+}
+_SECURITY: dict[Access, list[dict[str, list[str]]]] = {Access.PUBLIC: [], Access.API_KEY: [{"api_key": []}], Access.APP: [{"sigv4": []}],
+             Access.OPERATOR: [{"sigv4": []}]}
+
+
+def _secured(paths: dict[str, dict[str, Schema]]) -> dict[str, dict[str, Schema]]:
+    """Each operation with its security in AWS (access.ROUTES: a route without a decision fails here)."""
+    return {path: {method: dict(operation, security=_SECURITY[access.ROUTES[(path, method)]])
+                   for method, operation in operations.items()} for path, operations in paths.items()}
+
+
 def document(server_url: str = "/") -> dict[str, Any]:
     """The whole document; a fresh copy each call (callers may add to it)."""
     return copy.deepcopy({
         "openapi": "3.1.0",
         "info": {"title": "flowers", "version": "1",
                  "description": "Flower photo classification; errors are JSON {\"error\": {\"code\", \"message\"}}. "
-                                "In AWS every route but the page needs the x-api-key header, and the model actions "
-                                "an IAM (SigV4) signature. On `flowers up` a path no route has answers 404 not_found, "
+                                "In AWS each operation's `security` applies: the x-api-key header, or an IAM (SigV4) "
+                                "signature (operators; apps on the /app/ routes), or none (the page, this document); "
+                                "on `flowers up` none does. On `flowers up` a path no route has answers 404 not_found, "
                                 "and a method its route does not take 405 method_not_allowed with an Allow header "
                                 "(in AWS, API Gateway answers both before the app runs). JSON answers carry "
                                 "Cache-Control: no-store; the page, the pictures and the model files no-cache."},
         "servers": [{"url": server_url}],
-        "paths": PATHS,
-        "components": {"schemas": SCHEMAS},
+        "paths": _secured(PATHS),
+        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     })

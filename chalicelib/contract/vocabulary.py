@@ -109,6 +109,16 @@ class Via(StrEnum):
 CLI_USER_AGENT = "flowers-cli"  # the User-Agent the `flowers` CLI sends (flowers_cli/client.py)
 
 
+class Access(StrEnum):
+    """Who may call an HTTP route in the cloud (chalicelib/api/access.py decides it route by route; API Gateway
+    enforces it: the API key, or the IAM authorizer and the callers' IAM policies)."""
+
+    PUBLIC = "public"  # anyone: the web page and the OpenAPI document
+    API_KEY = "api_key"  # a client's API key (x-api-key): scripts, the web page
+    APP = "app"  # SigV4 with an app's short-lived credentials (the Cognito identity pool's guest role), or an operator's
+    OPERATOR = "operator"  # SigV4 with an operator's IAM credentials: model actions, runs, lineage, file paths, jobs
+
+
 class StartKind(StrEnum):
     """Where a run's weights come from (chalicelib/contract/warm_start.py)."""
 

@@ -39,6 +39,7 @@ from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib import settings
+from chalicelib.api import access
 from chalicelib.contract.bucket_layout import (
     CLASSIFY_PREFIX,
     FEATURES_PREFIX,
@@ -50,7 +51,7 @@ from chalicelib.contract.bucket_layout import (
     training_job_key,
 )
 from chalicelib.contract.hyperparameters import FILE_NAME as HYPERPARAMETERS_FILE
-from chalicelib.contract.vocabulary import EventSource
+from chalicelib.contract.vocabulary import Access, EventSource
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import LOG_KMS_REASON, SQS_SSE_REASON
@@ -60,9 +61,10 @@ API_STAGE = "api"
 API_KEY_SCHEME = "api_key"
 # Images reach the function as bytes only for these content types (chalicelib/api/predict_request.py).
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream")
-# Public without a key: the web page, which asks for the key and sends it as x-api-key, and the
-# API's contract (OpenAPI), which clients and their generators read before they have a key.
-PUBLIC_METHODS = {("/", "get"), ("/openapi.json", "get")}
+# Who may call each route: chalicelib/api/access.py. Public without a key: the web page, which asks for the key and
+# sends it as x-api-key, and the API's contract (OpenAPI), which clients and their generators read before they have one.
+PUBLIC_METHODS = set(access.routes(Access.PUBLIC))
+SIGNED_METHODS = set(access.routes(*access.SIGNED))  # Chalice's IAMAuthorizer: operators, and apps on /app/
 # Where SageMaker puts each training job's $SM_OUTPUT_DATA_DIR (chalicelib/pipeline/validation_report.py reads it)
 VALIDATION_ARCHIVES = training_job_key("*", OUTPUT_ARCHIVE)
 
@@ -386,8 +388,14 @@ class ChaliceApp(Construct):
                     self.public_methods.append((path, method))
                 elif "." in path:  # a property override's path is dotted
                     raise ValueError(f"route {path!r}: a '.' in a path cannot be overridden here")
-                elif spec.get("security"):
-                    self.iam_methods.append((path, method))  # Chalice's IAMAuthorizer (SigV4): operators
+                elif (path, method) in SIGNED_METHODS:
+                    if not spec.get("security"):
+                        raise ValueError(f"{method.upper()} {path} is signed (chalicelib/api/access.py) but app.py "
+                                         "gives it no IAMAuthorizer")
+                    self.iam_methods.append((path, method))  # Chalice's IAMAuthorizer (SigV4): operators and apps
+                elif spec.get("security") or access.ROUTES.get((path, method)) is not Access.API_KEY:
+                    raise ValueError(f"{method.upper()} {path}: app.py's authorizer and chalicelib/api/access.py disagree, "
+                                     "or access.py has no decision for it")
                 else:
                     api.add_property_override(f"DefinitionBody.paths.{path}.{method}.security", [{API_KEY_SCHEME: []}])
                     self.secured_methods.append((path, method))

@@ -56,7 +56,8 @@ from chalicelib.contract.feature_cache import EXPIRE_DAYS as FEATURE_CACHE_DAYS
 from chalicelib.contract.feature_cache import MARKER as FEATURE_CACHE_MARKER
 from chalicelib.contract.training_job import LABELS_FILE, METADATA_FILE, MODEL_FILE
 from chalicelib.contract.vocabulary import DomainEventType, EventSource, JobState, SageMakerDetailType, values
-from flowers_infra.chalice_app import FUNCTIONS, ChaliceApp, ChaliceAppProps
+from flowers_infra.app_identity import AppIdentity
+from flowers_infra.chalice_app import API_STAGE, FUNCTIONS, ChaliceApp, ChaliceAppProps
 from flowers_infra.checks import skip_checkov
 from flowers_infra.config import FlowersConfig
 from flowers_infra.constants import SAGEMAKER_LOG_GROUPS, SQS_SSE_REASON
@@ -97,6 +98,8 @@ class FlowersStack(Stack):
             training_jobs_arn=self.job_arn("training-job"), processing_jobs_arn=self.job_arn("processing-job"),
             event_bus_name=self.event_bus.event_bus_name, event_bus_arn=self.event_bus.event_bus_arn,
             access_log_retention=_retention(config.access_log_retention_days, "access_log_retention_days")))
+        # Phones: short-lived guest credentials that may call the apps' routes only (issue 28, item 1).
+        self.app_identity = AppIdentity(self, "AppIdentity", rest_api_id=self.app.rest_api.ref, stage=API_STAGE)
         self._domain_events()
         self._alarms()
         self._outputs()
@@ -492,6 +495,9 @@ class FlowersStack(Stack):
             "SageMakerRoleArn": (self.training_role.role_arn, "the training jobs' execution role"),
             "ConversionRoleArn": (self.conversion_role.role_arn, "the conversion jobs' execution role"),
             "AlarmTopicArn": (self.alarm_topic.topic_arn, "subscribe to alarms here"),
+            "IdentityPoolId": (self.app_identity.pool.ref, "phone apps: their Cognito identity pool (guest credentials, "
+                               "SigV4 on /app/predict and /app/models/current)"),
+            "Region": (self.region, "the identity pool's and the API's region"),
             "EventBusName": (self.event_bus.event_bus_name, "the pipeline's domain events (README, \"Domain events\"): add rules here"),
         }
         for name, (value, description) in outputs.items():

@@ -90,7 +90,8 @@ def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tm
 
 def test_page_asks_for_the_api_key_and_sends_it(page):
     """On AWS, API Gateway answers 403 without `x-api-key`: the page asks for the key once,
-    then sends it on every call, the confusion-matrix picture included."""
+    then sends it on every call, the confusion-matrix picture included. GET /status is the operators' (IAM): refused
+    whatever the key, the page shows GET /status/summary instead (issue 28, item 4)."""
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,7 +103,7 @@ def test_page_asks_for_the_api_key_and_sends_it(page):
     models = {"models": [{"version": "0123456789abcdef", "status": "approved", "metrics": {"test_accuracy": 0.9},
                           "created_at": "2026-11-26T08:00:00+00:00", "reason": ""}]}
 
-    class Gateway(BaseHTTPRequestHandler):  # API Gateway's API key check, nothing more
+    class Gateway(BaseHTTPRequestHandler):  # API Gateway's API key check, and IAM's refusal of an unsigned /status
         def log_message(self, *args):
             pass
 
@@ -110,11 +111,13 @@ def test_page_asks_for_the_api_key_and_sends_it(page):
             if self.path == "/":
                 return self.reply(200, PAGE.read_bytes(), "text/html")
             seen.append((self.path, self.headers.get("x-api-key")))
+            if self.path == "/status":
+                return self.reply(403, b'{"message": "Missing Authentication Token"}')
             if self.headers.get("x-api-key") != "s3cret":
                 return self.reply(403, b'{"message": "Forbidden"}')
             if self.path.endswith("/confusion-matrix"):
                 return self.reply(200, confusion_matrix_png([[3, 1], [0, 4]], ["a", "b"]), "image/png")
-            body = {"/models": models, "/status": {"pending_uploads": 0}, "/models/current": {"version": "0123456789abcdef"}}
+            body = {"/models": models, "/status/summary": {"pending_uploads": 2, "dataset": {"version": "v"}}, "/models/current": {"version": "0123456789abcdef"}}
             return self.reply(200, json.dumps(body.get(self.path.split("?")[0], {})).encode())
 
         def reply(self, status, body, kind="application/json"):
@@ -133,10 +136,12 @@ def test_page_asks_for_the_api_key_and_sends_it(page):
         page.click("#key-form button")
         page.wait_for_selector("#current:has-text('serving 0123456789abcdef')", timeout=10_000)
         page.wait_for_function("document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=10_000)
+        page.wait_for_selector("#status:has-text('2 since the last training run')", timeout=10_000)
     finally:
         server.shutdown()
     assert ("/models/0123456789abcdef/confusion-matrix", "s3cret") in seen
     assert any(key is None for _, key in seen)  # the first calls, before the key was known, were refused
+    assert ("/status/summary", "s3cret") in seen and [path for path, _ in seen].count("/status") == 1  # tried once
 
 
 def test_a_page_of_another_site_cannot_change_the_served_model(served, page):

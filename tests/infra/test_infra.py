@@ -504,13 +504,16 @@ def test_asynchronous_functions_have_a_dead_letter_queue(raw):
 # The decision for every route, made here once: a route the app declares without a line below fails
 # test_every_route_the_app_declares_has_an_authorisation_decision; a route that moves from one set to
 # another (POST /runs falling back to the API key, say) fails test_route_authorisation_is_exactly_the_table.
-SIGV4_ROUTES = {  # operator actions (Chalice's IAMAuthorizer): they change what serves, or start paid GPU jobs
+OPERATOR_ROUTES = {  # operators' IAM credentials (SigV4): they change what serves, start paid GPU jobs, or read
+    # operator data: the photos a model was trained on, file paths and job names, the photos themselves
     ("/models/{version}/approve", "post"), ("/models/{version}/reject", "post"), ("/models/rollback", "post"),
-    ("/runs", "post"),
+    ("/runs", "post"), ("/models/{version}/photos", "get"), ("/status", "get"), ("/status/label-issues/thumbnail", "get"),
 }
-API_KEY_ROUTES = {  # clients: predictions and what the pipeline did
-    ("/predict", "post"), ("/models", "get"), ("/models/current", "get"), ("/models/{version}/photos", "get"),
-    ("/models/{version}/confusion-matrix", "get"), ("/status", "get"), ("/status/label-issues/thumbnail", "get"),
+APP_ROUTES = {("/app/predict", "post"), ("/app/models/current", "get")}  # SigV4 too: phones, with guest credentials
+SIGV4_ROUTES = OPERATOR_ROUTES | APP_ROUTES
+API_KEY_ROUTES = {  # clients with a key (scripts, the page): predictions, models, and the status without paths
+    ("/predict", "post"), ("/models", "get"), ("/models/current", "get"), ("/models/{version}/confusion-matrix", "get"),
+    ("/status/summary", "get"),
 }
 PUBLIC_ROUTES = {("/", "get"), ("/openapi.json", "get")}  # the web page (it asks for the key) and the contract
 
@@ -545,16 +548,48 @@ def test_every_route_the_app_declares_has_an_authorisation_decision():
     iam = {(path, method.lower()) for path, methods in app.app.routes.items() for method, entry in methods.items()
            if entry.authorizer is not None}
     assert iam == SIGV4_ROUTES
+    # and chalicelib/api/access.py, which the stack, the OpenAPI document and the CLI read, says the same
+    from chalicelib.api import access
+    from chalicelib.contract.vocabulary import Access
+
+    assert set(access.routes(Access.OPERATOR)) == OPERATOR_ROUTES and set(access.routes(Access.APP)) == APP_ROUTES
+    assert set(access.routes(Access.API_KEY)) == API_KEY_ROUTES and set(access.routes(Access.PUBLIC)) == PUBLIC_ROUTES
 
 
 def test_the_cloud_client_signs_exactly_the_sigv4_routes():
     """flowers_cli signs a request with SigV4 exactly when the gateway asks for it: an operator command sent with
     only the API key would be refused, and a key route needs no AWS credentials."""
-    from flowers_cli.client import is_operator_route
+    from flowers_cli.client import is_operator_route, is_signed_route
 
     for path, method in SIGV4_ROUTES | API_KEY_ROUTES | PUBLIC_ROUTES:
         concrete = path.replace("{version}", "0123456789abcdef")
-        assert is_operator_route(method, concrete) == ((path, method) in SIGV4_ROUTES), (path, method)
+        assert is_signed_route(method, concrete) == ((path, method) in SIGV4_ROUTES), (path, method)
+        assert is_operator_route(method, concrete) == ((path, method) in OPERATOR_ROUTES), (path, method)
+
+
+def test_phone_apps_get_guest_credentials_from_an_identity_pool(raw):
+    """Item 1 of issue 28: a Cognito identity pool of guest identities, enhanced flow only, whose role only Cognito may
+    assume, for this pool's unauthenticated identities; its one permission: invoking the apps' routes."""
+    pool_id, pool = one(raw, "AWS::Cognito::IdentityPool", "AppIdentityIdentityPool")
+    assert pool["Properties"]["AllowUnauthenticatedIdentities"] is True
+    assert pool["Properties"]["AllowClassicFlow"] is False  # no AssumeRoleWithWebIdentity by the app itself
+    _, attachment = one(raw, "AWS::Cognito::IdentityPoolRoleAttachment", "AppIdentityRoles")
+    assert attachment["Properties"]["IdentityPoolId"] == {"Ref": pool_id}
+    assert set(attachment["Properties"]["Roles"]) == {"unauthenticated"}  # no authenticated role: no sign-in yet
+    role_id = attachment["Properties"]["Roles"]["unauthenticated"]["Fn::GetAtt"][0]
+    (trust,) = raw["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == {"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+                     "Principal": {"Federated": "cognito-identity.amazonaws.com"},
+                     "Condition": {"StringEquals": {"cognito-identity.amazonaws.com:aud": {"Ref": pool_id}},
+                                   "ForAnyValue:StringLike": {"cognito-identity.amazonaws.com:amr": "unauthenticated"}}}
+    (allowed,) = statements(raw, role_id)
+    assert allowed["Effect"] == "Allow" and allowed["Action"] == "execute-api:Invoke"
+    tails = sorted(text(r).rsplit("/api/", 1)[1].split('"')[0] for r in as_list(allowed["Resource"]))
+    assert tails == ["GET/app/models/current", "POST/app/predict"]
+    assert all({"Ref": "RestAPI"} in r["Fn::Join"][1] for r in as_list(allowed["Resource"]))  # this stack's API only
+    assert not raw["Resources"][role_id]["Properties"].get("ManagedPolicyArns")
+    assert {"IdentityPoolId", "Region"} <= set(raw["Outputs"])
+    assert raw["Outputs"]["IdentityPoolId"]["Value"] == {"Ref": pool_id}
 
 
 def test_api_binary_types_logging_and_throttling(raw):

@@ -1,10 +1,12 @@
 """The CLI against the deployed stack: the API key on every call, operator commands SigV4-signed
-with the user's AWS credentials, `--stack NAME` read from CloudFormation and API Gateway (moto).
+with the user's AWS credentials, `--stack NAME` read from CloudFormation and API Gateway (moto). And a phone
+app's client (flowers_cli/phone_client.py): guest credentials from a Cognito identity pool (moto), SigV4.
 
 The "cloud" is a real HTTP server standing in for API Gateway in front of the Chalice app (local
 mode, in this process): it refuses a key route without the right `x-api-key` (403, as API
-Gateway does) and an operator route without a valid SigV4 signature (recomputed here with the
-test credentials' secret), and forwards the rest to the app's own routes under /api/.
+Gateway does) and a signed route (chalicelib/api/access.py: operators' and apps') without a valid
+SigV4 signature (recomputed here with the secret of the access key that signed, and, for temporary
+credentials, the session token it was issued with), and forwards the rest to the app's own routes under /api/.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ import pytest
 
 import app as chalice_app
 from flowers_cli import main as cli
-from flowers_cli.client import is_operator_route
-from pipeline_fixtures import iam_identity, invoke_api, principal
+from chalicelib.api import access
+from pipeline_fixtures import iam_identity, invoke_api, principal, tiny_model  # noqa: F401  (a fixture)
 
 KEY = "k3y-0123456789abcdefghijklmnop"
 OPERATOR_ARN = principal("cli-operator")
@@ -68,6 +70,7 @@ class Gateway:
         # Whether an x-api-key opens a key route: the one key here; tests/integration/test_cli_keys.py asks moto's API
         # Gateway instead, as API Gateway would (an enabled key in a usage plan on the stage).
         self.key_ok: Callable[[str], bool] = lambda value: value == KEY
+        self.session_tokens: dict[str, str] = {}  # temporary credentials: access key -> the token issued with it
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -83,13 +86,15 @@ class Gateway:
                 route = self.path[len("/api"):]
                 path = route.split("?", 1)[0]
                 forwarded = {k: v for k, v in headers.items() if k in ("content-type", "user-agent")}
-                if is_operator_route(method, route):
+                if access.access_of(method, route) in access.SIGNED:
                     problem = signature_problem(method, f"http://{headers['host']}{self.path}", headers, body,
                                                 gateway.secrets)
+                    access_key = _AUTH.match(headers["authorization"]).group(1) if not problem else ""  # type: ignore[union-attr]
+                    if not problem and gateway.session_tokens.get(access_key, "") != headers.get("x-amz-security-token", ""):
+                        problem = "The security token included in the request is invalid"
                     if problem:
                         return self._send(403, {"message": problem})
                     # As API Gateway's IAM authorizer: the app's request context names the principal who signed.
-                    access_key = _AUTH.match(headers["authorization"]).group(1)  # type: ignore[union-attr]
                     answer = invoke_api(chalice_app.app, method, route, forwarded, body, iam_identity(gateway.principals.get(access_key) or principal(access_key)))
                     raw = answer.get("body") or b""
                     return self._reply(answer["statusCode"], answer.get("headers") or {}, raw.encode() if isinstance(raw, str) else raw)
@@ -160,18 +165,38 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_without_the_key_the_gateway_refuses_and_the_cli_says_so(gateway, capsys):
-    code, _, err = run(capsys, "status", "--url", gateway.url)
+    code, _, err = run(capsys, "models", "--url", gateway.url)
     assert code == 1 and "HTTP 403: Forbidden (no or a wrong API key: --api-key, FLOWERS_API_KEY or --stack NAME)" in err
 
 
 def test_the_key_from_the_option_or_the_environment_reaches_every_route(gateway, capsys, monkeypatch):
-    code, out, _ = run(capsys, "status", "--json", "--url", gateway.url, "--api-key", KEY)
-    assert code == 0 and json.loads(out)["pending_uploads"] == 0
+    code, out, _ = run(capsys, "models", "--json", "--url", gateway.url, "--api-key", KEY)
+    assert code == 0 and json.loads(out) == []
     monkeypatch.setenv("FLOWERS_API_KEY", KEY)
     code, out, _ = run(capsys, "models", "--json", "--url", gateway.url)
     assert code == 0 and json.loads(out) == []
     assert [h.get("x-api-key") for _, _, h in gateway.seen] == [KEY, KEY]
-    assert not any("authorization" in h for _, _, h in gateway.seen)  # reads are not signed
+    assert not any("authorization" in h for _, _, h in gateway.seen)  # the key routes' reads are not signed
+
+
+def test_operator_data_is_signed_and_the_key_alone_gets_the_summary(gateway, capsys):
+    """Issue 28, item 4: GET /status (file paths, job names, who did what) is an operator route: `flowers status`
+    signs it; with the key alone the gateway refuses it and a model's photos, and /status/summary answers."""
+    import urllib.error
+    import urllib.request
+
+    code, out, _ = run(capsys, "status", "--json", "--url", gateway.url, "--api-key", KEY)
+    assert code == 0 and json.loads(out)["pending_uploads"] == 0 and "operator_actions" in json.loads(out)
+    ((method, path, headers),) = gateway.seen
+    assert (method, path) == ("GET", "/api/status") and f"Credential={ACCESS_KEY}/" in headers["authorization"]
+    for route in ("status", "models/0123456789abcdef/photos", "status/label-issues/thumbnail?file=a.jpg"):
+        request = urllib.request.Request(gateway.url + route, headers={"x-api-key": KEY})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403 and b"Missing Authentication Token" in refused.value.read(), route
+    with urllib.request.urlopen(urllib.request.Request(gateway.url + "status/summary", headers={"x-api-key": KEY}), timeout=10) as answer:
+        summary = json.loads(answer.read())
+    assert summary["pending_uploads"] == 0 and "operator_actions" not in summary and "uri" not in summary["dataset"]
 
 
 def test_operator_commands_are_sigv4_signed_and_reach_the_app(gateway, capsys):
@@ -224,16 +249,71 @@ def test_stack_outputs_give_the_url_and_the_key(gateway, capsys, monkeypatch):
                     "Outputs": {"ApiUrl": {"Value": gateway.url}, "ApiKeyId": {"Value": key_id}}}
         boto3.client("cloudformation", region_name=REGION).create_stack(StackName="flowers-dev", TemplateBody=json.dumps(template))
         code, out, _ = run(capsys, "status", "--json", "--stack", "flowers-dev")
-        assert code == 0 and "pending_uploads" in json.loads(out)
+        assert code == 0 and "pending_uploads" in json.loads(out)  # signed with the user's credentials
         code, _, err = run(capsys, "rollback", "--stack", "flowers-dev")
         assert code == 1 and "no earlier approved model" in err  # signed, so it reached the app
         monkeypatch.setenv("FLOWERS_STACK", "flowers-dev")
         code, out, _ = run(capsys, "models", "--json")
         assert code == 0 and json.loads(out) == []
-        code, _, err = run(capsys, "status", "--stack", "no-such-stack")
+        code, _, err = run(capsys, "models", "--stack", "no-such-stack")
         assert code == 2 and "cannot read stack 'no-such-stack'" in err
         boto3.client("cloudformation", region_name=REGION).create_stack(
             StackName="other", TemplateBody=json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}))
-        code, _, err = run(capsys, "status", "--stack", "other")
+        code, _, err = run(capsys, "models", "--stack", "other")
         assert code == 2 and "no ApiUrl / ApiKeyId output" in err
     assert [h.get("x-api-key") for m, _, h in gateway.seen if m == "GET"] == [KEY, KEY]
+
+
+# a phone app ------------------------------------------------------------------------------------------------------
+def test_a_phone_predicts_with_the_identity_pools_guest_credentials(gateway, tmp_path, monkeypatch, tiny_model):  # noqa: F811
+    """Issue 28, item 1: flowers_cli/phone_client.py does what an app does: GetId and GetCredentialsForIdentity from
+    the pool (moto's cognito-identity), then a SigV4-signed POST /app/predict with exactly those temporary credentials
+    (access key, secret, session token), which the stand-in gateway checks. No API key, no long-lived secret."""
+    import boto3
+    from moto import mock_aws
+
+    from flowers_cli import phone_client
+    from local_fixtures import seed_approved_model
+    from pipeline_fixtures import sample_photos
+
+    seed_approved_model(tmp_path / "home", tiny_model)
+    with mock_aws():
+        cognito = boto3.client("cognito-identity", region_name=REGION)
+        pool_id = cognito.create_identity_pool(IdentityPoolName="flowers_apps", AllowUnauthenticatedIdentities=True,
+                                               AllowClassicFlow=False)["IdentityPoolId"]
+        issued: list[dict] = []
+        cognito.meta.events.register("after-call.cognito-identity.GetCredentialsForIdentity",
+                                     lambda parsed, **_: issued.append(parsed["Credentials"]))
+
+        def trust(**_: object) -> None:  # the gateway learns each temporary credential as the pool issues it
+            for found in issued:
+                gateway.secrets[found["AccessKeyId"]] = found["SecretKey"]
+                gateway.session_tokens[found["AccessKeyId"]] = found["SessionToken"]
+                gateway.principals[found["AccessKeyId"]] = principal("guest")
+        cognito.meta.events.register("after-call.cognito-identity.GetCredentialsForIdentity", trust)
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")  # the app has no AWS credentials of its own
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        status, answer = phone_client.predict(gateway.url, sample_photos(1)[0].read_bytes(), pool_id, top_k=2, cognito=cognito)
+    assert status == 200 and len(answer["predictions"]) == 2, answer
+    ((credentials,),) = [issued]
+    ((method, path, headers),) = gateway.seen
+    assert (method, path) == ("POST", "/api/app/predict?top_k=2") and "x-api-key" not in headers
+    assert f"Credential={credentials['AccessKeyId']}/" in headers["authorization"]
+    assert f"/{REGION}/execute-api/aws4_request" in headers["authorization"]
+    assert headers["x-amz-security-token"] == credentials["SessionToken"]
+
+
+def test_the_stand_in_refuses_a_phone_request_without_the_pools_session_token(gateway):
+    """The check above can fail: the same keys without their session token, or unsigned, are refused (403)."""
+    from flowers_cli import phone_client
+
+    guest = phone_client.GuestCredentials("eu-west-1:id", "ASIAGUEST", "guest-secret", "token-1")
+    gateway.secrets["ASIAGUEST"] = "guest-secret"
+    gateway.session_tokens["ASIAGUEST"] = "token-1"
+    url = gateway.url + "app/models/current"
+    status, answer = phone_client.call("GET", url, guest, REGION)
+    assert status == 503 and answer["error"]["code"] == "no_model"  # signed right: it reached the app
+    forged = phone_client.GuestCredentials("eu-west-1:id", "ASIAGUEST", "guest-secret", "token-2")
+    assert phone_client.call("GET", url, forged, REGION) == (403, {"message": "The security token included in the request is invalid"})
+    wrong = phone_client.GuestCredentials("eu-west-1:id", "ASIAGUEST", "not-the-secret", "token-1")
+    assert phone_client.call("GET", url, wrong, REGION)[0] == 403

@@ -94,15 +94,15 @@ def test_a_revoked_key_gets_403_while_another_key_and_the_page_key_work(cloud, g
     assert rows["alpha"][2:] == ["2", "4", "100", "yes"] and rows["beta"][2:] == ["5", "10", "10,000", "yes"]
 
     for key in (alpha, beta, cloud.page_key):
-        code, out, err = run(capsys, "status", "--json", "--url", gateway.url, "--api-key", key)
-        assert code == 0 and "pending_uploads" in json.loads(out), err
+        code, out, err = run(capsys, "models", "--json", "--url", gateway.url, "--api-key", key)  # a key route
+        assert code == 0 and isinstance(json.loads(out), list), err
 
     code, out, _ = run(capsys, "keys", "revoke", "alpha")
     assert code == 0 and "key alpha revoked on stack flowers" in out
-    code, _, err = run(capsys, "status", "--url", gateway.url, "--api-key", alpha)
+    code, _, err = run(capsys, "models", "--url", gateway.url, "--api-key", alpha)
     assert code == 1 and "HTTP 403: Forbidden" in err
     for key in (beta, cloud.page_key):
-        code, out, err = run(capsys, "status", "--json", "--url", gateway.url, "--api-key", key)
+        code, out, err = run(capsys, "models", "--json", "--url", gateway.url, "--api-key", key)
         assert code == 0, err
 
     code, out, _ = run(capsys, "keys", "list", "--json")
@@ -110,7 +110,7 @@ def test_a_revoked_key_gets_403_while_another_key_and_the_page_key_work(cloud, g
     assert left["name"] == "beta" and left["enabled"] is True and left["limits"] == {"rate": 5.0, "burst": 10, "quota_per_day": 10_000}
     assert cloud.names("keys") == {"flowers-page", "flowers-key-beta"} == cloud.names("plans")
     # what reached the app: the three keys before, then beta and the page's after; alpha's request stopped at the gateway
-    assert [h.get("x-api-key") for _, path, h in gateway.seen if path.startswith("/api/status")] == [
+    assert [h.get("x-api-key") for _, path, h in gateway.seen if path.startswith("/api/models")] == [
         alpha, beta, cloud.page_key, alpha, beta, cloud.page_key]
 
 
@@ -120,10 +120,10 @@ def test_the_stand_in_refuses_what_api_gateway_would(cloud, gateway, capsys):  #
     value = value.strip()
     key_id = cloud.apigateway.get_api_keys(nameQuery="flowers-key-gamma")["items"][0]["id"]
     cloud.apigateway.update_api_key(apiKey=key_id, patchOperations=[{"op": "replace", "path": "/enabled", "value": "false"}])
-    code, _, err = run(capsys, "status", "--url", gateway.url, "--api-key", value)
+    code, _, err = run(capsys, "models", "--url", gateway.url, "--api-key", value)
     assert code == 1 and "HTTP 403" in err
     loose = cloud.apigateway.create_api_key(name="loose", enabled=True)["value"]  # in no usage plan
-    code, _, err = run(capsys, "status", "--url", gateway.url, "--api-key", loose)
+    code, _, err = run(capsys, "models", "--url", gateway.url, "--api-key", loose)
     assert code == 1 and "HTTP 403" in err
     code, listed, _ = run(capsys, "keys", "list")
     assert listed.splitlines()[1].split()[-1] == "no"  # gamma, disabled
