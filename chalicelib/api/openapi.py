@@ -227,7 +227,18 @@ def _error(description: str, headers: dict[str, Schema] | None = None) -> Schema
 
 
 _INTERNAL = _error("an unexpected failure; the request id is in the logs")
+# `flowers up`'s operator token (chalicelib/local_stack/access.py): the operator routes name this scheme, and the local
+# server refuses them without it (401 unauthorized) before any handler runs. In AWS the routes' own authorization applies.
+LOCAL_TOKEN = "flowersUpToken"
+SECURITY_SCHEMES: dict[str, Schema] = {LOCAL_TOKEN: {
+    "type": "http", "scheme": "bearer",
+    "description": "flowers up only: the home's operator token, HOME/operator-token (mode 0600), which the CLI sends "
+                   "and the page gets from the link flowers up prints (#token=...)"}}
+_UNAUTHORIZED = _error("unauthorized: flowers up only: no operator token, or not the home's (Authorization: Bearer, "
+                       "HOME/operator-token)")
+_LOCAL_OPERATOR: dict[str, Any] = {"security": [{LOCAL_TOKEN: []}]}
 _OPERATOR_ERRORS = {
+    "401": _UNAUTHORIZED,
     "400": _error("bad_json: the body is not a JSON object"),
     "403": _error("cross_site_request: sent by a page of another site (in AWS also: no IAM signature)"),
     "413": _error("too_large: the JSON body is over 64 KiB"),
@@ -270,7 +281,9 @@ PATHS: dict[str, dict[str, Schema]] = {
         "The files a model was trained on (photos and their .txt labels): its run's manifest, a page at a time",
         {"200": _json("Photos", "keys, ETags and sizes, by key"),
          "400": _error("bad_version, bad_offset, bad_limit"),
+         "401": _UNAUTHORIZED,
          "404": _error("not_found: no such model or run, or it was trained before runs recorded their photos")},
+        **_LOCAL_OPERATOR,
         parameters=[_VERSION_PARAMETER,
                     {"name": "offset", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}},
@@ -282,7 +295,8 @@ PATHS: dict[str, dict[str, Schema]] = {
     "/status/label-issues/thumbnail": {"get": _operation(
         "A photo GET /status lists as likely mislabelled, as a small JPEG (squashed to a square, as the model sees it)",
         {"200": {"description": "the thumbnail", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
-         "404": _error("not_found: not a listed photo, or it is gone or unreadable")},
+         "401": _UNAUTHORIZED, "404": _error("not_found: not a listed photo, or it is gone or unreadable")},
+        **_LOCAL_OPERATOR,
         parameters=[{"name": "file", "in": "query", "required": True, "description": "its `file` in validation.label_issues",
                      "schema": {"type": "string"}}])},
     "/models/{version}/confusion-matrix": {"get": _operation(
@@ -294,23 +308,23 @@ PATHS: dict[str, dict[str, Schema]] = {
         "Approve a model version (operators): the newest approved one is served",
         {"200": _json("ModelStatus", "the version's new status"), **_OPERATOR_ERRORS,
          "404": _error("not_found: no such model version")},
-        parameters=[_VERSION_PARAMETER], requestBody=_REASON_BODY)},
+        parameters=[_VERSION_PARAMETER], **_LOCAL_OPERATOR, requestBody=_REASON_BODY)},
     "/models/{version}/reject": {"post": _operation(
         "Reject a model version (operators)",
         {"200": _json("ModelStatus", "the version's new status"), **_OPERATOR_ERRORS,
          "404": _error("not_found: no such model version")},
-        parameters=[_VERSION_PARAMETER], requestBody=_REASON_BODY)},
+        parameters=[_VERSION_PARAMETER], **_LOCAL_OPERATOR, requestBody=_REASON_BODY)},
     "/models/rollback": {"post": _operation(
         "Reject the served model; the previous approved one serves again (operators)",
         {"200": _json("Rollback", "what was rejected and what serves now"), **_OPERATOR_ERRORS,
          "409": _error("conflict: there is no earlier approved model")},
-        requestBody=_REASON_BODY)},
+        **_LOCAL_OPERATOR, requestBody=_REASON_BODY)},
     "/runs": {"post": _operation(
         "Start a training run for the data set as it is now, even if its version ran before (operators)",
         {"200": _json("RunStarted", "the run and its training job"), **_OPERATOR_ERRORS,
          "400": _error("bad_json: the body is not a JSON object; bad_full: full is not a JSON boolean"),
          "409": _error("conflict: a run is in progress, the data set is empty, or its version made a model already")},
-        requestBody=dict(_REASON_BODY, content={"application/json": {"schema": _ref("RunRequest")}}))},
+        **_LOCAL_OPERATOR, requestBody=dict(_REASON_BODY, content={"application/json": {"schema": _ref("RunRequest")}}))},
     "/": {"get": _operation(
         "The web page: try photos, see the models and the pipeline",
         {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}})},
@@ -329,8 +343,13 @@ def document(server_url: str = "/") -> dict[str, Any]:
                                 "an IAM (SigV4) signature. On `flowers up` a path no route has answers 404 not_found, "
                                 "and a method its route does not take 405 method_not_allowed with an Allow header "
                                 "(in AWS, API Gateway answers both before the app runs). JSON answers carry "
-                                "Cache-Control: no-store; the page, the pictures and the model files no-cache."},
+                                "Cache-Control: no-store; the page, the pictures and the model files no-cache. "
+                                "`flowers up` answers only requests whose Host is 127.0.0.1, localhost or [::1] on "
+                                "its port (else 421 misdirected_request, before any route runs), and its operator "
+                                "routes (security flowersUpToken) need the home's operator token (else 401). Every "
+                                "answer carries Content-Security-Policy, X-Content-Type-Options: nosniff and "
+                                "Referrer-Policy: no-referrer."},
         "servers": [{"url": server_url}],
         "paths": PATHS,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     })
