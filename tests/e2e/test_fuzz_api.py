@@ -28,8 +28,9 @@ from pipeline_fixtures import aws, sample_photos, tiny_model  # noqa: F401  (fix
 
 EXAMPLES = int(os.environ.get("FLOWERS_FUZZ_EXAMPLES", "30"))  # generated per operation, after the coverage phase's cases
 # All of schemathesis' checks, as `st run --checks all` has them. The stateful ones (use_after_free,
-# ensure_resource_availability, object_level_authorization) and ignored_auth find nothing to judge in
-# single requests to an API that declares no security scheme; they are in the list all the same.
+# ensure_resource_availability, object_level_authorization) find nothing to judge in single requests; they are
+# in the list all the same. Every case is sent with the home's operator token (as the CLI sends it); ignored_auth
+# sends the operator routes' cases (security flowersUpToken) again without it, and expects them refused.
 checks.load_all_checks()
 CHECKS = list(checks.CHECKS.get_all())
 
@@ -86,7 +87,7 @@ def test_real_photos_get_documented_answers(served):
         assert response.json()["model"]["version"] == version
     photo = sample_photos(1)[0].read_bytes()
     response = predict.Case(body={"image": base64.b64encode(photo).decode()}, media_type="application/json").call_and_validate(
-        base_url=up.url.rstrip("/"), checks=CHECKS)
+        base_url=up.url.rstrip("/"), headers=up.auth, checks=CHECKS)
     assert response.status_code == 200
 
 
@@ -97,7 +98,7 @@ def test_photos_of_a_model_get_documented_answers(served):
     whole = photos.Case(path_parameters={"version": version}).call_and_validate(base_url=up.url.rstrip("/"), headers=up.auth, checks=CHECKS)
     assert whole.status_code == 200 and whole.json()["count"] == 6 and whole.json()["manifest"]["matches"] is True
     page = photos.Case(path_parameters={"version": version}, query={"offset": 5, "limit": 2}).call_and_validate(
-        base_url=up.url.rstrip("/"), checks=CHECKS)
+        base_url=up.url.rstrip("/"), headers=up.auth, checks=CHECKS)
     assert [f["key"] for f in page.json()["files"]] == ["roses/2.jpg"] and page.json()["next_offset"] is None
 
 

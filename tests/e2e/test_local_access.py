@@ -250,7 +250,7 @@ def test_the_page_works_under_its_policy_and_gets_the_token_only_from_its_link(s
             page.goto(up.url)
             page.wait_for_selector("#models tbody tr[data-version]", timeout=15_000)
             page.wait_for_selector("#detail img.matrix", timeout=15_000)
-            page.wait_for_function("document.querySelector('#detail img.matrix').naturalWidth > 0", timeout=15_000)
+            page.wait_for_function("() => document.querySelector('#detail img.matrix').naturalWidth > 0", timeout=15_000)
             assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
             assert page.evaluate("sessionStorage.getItem('flowers-operator-token')") is None
             page = watched()  # a new document (on the same page, a changed fragment would not reload it)
