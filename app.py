@@ -15,7 +15,7 @@ from typing import Any, Callable
 from chalice import Chalice, IAMAuthorizer, Rate, Response
 from chalice.app import CloudWatchEvent, Request, SQSEvent
 
-from chalicelib.api import access, handlers, openapi, operator_request, request_schema, web
+from chalicelib.api import access, handlers, openapi, operator_request, request_schema, security_headers, web
 
 from chalicelib import observability
 from chalicelib.api.errors import ApiError
@@ -36,6 +36,14 @@ apps = operators  # one authorizer: what tells a phone from an operator is its r
 @app.middleware("all")
 def _observability(event: Any, get_response: Callable[[Any], Any]) -> Any:
     return observability.around(event, get_response)
+
+
+@app.middleware("http")
+def _security_headers(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """CSP, nosniff, no-referrer on every answer of every route, Chalice's own errors included (security_headers.py)."""
+    response = get_response(event)
+    security_headers.add(response.headers)
+    return response
 
 
 def _request() -> Request:
@@ -74,13 +82,14 @@ def _caller() -> Actor:
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _respond(call: Callable[[], Any], status: int = 200, content_type: str = "application/json") -> Response:
+def _respond(call: Callable[[], Any], status: int = 200, content_type: str = "application/json",
+             extra: dict[str, str] | None = None) -> Response:
     """Run a chalicelib function and format its answer (JSON unless told); bad input never becomes a 500."""
     try:
         answer = call()
         body = json.dumps(answer) if content_type == "application/json" else answer
         cache = "no-store" if content_type == "application/json" else "no-cache"
-        return Response(body=body, status_code=status, headers={"Content-Type": content_type, "Cache-Control": cache})
+        return Response(body=body, status_code=status, headers={"Content-Type": content_type, "Cache-Control": cache, **(extra or {})})
     except ApiError as error:
         headers: dict[str, str | list[str]] = {"Content-Type": "application/json", **NO_STORE, **error.headers}
         return Response(body=json.dumps(error.body()), status_code=error.status, headers=headers)
@@ -173,7 +182,7 @@ def label_issue_thumbnail() -> Response:
 @app.route("/", methods=["GET"])
 def index() -> Response:
     """The web page: try photos, see the models and the pipeline (chalicelib/api/web/index.html)."""
-    return _respond(web.index_html, content_type="text/html; charset=utf-8")
+    return _respond(web.index_html, content_type="text/html; charset=utf-8", extra=web.page_headers())
 
 
 @app.route("/openapi.json", methods=["GET"])

@@ -1,7 +1,8 @@
 """The model API, over HTTP (a running `flowers up`, or the cloud's URL) or in this process.
 
 With no URL and no `flowers up` running on the home, the CLI calls the same Chalice routes
-in-process (Chalice's test gateway over the local adapters): same answers, no server.
+in-process (Chalice's test gateway over the local adapters): same answers, no server. To the home's
+`flowers up` it sends the home's operator token (HOME/operator-token), which its operator routes need.
 
 Against the cloud (chalicelib's routes behind API Gateway, infra/): who may call each route is
 chalicelib/api/access.py's decision. The key routes need the stack's API key (`x-api-key`); the
@@ -163,12 +164,21 @@ def read_stack(name: str, session: Any = None) -> StackOutputs:
 
 
 class Api:
-    def __init__(self, url: str = "", home: Path | None = None, api_key: str = "", signer: SigV4Signer | None = None):
+    def __init__(self, url: str = "", home: Path | None = None, api_key: str = "", signer: SigV4Signer | None = None,
+                 token: str = ""):
         self.url = url.rstrip("/") + "/" if url else ""
         self.home = home
         self.api_key = api_key
         self.signer = signer  # set: operator routes are SigV4-signed (the cloud)
+        self.token = token  # the home's operator token, for its `flowers up` (chalicelib/local_stack/guard.py)
         self._client: Client | None = None
+
+    @classmethod
+    def local(cls, url: str, home: Path) -> Api:
+        """The `flowers up` running on `home` (or, with no url, this process): with the home's operator token."""
+        from chalicelib.local_stack.guard import read_token
+
+        return cls(url, home, token=read_token(home) if url else "")
 
     @classmethod
     def cloud(cls, url: str = "", api_key: str = "", stack: str = "") -> Api:
@@ -191,6 +201,8 @@ class Api:
             url = self.url + path.lstrip("/")
             if self.api_key:
                 headers["x-api-key"] = self.api_key
+            if self.token:  # only ever set for the home's own server (Api.local)
+                headers["Authorization"] = f"Bearer {self.token}"
             if self.signer is not None and is_signed_route(method, path):
                 headers = self.signer.headers(method, url, body, headers)
             request = urllib.request.Request(url, data=body, method=method, headers=headers)

@@ -157,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
             print(text, flush=True)
             for error in errors:
                 print(f"error: {error}", file=sys.stderr)
-        print(f"\nOpen {stack.url} to try your own photos; `flowers status`, `flowers models` in another terminal.", flush=True)
+        print(f"\nOpen {stack.operator_link} to try your own photos (the link carries this home's operator token: keep it to "
+              f"yourself); `flowers status`, `flowers models` in another terminal.", flush=True)
         if not args.exit:
             print("Ctrl-C stops.", flush=True)
             stack.wait()

@@ -51,7 +51,7 @@ def api_for(args: argparse.Namespace) -> Api:
     url = running_url(home)
     if not url:  # say so: answers then come from this process, not from a server someone else may be watching
         print(f"note: no `flowers up` is running on {home}; answering in this process", file=sys.stderr)
-    return Api(url, home)
+    return Api.local(url, home)
 
 
 # up -------------------------------------------------------------------------------------------

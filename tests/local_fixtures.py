@@ -60,8 +60,8 @@ class Http:
 
 
 def http(url: str, method: str = "GET", body: bytes | None = None, content_type: str | None = None, timeout: float = 30,
-         accept: str = "*/*") -> Http:
-    headers = {"Content-Type": content_type, "Accept": accept} if content_type else {"Accept": accept}
+         accept: str = "*/*", headers: dict[str, str] | None = None) -> Http:
+    headers = {**({"Content-Type": content_type, "Accept": accept} if content_type else {"Accept": accept}), **(headers or {})}
     request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -102,11 +102,21 @@ class Up:
         self._log.flush()
         return self.log_path.read_text()
 
+    @property
+    def token(self) -> str:
+        """The home's operator token (HOME/operator-token, written by `flowers up`)."""
+        return (self.home / "operator-token").read_text().strip()
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    # get and post send the operator token, as the CLI does: tests of the refusals send none (http() directly)
     def get(self, path: str, accept: str = "*/*") -> Http:
-        return http(self.url + path.lstrip("/"), accept=accept)
+        return http(self.url + path.lstrip("/"), accept=accept, headers=self.auth)
 
     def post(self, path: str, body: bytes | None = None, content_type: str | None = None) -> Http:
-        return http(self.url + path.lstrip("/"), "POST", body, content_type)
+        return http(self.url + path.lstrip("/"), "POST", body, content_type, headers=self.auth)
 
     def wait_for(self, predicate, timeout: float, what: str, every: float = 0.25):
         deadline = time.monotonic() + timeout

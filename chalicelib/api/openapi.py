@@ -248,7 +248,13 @@ def _error(description: str, headers: dict[str, Schema] | None = None) -> Schema
 
 
 _INTERNAL = _error("an unexpected failure; the request id is in the logs")
+# `flowers up`'s operator token (chalicelib/local_stack/guard.py): the operator routes name this scheme, and the local
+# server refuses them without it (401 unauthorized) before any handler runs. In AWS the routes' own authorization applies.
+LOCAL_TOKEN = "flowersUpToken"
+_UNAUTHORIZED = _error("unauthorized: flowers up only: no operator token, or not the home's (Authorization: Bearer, "
+                       "HOME/operator-token)")
 _OPERATOR_ERRORS = {
+    "401": _UNAUTHORIZED,
     "400": _error("bad_json: the body is not a JSON object"),
     "403": _error("cross_site_request: sent by a page of another site (in AWS also: no IAM signature)"),
     "413": _error("too_large: the JSON body is over 64 KiB"),
@@ -301,7 +307,9 @@ PATHS: dict[str, dict[str, Schema]] = {
         "The files a model was trained on (photos and their .txt labels): its run's manifest, a page at a time",
         {"200": _json("Photos", "keys, ETags and sizes, by key"),
          "400": _error("bad_version, bad_offset, bad_limit"),
+         "401": _UNAUTHORIZED,
          "404": _error("not_found: no such model or run, or it was trained before runs recorded their photos")},
+        
         parameters=[_VERSION_PARAMETER,
                     {"name": "offset", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}},
@@ -317,7 +325,8 @@ PATHS: dict[str, dict[str, Schema]] = {
     "/status/label-issues/thumbnail": {"get": _operation(
         "A photo GET /status lists as likely mislabelled, as a small JPEG (squashed to a square, as the model sees it)",
         {"200": {"description": "the thumbnail", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
-         "404": _error("not_found: not a listed photo, or it is gone or unreadable")},
+         "401": _UNAUTHORIZED, "404": _error("not_found: not a listed photo, or it is gone or unreadable")},
+        
         parameters=[{"name": "file", "in": "query", "required": True, "description": "its `file` in validation.label_issues",
                      "schema": {"type": "string"}}])},
     "/models/{version}/confusion-matrix": {"get": _operation(
@@ -356,6 +365,9 @@ PATHS: dict[str, dict[str, Schema]] = {
 
 # How each kind of access (chalicelib/api/access.py) is asked for, as OpenAPI security schemes.
 SECURITY_SCHEMES: dict[str, Schema] = {
+    LOCAL_TOKEN: {"type": "http", "scheme": "bearer",
+                  "description": "flowers up only: the home's operator token, HOME/operator-token (mode 0600), which the "
+                                 "CLI sends and the page gets from the link flowers up prints (#token=...)"},
     "api_key": {"type": "apiKey", "in": "header", "name": "x-api-key",
                 "description": "a client's API key (scripts, the web page); in AWS only"},
     "sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",
@@ -364,13 +376,19 @@ SECURITY_SCHEMES: dict[str, Schema] = {
                              "the Cognito identity pool's guest credentials; in AWS only"},
 }
 _SECURITY: dict[Access, list[dict[str, list[str]]]] = {Access.PUBLIC: [], Access.API_KEY: [{"api_key": []}], Access.APP: [{"sigv4": []}],
-             Access.OPERATOR: [{"sigv4": []}]}
+             Access.OPERATOR: [{"sigv4": []}, {LOCAL_TOKEN: []}]}  # alternatives: SigV4 in AWS, the token on flowers up
 
 
 def _secured(paths: dict[str, dict[str, Schema]]) -> dict[str, dict[str, Schema]]:
-    """Each operation with its security in AWS (access.ROUTES: a route without a decision fails here)."""
-    return {path: {method: dict(operation, security=_SECURITY[access.ROUTES[(path, method)]])
-                   for method, operation in operations.items()} for path, operations in paths.items()}
+    """Each operation with its security (access.ROUTES: a route without a decision fails here); an operator route
+    also documents `flowers up`'s 401 without the operator token."""
+    def secured(operation: Schema, kind: Access) -> Schema:
+        responses = operation.get("responses", {})
+        if kind == Access.OPERATOR:
+            responses = {**responses, "401": _UNAUTHORIZED}
+        return dict(operation, security=_SECURITY[kind], responses=responses)
+    return {path: {method: secured(operation, access.ROUTES[(path, method)]) for method, operation in operations.items()}
+            for path, operations in paths.items()}
 
 
 def document(server_url: str = "/") -> dict[str, Any]:
@@ -384,7 +402,12 @@ def document(server_url: str = "/") -> dict[str, Any]:
                                 "on `flowers up` none does. On `flowers up` a path no route has answers 404 not_found, "
                                 "and a method its route does not take 405 method_not_allowed with an Allow header "
                                 "(in AWS, API Gateway answers both before the app runs). JSON answers carry "
-                                "Cache-Control: no-store; the page, the pictures and the model files no-cache."},
+                                "Cache-Control: no-store; the page, the pictures and the model files no-cache. "
+                                "`flowers up` answers only requests whose Host is 127.0.0.1, localhost or [::1] on "
+                                "its port (else 421 misdirected_request, before any route runs), and its operator "
+                                "routes (security flowersUpToken) need the home's operator token (else 401). Every "
+                                "answer carries Content-Security-Policy, X-Content-Type-Options: nosniff and "
+                                "Referrer-Policy: no-referrer."},
         "servers": [{"url": server_url}],
         "paths": _secured(PATHS),
         "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},

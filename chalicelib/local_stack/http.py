@@ -13,6 +13,10 @@ route that does not exist (misleading on a server that has no authentication), a
 `{"Code", "Message"}`, and a CORS preflight's 200 to OPTIONS (the API has no CORS). Every
 method is answered so, whatever its name: the standard library's server would answer a 501
 HTML page for one it has no do_<METHOD> for (TRACE, PROPFIND, QUERY, ...).
+
+Before all of that (local_stack/guard.py): a Host other than a loopback name on the bound port is 421
+`misdirected_request` (DNS rebinding), and an operator route without the home's operator token 401 `unauthorized`.
+Every answer carries the security headers (api/security_headers.py), those the server makes itself included.
 """
 from __future__ import annotations
 
@@ -27,14 +31,18 @@ from urllib.parse import unquote, urlsplit
 
 from chalice.local import LocalGateway, LocalGatewayException, RouteMatcher
 
-from chalicelib.api import openapi
+from chalicelib.api import access, openapi, security_headers
+from chalicelib.contract.vocabulary import Access
 
 from chalicelib.contract.bucket_layout import MODELS_PREFIX
+from chalicelib.local_stack import guard
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # refuse bigger bodies before reading them (the API's own limit is 4 MiB)
 PUBLIC_FILES = re.compile(rf"^/files/({re.escape(MODELS_PREFIX)}[0-9a-f]{{16}}/(?:model\.tflite|labels\.txt|metadata\.json))$")
 _FILE_TYPES = {".json": "application/json", ".txt": "text/plain"}
 _ROUTES = RouteMatcher(list(openapi.PATHS))  # the document's paths are the app's routes (tests/test_openapi.py)
+# (route, METHOD) of the operations behind the operator token: the operator routes (chalicelib/api/access.py), as in AWS
+OPERATOR_OPERATIONS = frozenset((route, method.upper()) for route, method in access.routes(Access.OPERATOR))
 
 Headers = Mapping[str, "str | list[str]"]
 
@@ -49,11 +57,13 @@ class GatewayServer(ThreadingHTTPServer):
     # saw its connection reset (bench/load.py).
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], gateway: LocalGateway, invoke_lock: threading.RLock, files: Path):
+    def __init__(self, address: tuple[str, int], gateway: LocalGateway, invoke_lock: threading.RLock, files: Path,
+                 operator_token: str):
         super().__init__(address, _Handler)
         self.gateway = gateway
         self.invoke_lock = invoke_lock
         self.files = files
+        self.operator_token = operator_token  # HOME/operator-token (guard.ensure_token)
 
     @property
     def port(self) -> int:
@@ -76,6 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         path = urlsplit(self.path).path
+        host = self.headers.get("host")
+        if not guard.host_allowed(host, self.server.port):  # first: a rebinding page gets nothing, not even a file
+            return self._send_json(421, "misdirected_request",
+                                   f"this server answers only to 127.0.0.1, localhost or [::1] on port {self.server.port}, "
+                                   f"not to Host {host!r}", close=True)
         if self.command == "GET" and path.startswith("/files/"):
             return self._send_file(unquote(path))
         length = self.headers.get("content-length") or "0"
@@ -92,6 +107,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command not in allowed:
             return self._send_json(405, "method_not_allowed", f"{path} answers {', '.join(allowed)}, not {self.command}",
                                    extra={"Allow": ", ".join(allowed)})
+        if (route, self.command) in OPERATOR_OPERATIONS and not guard.token_matches(self.server.operator_token, dict(self.headers)):
+            return self._send_json(401, "unauthorized", f"{self.command} {path} is an operator route: it needs the home's operator "
+                                   f"token (Authorization: Bearer, from {guard.TOKEN_FILE} in the home; the flowers CLI sends it)",
+                                   extra={"WWW-Authenticate": "Bearer"})
         try:
             with self.server.invoke_lock:
                 response = self.server.gateway.handle_request(method=self.command, path=self.path,
@@ -126,7 +145,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         if not any(name.lower() == "content-type" for name in headers):
             self.send_header("Content-Type", "application/json")
-        for name, value in headers.items():
+        secured: dict[str, str | list[str]] = dict(headers)
+        security_headers.add(secured)  # the gateway's answers have them (app.py); the server's own get them here
+        for name, value in secured.items():
             for one in value if isinstance(value, list) else [value]:
                 self.send_header(name, one)
         self.end_headers()

@@ -29,6 +29,7 @@ from chalice.local import CustomLocalChalice, LambdaContext, LocalChalice, Local
 from chalicelib import services
 from chalicelib.adapters.local import events
 from chalicelib.contract.vocabulary import Action
+from chalicelib.local_stack import guard
 from chalicelib.local_stack.http import GatewayServer
 from chalicelib.local_stack.watcher import BucketWatcher, Watch
 
@@ -104,6 +105,7 @@ class LocalStack:
         self.server: GatewayServer | None = None
         self.port = 0
         self.served_version = ""
+        self._token = ""
         warnings.filterwarnings("ignore", message=".*is not a supported in local mode.*")
 
     # console --------------------------------------------------------------------------------
@@ -113,6 +115,11 @@ class LocalStack:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+    @property
+    def operator_link(self) -> str:
+        """The page, with the operator token in the fragment (never sent to a server; the page keeps it for the tab)."""
+        return f"{self.url}#token={self._token}"
 
     # invoking the app's functions -------------------------------------------------------------
     def invoke(self, function: str, event: events.Event) -> Any:
@@ -186,13 +193,15 @@ class LocalStack:
                                                             "started_at": time.time()}))
         self.say(f"serving the API and the web page on {self.url}  (quiet period {self.settings.quiet_period}s, "
                  f"preset {self.settings.preset}; Ctrl-C stops)")
+        self.say(f"operator link (the page with operator data; keep it to yourself): {self.operator_link}")
 
     def _serve(self, port: int) -> None:
         if not isinstance(self.app, LocalChalice):  # what chalice.local.create_local_server does: a per-thread current_request
             CustomLocalChalice.__bases__ = (LocalChalice, self.app.__class__)
             self.app.__class__ = CustomLocalChalice
         gateway = LocalGateway(self.app, Config.create(chalice_stage="local", app_name="flowers"))
-        self.server = GatewayServer((self.host, port), gateway, self._invoke_lock, self.local.artifact_folder)
+        self._token = guard.ensure_token(self.home)  # the operator routes' (local_stack/guard.py)
+        self.server = GatewayServer((self.host, port), gateway, self._invoke_lock, self.local.artifact_folder, self._token)
         self.port = self.server.port
         thread = threading.Thread(target=self.server.serve_forever, name="flowers-http", daemon=True)
         thread.start()

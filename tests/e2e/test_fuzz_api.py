@@ -28,8 +28,9 @@ from pipeline_fixtures import aws, sample_photos, tiny_model  # noqa: F401  (fix
 
 EXAMPLES = int(os.environ.get("FLOWERS_FUZZ_EXAMPLES", "30"))  # generated per operation, after the coverage phase's cases
 # All of schemathesis' checks, as `st run --checks all` has them. The stateful ones (use_after_free,
-# ensure_resource_availability, object_level_authorization) and ignored_auth find nothing to judge in
-# single requests to an API that declares no security scheme; they are in the list all the same.
+# ensure_resource_availability, object_level_authorization) find nothing to judge in single requests; they are
+# in the list all the same. Every case is sent with the home's operator token (as the CLI sends it); ignored_auth
+# sends the operator routes' cases (security flowersUpToken) again without it, and expects them refused.
 checks.load_all_checks()
 CHECKS = list(checks.CHECKS.get_all())
 
@@ -67,7 +68,7 @@ def test_api_matches_its_document(operation, served):
     up, _ = served
 
     def check(case):
-        case.call_and_validate(base_url=up.url.rstrip("/"), checks=CHECKS)
+        case.call_and_validate(base_url=up.url.rstrip("/"), headers=up.auth, checks=CHECKS)
 
     # schemathesis' own test builder, as its CLI runs an operation (its pytest plugin does not run on pytest 9):
     # the coverage phase's cases first, as explicit examples (each boundary, each rule of each schema broken
@@ -93,12 +94,12 @@ def test_real_photos_get_documented_answers(served):
     bodies = [(photo.read_bytes(), "image/jpeg") for photo in sample_photos(3)]
     bodies += [(_png(mode), "image/png") for mode in ("RGBA", "LA", "I;16", "P", "L")]
     for body, media_type in bodies:
-        response = predict.Case(body=body, media_type=media_type, query={"top_k": 2}).call_and_validate(base_url=up.url.rstrip("/"), checks=CHECKS)
+        response = predict.Case(body=body, media_type=media_type, query={"top_k": 2}).call_and_validate(base_url=up.url.rstrip("/"), headers=up.auth, checks=CHECKS)
         assert response.status_code == 200 and len(response.json()["predictions"]) == 2
         assert response.json()["model"]["version"] == version
     photo = sample_photos(1)[0].read_bytes()
     response = predict.Case(body={"image": base64.b64encode(photo).decode()}, media_type="application/json").call_and_validate(
-        base_url=up.url.rstrip("/"), checks=CHECKS)
+        base_url=up.url.rstrip("/"), headers=up.auth, checks=CHECKS)
     assert response.status_code == 200
 
 
@@ -106,10 +107,10 @@ def test_photos_of_a_model_get_documented_answers(served):
     """A version the fuzzer cannot guess: the seeded model's manifest, whole and a page of it."""
     up, version = served
     photos = SCHEMA["/models/{version}/photos"]["GET"]
-    whole = photos.Case(path_parameters={"version": version}).call_and_validate(base_url=up.url.rstrip("/"), checks=CHECKS)
+    whole = photos.Case(path_parameters={"version": version}).call_and_validate(base_url=up.url.rstrip("/"), headers=up.auth, checks=CHECKS)
     assert whole.status_code == 200 and whole.json()["count"] == 6 and whole.json()["manifest"]["matches"] is True
     page = photos.Case(path_parameters={"version": version}, query={"offset": 5, "limit": 2}).call_and_validate(
-        base_url=up.url.rstrip("/"), checks=CHECKS)
+        base_url=up.url.rstrip("/"), headers=up.auth, checks=CHECKS)
     assert [f["key"] for f in page.json()["files"]] == ["roses/2.jpg"] and page.json()["next_offset"] is None
 
 
@@ -132,7 +133,7 @@ REGRESSIONS = [
 def test_found_failures_stay_fixed(served, operation, case, answer):
     up, _ = served
     path, method = operation
-    response = SCHEMA[path][method].Case(**case).call_and_validate(base_url=up.url.rstrip("/"), checks=CHECKS)
+    response = SCHEMA[path][method].Case(**case).call_and_validate(base_url=up.url.rstrip("/"), headers=up.auth, checks=CHECKS)
     assert (response.status_code, response.json()["error"]["code"]) == answer
 
 
@@ -157,7 +158,7 @@ def test_operator_bodies_that_break_their_schema_are_refused_and_change_nothing(
     operation = SCHEMA[path]["POST"]
     case = operation.Case(path_parameters={"version": version} if "{version}" in path else {}, body=body,
                           media_type="application/json")
-    response = case.call_and_validate(base_url=up.url.rstrip("/"), checks=CHECKS)
+    response = case.call_and_validate(base_url=up.url.rstrip("/"), headers=up.auth, checks=CHECKS)
     assert (response.status_code, response.json()["error"]["code"]) == (400, code), response.text
     assert response.json()["error"]["message"].startswith("full" if code == "bad_full" else "reason")
     assert (up.get("models").json(), up.get("status").json()["running_job"]) == before

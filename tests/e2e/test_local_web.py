@@ -33,13 +33,13 @@ def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tm
     row = page.locator(f"#models tr[data-version='{version}']")
     row.wait_for(timeout=15_000)
     assert "approved" in row.inner_text() and "seeded by the test" in row.inner_text()
-    page.wait_for_function("document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=15_000)
     assert "new photos" in page.locator("#status").inner_text()
 
     # Pick two photos: top bars with scores, the model version and the latency for each.
     photos = sample_photos(2)
     page.set_input_files("#file-input", [str(p) for p in photos])
-    page.wait_for_function("document.querySelectorAll('#results .result .bar').length >= 6", timeout=15_000)
+    page.wait_for_function("() => document.querySelectorAll('#results .result .bar').length >= 6", timeout=15_000)
     cards = page.locator("#results .result")
     assert cards.count() == 2
     for i in range(2):
@@ -68,7 +68,7 @@ def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tm
         dt.items.add(new File([bytes], 'dropped.jpg', {type: 'image/jpeg'}));
         return dt; }""", data)
     page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
-    page.wait_for_function("document.querySelectorAll('#results .result').length === 3 && "
+    page.wait_for_function("() => document.querySelectorAll('#results .result').length === 3 && "
                            "document.querySelector('#results .result').innerText.includes('dropped.jpg') && "
                            "document.querySelector('#results .result .bar') !== null", timeout=15_000)
 
@@ -135,7 +135,7 @@ def test_page_asks_for_the_api_key_and_sends_it(page):
         page.fill("#api-key", "s3cret")
         page.click("#key-form button")
         page.wait_for_selector("#current:has-text('serving 0123456789abcdef')", timeout=10_000)
-        page.wait_for_function("document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=10_000)
+        page.wait_for_function("() => document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=10_000)
         page.wait_for_selector("#status:has-text('2 since the last training run')", timeout=10_000)
     finally:
         server.shutdown()
@@ -154,7 +154,8 @@ def test_a_page_of_another_site_cannot_change_the_served_model(served, page):
     up, version = served
 
     def post(path: str, headers: dict[str, str]) -> tuple[int, str]:
-        request = urllib.request.Request(up.url + path, data=b"{}", method="POST", headers=headers)
+        # with the operator token, as if a page had it: the checks behind it refuse the forgery all the same
+        request = urllib.request.Request(up.url + path, data=b"{}", method="POST", headers={**up.auth, **headers})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, ""
@@ -168,19 +169,20 @@ def test_a_page_of_another_site_cannot_change_the_served_model(served, page):
     assert post(f"models/{version}/reject", {"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}) == (
         403, "cross_site_request")
 
-    # A real browser on another origin (localhost is another site than 127.0.0.1) tries both forgeries.
-    other_origin = up.url.replace("127.0.0.1", "localhost")
-    page.goto(other_origin)
-    statuses = page.evaluate("""async (target) => {
-        const simple = await fetch(target + 'models/rollback', {method: 'POST', mode: 'no-cors', body: '{}',
-                                                               headers: {'Content-Type': 'text/plain'}});
-        let preflighted = 'blocked';
-        try {
-            const json = await fetch(target + 'models/rollback', {method: 'POST', body: '{}',
-                                                                 headers: {'Content-Type': 'application/json'}});
-            preflighted = json.status;
-        } catch (e) {}
-        return [simple.type, preflighted]; }""", up.url)
+    # A real browser on another origin (localhost is another site than 127.0.0.1) tries both forgeries: a page of
+    # another server (the flowers page itself, opened as localhost, may not fetch from 127.0.0.1: its CSP's connect-src).
+    with stub_api({}) as other:
+        page.goto(other.replace("127.0.0.1", "localhost"))
+        statuses = page.evaluate("""async (target) => {
+            const simple = await fetch(target + 'models/rollback', {method: 'POST', mode: 'no-cors', body: '{}',
+                                                                   headers: {'Content-Type': 'text/plain'}});
+            let preflighted = 'blocked';
+            try {
+                const json = await fetch(target + 'models/rollback', {method: 'POST', body: '{}',
+                                                                     headers: {'Content-Type': 'application/json'}});
+                preflighted = json.status;
+            } catch (e) {}
+            return [simple.type, preflighted]; }""", up.url)
     assert statuses == ["opaque", "blocked"]  # no answer readable, and the JSON post never leaves the browser
     current = json.loads(up.get("models/current").body)
     assert current["version"] == version

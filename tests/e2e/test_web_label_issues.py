@@ -42,7 +42,7 @@ def test_page_lists_mislabelled_photos_class_warnings_and_per_class_f1(served, b
     assert "photos to check (3)" in status and "Suggestions only" in status
     assert "roses: 12 photos, fewer than the 30 recommended" in page.locator("#class-balance").inner_text()
     # these photos are in no run of this server: their thumbnails are refused, and hidden rather than broken
-    page.wait_for_function("document.querySelector('#label-issues img').style.visibility === 'hidden'", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('#label-issues img').style.visibility === 'hidden'", timeout=15_000)
 
     page.evaluate("""() => document.querySelector('#detail').replaceChildren(perClassTable(
         {daisy: {precision: 1, recall: 2 / 3, f1: 0.8, support: 3}, roses: {precision: 2 / 3, recall: 1, f1: 0.8, support: 2}},

@@ -80,7 +80,7 @@ def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, brows
     page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.goto(up.url)
     page.wait_for_selector(f"#current:has-text('serving {version}')", timeout=15_000)
-    page.wait_for_function("document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=15_000)
 
     # What the model knows, its per-class metrics as text and the .tflite to download.
     assert page.locator("#classes").inner_text() == "The served model knows 3 classes: daisy, roses, sunflowers."
@@ -106,7 +106,7 @@ def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, brows
     photo = sample_photos(1)[0]
     chooser = _keyboard_file_chooser(page)
     chooser.set_files(str(photo))
-    page.wait_for_function("document.querySelector('#announce').textContent.length > 0", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('#announce').textContent.length > 0", timeout=15_000)
     announced = page.locator("#announce").text_content()
     assert page.locator("#announce").get_attribute("aria-live") == "polite"
     card = page.locator("#results .result").first

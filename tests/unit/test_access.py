@@ -29,9 +29,12 @@ def test_execute_api_paths_are_what_iam_policies_name():
 
 def test_the_document_publishes_each_routes_security():
     document = openapi.document()
-    assert set(document["components"]["securitySchemes"]) == {"api_key", "sigv4"}
+    assert set(document["components"]["securitySchemes"]) == {"api_key", "sigv4", openapi.LOCAL_TOKEN}
     found = {(path, method): operation["security"] for path, item in document["paths"].items()
              for method, operation in item.items()}
     assert set(found) == set(access.ROUTES)  # every documented route has a decision, and no decision is left over
-    expected = {Access.PUBLIC: [], Access.API_KEY: [{"api_key": []}], Access.APP: [{"sigv4": []}], Access.OPERATOR: [{"sigv4": []}]}
+    expected = {Access.PUBLIC: [], Access.API_KEY: [{"api_key": []}], Access.APP: [{"sigv4": []}], Access.OPERATOR: [{"sigv4": []}, {openapi.LOCAL_TOKEN: []}]}  # SigV4 in AWS, or flowers up's token
     assert all(found[route] == expected[kind] for route, kind in access.ROUTES.items())
+    # an operator route documents flowers up's 401 without the token; no other route answers it
+    assert all(("401" in operation["responses"]) == (access.ROUTES[(path, method)] == Access.OPERATOR)
+               for path, item in document["paths"].items() for method, operation in item.items())

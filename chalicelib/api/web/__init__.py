@@ -18,6 +18,7 @@ from chalicelib.contract import bucket_layout as layout
 from chalicelib.contract import imaging
 
 from chalicelib import services
+from chalicelib.api import security_headers
 from chalicelib.api.errors import not_found
 from chalicelib.contract.charts import confusion_matrix_png
 
@@ -28,6 +29,12 @@ THUMBNAIL = 128  # pixels a side of a listed photo's thumbnail (squashed, as the
 @lru_cache(maxsize=1)
 def index_html() -> str:
     return PAGE.read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def page_headers() -> dict[str, str]:
+    """The page's own Content-Security-Policy: its inline script and style by hash (security_headers.page_policy)."""
+    return {"Content-Security-Policy": security_headers.page_policy(index_html())}
 
 
 def confusion_png(version: str) -> bytes:
