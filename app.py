@@ -140,6 +140,12 @@ def list_models() -> Response:
     return _respond(lambda: handlers.models(**_parameters()))
 
 
+@app.route("/models/detail", methods=["GET"], authorizer=operators)
+def list_models_detail() -> Response:
+    """The model versions with who asked for each run, its training job and the registry's full reason (operators)."""
+    return _respond(lambda: handlers.models_detail(**_parameters()))
+
+
 @app.route("/models/current", methods=["GET"])
 def current_model() -> Response:
     return _respond(handlers.current_model)

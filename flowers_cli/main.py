@@ -120,7 +120,11 @@ def _server_pid(api: Api) -> int | None:
 def cmd_models(args: argparse.Namespace) -> int:
     if args.photos:
         return _photos(api_for(args), args.photos, args.json)
-    answer = api_for(args).get("models")
+    api = api_for(args)
+    # The operators' rows (full reasons, who asked for each run: GET /models/detail) where this caller is one: the
+    # home's own API (its token, or this process), or in the cloud with --detail (signed). Else the key route's rows.
+    home = api.signer is None and (not api.url or bool(api.token))
+    answer = api.get("models/detail" if args.detail or home else "models")
     if answer.status != 200:
         return _fail(answer)
     models = answer.json()["models"]
@@ -335,7 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="model versions, newest first")
     _url(models)
-    models.add_argument("--json", action="store_true", help="GET /models' JSON as it is")
+    models.add_argument("--json", action="store_true", help="the answer's JSON as it is (GET /models, or /models/detail)")
+    models.add_argument("--detail", action="store_true", help="in the cloud: the operators' view (full reasons, who "
+                        "asked for each run; SigV4-signed, GET /models/detail); flowers up's is always that")
     models.add_argument("--photos", metavar="VERSION", help="the files that model was trained on (its run's manifest)")
     models.add_argument("version", nargs="?", help="one model: its test figures per class and most confused classes")
     models.set_defaults(run=cmd_models)

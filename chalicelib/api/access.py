@@ -17,7 +17,9 @@ gain over its own key.
 Operator data (issue 28, item 4): the photos a model was trained on (/models/{version}/photos), the full pipeline
 status with file paths, job names and who did what (/status), and the photos themselves (thumbnails) are for
 operators; the page and scripts read /status/summary, the same status without them (chalicelib/pipeline/
-status_summary.py).
+status_summary.py). Likewise GET /models answers named fields and a reason chosen from each version's status
+(chalicelib/pipeline/model_rows.py); who asked for a run, job names and the registry's full reasons (which name the
+principal who approved, relabelled photos, failures' S3 URIs) are GET /models/detail's, an operator route.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("/status", "get"): Access.OPERATOR,  # file paths (skipped, likely mislabelled), job names, who did what
     ("/status/label-issues/thumbnail", "get"): Access.OPERATOR,  # the data set's photos
     ("/models/{version}/photos", "get"): Access.OPERATOR,  # lineage: keys, ETags, version ids
+    ("/models/detail", "get"): Access.OPERATOR,  # GET /models with who asked for each run, job names, full reasons
     ("/models/{version}/approve", "post"): Access.OPERATOR,
     ("/models/{version}/reject", "post"): Access.OPERATOR,
     ("/models/rollback", "post"): Access.OPERATOR,

@@ -26,6 +26,7 @@ from chalicelib.pipeline.refusals import Conflict, NotFound
 from chalicelib.pipeline.records import JobStatus
 from chalicelib.pipeline.run_result import RunResult
 from chalicelib.pipeline.s3_events import parse_bodies
+from chalicelib.pipeline.model_rows import public_rows
 from chalicelib.pipeline.status_summary import summary as status_summary_of
 from chalicelib.timestamps import iso
 
@@ -163,6 +164,12 @@ def _count_error(error: ApiError) -> None:
 
 
 def models(limit: int) -> dict[str, Any]:
+    """GET /models: named fields and a reason from the status (for the page and API keys; model_rows.py)."""
+    return {"models": public_rows(services.get().read_model.models(limit))}
+
+
+def models_detail(limit: int) -> dict[str, Any]:
+    """GET /models/detail (operators): the same versions with who asked for each run, its job, the full reason."""
     return {"models": services.get().read_model.models(limit)}
 
 

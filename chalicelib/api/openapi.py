@@ -20,7 +20,7 @@ from typing import Any
 from chalicelib.pipeline import job_names, manifest, validation_report
 from chalicelib.contract.imaging import MAX_IMAGE_BYTES
 from chalicelib.api import access
-from chalicelib.contract.vocabulary import Access, ActorKind, Command, ModelStatus, RunOutcome, Stage, StartKind, Via, values
+from chalicelib.contract.vocabulary import Access, ActorKind, Command, DecidedBy, ModelStatus, RunOutcome, Stage, StartKind, Via, values
 
 Schema = dict[str, Any]
 
@@ -52,6 +52,12 @@ def _object(required: dict[str, Schema], optional: dict[str, Schema] | None = No
 
 
 _ACTOR_REF = {"$ref": "#/components/schemas/Actor"}
+_MODEL_OPTIONAL: dict[str, Schema] = {
+    "package_version": {"type": "integer"}, "sha256": {"type": "string"}, "size_bytes": {"type": ["integer", "null"]},
+    "dataset_version": {"type": "string", "description": "the data set version it was trained on: its version, but "
+                                                         "for a run by hand of a version that ran before"},
+    "decided_by": {"oneOf": [{"type": "null", "description": "not decided, or the records do not say"},
+                             {"type": "string", "enum": values(*DecidedBy)}]}}
 _NULLABLE_ACTOR = {"oneOf": [{"type": "null", "description": "the pipeline itself"}, _ACTOR_REF]}
 
 SCHEMAS: dict[str, Schema] = {
@@ -97,16 +103,23 @@ SCHEMAS: dict[str, Schema] = {
                                            "true": {"type": "string"}, "predicted": {"type": "string"},
                                            "count": {"type": "integer"}}}},
                 }},
-    "Model": _object(
+    "Model": {**_object(
         {"version": _VERSION, "status": {"type": "string", "enum": _MODEL_STATUSES},
-         "created_at": _TIME, "reason": {"type": "string"}, "metrics": {"$ref": "#/components/schemas/Metrics"}},
-        {"package_version": {"type": "integer"}, "sha256": {"type": "string"}, "size_bytes": {"type": ["integer", "null"]},
-         "training_job": {"type": "string"},
-         "dataset_version": {"type": "string", "description": "the data set version it was trained on: its version, but "
-                                                              "for a run by hand of a version that ran before"},
+         "created_at": _TIME, "reason": {"type": "string", "description": "a short sentence from the status and who "
+                                                                           "decided it (GET /models/detail has the full one)"},
+         "metrics": {"$ref": "#/components/schemas/Metrics"}},
+        _MODEL_OPTIONAL), "description": "a model version without operator data: no principal, job name or full "
+                                         "reason (chalicelib/pipeline/model_rows.py)"},
+    "ModelDetail": _object(
+        {"version": _VERSION, "status": {"type": "string", "enum": _MODEL_STATUSES},
+         "created_at": _TIME, "reason": {"type": "string", "description": "the registry's (or a failed run's) reason, "
+                                                                           "naming who approved or rejected it"},
+         "metrics": {"$ref": "#/components/schemas/Metrics"}},
+        {**_MODEL_OPTIONAL, "training_job": {"type": "string"},
          "requested_by": {"oneOf": [{"type": "null", "description": "the pipeline started its run on uploads"},
                                     _object({"by": _ACTOR_REF, "reason": {"type": "string"}})]}}),
     "Models": _object({"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}),
+    "ModelsDetail": _object({"models": {"type": "array", "items": {"$ref": "#/components/schemas/ModelDetail"}}}),
     "CurrentModel": _object({
         "version": _VERSION, "created_at": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
         "input": {"type": "object"}, "preprocessing": {"type": "object"},
@@ -286,6 +299,8 @@ _PREDICT = _operation(
             "application/json": {"schema": _ref("PredictJson")}}})
 _CURRENT_MODEL = _operation("The served model: labels, input, metrics and download links for phones",
                             {"200": _json("CurrentModel", "the served model"), "503": _NO_MODEL})
+_LIMIT_PARAMETER: Schema = {"name": "limit", "in": "query", "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}
 _APP_NOTE = (" (apps: signed with SigV4 using the Cognito identity pool's guest credentials; the same answers as ")
 
 
@@ -299,8 +314,11 @@ PATHS: dict[str, dict[str, Schema]] = {
     "/models": {"get": _operation(
         "Model versions, newest first, with their status and metrics (and runs that never became a model)",
         {"200": _json("Models", "the versions"), "400": _error("bad_limit")},
-        parameters=[{"name": "limit", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}])},
+        parameters=[_LIMIT_PARAMETER])},
+    "/models/detail": {"get": _operation(
+        "GET /models with operator data: who asked for each run, failed runs' training jobs, the full reasons (operators)",
+        {"200": _json("ModelsDetail", "the versions"), "400": _error("bad_limit"), "401": _UNAUTHORIZED},
+        parameters=[_LIMIT_PARAMETER])},
     "/models/current": {"get": _CURRENT_MODEL},
     f"{access.APP_PREFIX}/models/current": {"get": _app_twin(_CURRENT_MODEL, "GET /models/current")},
     "/models/{version}/photos": {"get": _operation(

@@ -106,6 +106,14 @@ class Via(StrEnum):
     HTTP = "http"  # anything else: curl, a script, the web page
 
 
+class DecidedBy(StrEnum):
+    """Who set a model version's status last, as GET /models says it (chalicelib/pipeline/model_rows.py): a fact the
+    read model takes from the records, so the key callers' reason needs no operator's words."""
+
+    OPERATOR = "operator"  # approve, reject, rollback (the run record keeps the action)
+    GATE = "gate"  # the promotion gate at registration (the registry's reason is still the one it wrote)
+
+
 CLI_USER_AGENT = "flowers-cli"  # the User-Agent the `flowers` CLI sends (flowers_cli/client.py)
 
 

@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable
 
 from chalicelib.contract import bucket_layout as layout
+from chalicelib.contract.vocabulary import Command, DecidedBy
 from chalicelib.pipeline import debounce, manifest
 from chalicelib.pipeline import validation_report as reports
 from chalicelib.pipeline.promotion import as_mapping as _mapping
@@ -91,6 +92,8 @@ class ReadModel:
         return None
 
     def models(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The model versions with operator detail (GET /models/detail): who asked for the run, a failed run's
+        training job, the registry's full reason. GET /models answers model_rows.public_rows of these."""
         # By model version: a data set version run again by hand has more than one run, each with its model's version.
         runs = {r.model_version: r for r in self.state.runs(self.dataset, limit)}
         listed = []
@@ -102,14 +105,14 @@ class ReadModel:
                 "package_version": entry.package_version, "reason": entry.reason or detail.get("reason", ""),
                 "metrics": detail.get("metrics", {}), "sha256": detail.get("sha256", ""), "size_bytes": detail.get("size_bytes"),
                 "dataset_version": entry.dataset_version or (run.version if run else entry.version),
-                "requested_by": _requested_by(run), "_t": entry.created_at,
+                "requested_by": _requested_by(run), "decided_by": _decided_by(entry, run), "_t": entry.created_at,
             })
         for run in runs.values():  # runs that never became a model
             if run.status in (FAILED, *ACTIVE_STAGES):
                 listed.append({"version": run.model_version, "status": FAILED if run.status == FAILED else run.status,
                                "created_at": iso(run.created_at), "reason": run.reason, "metrics": {},
                                "training_job": run.job_name, "dataset_version": run.version,
-                               "requested_by": _requested_by(run), "_t": run.created_at})
+                               "requested_by": _requested_by(run), "decided_by": None, "_t": run.created_at})
         listed.sort(key=lambda m: m["_t"], reverse=True)
         for model in listed:
             del model["_t"]
@@ -171,6 +174,17 @@ def _requested_by(run: RunRecord | None) -> dict[str, Any] | None:
     """Who started the run by hand, and why (None: the pipeline started it on uploads)."""
     request = run.run_request if run else None
     return {"by": request.by.as_dict(), "reason": request.reason} if request else None
+
+
+def _decided_by(entry: ModelEntry, run: RunRecord | None) -> DecidedBy | None:
+    """Who set the model's status last: an operator whose action its run record keeps, else the promotion gate (it set
+    the status when the run registered the model) unless the registry's reason, where the listing carries it (SageMaker's
+    does not), differs from the one recorded then; None when the records do not say (no run record of it)."""
+    if run is None or not run.model:
+        return None
+    if any(a.command != Command.RUN and a.model_version == entry.version for a in run.actions):
+        return DecidedBy.OPERATOR
+    return None if entry.reason and entry.reason != run.model.get("reason") else DecidedBy.GATE
 
 
 def headline_metrics(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -91,7 +91,8 @@ def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tm
 def test_page_asks_for_the_api_key_and_sends_it(page):
     """On AWS, API Gateway answers 403 without `x-api-key`: the page asks for the key once,
     then sends it on every call, the confusion-matrix picture included. GET /status is the operators' (IAM): refused
-    whatever the key, the page shows GET /status/summary instead (issue 28, item 4)."""
+    whatever the key, the page shows GET /status/summary instead, and GET /models for GET /models/detail (issue 28,
+    item 4)."""
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -101,7 +102,7 @@ def test_page_asks_for_the_api_key_and_sends_it(page):
 
     seen = []
     models = {"models": [{"version": "0123456789abcdef", "status": "approved", "metrics": {"test_accuracy": 0.9},
-                          "created_at": "2026-11-26T08:00:00+00:00", "reason": ""}]}
+                          "created_at": "2026-11-26T08:00:00+00:00", "reason": "approved by the promotion gate"}]}
 
     class Gateway(BaseHTTPRequestHandler):  # API Gateway's API key check, and IAM's refusal of an unsigned /status
         def log_message(self, *args):
@@ -111,7 +112,7 @@ def test_page_asks_for_the_api_key_and_sends_it(page):
             if self.path == "/":
                 return self.reply(200, PAGE.read_bytes(), "text/html")
             seen.append((self.path, self.headers.get("x-api-key")))
-            if self.path == "/status":
+            if self.path in ("/status", "/models/detail"):
                 return self.reply(403, b'{"message": "Missing Authentication Token"}')
             if self.headers.get("x-api-key") != "s3cret":
                 return self.reply(403, b'{"message": "Forbidden"}')
@@ -137,11 +138,13 @@ def test_page_asks_for_the_api_key_and_sends_it(page):
         page.wait_for_selector("#current:has-text('serving 0123456789abcdef')", timeout=10_000)
         page.wait_for_function("() => document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=10_000)
         page.wait_for_selector("#status:has-text('2 since the last training run')", timeout=10_000)
+        page.wait_for_selector("#models:has-text('approved by the promotion gate')", timeout=10_000)
     finally:
         server.shutdown()
     assert ("/models/0123456789abcdef/confusion-matrix", "s3cret") in seen
     assert any(key is None for _, key in seen)  # the first calls, before the key was known, were refused
     assert ("/status/summary", "s3cret") in seen and [path for path, _ in seen].count("/status") == 1  # tried once
+    assert ("/models", "s3cret") in seen and [path for path, _ in seen].count("/models/detail") == 1
 
 
 def test_a_page_of_another_site_cannot_change_the_served_model(served, page):
@@ -203,7 +206,7 @@ def test_page_lists_every_skipped_file_of_the_last_run(page):
     status = {"pending_uploads": 0, "running_job": None, "last_outcome": None,
               "validation": validation_report.summary(report, "flowers-0123456789abcdef", limit=3)}
 
-    answers = {"/status": (200, status), "/models": (200, {"models": []}), "/models/current": (503, {})}
+    answers = {"/status": (200, status), "/models/detail": (200, {"models": []}), "/models/current": (503, {})}
     with stub_api(answers, missing=(200, {})) as url:
         page.goto(url)
         page.wait_for_selector("#skipped", timeout=10_000)

@@ -171,7 +171,7 @@ def test_the_empty_state_says_where_photos_go(browser):
     answers = {"/status": (200, {"pending_uploads": 0, "local": {"bucket_folder": "/home/me/.flowers/bucket"},
                                  "dataset": {"uri": "s3://flowers-data/", "version": None},
                                  "next_run": {"action": "idle", "reason": "0 changed object(s), need 1", "in_seconds": 0}}),
-               "/models": (200, {"models": []}),
+               "/models/detail": (200, {"models": []}),
                "/models/current": (503, {"error": {"code": "no_model", "message": "no model has been approved yet"}})}
 
     page = browser.new_page()

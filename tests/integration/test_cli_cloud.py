@@ -189,7 +189,7 @@ def test_operator_data_is_signed_and_the_key_alone_gets_the_summary(gateway, cap
     assert code == 0 and json.loads(out)["pending_uploads"] == 0 and "operator_actions" in json.loads(out)
     ((method, path, headers),) = gateway.seen
     assert (method, path) == ("GET", "/api/status") and f"Credential={ACCESS_KEY}/" in headers["authorization"]
-    for route in ("status", "models/0123456789abcdef/photos", "status/label-issues/thumbnail?file=a.jpg"):
+    for route in ("status", "models/detail", "models/0123456789abcdef/photos", "status/label-issues/thumbnail?file=a.jpg"):
         request = urllib.request.Request(gateway.url + route, headers={"x-api-key": KEY})
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
@@ -197,6 +197,17 @@ def test_operator_data_is_signed_and_the_key_alone_gets_the_summary(gateway, cap
     with urllib.request.urlopen(urllib.request.Request(gateway.url + "status/summary", headers={"x-api-key": KEY}), timeout=10) as answer:
         summary = json.loads(answer.read())
     assert summary["pending_uploads"] == 0 and "operator_actions" not in summary and "uri" not in summary["dataset"]
+
+
+def test_flowers_models_reads_the_key_route_and_with_detail_the_signed_one(gateway, capsys):
+    """GET /models answers a key (scripts); `flowers models --detail` signs GET /models/detail (operators)."""
+    code, out, _ = run(capsys, "models", "--json", "--url", gateway.url, "--api-key", KEY)
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = run(capsys, "models", "--detail", "--json", "--url", gateway.url, "--api-key", KEY)
+    assert code == 0 and json.loads(out) == []
+    (_, key_path, key_headers), (_, detail_path, detail_headers) = gateway.seen
+    assert key_path == "/api/models" and "authorization" not in key_headers
+    assert detail_path == "/api/models/detail" and f"Credential={ACCESS_KEY}/" in detail_headers["authorization"]
 
 
 def test_operator_commands_are_sigv4_signed_and_reach_the_app(gateway, capsys):

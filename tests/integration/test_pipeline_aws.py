@@ -248,7 +248,9 @@ def test_training_failure_is_recorded_and_pending_uploads_run_next(world):
     assert result["action"] == "failed"
     assert result["next"]["action"] == "started"  # the uploads were quiet long enough: the next run starts at once
     status = world.status()
-    assert "AlgorithmError" in world.client.http.get("/models").json_body["models"][-1]["reason"]
+    assert "AlgorithmError" in world.client.http.get("/models/detail").json_body["models"][-1]["reason"]
+    failed = world.client.http.get("/models").json_body["models"][-1]  # a key caller's row: no job, no error text
+    assert failed["reason"] == "the run failed; operators see why" and "training_job" not in failed
     assert len(world.training_jobs()) == 2 and status["running_job"]["version"] != first["version"]
     # A replay of the failure changes nothing.
     assert world.sagemaker_event(training_state_event(first["job"], "Failed", reason="x"))["action"] == "ignored"

@@ -64,8 +64,12 @@ def test_photos_moved_to_another_class_leave_the_better_scoring_model_to_a_perso
     # Where a person sees it: the run's outcome, the registry entry, the event; production still serves.
     status = world.status()
     assert status["last_outcome"]["reason"] == reason and status["last_outcome"]["model_status"] == "pending"
-    models = {m["version"]: m for m in world.client.http.get("/models").json_body["models"]}
+    models = {m["version"]: m for m in world.client.http.get("/models/detail").json_body["models"]}
     assert models[second["version"]]["status"] == "pending" and models[second["version"]]["reason"] == reason
+    # A key caller reads that the gate held it, not which photos' labels changed (issue 28, item 4).
+    public = {m["version"]: m for m in world.client.http.get("/models").json_body["models"]}[second["version"]]
+    assert public["reason"] == "held by the promotion gate: an operator decides" and public["decided_by"] == "gate"
+    assert "roses/r0.jpg" not in str(public) and "tulips/" not in str(public)
     assert world.client.http.get("/models/current").json_body["version"] == production
     (event,) = registered(world)
     assert (event["version"], event["status"], event["gate"]) == (second["version"], "pending", reason)
@@ -73,6 +77,8 @@ def test_photos_moved_to_another_class_leave_the_better_scoring_model_to_a_perso
     approved = world.client.http.post(f"/models/{second['version']}/approve", body=b'{"reason": "roses were tulips"}',
                                       headers={"Content-Type": "application/json"})
     assert approved.status_code == 200 and world.client.http.get("/models/current").json_body["version"] == second["version"]
+    public = {m["version"]: m for m in world.client.http.get("/models").json_body["models"]}[second["version"]]
+    assert public["reason"] == "approved by an operator" and "roses were tulips" not in str(public)
 
 
 def test_an_honest_growth_is_approved_and_a_new_class_waits(world):  # noqa: F811

@@ -94,11 +94,17 @@ def test_cloud_a_rejected_model_is_retrained_on_demand_with_its_own_record_and_e
     assert registered_events["Model Promoted"]["by"] is None  # the gate, not a person
 
     # Both runs listed, the earlier one as it was; both packages in the registry.
-    models = {m["version"]: m for m in world.client.http.get("/models").json_body["models"]}
+    models = {m["version"]: m for m in world.client.http.get("/models/detail").json_body["models"]}
     assert models[version]["status"] == "rejected" and models[new_model]["status"] == "approved"
     assert models[new_model]["dataset_version"] == models[version]["dataset_version"] == version
     assert models[new_model]["requested_by"] == {"by": _by(BOB, "http"), "reason": "try the same photos again"}
     assert models[version]["requested_by"] is None
+    assert models[version]["decided_by"] == "operator"  # her action is in the run record
+    # What an API key reads (issue 28, item 4): named fields, a reason from the status and who decided, no principal.
+    public = {m["version"]: m for m in world.client.http.get("/models").json_body["models"]}
+    assert public[version]["reason"] == "rejected by an operator" and public[new_model]["reason"] == "approved by the promotion gate"
+    assert "arn:" not in json.dumps(public) and "blurry" not in json.dumps(public)
+    assert all("requested_by" not in m and "training_job" not in m for m in public.values())
     assert len(world.packages()) == 2 and world.client.http.get("/models/current").json_body["version"] == new_model
     items = _run_items(world)
     assert sorted(items) == [f"run#{version}", f"run#{version}#{rerun_job}"]
