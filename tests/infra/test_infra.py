@@ -508,6 +508,7 @@ OPERATOR_ROUTES = {  # operators' IAM credentials (SigV4): they change what serv
     # operator data: the photos a model was trained on, file paths and job names, the photos themselves
     ("/models/{version}/approve", "post"), ("/models/{version}/reject", "post"), ("/models/rollback", "post"),
     ("/runs", "post"), ("/models/{version}/photos", "get"), ("/status", "get"), ("/status/label-issues/thumbnail", "get"),
+    ("/models/detail", "get"),  # GET /models with who asked for each run, job names, the registry's full reasons
 }
 APP_ROUTES = {("/app/predict", "post"), ("/app/models/current", "get")}  # SigV4 too: phones, with guest credentials
 SIGV4_ROUTES = OPERATOR_ROUTES | APP_ROUTES
