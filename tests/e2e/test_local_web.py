@@ -23,7 +23,7 @@ def page(browser):
     return browser.new_page()
 
 
-def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tmp_path, tiny_model):  # noqa: F811
+def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, browser, tmp_path, tiny_model):  # noqa: F811
     up, version = served
     threshold = json.loads((tiny_model / "metadata.json").read_text())["threshold"]
     page.goto(up.url)
@@ -32,9 +32,14 @@ def test_web_page_predicts_shows_models_status_and_clear_errors(served, page, tm
     # The models table with the confusion matrix picture, and the pipeline panel.
     row = page.locator(f"#models tr[data-version='{version}']")
     row.wait_for(timeout=15_000)
-    assert "approved" in row.inner_text() and "seeded by the test" in row.inner_text()
+    # Opened plainly (no operator token): GET /models' short reason, not the registry's words (issue 28, item 4).
+    assert "approved" in row.inner_text() and "seeded by the test" not in row.inner_text()
     page.wait_for_function("() => document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=15_000)
     assert "new photos" in page.locator("#status").inner_text()
+    operator = browser.new_page()  # with the link flowers up prints: GET /models/detail, the full reason
+    operator.goto(up.url + "#token=" + up.token)
+    operator.wait_for_selector(f"#models tr[data-version='{version}']:has-text('seeded by the test')", timeout=15_000)
+    operator.close()
 
     # Pick two photos: top bars with scores, the model version and the latency for each.
     photos = sample_photos(2)

@@ -78,7 +78,9 @@ def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, brows
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    page.goto(up.url)
+    # With the link flowers up prints (the operator token): opened plainly, the operator routes' 401s are the page's
+    # way to learn it shows the key routes (GET /status/summary, GET /models), not a problem of the layout.
+    page.goto(up.url + "#token=" + up.token)
     page.wait_for_selector(f"#current:has-text('serving {version}')", timeout=15_000)
     page.wait_for_function("() => document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=15_000)
 
@@ -155,7 +157,7 @@ def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, brows
 def test_the_page_says_when_the_server_is_down_and_recovers_by_itself(served, browser):
     up, version = served
     page = browser.new_page()
-    page.goto(up.url)
+    page.goto(up.url + "#token=" + up.token)  # the operator's page: it polls GET /status (plainly, /status/summary)
     page.wait_for_selector(f"#current:has-text('serving {version}')", timeout=15_000)
     page.route("**/status", lambda route: route.abort())  # what fetch sees when nothing listens
     page.wait_for_selector("#offline:not([hidden])", timeout=15_000)
