@@ -157,19 +157,19 @@ def test_the_page_says_when_the_server_is_down_and_recovers_by_itself(served, br
     page = browser.new_page()
     page.goto(up.url)
     page.wait_for_selector(f"#current:has-text('serving {version}')", timeout=15_000)
-    page.route("**/status", lambda route: route.abort())  # what fetch sees when nothing listens
+    page.route("**/status/summary", lambda route: route.abort())  # what fetch sees when nothing listens
     page.wait_for_selector("#offline:not([hidden])", timeout=15_000)
     assert page.locator("#current").inner_text() == "server not reachable"
     assert "flowers up" in page.locator("#offline").inner_text()
-    page.unroute("**/status")
+    page.unroute("**/status/summary")
     page.wait_for_selector("#offline[hidden]", state="attached", timeout=15_000)
     page.wait_for_selector(f"#current:has-text('serving {version}')", timeout=15_000)
 
 
 def test_the_empty_state_says_where_photos_go(browser):
     """No model yet: the page names the bucket folder and `flowers push` (not the drop zone)."""
-    answers = {"/status": (200, {"pending_uploads": 0, "local": {"bucket_folder": "/home/me/.flowers/bucket"},
-                                 "dataset": {"uri": "s3://flowers-data/", "version": None},
+    answers = {"/status/summary": (200, {"pending_uploads": 0, "local": {"bucket_folder": "/home/me/.flowers/bucket"},
+                                 "dataset": {"version": ""},
                                  "next_run": {"action": "idle", "reason": "0 changed object(s), need 1", "in_seconds": 0}}),
                "/models": (200, {"models": []}),
                "/models/current": (503, {"error": {"code": "no_model", "message": "no model has been approved yet"}})}
