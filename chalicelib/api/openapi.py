@@ -164,6 +164,7 @@ SCHEMAS: dict[str, Schema] = {
                               "description": "who did what: the newest runs' operator actions, newest first"}}),
     "StatusSummary": {**_object(
         {"dataset": _object({"version": {"type": "string"}}),
+         "local": {"type": "object", "description": "local mode only: the bucket folder, quiet period, preset"},
          "pending_uploads": {"type": "integer"}, "last_upload_at": _NULLABLE_TIME,
          "running_job": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
              "version": {"type": "string"}, "stage": {"type": "string"}, "started_at": _TIME,

@@ -43,4 +43,6 @@ def summary(status: Mapping[str, Any]) -> dict[str, Any]:
         "next_run": _pick(status.get("next_run"), _NEXT_RUN),
         "validation": validation,
     }
+    if isinstance(status.get("local"), Mapping):  # flowers up: where photos go, for whoever has the page open on this machine
+        found["local"] = dict(status["local"])
     return found

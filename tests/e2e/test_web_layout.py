@@ -78,9 +78,7 @@ def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, brows
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    # With the link flowers up prints (the operator token): opened plainly, the operator routes' 401s are the page's
-    # way to learn it shows the key routes (GET /status/summary, GET /models), not a problem of the layout.
-    page.goto(up.url + "#token=" + up.token)
+    page.goto(up.url)
     page.wait_for_selector(f"#current:has-text('serving {version}')", timeout=15_000)
     page.wait_for_function("() => document.querySelector('#detail img.matrix')?.naturalWidth > 0", timeout=15_000)
 
@@ -157,23 +155,23 @@ def test_the_page_fits_reads_out_and_works_from_the_keyboard(size, served, brows
 def test_the_page_says_when_the_server_is_down_and_recovers_by_itself(served, browser):
     up, version = served
     page = browser.new_page()
-    page.goto(up.url + "#token=" + up.token)  # the operator's page: it polls GET /status (plainly, /status/summary)
+    page.goto(up.url)
     page.wait_for_selector(f"#current:has-text('serving {version}')", timeout=15_000)
-    page.route("**/status", lambda route: route.abort())  # what fetch sees when nothing listens
+    page.route("**/status/summary", lambda route: route.abort())  # what fetch sees when nothing listens
     page.wait_for_selector("#offline:not([hidden])", timeout=15_000)
     assert page.locator("#current").inner_text() == "server not reachable"
     assert "flowers up" in page.locator("#offline").inner_text()
-    page.unroute("**/status")
+    page.unroute("**/status/summary")
     page.wait_for_selector("#offline[hidden]", state="attached", timeout=15_000)
     page.wait_for_selector(f"#current:has-text('serving {version}')", timeout=15_000)
 
 
 def test_the_empty_state_says_where_photos_go(browser):
     """No model yet: the page names the bucket folder and `flowers push` (not the drop zone)."""
-    answers = {"/status": (200, {"pending_uploads": 0, "local": {"bucket_folder": "/home/me/.flowers/bucket"},
-                                 "dataset": {"uri": "s3://flowers-data/", "version": None},
+    answers = {"/status/summary": (200, {"pending_uploads": 0, "local": {"bucket_folder": "/home/me/.flowers/bucket"},
+                                 "dataset": {"version": ""},
                                  "next_run": {"action": "idle", "reason": "0 changed object(s), need 1", "in_seconds": 0}}),
-               "/models/detail": (200, {"models": []}),
+               "/models": (200, {"models": []}),
                "/models/current": (503, {"error": {"code": "no_model", "message": "no model has been approved yet"}})}
 
     page = browser.new_page()
