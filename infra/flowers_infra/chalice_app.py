@@ -39,6 +39,7 @@ from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib import settings
+from chalicelib.api import security_headers
 from chalicelib.api import access
 from chalicelib.contract.bucket_layout import (
     CLASSIFY_PREFIX,
@@ -58,6 +59,8 @@ from flowers_infra.constants import LOG_KMS_REASON, SQS_SSE_REASON
 from flowers_infra.waf import ApiFirewall
 
 API_STAGE = "api"
+# API Gateway's own answers, by kind: DEFAULT_4XX and DEFAULT_5XX cover every specific one not set on its own
+GATEWAY_RESPONSES = ("DEFAULT_4XX", "DEFAULT_5XX")
 API_KEY_SCHEME = "api_key"
 # Images reach the function as bytes only for these content types (chalicelib/api/predict_request.py).
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream")
@@ -401,6 +404,14 @@ class ChaliceApp(Construct):
                     self.secured_methods.append((path, method))
         binary = sorted(set(body.get("x-amazon-apigateway-binary-media-types", [])) | set(IMAGE_MEDIA_TYPES))
         api.add_property_override("DefinitionBody.x-amazon-apigateway-binary-media-types", binary)
+        # API Gateway's own answers (a missing key or signature 403, a throttle 429, an integration timeout 504) never
+        # reach the app's middleware: they carry its security headers (chalicelib/api/security_headers.py) here, but
+        # for the Content-Security-Policy, whose keywords ('self', 'none') need the single quotes that enclose a
+        # static value here; these answers are short JSON that nosniff keeps from being read as anything else.
+        api.add_property_override("DefinitionBody.x-amazon-apigateway-gateway-responses", {
+            kind: {"responseParameters": {f"gatewayresponse.header.{name}": f"'{value}'"
+                                          for name, value in security_headers.HEADERS.items() if "'" not in value}}
+            for kind in GATEWAY_RESPONSES})
         api.add_property_override("Name", self.stack_name)
         api.add_property_override("TracingEnabled", True)
         api.add_property_override("AccessLogSetting", {

@@ -777,3 +777,17 @@ def test_the_pipeline_may_read_training_json_and_no_other_dataset_object(raw):
     grant = on_dataset_objects[0]
     assert as_list(grant["Action"]) == ["s3:GetObject"] and not isinstance(grant["Resource"], list)
     assert text(grant["Resource"]).endswith(f'/{FlowersConfig().dataset_prefix}{FILE_NAME}"]]}}'), grant["Resource"]
+
+
+def test_api_gateways_own_answers_carry_the_security_headers(raw):
+    """A 403 for a missing key or signature, a 429, a 504: API Gateway answers them without the app, with nosniff and
+    no-referrer all the same (the policy's quoted keywords cannot be a static value there)."""
+    from chalicelib.api import security_headers
+
+    responses = raw["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for kind, response in responses.items():
+        assert response["responseParameters"] == {
+            "gatewayresponse.header.X-Content-Type-Options": "'nosniff'",
+            "gatewayresponse.header.Referrer-Policy": "'no-referrer'"}, kind
+    assert set(security_headers.HEADERS) == {"Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"}
