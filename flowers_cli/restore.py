@@ -15,7 +15,7 @@ from typing import Any
 from chalicelib.contract import bucket_layout as layout
 from chalicelib.pipeline import job_names, lineage
 from chalicelib.ports import ObjectStore
-from flowers_cli.client import CloudError
+from flowers_cli.client import stack_outputs
 from flowers_cli.errors import RUNTIME, UsageError
 from flowers_cli.home import configure
 
@@ -24,20 +24,7 @@ SHOWN = 50  # files listed by name; the rest counted
 
 def artifact_bucket_of(stack: str, session: Any = None) -> str:
     """The stack's output ArtifactBucketName."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    session = session or boto3.session.Session()
-    try:
-        stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        raise CloudError(f"cannot read stack {stack!r}: {exc.response.get('Error', {}).get('Message', exc)}") from None
-    except BotoCoreError as exc:  # no credentials, no region, no network
-        raise CloudError(f"cannot read stack {stack!r}: {exc}") from None
-    outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs", [])} if stacks else {}
-    if not outputs.get("ArtifactBucketName"):
-        raise CloudError(f"stack {stack!r} has no ArtifactBucketName output: is it the flowers stack, fully deployed?")
-    return str(outputs["ArtifactBucketName"])
+    return stack_outputs(stack, session, needed=("ArtifactBucketName",))["ArtifactBucketName"]
 
 
 def _store(args: argparse.Namespace) -> tuple[ObjectStore, str]:
