@@ -406,8 +406,9 @@ class ChaliceApp(Construct):
         api.add_property_override("DefinitionBody.x-amazon-apigateway-binary-media-types", binary)
         # API Gateway's own answers (a missing key or signature 403, a throttle 429, an integration timeout 504) never
         # reach the app's middleware: they carry its security headers (chalicelib/api/security_headers.py) here, but
-        # for the Content-Security-Policy, whose keywords ('self', 'none') need the single quotes that enclose a
-        # static value here; these answers are short JSON that nosniff keeps from being read as anything else.
+        # for the Content-Security-Policy, whose keywords ('self', 'none') carry the single quotes that also enclose
+        # a static value here (not confirmed to nest); these answers are short JSON that nosniff keeps from being
+        # read as anything else.
         api.add_property_override("DefinitionBody.x-amazon-apigateway-gateway-responses", {
             kind: {"responseParameters": {f"gatewayresponse.header.{name}": f"'{value}'"
                                           for name, value in security_headers.HEADERS.items() if "'" not in value}}
