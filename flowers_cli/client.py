@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.api import access
-from chalicelib.contract.vocabulary import CLI_USER_AGENT, Access
+from chalicelib.contract.vocabulary import CLI_USER_AGENT
 
 if TYPE_CHECKING:
     from botocore.session import Session as BotocoreSession
@@ -74,11 +74,6 @@ def running_url(home: Path) -> str:
         return str(json.loads(server.read_text())["url"])
     except (OSError, ValueError, KeyError):
         return ""
-
-
-def is_operator_route(method: str, path: str) -> bool:
-    """An operator route (chalicelib/api/access.py): the CLI signs it with SigV4 in the cloud."""
-    return access.access_of(method, path) == Access.OPERATOR
 
 
 def is_signed_route(method: str, path: str) -> bool:
