@@ -118,6 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.train:
         folder = train(args.model, args.data, args.not_flowers if args.with_other else None, args.preset)
     data = args.data if not (folder.parent / "data").is_dir() else folder.parent / "data"
+    report = measure(folder, data, args.eval, args.not_flowers)
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def measure(folder: Path, data: Path, eval_dir: Path, not_flowers: Path) -> dict:
+    """The figures of one converted model folder: flower photos (test split of `data`, all of `eval_dir`) and
+    non-flower photos refused, by the server's rule on the served model.tflite."""
     meta = json.loads((folder / "metadata.json").read_text())
     labels, size = list(meta["labels"]), int(meta["image_size"])
     threshold = meta.get("threshold") if isinstance(meta.get("threshold"), (int, float)) else None
@@ -127,12 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"model": str(folder), "preset": meta.get("preset"), "quantization": meta.get("quantization"),
                     "labels": labels, "threshold": threshold, "temperature": temperature, "flowers": {}}
 
-    for name, root, splits in (("test split", data, ("test",)), ("flower_photos_eval", args.eval, None)):
+    for name, root, splits in (("test split", data, ("test",)), ("flower_photos_eval", eval_dir, None)):
         if root.is_dir():
             images, truth = flower_set(root, labels, size, splits, fractions)
             report["flowers"][name] = flower_figures(tflite_predict(model, images), truth, labels, threshold, meta)
 
-    paths = sorted(args.not_flowers.glob("*.jpg"))
+    paths = sorted(not_flowers.glob("*.jpg"))
     if calibration.OTHER in labels:  # photos the model trained on as `other` do not count
         trained_on = ds.scan(data).examples
         by_name = {e.path.split("/")[-1]: ds.split_of(e.sha256, fractions) for e in trained_on if e.label == calibration.OTHER}
@@ -144,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     flower_scores = None
     first = next(iter(report["flowers"]), None)
     if first is not None:
-        images, truth = flower_set(data if first == "test split" else args.eval, labels, size,
+        images, truth = flower_set(data if first == "test split" else eval_dir, labels, size,
                                    ("test",) if first == "test split" else None, fractions)
         flower_scores = tflite_predict(model, images).max(axis=1)
     for name, chosen in sets.items():
@@ -163,11 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             figures["threshold_for_80_percent"] = needed
             figures["flowers_refused_at_that_threshold"] = float((flower_scores < needed).mean())
         report["not_flowers"][name] = figures
-
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    return report
 
 
 if __name__ == "__main__":

@@ -1,7 +1,13 @@
 """Training benchmark: our two-phase recipe against a plain keras.io transfer-learning baseline.
 
     python bench/train.py DATASET_DIR --preset mobilenet_v2 [--seeds 1337,7,11]
+    python bench/train.py DATASET_DIR --preset mobilenet_v2,efficientnet_lite0,efficientnet_lite1 --no-baseline
     python bench/train.py DATASET_DIR --preset resnet_v1_50 --weights none --resnet-size-only
+
+Several presets (comma-separated) run one after the other within each seed, so that their times compare
+runs made minutes apart; each run also counts the "not a flower" refusals of its kept `.tflite`
+(bench/not_flowers.py's figures) and the table of presets is printed and written to
+bench/results/train-presets.json.
 
 Prints wall time, images/s per phase, validation and test top-1 of the SavedModel and of
 each TFLite mode, model sizes, and the baseline's figures on the same split, the baseline run
@@ -128,6 +134,24 @@ def prediction_ms(model: Path, size: int, runs: int = 20) -> float:
     return round(sorted(times[2:])[runs // 2], 1)  # the first two warm up
 
 
+NOT_FLOWERS = ROOT.parent / "shared" / "datasets" / "not_flowers"
+PARTIAL = ROOT / "bench" / "results" / "train-runs.jsonl"  # every finished run, appended as it ends
+
+
+def refusals(converted: Path, data_dir: Path, eval_dir: Path) -> dict | None:
+    """The kept `.tflite`'s "not a flower" answers (the server's rule): the share of non-flower photos refused,
+    of evaluation-set flowers refused, and what refusing 80 % of the non-flowers would cost in flowers."""
+    if not NOT_FLOWERS.is_dir():
+        return None
+    from not_flowers import measure
+
+    report = measure(converted, data_dir, eval_dir, NOT_FLOWERS)
+    others, flowers = report["not_flowers"].get("all") or {}, report["flowers"].get("flower_photos_eval") or {}
+    return {"not_flowers_refused": others.get("refused"), "flowers_refused": flowers.get("refused"),
+            "flowers_refused_at_80_percent": others.get("flowers_refused_at_that_threshold"),
+            "ece": flowers.get("ece_after"), "threshold": report["threshold"]}
+
+
 def ours(data_dir: Path, work: Path, hyperparameters: dict, quantize: str, eval_dir: Path | None = None) -> dict:
     started = time.monotonic()
     env = job_env(work, data_dir)
@@ -142,6 +166,7 @@ def ours(data_dir: Path, work: Path, hyperparameters: dict, quantize: str, eval_
         tflite_top1 = float((cv.tflite_predict(str(work / "tflite" / "model.tflite"), images).argmax(1) == truth).mean())
         evaluation = {"count": int(len(truth)), "saved_model_top1": float_top1, "tflite_top1": tflite_top1,
                       "tflite_loss_points": round(100 * (float_top1 - tflite_top1), 2)}
+        evaluation["not_a_flower"] = refusals(work / "tflite", data_dir, eval_dir)
     seconds = meta["training"]["seconds"]
     counts = meta["dataset_counts"]
     fine_tune_epochs = sum(1 for h in meta["training"]["history"] if h["phase"] == "fine_tune")
@@ -167,6 +192,7 @@ def ours(data_dir: Path, work: Path, hyperparameters: dict, quantize: str, eval_
         "chosen": converted["quantization"],
         "chosen_bytes": converted["model"]["size_bytes"],
         "ms_per_prediction": prediction_ms(work / "tflite" / "model.tflite", meta["image_size"]),
+        "image_size": meta["image_size"],
         "evaluation_set": evaluation,
     }
 
@@ -186,14 +212,47 @@ def print_ours(seed: int, o: dict) -> None:
         e = o["evaluation_set"]
         print(f"      evaluation set ({e['count']} photos): SavedModel {e['saved_model_top1']:.4f}, "
               f"{o['chosen']} .tflite {e['tflite_top1']:.4f} (loss {e['tflite_loss_points']:+.2f} points)")
+        if e.get("not_a_flower"):
+            n = e["not_a_flower"]
+            print(f"      not a flower: {n['not_flowers_refused']:.3f} of non-flowers refused, {n['flowers_refused']:.3f} of "
+                  f"evaluation flowers (threshold {n['threshold']}); refusing 80 % would refuse "
+                  f"{n['flowers_refused_at_80_percent']:.3f} of flowers")
+
+
+def mean_sd(values: list[float]) -> str:
+    import statistics
+
+    return f"{statistics.mean(values):.3f} ({statistics.stdev(values) if len(values) > 1 else 0.0:.3f})"
+
+
+def preset_table(by_preset: dict[str, list[dict]]) -> str:
+    """One row per preset: mean (sd) over the seeds of what decides a default."""
+    rows = ["| preset (px) | evaluation top-1, SavedModel | kept `.tflite` (mode, MB) | TFLite loss (points) | "
+            "training + conversion (s) | LiteRT ms | non-flowers refused | flowers refused |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for preset, runs in by_preset.items():
+        evals = [o["evaluation_set"] for o in runs if o.get("evaluation_set")]
+        if not evals:
+            continue
+        refused = [e["not_a_flower"] for e in evals if e.get("not_a_flower")]
+        modes = ", ".join(sorted({f"{o['chosen']} {o['chosen_bytes'] / 1e6:.1f}" for o in runs}))
+        rows.append(" | ".join([
+            f"| {preset} ({runs[0]['image_size']})", mean_sd([e["saved_model_top1"] for e in evals]),
+            f"{mean_sd([e['tflite_top1'] for e in evals])}: {modes}",
+            f"{sum(e['tflite_loss_points'] for e in evals) / len(evals):+.2f}",
+            f"{sum(o['wall_seconds_train'] for o in runs) / len(runs):.0f} + {sum(o['wall_seconds_convert'] for o in runs) / len(runs):.0f}",
+            f"{sorted(o['ms_per_prediction'] for o in runs)[len(runs) // 2]}",
+            mean_sd([r["not_flowers_refused"] for r in refused]) if refused else "-",
+            (mean_sd([r["flowers_refused"] for r in refused]) + " |") if refused else "- |"]))
+    return "\n".join(rows)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path)
-    parser.add_argument("--preset", default="mobilenet_v2")
+    parser.add_argument("--preset", default="mobilenet_v2", help="a preset, or several comma-separated (compared run by run)")
     parser.add_argument("--weights", default="")
-    parser.add_argument("--hp", action="append", default=[], help="extra hyperparameter name=value")
+    parser.add_argument("--hp", action="append", default=[], help="extra hyperparameter name=value (every preset)")
     parser.add_argument("--baseline-epochs", type=int, default=10)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--seeds", default="1337", help="comma-separated: our recipe runs once per seed (the test split is small, so its spread matters)")
@@ -205,7 +264,8 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="flowers-bench-"))
-    hyperparameters = {"preset": args.preset, "weights": args.weights, "max_training_time": 1800}
+    presets = args.preset.split(",")
+    hyperparameters = {"weights": args.weights, "max_training_time": 1800}
     hyperparameters.update(dict(item.split("=", 1) for item in args.hp))
     data = args.data
     quantize = "auto"
@@ -214,28 +274,45 @@ def main() -> int:
         hyperparameters.update(epochs=1, head_epochs=1, min_images_per_class=1)
         args.no_baseline = True
 
-    report = {"preset": args.preset, "data": str(args.data), "cpus": os.cpu_count(), "hyperparameters": hyperparameters}
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    runs, baselines = [], []
+    runs: dict[str, list[dict]] = {preset: [] for preset in presets}
+    baselines = []
     for seed in seeds:
-        # The baseline runs right before each of our runs, with the same seed: this shared
+        # The baseline runs right before each seed's runs of ours, with the same seed: this shared
         # machine's speed drifts by tens of percent over a quarter of an hour, so a time
-        # ratio is only fair between two runs made minutes apart.
+        # ratio is only fair between two runs made minutes apart. So do the presets, in turn.
         if not args.no_baseline:
             baselines.append(baseline(data, 224, args.baseline_epochs, seed=seed))
-        runs.append(ours(data, work / f"seed-{seed}", dict(hyperparameters, seed=seed), quantize,
-                         None if args.resnet_size_only else args.eval))
-    report["ours"] = runs[0]
-    report["seeds"] = dict(zip(map(str, seeds), runs))
-    if baselines:
-        report["baseline"] = baselines[0]
-        report["baselines"] = dict(zip(map(str, seeds), baselines))
-    if args.keep:
-        for seed in seeds:
-            shutil.copytree(work / f"seed-{seed}", args.keep / f"seed-{seed}", dirs_exist_ok=True)
+        for preset in presets:
+            folder = work / preset / f"seed-{seed}"
+            runs[preset].append(ours(data, folder, dict(hyperparameters, preset=preset, seed=seed), quantize,
+                                     None if args.resnet_size_only else args.eval))
+            with PARTIAL.open("a") as log:  # a long comparison cut short still leaves its finished runs
+                log.write(json.dumps({"preset": preset, "seed": seed, **runs[preset][-1]}) + "\n")
+            if args.keep:
+                shutil.copytree(folder, args.keep / preset / f"seed-{seed}", dirs_exist_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
+    for preset in presets:
+        report(args, preset, dict(hyperparameters, preset=preset), seeds, runs[preset], baselines)
+    if len(presets) > 1:
+        table = preset_table(runs)
+        print(f"\n== presets over seeds {args.seeds}: mean (sd)\n{table}")
+        out = ROOT / "bench" / "results" / "train-presets.json"
+        out.write_text(json.dumps({"presets": presets, "seeds": seeds, "cpus": os.cpu_count(), "table": table.splitlines(),
+                                   "runs": runs}, indent=2) + "\n")
+        print(f"figures written to {out.relative_to(ROOT)}")
+    return 0
 
-    print(f"\n== {args.preset} on {args.data} ({os.cpu_count()} CPUs)")
+
+def report(args, preset: str, hyperparameters: dict, seeds: list[int], runs: list[dict], baselines: list[dict]) -> None:
+    """One preset's figures, printed and written to bench/results/train-PRESET.json."""
+    summary = {"preset": preset, "data": str(args.data), "cpus": os.cpu_count(), "hyperparameters": hyperparameters,
+               "ours": runs[0], "seeds": dict(zip(map(str, seeds), runs))}
+    if baselines:
+        summary["baseline"] = baselines[0]
+        summary["baselines"] = dict(zip(map(str, seeds), baselines))
+    print(f"\n== {preset} on {args.data} ({os.cpu_count()} CPUs)")
     for seed, o in zip(seeds, runs):
         print_ours(seed, o)
     evaluations = [o["evaluation_set"] for o in runs if o.get("evaluation_set")]
@@ -245,12 +322,12 @@ def main() -> int:
         tops = [e["saved_model_top1"] for e in evaluations]
         tflites = [e["tflite_top1"] for e in evaluations]
         sd = statistics.stdev(tops) if len(tops) > 1 else 0.0
-        report["evaluation_set"] = {"seeds": len(tops), "mean": statistics.mean(tops), "sd": sd,
-                                    "tflite_mean": statistics.mean(tflites),
-                                    "tflite_loss_points_mean": round(100 * (statistics.mean(tops) - statistics.mean(tflites)), 2)}
+        summary["evaluation_set"] = {"seeds": len(tops), "mean": statistics.mean(tops), "sd": sd,
+                                     "tflite_mean": statistics.mean(tflites),
+                                     "tflite_loss_points_mean": round(100 * (statistics.mean(tops) - statistics.mean(tflites)), 2)}
         print(f"evaluation set over {len(tops)} seed(s): SavedModel top-1 {', '.join(f'{t:.4f}' for t in tops)} "
               f"(mean {statistics.mean(tops):.4f}, sd {sd:.4f}); .tflite mean {statistics.mean(tflites):.4f} "
-              f"(loss {report['evaluation_set']['tflite_loss_points_mean']:+.2f} points)")
+              f"(loss {summary['evaluation_set']['tflite_loss_points_mean']:+.2f} points)")
     if len(runs) > 1:
         tests = [o["saved_model_test_accuracy"] for o in runs]
         print(f"over {len(runs)} seeds: test top-1 {', '.join(f'{t:.4f}' for t in tests)} (mean {sum(tests) / len(tests):.4f}); "
@@ -260,10 +337,9 @@ def main() -> int:
               f"{b['wall_seconds']:.0f}s wall, val top-1 {b['validation_accuracy']:.4f}, test top-1 {b['test_accuracy']:.4f}")
         print(f"ratios (seed {seed}): test top-1 ours - baseline = {o['saved_model_test_accuracy'] - b['test_accuracy']:+.4f}; "
               f"training time ours / baseline = {o['wall_seconds_train'] / b['wall_seconds']:.2f}x")
-    out = ROOT / "bench" / "results" / f"train-{args.preset}{'-size' if args.resnet_size_only else ''}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = ROOT / "bench" / "results" / f"train-{preset}{'-size' if args.resnet_size_only else ''}.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"figures written to {out.relative_to(ROOT)}")
-    return 0
 
 
 if __name__ == "__main__":
