@@ -30,8 +30,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from chalicelib.contract.training_job import PRESET_NAMES
 from chalicelib.contract.vocabulary import Action, Quantization, StartKind
-from chalicelib.settings import QUANTIZE_MODES
+from chalicelib.settings import LOCAL_DEFAULTS, QUANTIZE_MODES
 from flowers_cli import demo, keys
 from flowers_cli.client import Answer, Api, CloudError, region_of, running_url
 from flowers_cli.errors import RUNTIME, USAGE, UsageError, describe
@@ -288,7 +289,8 @@ def _url(parser: argparse.ArgumentParser) -> None:
 def _stack_options(parser: argparse.ArgumentParser, port_default: int | None = None) -> None:
     _home(parser)
     parser.add_argument("--port", type=int, default=port_default, help="HTTP port on 127.0.0.1 (default 8000; 0 picks a free one)")
-    parser.add_argument("--preset", help="mobilenet_v2 (default), resnet_v1_50 or tiny_cnn (seconds, for tries and tests)")
+    parser.add_argument("--preset", help=f"one of {', '.join(PRESET_NAMES)} (default {LOCAL_DEFAULTS['preset']}; "
+                                         "tiny_cnn trains in seconds, for tries and tests)")
     parser.add_argument("--quiet-period", type=int, help="seconds without uploads before training starts (default 5)")
     parser.add_argument("--min-accuracy", type=float, help="promotion gate: lowest test accuracy approved automatically (default 0.80)")
     parser.add_argument("--min-test-images", type=int, help="promotion gate: fewer test photos and a person decides (default 50)")

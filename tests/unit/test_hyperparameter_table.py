@@ -62,7 +62,8 @@ def test_what_passes_and_the_string_the_job_gets(name, value, text):
     ("seed", -1, "from 0 to 2147483647"), ("splits", "80/20", "three parts like 80/10/10"),
     ("splits", "0/50/50", "train and validation positive"), ("splits", "80/0/20", "train and validation positive"),
     ("splits", "80/-5/25", "non-negative"), ("splits", "nan/1/1", "non-negative"), ("splits", "inf/1/1", "non-negative"),
-    ("preset", "vgg", "expected one of mobilenet_v2, resnet_v1_50, tiny_cnn, got 'vgg'"),
+    ("preset", "vgg", "expected one of mobilenet_v2, resnet_v1_50, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, "
+     "tiny_cnn, got 'vgg'"),
     ("weights", 5, "expected imagenet, none or a weights file in the training image, got 5"), ("weights", "x" * 1001, "weights file"),
     ("warm_start", ["a"], "none or a model folder"), ("augment_on", "gpu", "expected one of auto, cpu, device, got 'gpu'"),
     ("augment_on", "Device", "one of auto, cpu, device"),
@@ -152,7 +153,7 @@ def test_the_rule_across_hyperparameters_is_one_for_both_sides():
     with pytest.raises(HyperparameterProblem) as caught:  # a bad preset is one problem, not two
         parse({"preset": "vgg", "weights": "imagenet"})
     assert str(caught.value) == ("bad hyperparameters in hyperparameters.json: preset: expected one of mobilenet_v2, "
-                                 "resnet_v1_50, tiny_cnn, got 'vgg'")
+                                 "resnet_v1_50, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, tiny_cnn, got 'vgg'")
 
 
 def test_the_settings_max_training_time_has_the_hyperparameters_bounds(tmp_path):
