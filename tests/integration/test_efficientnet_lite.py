@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,9 @@ def test_lite0_weights_convert_once_into_the_cache(states, tmp_path):
     the finished file is left; a backbone loaded from it computes what the file's weights compute."""
     variant = el.VARIANTS["efficientnet_lite0"]
     cache = tmp_path / "models"
+    seeds = random.getstate()
     first = el.cached_weights(variant, cache)
+    assert random.getstate() == seeds  # a run that converts trains the model its seed gives a run that does not
     assert first.parent == cache and first.name.startswith("efficientnet_lite0_") and first.name.endswith("_no_top.weights.h5")
     before = first.stat()
     again = el.cached_weights(variant, cache)
