@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import math
 import os
+import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,7 +177,13 @@ def cached_weights(variant: Variant, cache: Path, source: Path | None = None) ->
     target = cache / f"{variant.name}_{digest}_no_top.weights.h5"
     if target.is_file():
         return target
-    model = from_state_dict(variant, read_state_dict(source), variant.image_size)
+    # Building a model draws Keras' default seeds from Python's `random`: put its state back, so that a run which
+    # converts trains the same model from its seed as one which finds the file.
+    seeds = random.getstate()
+    try:
+        model = from_state_dict(variant, read_state_dict(source), variant.image_size)
+    finally:
+        random.setstate(seeds)
     cache.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(dir=cache, prefix=f".{variant.name}-", suffix=".weights.h5")
     os.close(handle)
