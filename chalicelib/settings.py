@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-from chalicelib.contract.hyperparameters import TRAINING_TIME, check
+from chalicelib.contract.hyperparameters import BY_NAME, TRAINING_TIME, check
 from chalicelib.contract.training_job import PRESET_NAMES
 from chalicelib.contract.vocabulary import Mode, Quantization, WatchMode, values
 
@@ -38,7 +38,7 @@ QUANTIZE_MODES = tuple(values(*Quantization))  # training.convert's --quantize
 # defaults apply only where the variable is not set.
 LOCAL_DEFAULTS = {
     "dataset_bucket": "bucket", "artifact_bucket": "artifacts", "dataset_prefix": "", "state_table": "state.sqlite3",
-    "preset": "mobilenet_v2", "quiet_period": 5, "model_refresh_seconds": 1, "retry_backoff": 5,
+    "preset": BY_NAME["preset"].default, "quiet_period": 5, "model_refresh_seconds": 1, "retry_backoff": 5,
 }
 WATCH_MODES = tuple(values(*WatchMode))  # flowers up's bucket watcher (chalicelib/local_stack/watcher.py)
 
@@ -151,7 +151,7 @@ class Settings:
     conversion_instance_type: str = _setting(
         "CONVERSION_INSTANCE_TYPE", _pattern(_INSTANCE_TYPE, "a SageMaker instance type like ml.m5.xlarge"), "ml.m5.xlarge")
     use_spot: bool = _setting("USE_SPOT", _bool, False)
-    preset: str = _setting("PRESET", _choice(PRESET_NAMES), "resnet_v1_50")
+    preset: str = _setting("PRESET", _choice(PRESET_NAMES), BY_NAME["preset"].default)
     # seconds; the job's MaxRuntimeInSeconds and the training budget, within the hyperparameter's bounds
     max_training_time: int = _setting("MAX_TRAINING_TIME", _int(TRAINING_TIME.low, TRAINING_TIME.high), 3600)
     quiet_period: int = _setting("QUIET_PERIOD", _int(0, 7 * 24 * 3600), 600)  # seconds without uploads before a run starts

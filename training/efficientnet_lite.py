@@ -48,6 +48,8 @@ STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 
 STEM, HEAD = 32, 1280
 BN_EPSILON = 1e-3
 IMAGENET_CLASSES = 1000
+# The conversion's version, part of the cached file's name: change it with `build` or `_converted`.
+CONVERSION = "v1"
 
 
 class WeightsMismatch(ValueError):
@@ -170,11 +172,12 @@ def package_file(variant: Variant) -> Path:
 def cached_weights(variant: Variant, cache: Path, source: Path | None = None) -> Path:
     """The no-top backbone's `.weights.h5` in `cache`, converted from the package's `.pth` on first use.
 
-    The name carries the `.pth`'s hash, so another file converts anew; the file appears whole or not at all
+    The name carries the `.pth`'s hash and CONVERSION, so another file or another mapping converts anew (an old
+    file is never loaded into a changed architecture); the file appears whole or not at all
     (written beside, then renamed), so runs started together never read half of one."""
     source = source or package_file(variant)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-    target = cache / f"{variant.name}_{digest}_no_top.weights.h5"
+    target = cache / f"{variant.name}_{digest}_{CONVERSION}_no_top.weights.h5"
     if target.is_file():
         return target
     # Building a model draws Keras' default seeds from Python's `random`: put its state back, so that a run which

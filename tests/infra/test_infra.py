@@ -434,7 +434,7 @@ def test_the_settings_the_stack_sets_are_valid_for_the_app():
                CONVERSION_ROLE_ARN="arn:aws:iam::123456789012:role/flowers-ConversionJobRole")
     settings = app_settings.from_environ(env)
     assert settings.mode == "aws" and settings.dataset_prefix == "datasets/flowers/"
-    assert settings.training_instance_type == "ml.g5.xlarge" and settings.preset == "resnet_v1_50"
+    assert settings.training_instance_type == "ml.g5.xlarge" and settings.preset == "efficientnet_lite1"
 
 
 def test_each_function_has_its_own_least_privilege_role(raw):

@@ -36,7 +36,7 @@ def test_training_json_sets_the_next_runs_hyperparameters(world):
     started = world.tick()
     assert started["action"] == "started"
     job = world.aws.sagemaker.describe_training_job(TrainingJobName=started["job"])
-    assert job["HyperParameters"] == {"preset": "resnet_v1_50", "max_training_time": "7200", "epochs": "10",
+    assert job["HyperParameters"] == {"preset": "efficientnet_lite1", "max_training_time": "7200", "epochs": "10",
                                       "batch_size": "16", "learning_rate": "0.0005"}
     assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 7200
 

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from training import presets
-from training.efficientnet_lite import VARIANTS, package_file
+from training.efficientnet_lite import CONVERSION, VARIANTS, package_file
 
 LITE = sorted(VARIANTS)
 
@@ -16,7 +16,7 @@ LITE = sorted(VARIANTS)
 def test_fetch_weights_converts_every_lite_preset_into_the_keras_cache(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     presets.main(["--fetch-weights", *LITE])
-    expected = {f"{name}_{hashlib.sha256(package_file(VARIANTS[name]).read_bytes()).hexdigest()[:12]}_no_top.weights.h5"
+    expected = {f"{name}_{hashlib.sha256(package_file(VARIANTS[name]).read_bytes()).hexdigest()[:12]}_{CONVERSION}_no_top.weights.h5"
                 for name in LITE}
     assert {path.name for path in (tmp_path / "models").iterdir()} == expected
     printed = capsys.readouterr().out

@@ -136,7 +136,7 @@ def test_uploads_then_quiet_tick_start_one_training_job(world):
     assert job["OutputDataConfig"]["S3OutputPath"] == "s3://flowers-artifacts/training/"
     assert job["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
     assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 3600
-    assert job["HyperParameters"] == {"preset": "resnet_v1_50", "max_training_time": "3600"}
+    assert job["HyperParameters"] == {"preset": "efficientnet_lite1", "max_training_time": "3600"}
     assert job["TensorBoardOutputConfig"]["S3OutputPath"] == "s3://flowers-artifacts/tensorboard/"
     tags = world.aws.sagemaker.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
     assert {"Key": "dataset_version", "Value": started["version"]} in tags

@@ -12,7 +12,7 @@ def test_defaults_and_strings():
     assert hp.epochs == 3 and hp.learning_rate == 0.01 and hp.augmentation is False
     assert hp.batch_size == 16
     assert hp.splits == pytest.approx((0.7, 0.2, 0.1))
-    assert hp.preset == "mobilenet_v2" and hp.resolved_image_size() == 224
+    assert hp.preset == "efficientnet_lite1" and hp.resolved_image_size() == 240
     assert hp.resolved_weights() == "imagenet"
 
 

@@ -14,7 +14,7 @@ AWS_ENV = {k: v for k, v in ENV.items() if not k.startswith("AWS_")}
 def test_settings_defaults_and_types():
     s = settings.from_environ(AWS_ENV)
     assert s.mode == "aws" and s.dataset_prefix == "datasets/flowers/" and s.training_instance_type == "ml.g5.xlarge"
-    assert s.conversion_instance_type == "ml.m5.xlarge" and s.use_spot is False and s.preset == "resnet_v1_50"
+    assert s.conversion_instance_type == "ml.m5.xlarge" and s.use_spot is False and s.preset == "efficientnet_lite1"
     assert (s.max_training_time, s.quiet_period, s.min_new_images, s.min_accuracy, s.model_refresh_seconds) == (3600, 600, 1, 0.80, 60)
     assert s.dataset_uri == "s3://flowers-data/datasets/flowers/"
     with pytest.raises(Exception):
@@ -54,7 +54,7 @@ def test_no_environ_reads_outside_settings():
 
 def test_local_settings_defaults_and_overrides(tmp_path):
     s = settings.from_environ({"FLOWERS_HOME": str(tmp_path)})
-    assert s.mode == "local" and s.home == str(tmp_path.resolve()) and s.quiet_period == 5 and s.preset == "mobilenet_v2"
+    assert s.mode == "local" and s.home == str(tmp_path.resolve()) and s.quiet_period == 5 and s.preset == "efficientnet_lite1"
     assert (s.dataset_bucket, s.dataset_prefix, s.artifact_bucket, s.port, s.quantize) == ("bucket", "", "artifacts", 8000, "auto")
     s = settings.from_environ({"FLOWERS_HOME": str(tmp_path), "QUIET_PERIOD": "1", "PRESET": "tiny_cnn", "FLOWERS_PORT": "0",
                                "FLOWERS_HYPERPARAMETERS": '{"epochs": 1}'})
