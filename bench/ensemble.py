@@ -22,8 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from not_flowers import flower_set  # noqa: E402
-from train import prediction_ms  # noqa: E402
+from train import evaluation_set, prediction_ms  # noqa: E402
 
 from training.convert import tflite_predict  # noqa: E402
 
@@ -45,7 +44,7 @@ def main() -> int:
             if not (folder / "model.tflite").is_file():
                 continue
             meta = json.loads((folder / "metadata.json").read_text())
-            images, labels = flower_set(args.eval, list(meta["labels"]), int(meta["image_size"]), None, (0.8, 0.1, 0.1))
+            images, labels = evaluation_set(args.eval, list(meta["labels"]), int(meta["image_size"]))
             if truth is not None and not np.array_equal(truth, labels):
                 raise SystemExit(f"{preset}: the evaluation photos differ between models")
             truth = labels

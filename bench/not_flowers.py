@@ -137,10 +137,13 @@ def measure(folder: Path, data: Path, eval_dir: Path, not_flowers: Path) -> dict
     report: dict = {"model": str(folder), "preset": meta.get("preset"), "quantization": meta.get("quantization"),
                     "labels": labels, "threshold": threshold, "temperature": temperature, "flowers": {}}
 
+    top_scores = {}  # each flower set's top scores, for the threshold that would refuse 80 % of the non-flowers
     for name, root, splits in (("test split", data, ("test",)), ("flower_photos_eval", eval_dir, None)):
         if root.is_dir():
             images, truth = flower_set(root, labels, size, splits, fractions)
-            report["flowers"][name] = flower_figures(tflite_predict(model, images), truth, labels, threshold, meta)
+            probabilities = tflite_predict(model, images)
+            report["flowers"][name] = flower_figures(probabilities, truth, labels, threshold, meta)
+            top_scores[name] = probabilities.max(axis=1)
 
     paths = sorted(not_flowers.glob("*.jpg"))
     if calibration.OTHER in labels:  # photos the model trained on as `other` do not count
@@ -151,12 +154,7 @@ def measure(folder: Path, data: Path, eval_dir: Path, not_flowers: Path) -> dict
     else:
         sets = {"all": paths}
     report["not_flowers"] = {}
-    flower_scores = None
-    first = next(iter(report["flowers"]), None)
-    if first is not None:
-        images, truth = flower_set(data if first == "test split" else eval_dir, labels, size,
-                                   ("test",) if first == "test split" else None, fractions)
-        flower_scores = tflite_predict(model, images).max(axis=1)
+    flower_scores = next(iter(top_scores.values()), None)  # the test split's, else the evaluation set's
     for name, chosen in sets.items():
         probabilities = tflite_predict(model, pixels_of(chosen, size))
         refused = answers(probabilities, labels, threshold)
